@@ -1,0 +1,131 @@
+# sbx — see README.md. `make` builds, `make check` tests, `make run` starts apid, `make bench`.
+PREFIX     ?= /usr/local
+BUILD      ?= build
+SBX_IMAGES ?= /var/lib/sbx/images
+CC         ?= cc
+PKGS       := libseccomp libcap jansson
+APID_PKGS  := libmicrohttpd sqlite3 libnl-3.0 libnl-route-3.0 libnftables
+WERROR     ?= -Werror
+SAN        ?=
+CFLAGS     ?= -O2 -g
+CFLAGS     += -std=gnu11 -Wall -Wextra $(WERROR) -Wno-unused-parameter -D_GNU_SOURCE \
+              -fno-strict-aliasing -fstack-protector-strong -D_FORTIFY_SOURCE=2 $(SAN) \
+              -Iruntime/include -Iruntime/lib -I$(BUILD)/gen -MMD -MP
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+APID_CFLAGS = $(shell pkg-config --cflags $(APID_PKGS) 2>/dev/null)
+APID_LIBS   = $(shell pkg-config --libs $(APID_PKGS) 2>/dev/null) -lpthread
+LDFLAGS    += $(SAN)
+
+LIB_SRC    := $(wildcard runtime/lib/*.c)
+CLI_SRC    := $(wildcard runtime/cli/*.c)
+APID_SRC   := $(filter-out apid/main.c,$(wildcard apid/*.c))
+AGENT_SRC  := $(filter-out apid/agent/main.c,$(wildcard apid/agent/*.c))
+UNIT_SRC   := $(wildcard tests/unit/*.c)
+PROFILES   := $(sort $(wildcard profiles/*.json profiles/caps/*.json))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB_OBJ    := $(call obj,$(LIB_SRC)) $(BUILD)/obj/gen/profiles.o
+CLI_OBJ    := $(call obj,$(CLI_SRC))
+APID_OBJ   := $(call obj,$(APID_SRC))
+AGENT_OBJ  := $(call obj,$(AGENT_SRC))
+UNIT_OBJ   := $(call obj,$(UNIT_SRC))
+
+BINS := $(BUILD)/bin/sbxrun $(BUILD)/bin/sbx-probe
+ifneq ($(wildcard apid/main.c),)
+BINS += $(BUILD)/bin/sbx-apid
+endif
+ifneq ($(wildcard apid/agent/main.c),)
+BINS += $(BUILD)/bin/sbx-agent
+endif
+
+.PHONY: all deps install rootfs check unit run bench asan format clean vm-check
+all: $(BINS) $(BUILD)/lib/libsbx.a
+
+deps:
+	@scripts/install-deps.sh --with-vm
+
+$(BUILD)/gen/profiles.c: $(PROFILES) scripts/embed.sh
+	@mkdir -p $(@D)
+	scripts/embed.sh $@ $(PROFILES)
+
+$(BUILD)/obj/gen/profiles.o: $(BUILD)/gen/profiles.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/apid/%.o: apid/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Iapid -Iapid/agent $(PKG_CFLAGS) $(APID_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=hidden -Iapid -Iapid/agent $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/lib/libsbx.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/sbxrun: $(CLI_OBJ) $(BUILD)/lib/libsbx.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bin/sbx-apid: $(BUILD)/obj/apid/main.o $(APID_OBJ) $(BUILD)/lib/libsbx.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(APID_LIBS)
+
+# The agent runs in any rootfs, even one without a libc, so it is linked statically.
+$(BUILD)/bin/sbx-agent: $(BUILD)/obj/apid/agent/main.o $(AGENT_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(if $(SAN),$(LDFLAGS),-static $(LDFLAGS)) -o $@ $^ -lpthread
+
+# Static helper copied into sandboxes by the integration and security tests.
+$(BUILD)/bin/sbx-probe: tests/integration/probe.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O1 -Wall -static -o $@ $<
+
+$(BUILD)/bin/unit-tests: $(UNIT_OBJ) $(AGENT_OBJ) $(APID_OBJ) $(BUILD)/lib/libsbx.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(if $(APID_OBJ),$(APID_LIBS)) -lcunit -lpthread
+
+unit: $(BUILD)/bin/unit-tests
+	$(BUILD)/bin/unit-tests
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sbx/profiles/caps
+	install -m 755 $(filter-out $(BUILD)/bin/sbx-probe,$(BINS)) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(wildcard profiles/*.json) $(DESTDIR)$(PREFIX)/share/sbx/profiles/
+	install -m 644 $(wildcard profiles/caps/*.json) $(DESTDIR)$(PREFIX)/share/sbx/profiles/caps/
+
+rootfs: all
+	SBX_IMAGES=$(SBX_IMAGES) rootfs/build-images.sh
+
+check: deps
+	$(MAKE) all $(BUILD)/bin/unit-tests
+	$(MAKE) rootfs
+	tests/run-tests.sh
+
+vm-check: all
+	tests/vm/run-in-vm.sh
+
+run: deps
+	$(MAKE) all
+	$(MAKE) rootfs
+	@if [ -x $(BUILD)/bin/sbx-apid ]; then exec $(BUILD)/bin/sbx-apid; \
+	else echo "sbx-apid is not built yet; demo:"; $(BUILD)/bin/sbxrun run -- id; fi
+
+bench: deps
+	$(MAKE) all
+	$(MAKE) rootfs
+	tests/bench/run.sh
+
+asan:
+	$(MAKE) BUILD=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all build/asan/bin/unit-tests
+	ASAN_OPTIONS=detect_leaks=1 build/asan/bin/unit-tests
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

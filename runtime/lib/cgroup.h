@@ -1,0 +1,49 @@
+/* One cgroup interface over cgroup v2 (primary) and v1/hybrid hosts (memory, cpu, pids and freezer
+ * hierarchies). sbx only ever creates, changes and removes cgroups below a directory it created
+ * itself (a `sbx` child of the caller's cgroup, or a configured parent). */
+#ifndef SBX_CGROUP_H
+#define SBX_CGROUP_H
+
+#include "spec.h"
+
+enum sbx_cgroup_mode { SBX_CGROUP_UNIFIED, SBX_CGROUP_HYBRID, SBX_CGROUP_LEGACY };
+
+struct sbx_cgroup; /* opaque */
+
+struct sbx_cgroup_stats {
+    int64_t memory_current, memory_peak; /* bytes, -1 unknown */
+    int64_t cpu_usec;
+    int64_t pids_current;
+    int64_t oom_kills;
+    bool frozen;
+};
+
+/* Mode of this host, detected once with statfs() on /sys/fs/cgroup. */
+enum sbx_cgroup_mode sbx_cgroup_mode(void);
+
+/* Creates the sandbox cgroup `<parent>/<name>` in every hierarchy sbx uses and applies the limits.
+ * parent: NULL for the default (`sbx` below the caller's own cgroup, per hierarchy), or a path
+ * relative to the cgroup root(s). On any failure nothing is left behind. */
+int sbx_cgroup_create(const char *parent, const char *name, const struct sbx_resources *res,
+                      struct sbx_cgroup **out, sbx_error_t *err);
+/* Re-opens an existing sandbox cgroup from its serialized form (sbx_cgroup_serialize()). */
+int sbx_cgroup_open(const char *serialized, struct sbx_cgroup **out, sbx_error_t *err);
+/* A string that sbx_cgroup_open() accepts; caller frees. */
+char *sbx_cgroup_serialize(const struct sbx_cgroup *cg);
+
+/* v2: O_DIRECTORY fd of the leaf for clone3(CLONE_INTO_CGROUP); -1 on v1/hybrid. */
+int sbx_cgroup_dirfd(const struct sbx_cgroup *cg);
+int sbx_cgroup_enter(struct sbx_cgroup *cg, pid_t pid, sbx_error_t *err);
+int sbx_cgroup_update(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_error_t *err);
+int sbx_cgroup_freeze(struct sbx_cgroup *cg, bool frozen, sbx_error_t *err);
+/* SIGKILL every process (cgroup.kill, else freeze -> kill each -> always thaw). */
+int sbx_cgroup_kill(struct sbx_cgroup *cg, int sig, sbx_error_t *err);
+int sbx_cgroup_pids(struct sbx_cgroup *cg, pid_t **pids, size_t *n, sbx_error_t *err);
+int sbx_cgroup_stats(struct sbx_cgroup *cg, struct sbx_cgroup_stats *st, sbx_error_t *err);
+/* Kills whatever is left, waits (bounded) for it to drain and removes every directory created. */
+int sbx_cgroup_destroy(struct sbx_cgroup *cg, sbx_error_t *err);
+void sbx_cgroup_free(struct sbx_cgroup *cg);
+/* Path used for /proc/<pid>/cgroup-relative display, e.g. "/sbx/ID". */
+const char *sbx_cgroup_path(const struct sbx_cgroup *cg);
+
+#endif

@@ -1,0 +1,25 @@
+/* Seccomp: OCI/Docker JSON profiles compiled to BPF with libseccomp in the parent; the child only
+ * loads the raw program (libseccomp never runs after clone). */
+#ifndef SBX_SECCOMP_H
+#define SBX_SECCOMP_H
+
+#include "sbx.h"
+#include <jansson.h>
+#include <linux/filter.h>
+
+struct sbx_bpf {
+    struct sock_filter *insns;
+    size_t len; /* number of instructions */
+};
+
+/* Resolves a profile by name ("default", "strict", "none") from the embedded copies / the profiles
+ * directory, or by path. Returns a new reference, or NULL in *out for "none". */
+int sbx_seccomp_profile_load(const char *name_or_path, json_t **out, sbx_error_t *err);
+/* Compiles an OCI `linux.seccomp` object. Always filters by architecture: other ABIs (i386, x32)
+ * are killed unless the profile lists them. */
+int sbx_seccomp_compile(json_t *oci_seccomp, struct sbx_bpf *out, sbx_error_t *err);
+void sbx_bpf_free(struct sbx_bpf *bpf);
+/* Child side, async-signal-safe: installs the program (NNP must be set, or CAP_SYS_ADMIN held). */
+int sbx_seccomp_apply(const struct sbx_bpf *bpf);
+
+#endif

@@ -1,0 +1,153 @@
+/* The one data model: an OCI runtime-spec config.json parsed into C structures. sbxrun flags are
+ * first turned into a config.json (flags.c), apid writes one per sandbox, and OCI bundles are
+ * read as they are; all three then go through sbx_spec_parse(). */
+#ifndef SBX_SPEC_H
+#define SBX_SPEC_H
+
+#include "sbx.h"
+#include <jansson.h>
+#include <sys/resource.h>
+
+enum sbx_ns_type {
+    SBX_NS_USER,
+    SBX_NS_PID,
+    SBX_NS_MOUNT,
+    SBX_NS_NET,
+    SBX_NS_UTS,
+    SBX_NS_IPC,
+    SBX_NS_CGROUP,
+    SBX_NS_TIME,
+    SBX_NS_COUNT
+};
+
+struct sbx_idmap {
+    uint32_t container_id;
+    uint32_t host_id;
+    uint32_t size;
+};
+
+struct sbx_mount {
+    char *destination;
+    char *type; /* "bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "overlay"... */
+    char *source;
+    unsigned long flags;     /* MS_* set by options */
+    unsigned long clear;     /* MS_* cleared by options ("rw", "suid"...) */
+    unsigned long propagation; /* MS_PRIVATE/MS_SLAVE/MS_SHARED (+MS_REC) or 0 */
+    char *data;              /* remaining options joined with ',' for the filesystem */
+    bool bind;               /* bind or rbind */
+    bool recursive;          /* rbind */
+};
+
+struct sbx_rlimit {
+    int resource;
+    struct rlimit limit;
+};
+
+/* Capability sets as bitmasks of CAP_* numbers. */
+struct sbx_caps {
+    uint64_t bounding, effective, permitted, inheritable, ambient;
+};
+
+/* -1 means "not set" for every signed field. */
+struct sbx_resources {
+    int64_t memory_limit;       /* bytes */
+    int64_t memory_swap;        /* memory+swap bytes (OCI semantics); -1 unset */
+    int64_t memory_reservation;
+    int64_t cpu_quota;          /* usec per period */
+    int64_t cpu_period;         /* usec */
+    int64_t cpu_shares;         /* v1 shares (2..262144) */
+    int64_t cpu_weight;         /* v2 weight (1..10000), sbx extension via unified */
+    int64_t pids_limit;
+    int64_t io_weight;          /* blkio weight / io.weight */
+    char *cpuset_cpus, *cpuset_mems;
+    json_t *unified;            /* linux.resources.unified map, borrowed */
+};
+
+struct sbx_hook {
+    char *path;
+    char **args;
+    char **env;
+    int timeout; /* seconds, 0 = none */
+};
+
+struct sbx_device {
+    char *path;
+    char type; /* 'c', 'b', 'u', 'p' */
+    int64_t major, minor;
+    mode_t mode;
+    uid_t uid;
+    gid_t gid;
+};
+
+struct sbx_spec {
+    json_t *root;       /* the whole config, owned */
+    char *bundle;       /* bundle dir, absolute; NULL when built from flags */
+    char *oci_version;
+
+    /* process */
+    char **args;
+    char **env;
+    char *cwd;
+    uid_t uid;
+    gid_t gid;
+    gid_t *additional_gids;
+    size_t n_additional_gids;
+    mode_t umask; /* (mode_t)-1 unset */
+    bool terminal;
+    bool has_process;
+    bool no_new_privileges;
+    bool has_oom_score_adj;
+    int oom_score_adj;
+    struct sbx_caps caps;
+    struct sbx_rlimit *rlimits;
+    size_t n_rlimits;
+    char *apparmor_profile, *selinux_label;
+
+    /* root */
+    char *rootfs; /* absolute */
+    bool root_readonly;
+
+    char *hostname, *domainname;
+
+    struct sbx_mount *mounts;
+    size_t n_mounts;
+
+    /* linux */
+    bool ns_enabled[SBX_NS_COUNT];
+    char *ns_path[SBX_NS_COUNT]; /* join an existing namespace */
+    struct sbx_idmap *uid_maps, *gid_maps;
+    size_t n_uid_maps, n_gid_maps;
+    char **masked_paths;
+    char **readonly_paths;
+    struct sbx_resources resources;
+    char *cgroups_path;
+    json_t *seccomp;      /* linux.seccomp, borrowed from root */
+    json_t *sysctl;       /* borrowed */
+    struct sbx_device *devices;
+    size_t n_devices;
+    char *rootfs_propagation;
+    char *mount_label;
+
+    /* hooks */
+    struct sbx_hook *hooks_prestart, *hooks_create_runtime, *hooks_create_container,
+        *hooks_start_container, *hooks_poststart, *hooks_poststop;
+    size_t n_hooks_prestart, n_hooks_create_runtime, n_hooks_create_container,
+        n_hooks_start_container, n_hooks_poststart, n_hooks_poststop;
+
+    /* sbx extensions, carried as annotations "run.sbx.*" so a config stays valid OCI */
+    bool overlay_rootfs;      /* run.sbx.rootfs.overlay: writable private overlay on root */
+    int64_t overlay_size;     /* run.sbx.rootfs.size: bytes for the overlay's tmpfs, -1 none */
+    bool own_init;            /* run.sbx.init: tiny init as PID 1 */
+    char *image_dir;          /* run.sbx.image */
+};
+
+SBX_PUBLIC int sbx_spec_parse(json_t *root, const char *bundle, sbx_spec_t **out, sbx_error_t *err);
+SBX_PUBLIC int sbx_spec_load_bundle(const char *bundle, sbx_spec_t **out, sbx_error_t *err);
+SBX_PUBLIC void sbx_spec_free(sbx_spec_t *spec);
+
+int sbx_parse_mount_options(json_t *options, struct sbx_mount *m, sbx_error_t *err);
+int sbx_cap_from_name(const char *name);
+const char *sbx_cap_name(int cap);
+int sbx_rlimit_from_name(const char *name);
+
+#endif

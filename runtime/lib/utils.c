@@ -1,0 +1,421 @@
+#include "utils.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/random.h>
+#include <sys/vfs.h>
+
+void
+cleanup_freep(void *p)
+{
+    free(*(void **)p);
+}
+
+void
+cleanup_closep(int *fd)
+{
+    if (*fd >= 0) {
+        int saved = errno;
+        close(*fd);
+        errno = saved;
+    }
+}
+
+void
+cleanup_filep(FILE **f)
+{
+    if (*f)
+        fclose(*f);
+}
+
+void
+cleanup_dirp(DIR **d)
+{
+    if (*d)
+        closedir(*d);
+}
+
+void
+cleanup_strvp(char ***v)
+{
+    strv_free(*v);
+}
+
+void *
+xmalloc0(size_t size)
+{
+    void *p = calloc(1, size ? size : 1);
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+void *
+xrealloc(void *p, size_t size)
+{
+    p = realloc(p, size ? size : 1);
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+char *
+xstrdup(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    char *r = strdup(s);
+    if (r == NULL)
+        abort();
+    return r;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *r;
+    va_start(ap, fmt);
+    if (vasprintf(&r, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    return r;
+}
+
+void
+strv_free(char **v)
+{
+    if (v == NULL)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+size_t
+strv_len(char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+void
+strv_append(char ***v, const char *s)
+{
+    size_t n = strv_len(*v);
+    *v = xrealloc(*v, (n + 2) * sizeof(char *));
+    (*v)[n] = xstrdup(s);
+    (*v)[n + 1] = NULL;
+}
+
+ssize_t
+safe_write(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = TEMP_FAILURE_RETRY(write(fd, p + done, len - done));
+        if (r < 0)
+            return -1;
+        done += r;
+    }
+    return done;
+}
+
+ssize_t
+safe_read(int fd, void *buf, size_t len)
+{
+    return TEMP_FAILURE_RETRY(read(fd, buf, len));
+}
+
+int
+write_file_at(int dirfd, const char *path, const char *data, size_t len, sbx_error_t *err)
+{
+    cleanup_close int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return sbx_make_error(err, errno, "open `%s`", path);
+    if (safe_write(fd, data, len) < 0)
+        return sbx_make_error(err, errno, "write `%s`", path);
+    return 0;
+}
+
+int
+write_file(const char *path, const char *data, size_t len, sbx_error_t *err)
+{
+    return write_file_at(AT_FDCWD, path, data, len, err);
+}
+
+int
+read_file_at(int dirfd, const char *path, char **out, size_t *len, sbx_error_t *err)
+{
+    cleanup_close int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sbx_make_error(err, errno, "open `%s`", path);
+    size_t cap = 4096, n = 0;
+    cleanup_free char *buf = xmalloc0(cap + 1);
+    for (;;) {
+        ssize_t r = safe_read(fd, buf + n, cap - n);
+        if (r < 0)
+            return sbx_make_error(err, errno, "read `%s`", path);
+        if (r == 0)
+            break;
+        n += r;
+        if (n == cap) {
+            cap *= 2;
+            buf = xrealloc(buf, cap + 1);
+        }
+    }
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    *out = steal_pointer(&buf);
+    return 0;
+}
+
+int
+read_file(const char *path, char **out, size_t *len, sbx_error_t *err)
+{
+    return read_file_at(AT_FDCWD, path, out, len, err);
+}
+
+int
+mkdir_p(const char *path, mode_t mode, sbx_error_t *err)
+{
+    cleanup_free char *tmp = xstrdup(path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+            return sbx_make_error(err, errno, "mkdir `%s`", tmp);
+        *p = '/';
+    }
+    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+        return sbx_make_error(err, errno, "mkdir `%s`", tmp);
+    return 0;
+}
+
+static int
+rm_rf_at(int dirfd, const char *name, dev_t dev, sbx_error_t *err)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : sbx_make_error(err, errno, "stat `%s`", name);
+    if (S_ISDIR(st.st_mode)) {
+        if (st.st_dev != dev)
+            return sbx_make_error(err, EXDEV, "refusing to remove mount point `%s`", name);
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return sbx_make_error(err, errno, "open `%s`", name);
+        cleanup_dir DIR *d = fdopendir(fd);
+        if (d == NULL) {
+            close(fd);
+            return sbx_make_error(err, errno, "opendir `%s`", name);
+        }
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            int r = rm_rf_at(dirfd(d), de->d_name, dev, err);
+            if (r < 0)
+                return r;
+        }
+        if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+            return sbx_make_error(err, errno, "rmdir `%s`", name);
+        return 0;
+    }
+    if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+        return sbx_make_error(err, errno, "unlink `%s`", name);
+    return 0;
+}
+
+int
+rm_rf(const char *path, sbx_error_t *err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : sbx_make_error(err, errno, "stat `%s`", path);
+    return rm_rf_at(AT_FDCWD, path, st.st_dev, err);
+}
+
+int
+parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (s == NULL || *s == '\0')
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*end != '\0' || end == s)
+        return -EINVAL;
+    if (errno == ERANGE || v < min || v > max)
+        return -ERANGE;
+    *out = v;
+    return 0;
+}
+
+int
+parse_size(const char *s, int64_t *out)
+{
+    if (s == NULL || *s == '\0' || *s == '-' || *s == '+')
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    /* strtod accepts hex, inf and nan; only plain decimals are sizes. */
+    for (const char *p = s; *p && (*p == '.' || (*p >= '0' && *p <= '9')); p++)
+        ;
+    double v = strtod(s, &end);
+    if (end == s || errno == ERANGE || !isfinite(v))
+        return -EINVAL;
+    for (const char *p = s; p < end; p++)
+        if (!(*p == '.' || (*p >= '0' && *p <= '9')))
+            return -EINVAL;
+    double mult = 1;
+    const char *u = end;
+    static const struct {
+        const char *suffix;
+        double mult;
+    } units[] = {
+        {"", 1},
+        {"b", 1},
+        {"k", 1024.0},
+        {"kb", 1024.0},
+        {"ki", 1024.0},
+        {"kib", 1024.0},
+        {"m", 1048576.0},
+        {"mb", 1048576.0},
+        {"mi", 1048576.0},
+        {"mib", 1048576.0},
+        {"g", 1073741824.0},
+        {"gb", 1073741824.0},
+        {"gi", 1073741824.0},
+        {"gib", 1073741824.0},
+        {"t", 1099511627776.0},
+        {"tb", 1099511627776.0},
+        {"ti", 1099511627776.0},
+        {"tib", 1099511627776.0},
+    };
+    size_t i;
+    for (i = 0; i < ARRAY_SIZE(units); i++)
+        if (strcasecmp(u, units[i].suffix) == 0)
+            break;
+    if (i == ARRAY_SIZE(units))
+        return -EINVAL;
+    mult = units[i].mult;
+    double bytes = v * mult;
+    if (bytes >= 9.2e18)
+        return -ERANGE;
+    if (bytes != (double)(int64_t)bytes && mult == 1)
+        return -EINVAL; /* fractional bytes */
+    *out = (int64_t)bytes;
+    return 0;
+}
+
+int
+parse_cpus(const char *s, int64_t *millicpus)
+{
+    if (s == NULL || *s == '\0')
+        return -EINVAL;
+    size_t n = strlen(s);
+    if (s[n - 1] == 'm') {
+        cleanup_free char *num = strndup(s, n - 1);
+        int64_t v;
+        int r = parse_int64(num, 1, 1000000000, &v);
+        if (r < 0)
+            return r;
+        *millicpus = v;
+        return 0;
+    }
+    for (const char *p = s; *p; p++)
+        if (!(*p == '.' || (*p >= '0' && *p <= '9')))
+            return -EINVAL;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end || end == s || errno)
+        return -EINVAL;
+    if (v <= 0 || v > 1e6)
+        return -ERANGE;
+    int64_t m = (int64_t)(v * 1000 + 0.5);
+    if (m < 1)
+        return -ERANGE;
+    *millicpus = m;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int sig;
+} signals[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+    {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},     {"BUS", SIGBUS},   {"FPE", SIGFPE},
+    {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
+    {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT},
+    {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
+    {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},
+    {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
+    {"IO", SIGIO},     {"PWR", SIGPWR},       {"SYS", SIGSYS},
+};
+
+int
+parse_signal(const char *s)
+{
+    int64_t n;
+    if (s == NULL || *s == '\0')
+        return -EINVAL;
+    if (parse_int64(s, 1, 64, &n) == 0)
+        return (int)n;
+    if (strncasecmp(s, "SIG", 3) == 0)
+        s += 3;
+    for (size_t i = 0; i < ARRAY_SIZE(signals); i++)
+        if (strcasecmp(s, signals[i].name) == 0)
+            return signals[i].sig;
+    if (strncasecmp(s, "RTMIN+", 6) == 0 && parse_int64(s + 6, 0, SIGRTMAX - SIGRTMIN, &n) == 0)
+        return SIGRTMIN + (int)n;
+    return -EINVAL;
+}
+
+const char *
+signal_name(int sig)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(signals); i++)
+        if (signals[i].sig == sig)
+            return signals[i].name;
+    return "UNKNOWN";
+}
+
+void
+random_hex(char *buf, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[64];
+    size_t need = (n + 1) / 2;
+    if (need > sizeof(raw))
+        need = sizeof(raw);
+    if (getrandom(raw, need, 0) != (ssize_t)need)
+        abort();
+    for (size_t i = 0; i < n && i / 2 < need; i++)
+        buf[i] = hex[(i % 2) ? (raw[i / 2] & 0xf) : (raw[i / 2] >> 4)];
+    buf[n] = '\0';
+}
+
+bool
+id_is_valid(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
+            return false;
+    }
+    return true;
+}

@@ -1,0 +1,96 @@
+/* Internal helpers shared by every part of sbx: cleanup attributes, allocation that never
+ * returns NULL, small file helpers and the quantity parsers used by CLI flags and the API. */
+#ifndef SBX_UTILS_H
+#define SBX_UTILS_H
+
+#include "sbx.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef TEMP_FAILURE_RETRY
+#define TEMP_FAILURE_RETRY(expression)                                                             \
+    ({                                                                                             \
+        long int __result;                                                                         \
+        do                                                                                         \
+            __result = (long int)(expression);                                                     \
+        while (__result == -1L && errno == EINTR);                                                 \
+        __result;                                                                                  \
+    })
+#endif
+
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+void cleanup_freep(void *p);
+void cleanup_closep(int *fd);
+void cleanup_filep(FILE **f);
+void cleanup_dirp(DIR **d);
+void cleanup_strvp(char ***v);
+#define cleanup_free __attribute__((cleanup(cleanup_freep)))
+#define cleanup_close __attribute__((cleanup(cleanup_closep)))
+#define cleanup_file __attribute__((cleanup(cleanup_filep)))
+#define cleanup_dir __attribute__((cleanup(cleanup_dirp)))
+#define cleanup_strv __attribute__((cleanup(cleanup_strvp)))
+
+/* Ownership hand-off out of a cleanup variable. */
+#define steal_pointer(pp)                                                                          \
+    ({                                                                                             \
+        __typeof__(*(pp)) _p = *(pp);                                                              \
+        *(pp) = NULL;                                                                              \
+        _p;                                                                                        \
+    })
+static inline int
+get_and_reset_fd(int *fd)
+{
+    int r = *fd;
+    *fd = -1;
+    return r;
+}
+
+void *xmalloc0(size_t size);
+void *xrealloc(void *p, size_t size);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void strv_free(char **v);
+size_t strv_len(char *const *v);
+/* Appends a copy of s to a NULL-terminated vector, reallocating it. */
+void strv_append(char ***v, const char *s);
+
+int write_file_at(int dirfd, const char *path, const char *data, size_t len, sbx_error_t *err);
+int write_file(const char *path, const char *data, size_t len, sbx_error_t *err);
+/* Reads a whole (small) file; *out is NUL-terminated. */
+int read_file_at(int dirfd, const char *path, char **out, size_t *len, sbx_error_t *err);
+int read_file(const char *path, char **out, size_t *len, sbx_error_t *err);
+int mkdir_p(const char *path, mode_t mode, sbx_error_t *err);
+/* Removes a directory tree without following symlinks or crossing mount points. */
+int rm_rf(const char *path, sbx_error_t *err);
+
+ssize_t safe_write(int fd, const void *buf, size_t len);
+ssize_t safe_read(int fd, void *buf, size_t len);
+
+/* Quantity parsers. Sizes accept plain bytes, K/M/G/T (powers of 1024, optional B or iB, also
+ * Kubernetes Ki/Mi/Gi/Ti and decimal k/M/G as in "512M", "1.5G", "512Mi"). Returns -EINVAL on
+ * bad input, -ERANGE on overflow. */
+int parse_size(const char *s, int64_t *out);
+/* CPUs: "0.5", "2", or Kubernetes millicores "500m". Result in millicpus. */
+int parse_cpus(const char *s, int64_t *millicpus);
+/* Strict decimal integer in [min, max]. */
+int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* Signal by name ("TERM", "SIGTERM", "kill") or number. */
+int parse_signal(const char *s);
+const char *signal_name(int sig);
+
+/* Random lowercase hex id of n characters. */
+void random_hex(char *buf, size_t n);
+/* ID syntax shared by the CLI and the state directory: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
+bool id_is_valid(const char *id);
+
+#endif
