@@ -1,6 +1,7 @@
 #include "cgroup_cmds.h"
 
 #include "cgroup.h"
+#include "cli.h"
 #include "container.h"
 #include "state.h"
 #include "utils.h"
@@ -13,14 +14,14 @@
 static int
 fail(sbx_error_t *err)
 {
-    sbx_error_print("sbxrun", err);
+    cli_error(err);
     return 1;
 }
 
 static int
 usage(const char *verb, const char *args)
 {
-    fprintf(stderr, "sbxrun: usage: sbxrun %s %s\n", verb, args);
+    cli_errorf("usage: sbxrun %s %s", verb, args);
     return 1;
 }
 
@@ -30,18 +31,18 @@ open_sandbox(const char *state_root, const char *id, struct sbx_state **st, stru
 {
     sbx_error_t err = NULL;
     if (!id_is_valid(id)) {
-        fprintf(stderr, "sbxrun: invalid sandbox id `%s`\n", id);
+        cli_errorf("invalid sandbox id `%s`", id);
         return 1;
     }
     if (sbx_state_load(state_root ? state_root : SBX_DEFAULT_STATE_ROOT, id, st, &err) < 0)
         return fail(&err);
     const char *now = sbx_state_current_status(*st);
     if (strcmp(now, "stopped") == 0) {
-        fprintf(stderr, "sbxrun: sandbox `%s` is not running\n", id);
+        cli_errorf("sandbox `%s` is not running", id);
         return 1;
     }
     if ((*st)->cgroup == NULL) {
-        fprintf(stderr, "sbxrun: sandbox `%s` has no cgroup (cgroups were disabled)\n", id);
+        cli_errorf("sandbox `%s` has no cgroup (cgroups were disabled)", id);
         return 1;
     }
     if (sbx_cgroup_open((*st)->cgroup, cg, &err) < 0) {
@@ -56,7 +57,7 @@ freeze_cmd(int argc, char **argv, const char *state_root, bool frozen)
 {
     if (argc != 2 || argv[1][0] == '-') return usage(argv[0], "ID");
     if (!id_is_valid(argv[1])) {
-        fprintf(stderr, "sbxrun: invalid sandbox id `%s`\n", argv[1]);
+        cli_errorf("invalid sandbox id `%s`", argv[1]);
         return 1;
     }
     sbx_error_t err = NULL;
@@ -97,13 +98,13 @@ cmd_ps(int argc, char **argv, const char *state_root)
                                          {NULL, 0, NULL, 0}};
     const char *format = "table";
     int c;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, "+f:", opts, NULL)) != -1) {
         if (c != 'f') return usage(argv[0], "ID [--format json|table]");
         format = optarg;
     }
     if (strcmp(format, "json") && strcmp(format, "table")) {
-        fprintf(stderr, "sbxrun: ps: unknown format `%s` (json or table)\n", format);
+        cli_errorf("ps: unknown format `%s` (json or table)", format);
         return 1;
     }
     if (argc - optind != 1) return usage(argv[0], "ID [--format json|table]");
