@@ -18,6 +18,11 @@ int sbx_seccomp_profile_load(const char *name_or_path, json_t **out, sbx_error_t
 /* Compiles an OCI `linux.seccomp` object. Always filters by architecture: other ABIs (i386, x32)
  * are killed unless the profile lists them. */
 int sbx_seccomp_compile(json_t *oci_seccomp, struct sbx_bpf *out, sbx_error_t *err);
+/* Shared by the seccomp and capability profiles: a name is looked up as `DIR/NAME.json` among the
+ * files embedded at build time (scripts/embed.sh); anything containing '/' is a path. `kind` only
+ * appears in error messages. */
+int sbx_profile_load_json(const char *kind, const char *dir, const char *name_or_path, json_t **out,
+                          sbx_error_t *err);
 void sbx_bpf_free(struct sbx_bpf *bpf);
 /* Child side, async-signal-safe: installs the program (NNP must be set, or CAP_SYS_ADMIN held). */
 int sbx_seccomp_apply(const struct sbx_bpf *bpf);
