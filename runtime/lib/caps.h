@@ -1,4 +1,4 @@
-/* Capability sets: named profiles (profiles/caps/*.json) and the child-side drop. */
+/* Capability sets: named profiles (profiles/caps/NAME.json) and the child-side drop. */
 #ifndef SBX_CAPS_H
 #define SBX_CAPS_H
 
