@@ -202,15 +202,15 @@ mkdir_p(const char *path, mode_t mode, sbx_error_t *err)
 }
 
 static int
-rm_rf_at(int dirfd, const char *name, dev_t dev, sbx_error_t *err)
+rm_rf_at(int parent_fd, const char *name, dev_t dev, sbx_error_t *err)
 {
     struct stat st;
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    if (fstatat(parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return errno == ENOENT ? 0 : sbx_make_error(err, errno, "stat `%s`", name);
     if (S_ISDIR(st.st_mode)) {
         if (st.st_dev != dev)
             return sbx_make_error(err, EXDEV, "refusing to remove mount point `%s`", name);
-        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
             return sbx_make_error(err, errno, "open `%s`", name);
         cleanup_dir DIR *d = fdopendir(fd);
@@ -226,11 +226,11 @@ rm_rf_at(int dirfd, const char *name, dev_t dev, sbx_error_t *err)
             if (r < 0)
                 return r;
         }
-        if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        if (unlinkat(parent_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
             return sbx_make_error(err, errno, "rmdir `%s`", name);
         return 0;
     }
-    if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+    if (unlinkat(parent_fd, name, 0) < 0 && errno != ENOENT)
         return sbx_make_error(err, errno, "unlink `%s`", name);
     return 0;
 }

@@ -6,6 +6,7 @@
 #include "sbx.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,0 +1,147 @@
+#include "cli.h"
+#include "utils.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <time.h>
+
+struct sbx_global sbx_global = {.root = SBX_DEFAULT_STATE_ROOT};
+
+/* containerd reads the last "msg" of a JSON log to explain a failure, so errors go there too. */
+static void
+log_line(const char *level, const char *msg)
+{
+    if (sbx_global.log_file == NULL)
+        return;
+    FILE *f = fopen(sbx_global.log_file, "ae");
+    if (f == NULL)
+        return;
+    cleanup_free char *now = sbx_now_rfc3339();
+    if (sbx_global.log_json) {
+        json_t *o = json_pack("{s:s,s:s,s:s}", "level", level, "msg", msg, "time", now);
+        char *s = json_dumps(o, JSON_COMPACT);
+        fprintf(f, "%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        fprintf(f, "%s %s: %s\n", now, level, msg);
+    }
+    fclose(f);
+}
+
+void
+cli_errorf(const char *fmt, ...)
+{
+    va_list ap;
+    char *msg;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    fprintf(stderr, "sbxrun: %s\n", msg);
+    log_line("error", msg);
+    free(msg);
+}
+
+void
+cli_error(sbx_error_t *err)
+{
+    if (err && *err)
+        cli_errorf("%s", (*err)->msg);
+    sbx_error_release(err);
+}
+
+struct command {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"run", cmd_run, "run a command (or an OCI bundle) in a new sandbox and wait for it"},
+    {"kill", cmd_kill, "send a signal to a running sandbox"},
+    {"delete", cmd_delete, "remove a stopped sandbox (--force: kill it first)"},
+    {"list", cmd_list, "list sandboxes in the state directory"},
+    {"state", cmd_state, "print a sandbox's OCI state as JSON"},
+};
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "Usage: sbxrun [GLOBAL OPTIONS] COMMAND [ARGS...]\n\n"
+               "Run untrusted code in a Linux sandbox: new user, pid, mount, network, uts, ipc and\n"
+               "cgroup namespaces, cgroup limits, no capabilities, a seccomp filter, own rootfs.\n\n"
+               "Commands:\n");
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nGlobal options:\n"
+               "  --root DIR          state directory (default " SBX_DEFAULT_STATE_ROOT ")\n"
+               "  --log FILE          append errors to FILE\n"
+               "  --log-format FMT    text or json\n"
+               "  --systemd-cgroup    accepted for runc compatibility; not supported (error)\n"
+               "  -h, --help          this help;  -v, --version  version\n\n"
+               "`sbxrun COMMAND --help` describes each command. Exit status of `run`: the\n"
+               "workload's own; 128+N if killed by signal N; 124 timeout; 125 sbxrun failed;\n"
+               "126 command not executable; 127 command not found.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"root", required_argument, NULL, 'r'},  {"log", required_argument, NULL, 'l'},
+        {"log-format", required_argument, NULL, 'f'}, {"systemd-cgroup", no_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'v'},
+        {"debug", no_argument, NULL, 'd'},        {NULL, 0, NULL, 0},
+    };
+    int c;
+    /* '+': stop at the first non-option, the command name. */
+    while ((c = getopt_long(argc, argv, "+hv", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            sbx_global.root = optarg;
+            break;
+        case 'l':
+            sbx_global.log_file = optarg;
+            break;
+        case 'f':
+            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
+                cli_errorf("invalid --log-format `%s` (want text or json)", optarg);
+                return EXIT_RUNTIME;
+            }
+            sbx_global.log_json = strcmp(optarg, "json") == 0;
+            break;
+        case 's':
+            sbx_global.systemd_cgroup = true;
+            break;
+        case 'd':
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'v':
+            printf("sbxrun version %s\nspec: 1.0.2\n", SBX_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_RUNTIME;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_RUNTIME;
+    }
+    if (sbx_global.systemd_cgroup) {
+        cli_errorf("--systemd-cgroup is not supported: sbxrun manages cgroupfs directly");
+        return EXIT_RUNTIME;
+    }
+    const char *name = argv[optind];
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+        if (strcmp(name, commands[i].name) == 0) {
+            int first = optind;
+            optind = 0; /* reset getopt for the verb (0 also re-reads GNU extensions) */
+            return commands[i].fn(argc - first, argv + first);
+        }
+    cli_errorf("unknown command `%s` (see sbxrun --help)", name);
+    return EXIT_RUNTIME;
+}

@@ -1,0 +1,44 @@
+/* Builders for OCI configs: sbxrun's flags and apid's create requests both start from
+ * sbx_config_new_default() and refine it with these helpers, so there is one policy for
+ * defaults (namespaces, masks, mounts, id maps, seccomp, caps). */
+#ifndef SBX_CONFIG_H
+#define SBX_CONFIG_H
+
+#include "spec.h"
+
+#define SBX_DEFAULT_IMAGES_DIR "/var/lib/sbx/images"
+#define SBX_DEFAULT_UID 1000
+#define SBX_DEFAULT_GID 1000
+#define SBX_DEFAULT_PIDS_LIMIT 512
+#define SBX_ID_RANGE 65536
+/* Used when /etc/subuid has no entry for user `sbx`: well above any regular account. */
+#define SBX_DEFAULT_HOST_ID_BASE 1000000
+
+/* A complete config: all namespaces, own init, overlay rootfs, OCI default masked/read-only
+ * paths, /proc /dev /sys /tmp mounts, default id maps, seccomp "default", caps for uid/gid. */
+json_t *sbx_config_new_default(const char *id, char *const *args, sbx_error_t *err);
+/* Points the config at an image directory (images_dir/name, or an explicit rootfs when name
+ * contains '/'), adding the read-only host binds listed in its sbx-image.json. */
+int sbx_config_set_image(json_t *cfg, const char *images_dir, const char *name, sbx_error_t *err);
+int sbx_config_set_rootfs(json_t *cfg, const char *dir, sbx_error_t *err);
+/* Sets process.user and the capability sets that go with it (default caps for uid 0, none
+ * otherwise), then applies cap_add/cap_drop names. */
+int sbx_config_set_user(json_t *cfg, uid_t uid, gid_t gid, sbx_error_t *err);
+int sbx_config_caps_adjust(json_t *cfg, char *const *add, char *const *drop, sbx_error_t *err);
+/* "K=V": replaces an existing K. */
+int sbx_config_setenv(json_t *cfg, const char *kv, sbx_error_t *err);
+/* SRC:DST[:ro|rw] */
+int sbx_config_add_bind(json_t *cfg, const char *spec, sbx_error_t *err);
+/* DST[:SIZE] */
+int sbx_config_add_tmpfs(json_t *cfg, const char *spec, sbx_error_t *err);
+int sbx_config_set_net_host(json_t *cfg);
+int sbx_config_set_seccomp(json_t *cfg, const char *name_or_path, sbx_error_t *err);
+int sbx_config_set_rlimit(json_t *cfg, const char *name, uint64_t soft, uint64_t hard);
+json_t *sbx_config_resources(json_t *cfg); /* linux.resources, created on demand */
+void sbx_config_annotate(json_t *cfg, const char *key, const char *value);
+/* Host id range for the sandbox's 0-65535: /etc/subuid entry of user `sbx`, else the default. */
+int sbx_host_id_base(bool gid, uint32_t *base, uint32_t *count);
+/* Home directory for uid from <rootfs>/etc/passwd, or NULL. */
+char *sbx_passwd_home(const char *rootfs, uid_t uid);
+
+#endif

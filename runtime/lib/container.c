@@ -1,0 +1,445 @@
+#include "container.h"
+#include "cgroup.h"
+#include "linux.h"
+#include "seccomp.h"
+#include "utils.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+
+static const struct {
+    enum sbx_ns_type type;
+    int flag;
+} ns_flags[] = {
+    {SBX_NS_USER, CLONE_NEWUSER}, {SBX_NS_PID, CLONE_NEWPID}, {SBX_NS_MOUNT, CLONE_NEWNS},
+    {SBX_NS_NET, CLONE_NEWNET},   {SBX_NS_UTS, CLONE_NEWUTS}, {SBX_NS_IPC, CLONE_NEWIPC},
+};
+
+static void
+status_line(int fd, json_t *o)
+{
+    if (fd >= 0) {
+        char *s = json_dumps(o, JSON_COMPACT);
+        if (s) {
+            size_t n = strlen(s);
+            s[n] = '\n';
+            safe_write(fd, s, n + 1);
+            free(s);
+        }
+    }
+    json_decref(o);
+}
+
+static int
+write_map_direct(pid_t pid, const char *file, const struct sbx_idmap *maps, size_t n,
+                 sbx_error_t *err)
+{
+    char path[64], buf[4096];
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < sizeof(buf) - 64; i++)
+        len += snprintf(buf + len, sizeof(buf) - len, "%u %u %u\n", maps[i].container_id,
+                        maps[i].host_id, maps[i].size);
+    snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
+    cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sbx_make_error(err, errno, "open %s", path);
+    if (safe_write(fd, buf, len) < 0)
+        return sbx_make_error(err, errno, "write %s (`%.*s`)", path, (int)(len ? len - 1 : 0), buf);
+    return 0;
+}
+
+/* Unprivileged callers may write only a single mapping of their own id; anything else goes
+ * through the setuid helpers from uidmap, which check /etc/subuid. */
+static int
+write_map_helper(pid_t pid, const char *helper, const struct sbx_idmap *maps, size_t n,
+                 sbx_error_t *err)
+{
+    char **argv = NULL;
+    strv_append(&argv, helper);
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%d", pid);
+    strv_append(&argv, buf);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(buf, sizeof(buf), "%u", maps[i].container_id);
+        strv_append(&argv, buf);
+        snprintf(buf, sizeof(buf), "%u", maps[i].host_id);
+        strv_append(&argv, buf);
+        snprintf(buf, sizeof(buf), "%u", maps[i].size);
+        strv_append(&argv, buf);
+    }
+    pid_t p = fork();
+    if (p < 0) {
+        strv_free(argv);
+        return sbx_make_error(err, errno, "fork %s", helper);
+    }
+    if (p == 0) {
+        execv(helper, argv);
+        _exit(127);
+    }
+    strv_free(argv);
+    int st;
+    if (TEMP_FAILURE_RETRY(waitpid(p, &st, 0)) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return sbx_make_error(err, 0, "%s failed for pid %d (check /etc/subuid and /etc/subgid)",
+                              helper, pid);
+    return 0;
+}
+
+static int
+write_id_maps(sbx_spec_t *s, pid_t pid, sbx_error_t *err)
+{
+    bool root = geteuid() == 0;
+    bool single_self = s->n_uid_maps == 1 && s->uid_maps[0].host_id == geteuid() &&
+                       s->uid_maps[0].size == 1 && s->n_gid_maps == 1 &&
+                       s->gid_maps[0].host_id == getegid() && s->gid_maps[0].size == 1;
+    int r;
+    if (root || single_self) {
+        if (!root) {
+            char path[64];
+            snprintf(path, sizeof(path), "/proc/%d/setgroups", pid);
+            /* CVE-2014-8989: an unprivileged gid_map requires setgroups to be denied first. */
+            r = write_file(path, "deny", 4, err);
+            if (r < 0)
+                return r;
+        }
+        r = write_map_direct(pid, "gid_map", s->gid_maps, s->n_gid_maps, err);
+        if (r < 0)
+            return r;
+        return write_map_direct(pid, "uid_map", s->uid_maps, s->n_uid_maps, err);
+    }
+    r = write_map_helper(pid, "/usr/bin/newgidmap", s->gid_maps, s->n_gid_maps, err);
+    if (r < 0)
+        return r;
+    return write_map_helper(pid, "/usr/bin/newuidmap", s->uid_maps, s->n_uid_maps, err);
+}
+
+static bool
+resources_requested(const struct sbx_resources *r)
+{
+    return r->memory_limit > 0 || r->memory_swap > 0 || r->cpu_quota > 0 || r->cpu_shares > 0 ||
+           r->cpu_weight > 0 || r->io_weight > 0 || r->cpuset_cpus || r->cpuset_mems;
+}
+
+static int
+validate(sbx_spec_t *s, sbx_error_t *err)
+{
+    if (!s->has_process || strv_len(s->args) == 0)
+        return sbx_make_error(err, 0, "config has no process to run");
+    struct stat st;
+    if (stat(s->rootfs, &st) < 0)
+        return sbx_make_error(err, errno, "rootfs `%s`", s->rootfs);
+    if (!S_ISDIR(st.st_mode))
+        return sbx_make_error(err, ENOTDIR, "rootfs `%s`", s->rootfs);
+    if (!s->ns_enabled[SBX_NS_MOUNT])
+        return sbx_make_error(err, 0, "a mount namespace is required");
+    if (s->ns_enabled[SBX_NS_USER] && (s->n_uid_maps == 0 || s->n_gid_maps == 0))
+        return sbx_make_error(err, 0, "a user namespace needs uidMappings and gidMappings");
+    if (!s->ns_enabled[SBX_NS_USER] && geteuid() != 0)
+        return sbx_make_error(err, EPERM, "running without a user namespace needs root");
+    for (int t = 0; t < SBX_NS_COUNT; t++)
+        if (s->ns_path[t])
+            return sbx_make_error(err, ENOTSUP, "joining an existing namespace (%s) is not "
+                                                "supported yet", s->ns_path[t]);
+    return 0;
+}
+
+struct run_ctx {
+    const struct sbx_run_opts *o;
+    const char *root;
+    sbx_spec_t *spec;
+    struct sbx_cgroup *cg;
+    pid_t pid;
+    int sync_fd;
+    bool state_saved;
+};
+
+static void
+run_ctx_cleanup(struct run_ctx *rc, bool remove_state)
+{
+    if (rc->pid > 0) {
+        kill(rc->pid, SIGKILL);
+        TEMP_FAILURE_RETRY(waitpid(rc->pid, NULL, 0));
+        rc->pid = 0;
+    }
+    if (rc->cg) {
+        sbx_error_t e = NULL;
+        if (sbx_cgroup_destroy(rc->cg, &e) < 0 && !rc->o->quiet)
+            sbx_error_print("sbxrun: warning", &e);
+        sbx_cgroup_free(rc->cg);
+        rc->cg = NULL;
+    }
+    if (rc->state_saved && remove_state) {
+        sbx_error_t e = NULL;
+        sbx_state_remove(rc->root, rc->o->id, &e);
+        sbx_error_release(&e);
+    }
+    if (rc->sync_fd >= 0) {
+        close(rc->sync_fd);
+        rc->sync_fd = -1;
+    }
+}
+
+static int
+save_state(struct run_ctx *rc, const char *status, const struct sbx_exit *ex, sbx_error_t *err)
+{
+    struct sbx_state st = {0};
+    cleanup_free char *cg = rc->cg ? sbx_cgroup_serialize(rc->cg) : NULL;
+    cleanup_free char *created = sbx_now_rfc3339();
+    st.id = (char *)rc->o->id;
+    st.pid = rc->pid;
+    st.pid_start = rc->pid > 0 ? sbx_pid_start_time(rc->pid) : 0;
+    st.status = (char *)status;
+    st.bundle = rc->spec->bundle;
+    st.rootfs = rc->spec->rootfs;
+    st.cgroup = cg;
+    st.created = created;
+    st.annotations = json_object_get(rc->spec->root, "annotations");
+    if (ex) {
+        st.exit_code = ex->exit_code;
+        st.oom = ex->oom;
+    }
+    int r = sbx_state_save(rc->root, &st, err);
+    if (r == 0)
+        rc->state_saved = true;
+    return r;
+}
+
+static int
+wait_loop(struct run_ctx *rc, int sigfd, int timerfd, struct sbx_exit *res, sbx_error_t *err)
+{
+    int exit_status = -1;
+    bool child_gone = false, sync_open = true;
+    struct sbx_sync_msg m;
+    while (!child_gone) {
+        struct pollfd pfd[3] = {{sigfd, POLLIN, 0}, {rc->sync_fd, sync_open ? POLLIN : 0, 0},
+                                {timerfd, POLLIN, 0}};
+        if (poll(pfd, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return sbx_make_error(err, errno, "poll");
+        }
+        if (pfd[1].revents) {
+            int r = sbx_sync_recv(rc->sync_fd, &m);
+            if (r <= 0)
+                sync_open = false;
+            else if (m.type == SYNC_EXIT)
+                exit_status = m.value;
+            else if (m.type == SYNC_EXEC_FAILED || m.type == SYNC_ERROR) {
+                if (!rc->o->quiet)
+                    fprintf(stderr, "sbxrun: %s\n", m.msg);
+                res->exit_code = m.type == SYNC_ERROR ? 125 : (m.value == ENOENT ? 127 : 126);
+                exit_status = -2;
+            }
+        }
+        if (pfd[2].revents) {
+            uint64_t n;
+            if (read(timerfd, &n, sizeof(n)) > 0) {
+                res->timed_out = true;
+                if (rc->cg)
+                    sbx_cgroup_kill(rc->cg, SIGKILL, NULL);
+                kill(rc->pid, SIGKILL);
+            }
+        }
+        if (pfd[0].revents) {
+            struct signalfd_siginfo si;
+            while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+                if (si.ssi_signo != SIGCHLD) {
+                    kill(rc->pid, si.ssi_signo);
+                    continue;
+                }
+            }
+            int st;
+            pid_t p = waitpid(rc->pid, &st, WNOHANG);
+            if (p == rc->pid) {
+                child_gone = true;
+                rc->pid = 0;
+                if (exit_status == -1)
+                    exit_status = st;
+            }
+        }
+    }
+    /* The init's report may still be queued behind the exit. */
+    while (sync_open && sbx_sync_recv(rc->sync_fd, &m) > 0) {
+        if (m.type == SYNC_EXIT)
+            exit_status = m.value;
+    }
+    if (exit_status != -2) {
+        if (WIFSIGNALED(exit_status)) {
+            res->signal = WTERMSIG(exit_status);
+            res->exit_code = 128 + res->signal;
+        } else {
+            res->exit_code = WEXITSTATUS(exit_status);
+        }
+    }
+    if (rc->cg) {
+        struct sbx_cgroup_stats cs;
+        if (sbx_cgroup_stats(rc->cg, &cs, NULL) == 0 && cs.oom_kills > 0)
+            res->oom = true;
+    }
+    if (res->timed_out)
+        res->exit_code = 124;
+    return 0;
+}
+
+int
+sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exit *res,
+                  sbx_error_t *err)
+{
+    int r;
+    struct run_ctx rc = {.o = o, .spec = spec, .sync_fd = -1,
+                         .root = o->state_root ? o->state_root : SBX_DEFAULT_STATE_ROOT};
+    struct sbx_child_ctx cc = {.spec = spec, .sync_fd = -1, .parent_pid = getpid()};
+    memset(res, 0, sizeof(*res));
+
+    if (!id_is_valid(o->id))
+        return sbx_make_error(err, 0, "invalid sandbox id `%s` (letters, digits, '_', '.', '-'; "
+                                      "at most 64)", o->id ? o->id : "");
+    if ((r = validate(spec, err)) < 0)
+        return r;
+    cc.in_userns = spec->ns_enabled[SBX_NS_USER];
+    if (spec->seccomp) {
+        r = sbx_seccomp_compile(spec->seccomp, &cc.bpf, err);
+        if (r < 0)
+            return sbx_error_wrap(err, "seccomp profile");
+        cc.has_bpf = cc.bpf.len > 0;
+    }
+
+    /* Claim the id: an existing live sandbox of that name is an error, a stale record is not. */
+    struct sbx_state *old = NULL;
+    if (sbx_state_load(rc.root, o->id, &old, NULL) == 0) {
+        bool alive = sbx_state_alive(old);
+        sbx_state_free(old);
+        if (alive) {
+            sbx_bpf_free(&cc.bpf);
+            return sbx_make_error(err, EEXIST, "sandbox `%s` already exists", o->id);
+        }
+        sbx_state_remove(rc.root, o->id, NULL);
+    }
+    if ((r = save_state(&rc, "creating", NULL, err)) < 0) {
+        sbx_bpf_free(&cc.bpf);
+        return r;
+    }
+
+    sigset_t mask, old_mask;
+    sigemptyset(&mask);
+    int fwd[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+    for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
+        sigaddset(&mask, fwd[i]);
+    sigprocmask(SIG_BLOCK, &mask, &old_mask);
+    cleanup_close int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    cleanup_close int timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    int sp[2] = {-1, -1};
+    if (sigfd < 0 || timerfd < 0) {
+        r = sbx_make_error(err, errno, "signalfd/timerfd");
+        goto fail;
+    }
+
+    if (geteuid() == 0 || resources_requested(&spec->resources)) {
+        r = sbx_cgroup_create(o->cgroup_parent ? o->cgroup_parent : spec->cgroups_path, o->id,
+                              &spec->resources, &rc.cg, err);
+        if (r < 0)
+            goto fail;
+    }
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+        r = sbx_make_error(err, errno, "socketpair");
+        goto fail;
+    }
+    rc.sync_fd = sp[0];
+    cc.sync_fd = sp[1];
+
+    int flags = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++)
+        if (spec->ns_enabled[ns_flags[i].type])
+            flags |= ns_flags[i].flag;
+    pid_t pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+    if (pid < 0) {
+        int e = errno;
+        if (e == EPERM || e == ENOSPC || e == EUSERS)
+            r = sbx_make_error(err, e, "clone new namespaces (are unprivileged user namespaces "
+                                       "allowed? see /proc/sys/user/max_user_namespaces)");
+        else
+            r = sbx_make_error(err, e, "clone");
+        goto fail;
+    }
+    if (pid == 0) {
+        close(sp[0]);
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        cc.wait_for_start = o->detach;
+        sbx_child_main(&cc);
+    }
+    rc.pid = pid;
+    close(sp[1]);
+    sp[1] = -1;
+
+    if (spec->ns_enabled[SBX_NS_USER] && (r = write_id_maps(spec, pid, err)) < 0)
+        goto fail;
+    if (rc.cg && (r = sbx_cgroup_enter(rc.cg, pid, err)) < 0)
+        goto fail;
+    if (spec->has_oom_score_adj) {
+        char path[64], val[16];
+        snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", pid);
+        snprintf(val, sizeof(val), "%d", spec->oom_score_adj);
+        if ((r = write_file(path, val, strlen(val), err)) < 0)
+            goto fail;
+    }
+    if (sbx_sync_send(rc.sync_fd, SYNC_GO, 0, NULL) < 0) {
+        r = sbx_make_error(err, errno, "sandbox init exited before setup");
+        goto fail;
+    }
+    if ((r = save_state(&rc, "running", NULL, err)) < 0)
+        goto fail;
+    if (o->pid_file) {
+        char buf[32];
+        int n = snprintf(buf, sizeof(buf), "%d", pid);
+        if ((r = write_file(o->pid_file, buf, n, err)) < 0)
+            goto fail;
+    }
+    status_line(o->json_status_fd, json_pack("{s:s,s:i}", "id", o->id, "pid", pid));
+    if (o->timeout_sec > 0) {
+        struct itimerspec its = {.it_value = {.tv_sec = o->timeout_sec}};
+        timerfd_settime(timerfd, 0, &its, NULL);
+    }
+
+    r = wait_loop(&rc, sigfd, timerfd, res, err);
+    if (r < 0)
+        goto fail;
+    if (res->oom && !o->quiet)
+        fprintf(stderr, "sbxrun: sandbox `%s`: the workload was killed for exceeding its memory "
+                        "limit (OOM)\n", o->id);
+    if (res->timed_out && !o->quiet)
+        fprintf(stderr, "sbxrun: sandbox `%s`: timed out after %d s, killed\n", o->id,
+                o->timeout_sec);
+    status_line(o->json_status_fd,
+                json_pack("{s:s,s:i,s:i,s:b,s:b}", "id", o->id, "exit-code", res->exit_code,
+                          "signal", res->signal, "oom", res->oom, "timed-out", res->timed_out));
+    if (o->keep_state)
+        save_state(&rc, "stopped", res, NULL);
+    run_ctx_cleanup(&rc, !o->keep_state);
+    sbx_bpf_free(&cc.bpf);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    return 0;
+
+fail:
+    if (sp[1] >= 0)
+        close(sp[1]);
+    /* The child may have reported why it failed: prefer its message. */
+    if (rc.sync_fd >= 0 && rc.pid > 0) {
+        struct sbx_sync_msg m;
+        struct pollfd pfd = {rc.sync_fd, POLLIN, 0};
+        if (poll(&pfd, 1, 0) > 0 && sbx_sync_recv(rc.sync_fd, &m) > 0 && m.type == SYNC_ERROR)
+            sbx_make_error(err, 0, "%s", m.msg);
+    }
+    run_ctx_cleanup(&rc, true);
+    sbx_bpf_free(&cc.bpf);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    return r;
+}

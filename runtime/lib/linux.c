@@ -1,0 +1,610 @@
+#include "linux.h"
+#include "caps.h"
+#include "utils.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* The scratch root: a tmpfs that holds the overlay's upper/work dirs and the mount point of the
+ * new root. It lives only in the sandbox's mount namespace, so it vanishes with the sandbox and
+ * nothing is ever left on the host's disk. */
+#define SCRATCH "/tmp"
+#define OLDROOT "/oldroot"
+#define NEWROOT "/newroot"
+
+int
+sbx_sync_send(int fd, int type, int value, const char *fmt, ...)
+{
+    struct sbx_sync_msg m = {.type = type, .value = value};
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m.msg, sizeof(m.msg), fmt, ap);
+        va_end(ap);
+    }
+    return TEMP_FAILURE_RETRY(send(fd, &m, sizeof(m), MSG_NOSIGNAL)) == sizeof(m) ? 0 : -errno;
+}
+
+int
+sbx_sync_recv(int fd, struct sbx_sync_msg *m)
+{
+    ssize_t r = TEMP_FAILURE_RETRY(recv(fd, m, sizeof(*m), 0));
+    if (r < 0)
+        return -errno;
+    if (r == 0)
+        return 0;
+    if (r != sizeof(*m))
+        return -EPROTO;
+    m->msg[sizeof(m->msg) - 1] = '\0';
+    return 1;
+}
+
+static __attribute__((noreturn)) void
+child_fail(struct sbx_child_ctx *c, int e, const char *fmt, ...)
+{
+    char buf[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (e)
+        sbx_sync_send(c->sync_fd, SYNC_ERROR, e, "%s: %s", buf, strerror(e));
+    else
+        sbx_sync_send(c->sync_fd, SYNC_ERROR, 0, "%s", buf);
+    _exit(125);
+}
+
+/* Flags a remount must keep: in a user namespace the kernel refuses (EPERM) to clear nodev, nosuid,
+ * noexec or atime flags that were set on the mount when it was inherited ("locked" flags). */
+static unsigned long
+locked_flags(const char *path)
+{
+    struct statvfs sv;
+    unsigned long f = 0;
+    if (statvfs(path, &sv) < 0)
+        return 0;
+    if (sv.f_flag & ST_NOSUID)
+        f |= MS_NOSUID;
+    if (sv.f_flag & ST_NODEV)
+        f |= MS_NODEV;
+    if (sv.f_flag & ST_NOEXEC)
+        f |= MS_NOEXEC;
+    if (sv.f_flag & ST_NOATIME)
+        f |= MS_NOATIME;
+    if (sv.f_flag & ST_NODIRATIME)
+        f |= MS_NODIRATIME;
+    if (sv.f_flag & ST_RELATIME)
+        f |= MS_RELATIME;
+    if (sv.f_flag & ST_RDONLY)
+        f |= MS_RDONLY;
+    return f;
+}
+
+static int
+remount_bind(const char *path, unsigned long flags, bool recursive)
+{
+    if (recursive && (flags & MS_RDONLY)) {
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+        if (flags & MS_NOSUID)
+            attr.attr_set |= MOUNT_ATTR_NOSUID;
+        if (flags & MS_NODEV)
+            attr.attr_set |= MOUNT_ATTR_NODEV;
+        if (flags & MS_NOEXEC)
+            attr.attr_set |= MOUNT_ATTR_NOEXEC;
+        if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &attr, sizeof(attr)) == 0)
+            return 0;
+    }
+    unsigned long keep = locked_flags(path) & ~MS_RDONLY;
+    if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags | keep, NULL) == 0)
+        return 0;
+    return -errno;
+}
+
+/* Resolves dst inside NEWROOT without letting symlinks in the (untrusted) image escape it
+ * (CVE-2021-30465 class): each component is created or opened relative to the root with
+ * openat2(RESOLVE_IN_ROOT). Returns "/proc/self/fd/N"-style path in buf and the fd. */
+static int
+open_in_root(int rootfd, const char *dst, bool want_dir, bool create, char *buf, size_t buflen)
+{
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s", dst);
+    if (create) {
+        /* mkdir -p, each step resolved inside the root. */
+        for (char *p = path + 1;; p++) {
+            if (*p != '/' && *p != '\0')
+                continue;
+            char saved = *p;
+            *p = '\0';
+            bool last = saved == '\0' || p[1] == '\0';
+            int fd = syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+            if (fd < 0 && errno == ENOENT) {
+                char *slash = strrchr(path, '/');
+                *slash = '\0';
+                int parent = syscall(SYS_openat2, rootfd, path[0] ? path : "/", &how, sizeof(how));
+                *slash = '/';
+                if (parent < 0)
+                    return -errno;
+                int r;
+                if (!last || want_dir)
+                    r = mkdirat(parent, slash + 1, 0755);
+                else {
+                    r = openat(parent, slash + 1, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+                    if (r >= 0) {
+                        close(r);
+                        r = 0;
+                    }
+                }
+                int e = errno;
+                close(parent);
+                if (r < 0 && e != EEXIST)
+                    return -e;
+            } else if (fd >= 0) {
+                close(fd);
+            } else {
+                return -errno;
+            }
+            *p = saved;
+            if (last)
+                break;
+        }
+    }
+    int fd = syscall(SYS_openat2, rootfd, dst, &how, sizeof(how));
+    if (fd < 0)
+        return -errno;
+    /* The host /proc under the old root: the new root has no /proc of its own yet. */
+    snprintf(buf, buflen, OLDROOT "/proc/self/fd/%d", fd);
+    return fd;
+}
+
+static bool
+is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void
+do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
+{
+    char target[80], src[PATH_MAX];
+    bool want_dir = true;
+    if (m->bind) {
+        snprintf(src, sizeof(src), OLDROOT "%s", m->source[0] == '/' ? m->source : "/");
+        if (m->source[0] != '/')
+            child_fail(c, 0, "bind source `%s` must be absolute", m->source);
+        struct stat st;
+        if (stat(src, &st) < 0)
+            child_fail(c, errno, "bind source `%s`", m->source);
+        want_dir = S_ISDIR(st.st_mode);
+    }
+    int fd = open_in_root(rootfd, m->destination, want_dir, true, target, sizeof(target));
+    if (fd < 0)
+        child_fail(c, -fd, "mount destination `%s`", m->destination);
+
+    unsigned long flags = m->flags & ~MS_REMOUNT;
+    int r;
+    if (m->bind) {
+        r = mount(src, target, NULL, MS_BIND | (m->recursive ? MS_REC : 0), NULL);
+        if (r < 0)
+            child_fail(c, errno, "bind `%s` on `%s`", m->source, m->destination);
+        /* The bind itself ignores flags; they need a remount of the new mount point. Re-open it:
+         * the fd refers to the directory underneath. */
+        close(fd);
+        fd = open_in_root(rootfd, m->destination, want_dir, false, target, sizeof(target));
+        if (fd < 0)
+            child_fail(c, -fd, "reopen `%s`", m->destination);
+        if (flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)) {
+            r = remount_bind(target, flags, m->recursive);
+            if (r < 0)
+                child_fail(c, -r, "remount `%s` with its options", m->destination);
+        }
+    } else if (strcmp(m->type, "sysfs") == 0) {
+        r = mount("sysfs", target, "sysfs", flags, m->data);
+        if (r < 0 && (errno == EPERM || errno == EBUSY)) {
+            /* A user namespace may mount sysfs only for a netns it owns (not with --net host):
+             * fall back to a read-only recursive bind of the host's /sys, as crun does. */
+            if (mount(OLDROOT "/sys", target, NULL, MS_BIND | MS_REC, NULL) < 0)
+                child_fail(c, errno, "bind /sys on `%s`", m->destination);
+            close(fd);
+            fd = open_in_root(rootfd, m->destination, true, false, target, sizeof(target));
+            r = remount_bind(target, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, true);
+        }
+        if (r < 0)
+            child_fail(c, errno, "mount sysfs on `%s`", m->destination);
+    } else if (strcmp(m->type, "cgroup") == 0 || strcmp(m->type, "cgroup2") == 0) {
+        r = mount("cgroup2", target, "cgroup2", flags, NULL);
+        if (r < 0) {
+            /* v1/hybrid hosts: show the host hierarchy read-only; the cgroup namespace still
+             * scopes the paths that /proc/self/cgroup reports. */
+            if (mount(OLDROOT "/sys/fs/cgroup", target, NULL, MS_BIND | MS_REC, NULL) < 0)
+                child_fail(c, errno, "mount cgroup on `%s`", m->destination);
+            close(fd);
+            fd = open_in_root(rootfd, m->destination, true, false, target, sizeof(target));
+            remount_bind(target, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, true);
+        }
+    } else {
+        r = mount(m->source, target, m->type, flags, m->data);
+        if (r < 0)
+            child_fail(c, errno, "mount %s on `%s` (options `%s`)", m->type, m->destination,
+                       m->data ? m->data : "");
+    }
+    if (m->propagation) {
+        close(fd);
+        fd = open_in_root(rootfd, m->destination, want_dir, false, target, sizeof(target));
+        if (fd >= 0 && mount(NULL, target, NULL, m->propagation, NULL) < 0)
+            child_fail(c, errno, "set propagation of `%s`", m->destination);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+static const char *const default_devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
+
+/* A user namespace cannot mknod, so device nodes are bind mounts of the host's own nodes. */
+static void
+setup_dev(struct sbx_child_ctx *c, int rootfd)
+{
+    char target[80], src[PATH_MAX];
+    for (size_t i = 0; i < ARRAY_SIZE(default_devices); i++) {
+        char dst[64];
+        snprintf(dst, sizeof(dst), "/dev/%s", default_devices[i]);
+        snprintf(src, sizeof(src), OLDROOT "/dev/%s", default_devices[i]);
+        int fd = open_in_root(rootfd, dst, false, true, target, sizeof(target));
+        if (fd < 0)
+            child_fail(c, -fd, "create `%s`", dst);
+        if (mount(src, target, NULL, MS_BIND, NULL) < 0)
+            child_fail(c, errno, "bind `%s`", dst);
+        close(fd);
+    }
+    for (size_t i = 0; i < c->spec->n_devices; i++) {
+        const struct sbx_device *d = &c->spec->devices[i];
+        snprintf(src, sizeof(src), OLDROOT "%s", d->path);
+        if (access(src, F_OK) < 0)
+            child_fail(c, errno, "device `%s` is not present on the host", d->path);
+        int fd = open_in_root(rootfd, d->path, false, true, target, sizeof(target));
+        if (fd < 0)
+            child_fail(c, -fd, "create `%s`", d->path);
+        if (mount(src, target, NULL, MS_BIND, NULL) < 0)
+            child_fail(c, errno, "bind device `%s`", d->path);
+        close(fd);
+    }
+    static const struct {
+        const char *target, *link;
+    } links[] = {
+        {"/proc/self/fd", "fd"},     {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+        {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},       {"/proc/kcore", "core"},
+    };
+    int devfd = openat(rootfd, "dev", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (devfd < 0)
+        child_fail(c, errno, "open /dev");
+    for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
+        if (symlinkat(links[i].target, devfd, links[i].link) < 0 && errno != EEXIST)
+            child_fail(c, errno, "symlink /dev/%s", links[i].link);
+    }
+    close(devfd);
+}
+
+static void
+mask_paths(struct sbx_child_ctx *c, int rootfd)
+{
+    char target[80];
+    for (char **p = c->spec->masked_paths; p && *p; p++) {
+        int fd = open_in_root(rootfd, *p, false, false, target, sizeof(target));
+        if (fd < 0)
+            continue; /* absent on this kernel: nothing to hide */
+        struct stat st;
+        int r;
+        if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+            r = mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      "size=0,mode=0555");
+        else
+            r = mount(OLDROOT "/dev/null", target, NULL, MS_BIND, NULL);
+        if (r < 0)
+            child_fail(c, errno, "mask `%s`", *p);
+        close(fd);
+    }
+    for (char **p = c->spec->readonly_paths; p && *p; p++) {
+        int fd = open_in_root(rootfd, *p, false, false, target, sizeof(target));
+        if (fd < 0)
+            continue;
+        if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+            child_fail(c, errno, "bind `%s` read-only", *p);
+        close(fd);
+        fd = open_in_root(rootfd, *p, false, false, target, sizeof(target));
+        int r = remount_bind(target, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, true);
+        if (r < 0)
+            child_fail(c, -r, "remount `%s` read-only", *p);
+        close(fd);
+    }
+}
+
+static void
+setup_root(struct sbx_child_ctx *c)
+{
+    sbx_spec_t *s = c->spec;
+    unsigned long prop = MS_REC | MS_PRIVATE;
+    if (s->rootfs_propagation && strstr(s->rootfs_propagation, "slave"))
+        prop = MS_REC | MS_SLAVE;
+    if (mount(NULL, "/", NULL, prop, NULL) < 0)
+        child_fail(c, errno, "make / private");
+
+    char opts[128] = "mode=0755";
+    if (s->overlay_size > 0)
+        snprintf(opts, sizeof(opts), "mode=0755,size=%lld", (long long)s->overlay_size);
+    if (mount("sbx-scratch", SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+        child_fail(c, errno, "mount scratch tmpfs");
+    if (chdir(SCRATCH) < 0 || mkdir("oldroot", 0700) < 0 || mkdir("newroot", 0755) < 0 ||
+        mkdir("upper", 0755) < 0 || mkdir("work", 0755) < 0)
+        child_fail(c, errno, "prepare scratch root");
+    if (syscall(SYS_pivot_root, ".", "oldroot") < 0)
+        child_fail(c, errno, "pivot_root into scratch root");
+    if (chdir("/") < 0)
+        child_fail(c, errno, "chdir /");
+
+    char lower[PATH_MAX + 16];
+    snprintf(lower, sizeof(lower), OLDROOT "%s", s->rootfs);
+    if (!is_dir(lower))
+        child_fail(c, errno ? errno : ENOTDIR, "rootfs `%s`", s->rootfs);
+    if (s->overlay_rootfs) {
+        char data[PATH_MAX + 128];
+        if (strpbrk(s->rootfs, ",:\\"))
+            child_fail(c, EINVAL, "rootfs path `%s` contains ',', ':' or '\\'", s->rootfs);
+        snprintf(data, sizeof(data), "lowerdir=%s,upperdir=/upper,workdir=/work%s", lower,
+                 c->in_userns ? ",userxattr" : "");
+        if (mount("overlay", NEWROOT, "overlay", MS_NOSUID | MS_NODEV, data) < 0) {
+            int e = errno;
+            /* Kernels before 5.11 lack userxattr; retry without it. */
+            if (!c->in_userns ||
+                (snprintf(data, sizeof(data), "lowerdir=%s,upperdir=/upper,workdir=/work", lower),
+                 mount("overlay", NEWROOT, "overlay", MS_NOSUID | MS_NODEV, data) < 0))
+                child_fail(c, e, "mount overlay on rootfs `%s`", s->rootfs);
+        }
+    } else {
+        if (mount(lower, NEWROOT, NULL, MS_BIND | MS_REC, NULL) < 0)
+            child_fail(c, errno, "bind rootfs `%s`", s->rootfs);
+    }
+
+    int rootfd = open(NEWROOT, O_DIRECTORY | O_PATH | O_CLOEXEC);
+    if (rootfd < 0)
+        child_fail(c, errno, "open new root");
+    bool dev_tmpfs = false;
+    for (size_t i = 0; i < s->n_mounts; i++) {
+        do_mount(c, rootfd, &s->mounts[i]);
+        if (strcmp(s->mounts[i].destination, "/dev") == 0 && !s->mounts[i].bind)
+            dev_tmpfs = true;
+    }
+    if (dev_tmpfs)
+        setup_dev(c, rootfd);
+    mask_paths(c, rootfd);
+    close(rootfd);
+
+    /* pivot_root(".", ".") stacks the old root on the new one; detaching it drops the scratch
+     * root and every host mount under /oldroot in one step (no path to the host remains). */
+    if (chdir(NEWROOT) < 0)
+        child_fail(c, errno, "chdir new root");
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        child_fail(c, errno, "pivot_root");
+    if (umount2(".", MNT_DETACH) < 0)
+        child_fail(c, errno, "detach old root");
+    if (chdir("/") < 0)
+        child_fail(c, errno, "chdir /");
+    if (s->root_readonly && remount_bind("/", MS_RDONLY, false) < 0)
+        child_fail(c, errno, "remount / read-only");
+}
+
+static void
+write_sysctls(struct sbx_child_ctx *c)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(c->spec->sysctl, key, v)
+    {
+        char path[PATH_MAX];
+        const char *val = json_string_value(v);
+        if (val == NULL)
+            child_fail(c, 0, "sysctl `%s`: value must be a string", key);
+        snprintf(path, sizeof(path), "/proc/sys/%s", key);
+        for (char *p = path + 10; *p; p++)
+            if (*p == '.')
+                *p = '/';
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || safe_write(fd, val, strlen(val)) < 0)
+            child_fail(c, errno, "sysctl `%s`", key);
+        close(fd);
+    }
+}
+
+static void
+set_identity(struct sbx_child_ctx *c)
+{
+    sbx_spec_t *s = c->spec;
+    if (setgroups(s->n_additional_gids, s->additional_gids) < 0 && errno != EPERM)
+        child_fail(c, errno, "setgroups");
+    if (setresgid(s->gid, s->gid, s->gid) < 0)
+        child_fail(c, errno, "setresgid %u (is gid %u mapped?)", s->gid, s->gid);
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        child_fail(c, errno, "PR_SET_KEEPCAPS");
+    if (setresuid(s->uid, s->uid, s->uid) < 0)
+        child_fail(c, errno, "setresuid %u (is uid %u mapped?)", s->uid, s->uid);
+}
+
+static void
+exec_workload(struct sbx_child_ctx *c)
+{
+    sbx_spec_t *s = c->spec;
+    if (setsid() < 0 && errno != EPERM)
+        child_fail(c, errno, "setsid");
+    for (size_t i = 0; i < s->n_rlimits; i++)
+        if (setrlimit(s->rlimits[i].resource, &s->rlimits[i].limit) < 0)
+            child_fail(c, errno, "setrlimit %d", s->rlimits[i].resource);
+    if (s->umask != (mode_t)-1)
+        umask(s->umask);
+    int r = sbx_caps_drop_bounding(s->caps.bounding);
+    if (r < 0)
+        child_fail(c, -r, "drop capability bounding set");
+    set_identity(c);
+    if (chdir(s->cwd) < 0)
+        child_fail(c, errno, "chdir to cwd `%s`", s->cwd);
+    /* CVE-2024-21626: a cwd outside the root (via a leaked fd) shows up as "(unreachable)". */
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof(cwd)) == NULL || cwd[0] != '/')
+        child_fail(c, EPERM, "cwd `%s` is outside the sandbox root", s->cwd);
+    r = sbx_caps_apply(&s->caps);
+    if (r < 0)
+        child_fail(c, -r, "apply capabilities");
+    if (s->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        child_fail(c, errno, "PR_SET_NO_NEW_PRIVS");
+
+    if (c->wait_for_start) {
+        struct sbx_sync_msg m;
+        if (sbx_sync_send(c->sync_fd, SYNC_CREATED, getpid(), NULL) < 0 ||
+            sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_START)
+            _exit(125);
+    }
+
+    /* Resolve the program before seccomp so the error can be told apart from the workload's. */
+    const char *prog = s->args[0];
+    char found[PATH_MAX];
+    if (strchr(prog, '/') == NULL) {
+        const char *path = NULL;
+        for (char **e = s->env; e && *e; e++)
+            if (strncmp(*e, "PATH=", 5) == 0)
+                path = *e + 5;
+        if (path == NULL)
+            path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        int first_err = ENOENT;
+        bool ok = false;
+        while (*path) {
+            const char *end = strchrnul(path, ':');
+            snprintf(found, sizeof(found), "%.*s/%s", (int)(end - path), path, prog);
+            if (access(found, X_OK) == 0) {
+                ok = true;
+                break;
+            }
+            if (errno == EACCES && access(found, F_OK) == 0)
+                first_err = EACCES;
+            path = *end ? end + 1 : end;
+        }
+        if (!ok) {
+            sbx_sync_send(c->sync_fd, SYNC_EXEC_FAILED, first_err, "exec `%s`: %s", prog,
+                          first_err == ENOENT ? "command not found" : strerror(first_err));
+            _exit(first_err == ENOENT ? 127 : 126);
+        }
+        prog = found;
+    }
+    /* The last fds above stdio (the sync socket) are close-on-exec; nothing else may leak. */
+    syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (c->has_bpf && sbx_seccomp_apply(&c->bpf) < 0)
+        child_fail(c, errno, "load seccomp filter");
+    execve(prog, s->args, s->env);
+    int e = errno;
+    sbx_sync_send(c->sync_fd, SYNC_EXEC_FAILED, e, "exec `%s`: %s", s->args[0], strerror(e));
+    _exit(e == ENOENT ? 127 : 126);
+}
+
+
+/* PID 1 of the sandbox: reaps every orphan, forwards termination signals to the workload and
+ * reports its status. It keeps no capabilities and runs under the same seccomp filter. */
+static __attribute__((noreturn)) void
+run_init(struct sbx_child_ctx *c, pid_t workload, sigset_t *mask)
+{
+    prctl(PR_SET_NAME, "sbx-init", 0, 0, 0);
+    struct sbx_caps none = {0};
+    sbx_caps_drop_bounding(0);
+    sbx_caps_apply(&none);
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if (c->has_bpf)
+        sbx_seccomp_apply(&c->bpf);
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(mask, &si);
+        if (sig < 0)
+            continue;
+        if (sig != SIGCHLD) {
+            kill(workload, sig);
+            continue;
+        }
+        for (;;) {
+            int status;
+            pid_t p = waitpid(-1, &status, WNOHANG);
+            if (p <= 0)
+                break;
+            if (p == workload) {
+                sbx_sync_send(c->sync_fd, SYNC_EXIT, status, NULL);
+                /* Exiting as PID 1 makes the kernel SIGKILL everything left in the namespace. */
+                _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+            }
+        }
+    }
+}
+
+void
+sbx_child_main(struct sbx_child_ctx *c)
+{
+    sbx_spec_t *s = c->spec;
+    struct sbx_sync_msg m;
+
+    /* Nothing may outlive sbxrun: if it dies, so does the sandbox's PID 1 and with it the pidns. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    /* getppid() is 0 across a pid namespace, so the parent's death before the prctl is detected
+     * by the sync socket instead: its end closes and the recv below returns 0. */
+    /* Not dumpable: sandbox processes cannot ptrace us or open /proc/1/exe (CVE-2019-5736). */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_GO)
+        _exit(125);
+
+    if (c->in_userns) {
+        /* Become root of the new user namespace (if mapped) so files we create are owned by it. */
+        if (setresgid(0, 0, 0) == 0 && setresuid(0, 0, 0) < 0)
+            child_fail(c, errno, "become root in the user namespace");
+    }
+    if (s->ns_enabled[SBX_NS_CGROUP] && !s->ns_path[SBX_NS_CGROUP] && unshare(CLONE_NEWCGROUP) < 0)
+        child_fail(c, errno, "unshare cgroup namespace");
+    if (s->hostname && s->ns_enabled[SBX_NS_UTS] && sethostname(s->hostname, strlen(s->hostname)) < 0)
+        child_fail(c, errno, "sethostname `%s`", s->hostname);
+    if (s->domainname && s->ns_enabled[SBX_NS_UTS] &&
+        setdomainname(s->domainname, strlen(s->domainname)) < 0)
+        child_fail(c, errno, "setdomainname");
+    setup_root(c);
+    write_sysctls(c);
+
+    bool own_init = s->own_init && s->ns_enabled[SBX_NS_PID] && !s->ns_path[SBX_NS_PID];
+    if (!own_init)
+        exec_workload(c);
+
+    sigset_t mask, old;
+    sigemptyset(&mask);
+    int fwd[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+    for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
+        sigaddset(&mask, fwd[i]);
+    sigprocmask(SIG_BLOCK, &mask, &old);
+    pid_t w = fork();
+    if (w < 0)
+        child_fail(c, errno, "fork workload");
+    if (w == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        exec_workload(c);
+    }
+    /* The workload reports its own exec failure; tell the parent the pid once it is running. */
+    sbx_sync_send(c->sync_fd, SYNC_STARTED, w, NULL);
+    syscall(SYS_close_range, 0, 2, 0);
+    run_init(c, w, &mask);
+}
