@@ -1,0 +1,250 @@
+/* sbx-apid internals shared by its modules: configuration, logging, the API error convention,
+ * request validation, the SQLite store, the launcher and the sandbox manager. */
+#ifndef SBX_APID_H
+#define SBX_APID_H
+
+#include "utils.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---------- configuration (config.c) ---------- */
+
+struct apid_config {
+    char *listen;        /* host:port */
+    char *data_dir;      /* sqlite db + per-sandbox files */
+    char *run_dir;       /* libsbx state_root */
+    char *images_dir;
+    char *agent_path;    /* sbx-agent binary; "" or "none" runs the entrypoint directly */
+    char *api_key;       /* NULL: auth off */
+    char *api_key_file;
+    char *config_file;
+    char *bridge, *subnet; /* networking issue; accepted and stored */
+    char *cgroup_parent;
+    char *public_host;   /* host part of endpoints; default: the listen host */
+    int64_t min_timeout; /* seconds; 60 per contract, lowered only by tests */
+    int64_t max_timeout; /* seconds; 0 = no maximum */
+    int64_t default_cpu_milli, max_cpu_milli;
+    int64_t default_memory, max_memory; /* bytes */
+    int64_t default_pids, max_pids;
+    int64_t max_body;    /* request body limit, bytes */
+    int log_level;       /* APID_LOG_* */
+    bool log_json;
+};
+
+void apid_config_init(struct apid_config *cfg);
+void apid_config_free(struct apid_config *cfg);
+/* Parses argv (and the --config file it names, flags win over the file). Returns 1 when
+ * --help/--version was printed and the caller should exit 0. */
+int apid_config_parse(struct apid_config *cfg, int argc, char **argv, sbx_error_t *err);
+/* Re-reads only the settings that are safe to change at run time (SIGHUP). */
+int apid_config_reload(struct apid_config *cfg, sbx_error_t *err);
+int apid_config_load_file(struct apid_config *cfg, const char *path, sbx_error_t *err);
+
+/* ---------- logging (log.c) ---------- */
+
+enum { APID_LOG_ERROR, APID_LOG_WARN, APID_LOG_INFO, APID_LOG_DEBUG };
+void apid_log_setup(int level, bool json);
+int apid_log_level_parse(const char *s);
+void apid_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One structured access-log line. */
+void apid_log_access(const char *method, const char *path, int status, double ms,
+                     const char *request_id);
+#define log_err(...) apid_log(APID_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) apid_log(APID_LOG_WARN, __VA_ARGS__)
+#define log_info(...) apid_log(APID_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) apid_log(APID_LOG_DEBUG, __VA_ARGS__)
+
+/* ---------- API errors ----------
+ * libsbx errors carry only errno + message, so an API failure is an sbx error whose message starts
+ * with the contract's machine-readable code and ": " (e.g. "SANDBOX::INVALID_PARAMETER: ...").
+ * The HTTP layer splits it again; a message with no known code is a 500 SANDBOX::UNKNOWN_ERROR. */
+#define E_INVALID_PARAMETER "SANDBOX::INVALID_PARAMETER"
+#define E_NOT_FOUND "SANDBOX::NOT_FOUND"
+#define E_INVALID_METADATA_FORMAT "INVALID_METADATA_FORMAT"
+#define E_INVALID_METADATA_LABEL "SANDBOX::INVALID_METADATA_LABEL"
+#define E_INVALID_ENTRYPOINT "DOCKER::INVALID_ENTRYPOINT"
+#define E_INVALID_EXPIRATION "DOCKER::INVALID_EXPIRATION"
+#define E_NO_EXPIRATION "NO_EXPIRATION" /* sent as 409 DOCKER::INVALID_EXPIRATION */
+#define E_NOT_RUNNING "DOCKER::SANDBOX_NOT_RUNNING"
+#define E_NOT_PAUSED "DOCKER::SANDBOX_NOT_PAUSED"
+#define E_CONFLICT "SANDBOX::STATE_CONFLICT"
+#define E_NOT_SUPPORTED "SANDBOX::API_NOT_SUPPORTED"
+#define E_IMAGE "DOCKER::SANDBOX_IMAGE_PULL_FAILED"
+#define E_IMAGE_NOT_FOUND "SANDBOX::IMAGE_NOT_FOUND"
+#define E_START_FAILED "DOCKER::SANDBOX_START_FAILED"
+#define E_UNKNOWN "SANDBOX::UNKNOWN_ERROR"
+#define E_MISSING_KEY "MISSING_API_KEY"
+#define E_INVALID_KEY "INVALID_API_KEY"
+#define E_ROUTE "SANDBOX::ROUTE_NOT_FOUND"
+#define E_METHOD "SANDBOX::METHOD_NOT_ALLOWED"
+#define E_TOO_LARGE "SANDBOX::REQUEST_TOO_LARGE"
+#define E_UNAVAILABLE "SANDBOX::SERVICE_UNAVAILABLE"
+
+int apid_fail(sbx_error_t *err, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Splits an error into HTTP status, code and message (pointers into a static table / err). */
+void apid_error_http(const sbx_error_t err, int *status, const char **code, const char **msg);
+
+/* ---------- time (validate.c) ---------- */
+
+int64_t apid_now_ms(void);
+/* RFC 3339 UTC with milliseconds and a Z suffix; buf >= 32 bytes. */
+void apid_format_time(int64_t ms, char *buf, size_t len);
+/* RFC 3339 date-time with Z or an offset, optional fraction. */
+int apid_parse_time(const char *s, int64_t *ms);
+
+/* ---------- sandbox model and validation (validate.c) ---------- */
+
+enum apid_state {
+    ST_PENDING,
+    ST_RUNNING,
+    ST_PAUSING,
+    ST_PAUSED,
+    ST_RESUMING,
+    ST_STOPPING,
+    ST_TERMINATED,
+    ST_FAILED,
+    ST__COUNT
+};
+const char *apid_state_name(int st);
+int apid_state_parse(const char *s); /* -1 unknown */
+bool apid_state_transition_ok(int from, int to);
+bool apid_state_terminal(int st);
+
+struct apid_limits {
+    int64_t cpu_milli; /* -1 unset */
+    int64_t memory;
+    int64_t pids;
+};
+
+struct apid_create_req {
+    char *image_uri;
+    json_t *entrypoint; /* array of strings */
+    json_t *env;        /* object string->string */
+    json_t *metadata;   /* object string->string */
+    int64_t timeout;    /* seconds, -1: no expiry */
+    struct apid_limits limits;
+    json_t *resource_limits; /* as requested, echoed in the stored spec */
+};
+void apid_create_req_free(struct apid_create_req *r);
+int apid_parse_create(const char *body, size_t len, const struct apid_config *cfg,
+                      struct apid_create_req *out, sbx_error_t *err);
+/* Resource limit map ({"cpu":"500m","memory":"512Mi","pids":"128"}) with server defaults/maxima. */
+int apid_parse_limits(json_t *map, const struct apid_config *cfg, struct apid_limits *out,
+                      sbx_error_t *err);
+int apid_validate_metadata_key(const char *key, sbx_error_t *err);
+int apid_validate_metadata(json_t *md, bool allow_null, sbx_error_t *err);
+/* ?metadata=k1%3Dv1%26k2%3Dv2 after the HTTP layer decoded it once → object of pairs. */
+int apid_parse_metadata_filter(const char *s, json_t **out, sbx_error_t *err);
+int apid_parse_page(const char *page, const char *size, int64_t *p, int64_t *ps, sbx_error_t *err);
+int apid_parse_renew(const char *body, size_t len, int64_t now_ms, int64_t *expires_ms,
+                     sbx_error_t *err);
+/* Resolves image.uri to a directory below images_dir. */
+int apid_resolve_image(const char *images_dir, const char *uri, char **name, sbx_error_t *err);
+void apid_new_id(char out[37]);
+
+/* ---------- store (store.c) ---------- */
+
+struct apid_sandbox {
+    char id[65];
+    int state;
+    char *reason, *message;
+    int64_t last_transition_ms, created_ms, expires_ms; /* expires_ms 0: none */
+    char *image_uri;
+    json_t *entrypoint, *env, *metadata, *resource_limits;
+    struct apid_limits limits;
+    pid_t pid;
+    unsigned long long pid_start;
+    pid_t monitor_pid;
+    unsigned long long monitor_start;
+    char *cgroup;
+    char *token;
+};
+void apid_sandbox_free(struct apid_sandbox *sb);
+void apid_sandbox_list_free(struct apid_sandbox **v, size_t n);
+
+struct apid_store;
+#define APID_SCHEMA_VERSION 2
+int apid_store_open(const char *path, struct apid_store **out, sbx_error_t *err);
+void apid_store_close(struct apid_store *s);
+int apid_store_schema_version(struct apid_store *s, sbx_error_t *err);
+int apid_store_insert(struct apid_store *s, const struct apid_sandbox *sb, sbx_error_t *err);
+/* 1 found, 0 not found. */
+int apid_store_get(struct apid_store *s, const char *id, struct apid_sandbox **out, sbx_error_t *err);
+/* Records a state change and its history row in one transaction. */
+int apid_store_set_state(struct apid_store *s, const char *id, int state, const char *reason,
+                         const char *message, sbx_error_t *err);
+int apid_store_set_runtime(struct apid_store *s, const char *id, pid_t pid,
+                           unsigned long long pid_start, pid_t mon, unsigned long long mon_start,
+                           const char *cgroup, sbx_error_t *err);
+int apid_store_set_expiry(struct apid_store *s, const char *id, int64_t expires_ms, sbx_error_t *err);
+int apid_store_set_metadata(struct apid_store *s, const char *id, json_t *md, sbx_error_t *err);
+int apid_store_delete(struct apid_store *s, const char *id, sbx_error_t *err);
+/* states: bitmask of 1<<ST_*, 0 = all; metadata: object of required pairs or NULL. Items are
+ * createdAt descending; *total counts every match. */
+int apid_store_list(struct apid_store *s, unsigned states, json_t *metadata, int64_t page,
+                    int64_t page_size, struct apid_sandbox ***items, size_t *n, int64_t *total,
+                    sbx_error_t *err);
+int apid_store_all(struct apid_store *s, struct apid_sandbox ***items, size_t *n, sbx_error_t *err);
+/* Earliest expiry among non-terminal sandboxes: 1 and id, ms set; 0 none. */
+int apid_store_next_expiry(struct apid_store *s, char id[65], int64_t *ms, sbx_error_t *err);
+int apid_store_history_count(struct apid_store *s, const char *id, sbx_error_t *err);
+
+/* ---------- launcher (launcher.c) ---------- */
+
+/* Forks the single-threaded launcher; must run before any thread exists. */
+int apid_launcher_start(sbx_error_t *err);
+/* Asks the launcher to start a monitor for sandbox `id`: sandbox dir `dir` holds config.json.
+ * *status_fd receives the read end of the monitor's JSON status pipe. */
+int apid_launcher_spawn(const char *id, const char *dir, const char *state_root,
+                        const char *cgroup_parent, pid_t *monitor, int *status_fd,
+                        sbx_error_t *err);
+void apid_launcher_stop(void);
+
+/* ---------- OCI config (ocispec.c) ---------- */
+
+struct apid_spec_in {
+    const char *id;
+    const char *images_dir;
+    const char *image_name; /* entry below images_dir (apid_resolve_image() checked it) */
+    const char *agent_path; /* NULL: run the entrypoint directly */
+    const char *token_path;
+    json_t *entrypoint, *env;
+    struct apid_limits limits;
+};
+int apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err);
+
+/* ---------- sandbox manager (sandbox.c) ---------- */
+
+struct apid_ctx {
+    struct apid_config *cfg;
+    struct apid_store *store;
+    pthread_mutex_t cfg_lock;
+};
+
+int apid_mgr_init(struct apid_ctx *ctx, sbx_error_t *err);
+/* Re-adopts, reaps and cleans up after a restart. */
+int apid_mgr_recover(sbx_error_t *err);
+int apid_mgr_start_threads(sbx_error_t *err);
+void apid_mgr_stop(void);
+int apid_mgr_create(const struct apid_create_req *req, struct apid_sandbox **out, sbx_error_t *err);
+int apid_mgr_delete(const char *id, const char *reason, sbx_error_t *err);
+int apid_mgr_pause(const char *id, sbx_error_t *err);
+int apid_mgr_resume(const char *id, sbx_error_t *err);
+int apid_mgr_renew(const char *id, int64_t expires_ms, sbx_error_t *err);
+int apid_mgr_patch_metadata(const char *id, json_t *patch, struct apid_sandbox **out,
+                            sbx_error_t *err);
+/* Loads a sandbox or fails with 404. */
+int apid_mgr_get(const char *id, struct apid_sandbox **out, sbx_error_t *err);
+/* JSON shape of a sandbox; full adds image. */
+json_t *apid_sandbox_json(const struct apid_sandbox *sb, bool full);
+
+/* ---------- HTTP (http.c) ---------- */
+
+int apid_http_start(struct apid_ctx *ctx, sbx_error_t *err);
+void apid_http_stop(void);
+
+#endif

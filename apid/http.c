@@ -1,0 +1,541 @@
+/* The REST front end on libmicrohttpd: one thread per connection (lifecycle calls block on the
+ * runtime for up to seconds, so an event loop would need a worker pool anyway), HTTP/1.1
+ * keep-alive, a request body limit, X-Request-ID on every reply, JSON errors {code,message} on
+ * every non-2xx (CONTRACT.md §0.3) and Content-Length: 0 on every empty 2xx (§0.2). Routes are
+ * mounted with and without the /v1 prefix. */
+#include "apid.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <time.h>
+
+static struct MHD_Daemon *daemon_h;
+static struct apid_ctx *ctx;
+static int listen_port;
+static char *endpoint_host;
+static pthread_mutex_t inflight_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t inflight_cond = PTHREAD_COND_INITIALIZER;
+static int inflight;
+
+struct req {
+    struct timespec start;
+    char *body;
+    size_t len;
+    bool too_large;
+    int status;
+    char rid[129];
+    char *path;
+    char *method;
+};
+
+static double
+elapsed_ms(const struct timespec *a)
+{
+    struct timespec b;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (double)(b.tv_sec - a->tv_sec) * 1e3 + (double)(b.tv_nsec - a->tv_nsec) / 1e6;
+}
+
+static enum MHD_Result
+queue(struct MHD_Connection *c, struct req *r, int status, const char *ctype, const char *body)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        body ? strlen(body) : 0, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
+    if (ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, "X-Request-ID", r->rid);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->status = status;
+    return ret;
+}
+
+static enum MHD_Result
+reply_json(struct MHD_Connection *c, struct req *r, int status, json_t *o)
+{
+    cleanup_free char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return queue(c, r, status, "application/json", s ? s : "{}");
+}
+
+static enum MHD_Result
+reply_empty(struct MHD_Connection *c, struct req *r, int status)
+{
+    return queue(c, r, status, NULL, NULL);
+}
+
+static enum MHD_Result
+reply_code(struct MHD_Connection *c, struct req *r, int status, const char *code, const char *msg)
+{
+    return reply_json(c, r, status, json_pack("{s:s, s:s}", "code", code, "message", msg));
+}
+
+static enum MHD_Result
+reply_err(struct MHD_Connection *c, struct req *r, sbx_error_t *err)
+{
+    int status;
+    const char *code, *msg;
+    apid_error_http(*err, &status, &code, &msg);
+    if (status >= 500)
+        log_err("%s %s: %s", r->method, r->path, (*err)->msg);
+    enum MHD_Result ret = reply_code(c, r, status, code, msg);
+    sbx_error_release(err);
+    return ret;
+}
+
+/* Compares in time that depends only on the lengths, never on where the first difference is. */
+static bool
+key_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = la != lb;
+    for (size_t i = 0; i < lb; i++)
+        d |= (unsigned char)(b[i] ^ a[i % (la ? la : 1)]);
+    return d == 0;
+}
+
+static bool
+authorized(struct MHD_Connection *c, struct req *r, enum MHD_Result *ret)
+{
+    const char *got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "OPEN-SANDBOX-API-KEY");
+    pthread_mutex_lock(&ctx->cfg_lock);
+    const char *key = ctx->cfg->api_key;
+    bool ok = !key || !*key || (got && key_equal(key, got));
+    pthread_mutex_unlock(&ctx->cfg_lock);
+    if (ok)
+        return true;
+    *ret = got ? reply_code(c, r, 401, E_INVALID_KEY, "the API key is not valid")
+               : reply_code(c, r, 401, E_MISSING_KEY,
+                            "the OPEN-SANDBOX-API-KEY header is required");
+    return false;
+}
+
+/* ---------- query helpers ---------- */
+
+struct qstate {
+    unsigned mask;
+    bool given, unknown_only;
+    int n;
+};
+
+static enum MHD_Result
+collect_state(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct qstate *q = cls;
+    if (strcmp(key, "state") != 0 || !value)
+        return MHD_YES;
+    q->given = true;
+    /* The SDK may also send one comma-joined value. */
+    cleanup_free char *copy = xstrdup(value);
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int st = apid_state_parse(t);
+        if (st >= 0)
+            q->mask |= 1u << st;
+    }
+    return MHD_YES;
+}
+
+/* ---------- handlers ---------- */
+
+static enum MHD_Result
+h_create(struct MHD_Connection *c, struct req *r)
+{
+    sbx_error_t err = NULL;
+    struct apid_create_req cr;
+    pthread_mutex_lock(&ctx->cfg_lock);
+    int rc = apid_parse_create(r->body, r->len, ctx->cfg, &cr, &err);
+    pthread_mutex_unlock(&ctx->cfg_lock);
+    if (rc < 0)
+        return reply_err(c, r, &err);
+    struct apid_sandbox *sb = NULL;
+    rc = apid_mgr_create(&cr, &sb, &err);
+    apid_create_req_free(&cr);
+    if (rc < 0)
+        return reply_err(c, r, &err);
+    json_t *o = apid_sandbox_json(sb, false);
+    apid_sandbox_free(sb);
+    return reply_json(c, r, 202, o);
+}
+
+static enum MHD_Result
+h_list(struct MHD_Connection *c, struct req *r)
+{
+    sbx_error_t err = NULL;
+    struct qstate q = {0};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_state, &q);
+    int64_t page, ps;
+    if (apid_parse_page(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "page"),
+                        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "pageSize"), &page,
+                        &ps, &err) < 0)
+        return reply_err(c, r, &err);
+    json_t *md = NULL;
+    const char *mds = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "metadata");
+    if (mds && apid_parse_metadata_filter(mds, &md, &err) < 0)
+        return reply_err(c, r, &err);
+    struct apid_sandbox **items = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    int rc = 0;
+    if (!(q.given && q.mask == 0)) /* only unknown states asked for: nothing matches */
+        rc = apid_store_list(ctx->store, q.mask, md, page, ps, &items, &n, &total, &err);
+    json_decref(md);
+    if (rc < 0)
+        return reply_err(c, r, &err);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, apid_sandbox_json(items[i], true));
+    apid_sandbox_list_free(items, n);
+    int64_t pages = (total + ps - 1) / ps;
+    json_t *pag = json_pack("{s:I, s:I, s:I, s:I, s:b}", "page", (json_int_t)page, "pageSize",
+                            (json_int_t)ps, "totalItems", (json_int_t)total, "totalPages",
+                            (json_int_t)pages, "hasNextPage", page < pages);
+    return reply_json(c, r, 200, json_pack("{s:o, s:o}", "items", arr, "pagination", pag));
+}
+
+static enum MHD_Result
+h_get(struct MHD_Connection *c, struct req *r, const char *id)
+{
+    sbx_error_t err = NULL;
+    struct apid_sandbox *sb = NULL;
+    if (apid_mgr_get(id, &sb, &err) < 0)
+        return reply_err(c, r, &err);
+    json_t *o = apid_sandbox_json(sb, true);
+    apid_sandbox_free(sb);
+    return reply_json(c, r, 200, o);
+}
+
+static enum MHD_Result
+h_endpoint(struct MHD_Connection *c, struct req *r, const char *id, const char *port_s)
+{
+    sbx_error_t err = NULL;
+    int64_t port;
+    if (parse_int64(port_s, 1, 65535, &port) < 0)
+        return reply_code(c, r, 400, E_INVALID_PARAMETER, "port must be an integer in 1..65535");
+    const char *usp = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "use_server_proxy");
+    if (usp && strcmp(usp, "true") && strcmp(usp, "false"))
+        return reply_code(c, r, 400, E_INVALID_PARAMETER, "use_server_proxy must be true or false");
+    if (MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "expires"))
+        return reply_code(c, r, 400, E_NOT_SUPPORTED, "signed endpoints (expires) are not supported");
+    struct apid_sandbox *sb = NULL;
+    if (apid_mgr_get(id, &sb, &err) < 0)
+        return reply_err(c, r, &err);
+    apid_sandbox_free(sb);
+    /* Always the server-proxied form (CONTRACT.md §A.6): one port, and apid is the one place that
+     * strips the API key and adds the agent's token. It answers while the sandbox is Pending. */
+    cleanup_free char *ep =
+        xasprintf("%s:%d/sandboxes/%s/proxy/%lld", endpoint_host, listen_port, id, (long long)port);
+    return reply_json(c, r, 200, json_pack("{s:s}", "endpoint", ep));
+}
+
+static enum MHD_Result
+h_patch(struct MHD_Connection *c, struct req *r, const char *id)
+{
+    sbx_error_t err = NULL;
+    json_error_t jerr;
+    json_t *patch = r->len ? json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    if (!json_is_object(patch)) {
+        json_decref(patch);
+        return reply_code(c, r, 400, E_INVALID_PARAMETER,
+                          "body must be a JSON merge-patch object of string or null values");
+    }
+    struct apid_sandbox *sb = NULL;
+    int rc = apid_mgr_patch_metadata(id, patch, &sb, &err);
+    json_decref(patch);
+    if (rc < 0)
+        return reply_err(c, r, &err);
+    json_t *o = apid_sandbox_json(sb, true);
+    apid_sandbox_free(sb);
+    return reply_json(c, r, 200, o);
+}
+
+static enum MHD_Result
+h_renew(struct MHD_Connection *c, struct req *r, const char *id)
+{
+    sbx_error_t err = NULL;
+    int64_t ms;
+    struct apid_sandbox *sb = NULL;
+    /* 404 before body errors: an unknown id is the more useful answer. */
+    if (apid_mgr_get(id, &sb, &err) < 0)
+        return reply_err(c, r, &err);
+    apid_sandbox_free(sb);
+    if (apid_parse_renew(r->body, r->len, apid_now_ms(), &ms, &err) < 0 ||
+        apid_mgr_renew(id, ms, &err) < 0)
+        return reply_err(c, r, &err);
+    char ts[40];
+    apid_format_time(ms, ts, sizeof(ts));
+    return reply_json(c, r, 200, json_pack("{s:s}", "expiresAt", ts));
+}
+
+static enum MHD_Result
+h_proxy(struct MHD_Connection *c, struct req *r, const char *id)
+{
+    sbx_error_t err = NULL;
+    struct apid_sandbox *sb = NULL;
+    if (apid_mgr_get(id, &sb, &err) < 0)
+        return reply_err(c, r, &err);
+    apid_sandbox_free(sb);
+    /* Routing into the sandbox's netns is the networking issue; until then the agent is not
+     * reachable and clients polling /ping see a JSON 503, which they treat as "not ready". */
+    return reply_code(c, r, 503, E_UNAVAILABLE,
+                      "the sandbox agent is not reachable: sandbox networking is not enabled");
+}
+
+/* Splits "/v1/sandboxes/ID/x/y" into at most 6 segments after the optional v1. */
+static int
+split_path(char *path, char *seg[6])
+{
+    int n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(path, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        if (n == 0 && strcmp(t, "v1") == 0 && seg[0] == NULL) {
+            seg[0] = (char *)"";
+            continue;
+        }
+        if (n >= 6)
+            return -1;
+        seg[n++] = t;
+    }
+    return n;
+}
+
+static enum MHD_Result
+route(struct MHD_Connection *c, struct req *r)
+{
+    const char *m = r->method;
+    cleanup_free char *path = xstrdup(r->path);
+    char *seg[6] = {0};
+    enum MHD_Result ret;
+    int n = split_path(path, seg);
+    sbx_error_t err = NULL;
+#define IS(x) (strcmp(m, x) == 0)
+#define SEG(i, s) (n > (i) && strcmp(seg[i], s) == 0)
+    if (n == 1 && SEG(0, "health")) {
+        if (!IS("GET") && !IS("HEAD"))
+            return reply_code(c, r, 405, E_METHOD, "method not allowed");
+        return reply_json(c, r, 200, json_pack("{s:s}", "status", "healthy"));
+    }
+    /* The proxy paths carry the agent's own auth, never the lifecycle key (§A.6). */
+    if (n >= 4 && SEG(0, "sandboxes") && SEG(2, "proxy")) {
+        if (r->too_large)
+            return reply_code(c, r, 413, E_TOO_LARGE, "request body too large");
+        return h_proxy(c, r, seg[1]);
+    }
+    if (!authorized(c, r, &ret))
+        return ret;
+    if (r->too_large)
+        return reply_code(c, r, 413, E_TOO_LARGE, "request body too large");
+
+    if (n == 2 && SEG(0, "metrics") && SEG(1, "events")) {
+        if (!IS("POST"))
+            return reply_code(c, r, 405, E_METHOD, "method not allowed");
+        return reply_empty(c, r, 204);
+    }
+    if (n >= 1 && SEG(0, "snapshots"))
+        return reply_code(c, r, 400, E_NOT_SUPPORTED, "snapshots are not supported");
+    if (!SEG(0, "sandboxes") || n < 1)
+        return reply_code(c, r, 404, E_ROUTE, "no such route");
+    if (n == 1) {
+        if (IS("POST"))
+            return h_create(c, r);
+        if (IS("GET"))
+            return h_list(c, r);
+        return reply_code(c, r, 405, E_METHOD, "method not allowed");
+    }
+    const char *id = seg[1];
+    if (!id_is_valid(id))
+        return reply_code(c, r, 404, E_NOT_FOUND, "sandbox not found");
+    if (n == 2) {
+        if (IS("GET"))
+            return h_get(c, r, id);
+        if (IS("DELETE")) {
+            if (apid_mgr_delete(id, "USER_DELETE", &err) < 0)
+                return reply_err(c, r, &err);
+            return reply_empty(c, r, 204);
+        }
+        return reply_code(c, r, 405, E_METHOD, "method not allowed");
+    }
+    if (n == 3 && (SEG(2, "pause") || SEG(2, "resume"))) {
+        if (!IS("POST"))
+            return reply_code(c, r, 405, E_METHOD, "method not allowed");
+        int rc = SEG(2, "pause") ? apid_mgr_pause(id, &err) : apid_mgr_resume(id, &err);
+        if (rc < 0)
+            return reply_err(c, r, &err);
+        return reply_empty(c, r, 202);
+    }
+    if (n == 3 && SEG(2, "renew-expiration")) {
+        if (!IS("POST"))
+            return reply_code(c, r, 405, E_METHOD, "method not allowed");
+        return h_renew(c, r, id);
+    }
+    if (n == 3 && SEG(2, "metadata")) {
+        if (!IS("PATCH"))
+            return reply_code(c, r, 405, E_METHOD, "method not allowed");
+        return h_patch(c, r, id);
+    }
+    if (n == 4 && SEG(2, "endpoints")) {
+        if (!IS("GET"))
+            return reply_code(c, r, 405, E_METHOD, "method not allowed");
+        return h_endpoint(c, r, id, seg[3]);
+    }
+    if (n == 3 && SEG(2, "snapshots"))
+        return reply_code(c, r, 400, E_NOT_SUPPORTED, "snapshots are not supported");
+    return reply_code(c, r, 404, E_ROUTE, "no such route");
+#undef IS
+#undef SEG
+}
+
+static bool
+rid_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x21 || s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+           const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    struct req *r = *con_cls;
+    if (!r) {
+        r = xmalloc0(sizeof(*r));
+        clock_gettime(CLOCK_MONOTONIC, &r->start);
+        r->path = xstrdup(url);
+        r->method = xstrdup(method);
+        const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-ID");
+        if (rid_ok(rid))
+            snprintf(r->rid, sizeof(r->rid), "%s", rid);
+        else
+            apid_new_id(r->rid);
+        *con_cls = r;
+        pthread_mutex_lock(&inflight_lock);
+        inflight++;
+        pthread_mutex_unlock(&inflight_lock);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!r->too_large && r->len + *upload_size <= (size_t)ctx->cfg->max_body) {
+            r->body = xrealloc(r->body, r->len + *upload_size + 1);
+            memcpy(r->body + r->len, upload, *upload_size);
+            r->len += *upload_size;
+            r->body[r->len] = '\0';
+        } else {
+            r->too_large = true;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return route(c, r);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    struct req *r = *con_cls;
+    if (!r)
+        return;
+    apid_log_access(r->method, r->path, r->status ? r->status : 0, elapsed_ms(&r->start), r->rid);
+    free(r->body);
+    free(r->path);
+    free(r->method);
+    free(r);
+    *con_cls = NULL;
+    pthread_mutex_lock(&inflight_lock);
+    inflight--;
+    pthread_cond_broadcast(&inflight_cond);
+    pthread_mutex_unlock(&inflight_lock);
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char buf[512];
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    size_t n = strlen(buf);
+    while (n && buf[n - 1] == '\n')
+        buf[--n] = '\0';
+    log_warn("http: %s", buf);
+}
+
+int
+apid_http_start(struct apid_ctx *c, sbx_error_t *err)
+{
+    ctx = c;
+    const char *listen = c->cfg->listen;
+    const char *colon = strrchr(listen, ':');
+    if (!colon)
+        return sbx_make_error(err, 0, "--listen `%s`: expected HOST:PORT", listen);
+    cleanup_free char *host = strndup(listen, (size_t)(colon - listen));
+    int64_t port;
+    if (parse_int64(colon + 1, 0, 65535, &port) < 0)
+        return sbx_make_error(err, 0, "--listen `%s`: bad port", listen);
+    struct sockaddr_storage ss = {0};
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (!*host || inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        return sbx_make_error(err, 0, "--listen `%s`: host must be an IP address", listen);
+    }
+    daemon_h = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, NULL,
+                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                                MHD_OPTION_END);
+    if (!daemon_h)
+        return sbx_make_error(err, errno, "cannot listen on %s", listen);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon_h, MHD_DAEMON_INFO_BIND_PORT);
+    listen_port = info ? info->port : (int)port;
+    const char *ph = c->cfg->public_host;
+    if (ph && *ph)
+        endpoint_host = xstrdup(ph);
+    else if (!*host || !strcmp(host, "0.0.0.0") || !strcmp(host, "::"))
+        endpoint_host = xstrdup("127.0.0.1");
+    else if (strchr(host, ':'))
+        endpoint_host = xasprintf("[%s]", host);
+    else
+        endpoint_host = xstrdup(host);
+    log_info("listening on %s (port %d)", listen, listen_port);
+    return 0;
+}
+
+void
+apid_http_stop(void)
+{
+    if (!daemon_h)
+        return;
+    /* Stop accepting, let in-flight requests finish (bounded), then close keep-alive idlers. */
+    MHD_quiesce_daemon(daemon_h);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 30;
+    pthread_mutex_lock(&inflight_lock);
+    while (inflight > 0 && pthread_cond_timedwait(&inflight_cond, &inflight_lock, &dl) == 0)
+        ;
+    pthread_mutex_unlock(&inflight_lock);
+    MHD_stop_daemon(daemon_h);
+    daemon_h = NULL;
+    free(endpoint_host);
+    endpoint_host = NULL;
+}

@@ -1,0 +1,277 @@
+/* The launcher: a single-threaded process forked from apid before any thread exists. libsbx
+ * clones and execs, which is unsafe from a multithreaded process (another thread may hold a libc
+ * lock at fork time, see the minijail note in STYLE.md), so apid's threads never fork: they send
+ * "start" requests over a SOCK_SEQPACKET socketpair and the launcher forks for them.
+ *
+ * For each sandbox the launcher double-forks a monitor (setsid, reparented to init) that runs
+ * sbx_container_run() and, once the sandbox has ended, writes <dir>/result.json atomically. The
+ * monitor does not depend on apid or the launcher, so sandboxes survive apid restarts and kill -9.
+ * The read end of the monitor's JSON status pipe travels back to apid with SCM_RIGHTS. */
+#include "apid.h"
+#include "container.h"
+#include "state.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <linux/close_range.h>
+
+#define MSG_MAX 8192
+
+static int launcher_fd = -1;
+static pid_t launcher_pid;
+static pthread_mutex_t launcher_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---------- monitor (runs in its own session, single-threaded) ---------- */
+
+static void
+write_result(const char *dir, int rc, const struct sbx_exit *res, const char *error)
+{
+    json_t *o = json_pack("{s:i, s:i, s:b, s:b, s:I}", "exitCode", rc < 0 ? 125 : res->exit_code,
+                          "signal", rc < 0 ? 0 : res->signal, "oom", rc < 0 ? 0 : res->oom,
+                          "timedOut", rc < 0 ? 0 : res->timed_out, "finishedAt",
+                          (json_int_t)apid_now_ms());
+    if (error)
+        json_object_set_new(o, "error", json_string(error));
+    cleanup_free char *txt = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    cleanup_free char *tmp = xasprintf("%s/result.json.tmp", dir);
+    cleanup_free char *dst = xasprintf("%s/result.json", dir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    safe_write(fd, txt, strlen(txt));
+    fsync(fd);
+    close(fd);
+    rename(tmp, dst);
+}
+
+static __attribute__((noreturn)) void
+monitor_main(const char *id, const char *dir, const char *state_root, const char *cgroup_parent,
+             int status_fd)
+{
+    sbx_error_t err = NULL;
+    prctl(PR_SET_NAME, "sbx-monitor");
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    cleanup_free char *logp = xasprintf("%s/monitor.log", dir);
+    int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (null >= 0)
+        dup2(null, 0);
+    if (logfd >= 0) {
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+    }
+    /* Nothing of apid's (sockets, the launcher channel) may leak into the sandbox. */
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0)
+        _exit(125);
+
+    cleanup_free char *pidp = xasprintf("%s/monitor.pid", dir);
+    cleanup_free char *pidtxt =
+        xasprintf("%d %llu\n", getpid(), sbx_pid_start_time(getpid()));
+    write_file(pidp, pidtxt, strlen(pidtxt), NULL);
+
+    cleanup_free char *cfgp = xasprintf("%s/config.json", dir);
+    json_error_t jerr;
+    json_t *root = json_load_file(cfgp, JSON_REJECT_DUPLICATES, &jerr);
+    struct sbx_exit res = {0};
+    sbx_spec_t *spec = NULL;
+    int rc;
+    if (!root) {
+        rc = sbx_make_error(&err, 0, "load %s: %s", cfgp, jerr.text);
+    } else {
+        rc = sbx_spec_parse(root, NULL, &spec, &err);
+        json_decref(root);
+    }
+    if (rc >= 0) {
+        struct sbx_run_opts opts = {
+            .id = id,
+            .state_root = state_root,
+            .cgroup_parent = cgroup_parent && *cgroup_parent ? cgroup_parent : NULL,
+            .json_status_fd = status_fd,
+            .keep_state = true,
+            .quiet = true,
+        };
+        rc = sbx_container_run(spec, &opts, &res, &err);
+    }
+    if (rc < 0)
+        fprintf(stderr, "sbx-monitor %s: %s\n", id, err ? err->msg : "failed");
+    write_result(dir, rc, &res, rc < 0 && err ? err->msg : NULL);
+    _exit(0);
+}
+
+/* ---------- launcher process ---------- */
+
+static int
+send_reply(int sock, const char *msg, int fd)
+{
+    struct iovec iov = {.iov_base = (void *)msg, .iov_len = strlen(msg)};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        mh.msg_control = u.buf;
+        mh.msg_controllen = sizeof(u.buf);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    return TEMP_FAILURE_RETRY(sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 ? -1 : 0;
+}
+
+static void
+handle_start(int sock, char *fields[5])
+{
+    int status[2], report[2];
+    char reply[256];
+    if (pipe2(status, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
+        snprintf(reply, sizeof(reply), "err pipe: %s", strerror(errno));
+        send_reply(sock, reply, -1);
+        return;
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        setsid();
+        pid_t mon = fork();
+        if (mon == 0) {
+            close(report[0]);
+            close(report[1]);
+            close(status[0]);
+            close(sock);
+            monitor_main(fields[1], fields[2], fields[3], fields[4], status[1]);
+        }
+        safe_write(report[1], &mon, sizeof(mon));
+        _exit(mon < 0 ? 1 : 0);
+    }
+    close(report[1]);
+    close(status[1]);
+    pid_t mon = -1;
+    if (child < 0 || safe_read(report[0], &mon, sizeof(mon)) != sizeof(mon))
+        mon = -1;
+    if (child > 0)
+        TEMP_FAILURE_RETRY(waitpid(child, NULL, 0));
+    close(report[0]);
+    if (mon < 0) {
+        snprintf(reply, sizeof(reply), "err fork: %s", strerror(errno));
+        send_reply(sock, reply, -1);
+    } else {
+        snprintf(reply, sizeof(reply), "ok %d", mon);
+        send_reply(sock, reply, status[0]);
+    }
+    close(status[0]);
+}
+
+static __attribute__((noreturn)) void
+launcher_main(int sock)
+{
+    prctl(PR_SET_NAME, "sbx-launcher");
+    /* apid going away (even kill -9) ends the launcher, never the monitors. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    char buf[MSG_MAX + 1];
+    for (;;) {
+        ssize_t n = TEMP_FAILURE_RETRY(recv(sock, buf, MSG_MAX, 0));
+        if (n <= 0)
+            _exit(0);
+        buf[n] = '\0';
+        /* "start\0id\0dir\0state_root\0cgroup_parent" */
+        char *fields[5] = {0};
+        char *p = buf;
+        int nf = 0;
+        while (nf < 5 && p < buf + n + 1) {
+            fields[nf++] = p;
+            p += strlen(p) + 1;
+        }
+        if (nf == 5 && strcmp(fields[0], "start") == 0 && id_is_valid(fields[1]))
+            handle_start(sock, fields);
+        else
+            send_reply(sock, "err bad request", -1);
+    }
+}
+
+int
+apid_launcher_start(sbx_error_t *err)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return sbx_make_error(err, errno, "launcher socketpair");
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return sbx_make_error(err, errno, "fork launcher");
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        launcher_main(sv[1]);
+    }
+    close(sv[1]);
+    launcher_fd = sv[0];
+    launcher_pid = pid;
+    return 0;
+}
+
+int
+apid_launcher_spawn(const char *id, const char *dir, const char *state_root,
+                    const char *cgroup_parent, pid_t *monitor, int *status_fd, sbx_error_t *err)
+{
+    char msg[MSG_MAX];
+    const char *parts[] = {"start", id, dir, state_root, cgroup_parent ? cgroup_parent : ""};
+    size_t len = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+        size_t n = strlen(parts[i]) + 1;
+        if (len + n > sizeof(msg))
+            return sbx_make_error(err, ENAMETOOLONG, "launcher request");
+        memcpy(msg + len, parts[i], n);
+        len += n;
+    }
+    char reply[512];
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = {.iov_base = reply, .iov_len = sizeof(reply) - 1};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof(u.buf)};
+    pthread_mutex_lock(&launcher_lock);
+    ssize_t n = -1;
+    if (launcher_fd >= 0 && TEMP_FAILURE_RETRY(send(launcher_fd, msg, len, MSG_NOSIGNAL)) >= 0)
+        n = TEMP_FAILURE_RETRY(recvmsg(launcher_fd, &mh, MSG_CMSG_CLOEXEC));
+    pthread_mutex_unlock(&launcher_lock);
+    if (n <= 0)
+        return sbx_make_error(err, n < 0 ? errno : EPIPE, "launcher is gone");
+    reply[n] = '\0';
+    int fd = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    if (strncmp(reply, "ok ", 3) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return sbx_make_error(err, 0, "launcher: %s", reply);
+    }
+    *monitor = (pid_t)atoi(reply + 3);
+    *status_fd = fd;
+    return 0;
+}
+
+void
+apid_launcher_stop(void)
+{
+    if (launcher_fd >= 0) {
+        close(launcher_fd);
+        launcher_fd = -1;
+    }
+    if (launcher_pid > 0) {
+        TEMP_FAILURE_RETRY(waitpid(launcher_pid, NULL, 0));
+        launcher_pid = 0;
+    }
+}

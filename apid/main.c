@@ -1,0 +1,95 @@
+/* sbx-apid: OpenSandbox-compatible lifecycle API daemon. Start-up order matters: the launcher is
+ * forked first, while the process is still single-threaded (libsbx clones and execs from it);
+ * then the store is opened, the previous run's sandboxes are recovered, and only then do the
+ * watcher and HTTP threads start. */
+#include "apid.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+int
+main(int argc, char **argv)
+{
+    sbx_error_t err = NULL;
+    struct apid_config cfg;
+    apid_config_init(&cfg);
+    int r = apid_config_parse(&cfg, argc, argv, &err);
+    if (r != 0) {
+        if (r < 0)
+            sbx_error_print("sbx-apid", &err);
+        apid_config_free(&cfg);
+        return r < 0 ? 2 : 0;
+    }
+    apid_log_setup(cfg.log_level, cfg.log_json);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Handle signals synchronously in the main thread: block them before any thread exists so
+     * every thread inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+
+    if (geteuid() != 0)
+        log_warn("not running as root: creating sandboxes will most likely fail");
+    if (!cfg.api_key || !*cfg.api_key)
+        log_warn("no API key configured: authentication is OFF (use --api-key, SBX_API_KEY or "
+                 "--api-key-file)");
+    if (!cfg.agent_path || !*cfg.agent_path || !strcmp(cfg.agent_path, "none"))
+        log_warn("no sbx-agent binary: sandboxes run their entrypoint directly, without execd");
+    else if (access(cfg.agent_path, X_OK) < 0)
+        log_warn("sbx-agent `%s` is not executable: creates will fail", cfg.agent_path);
+
+    cleanup_free char *sbdir = xasprintf("%s/sandboxes", cfg.data_dir);
+    if (mkdir_p(sbdir, 0700, &err) < 0 || mkdir_p(cfg.run_dir, 0700, &err) < 0) {
+        sbx_error_print("sbx-apid", &err);
+        return 1;
+    }
+    if (apid_launcher_start(&err) < 0) {
+        sbx_error_print("sbx-apid", &err);
+        return 1;
+    }
+    /* Only after the fork: the launcher must not inherit the blocked mask or the database. */
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    struct apid_ctx ctx = {.cfg = &cfg};
+    pthread_mutex_init(&ctx.cfg_lock, NULL);
+    cleanup_free char *dbpath = xasprintf("%s/apid.db", cfg.data_dir);
+    if (apid_store_open(dbpath, &ctx.store, &err) < 0 || apid_mgr_init(&ctx, &err) < 0 ||
+        apid_mgr_recover(&err) < 0 || apid_mgr_start_threads(&err) < 0 ||
+        apid_http_start(&ctx, &err) < 0) {
+        log_err("%s", err ? err->msg : "start-up failed");
+        sbx_error_release(&err);
+        apid_launcher_stop();
+        return 1;
+    }
+    log_info("sbx-apid %s ready (data %s, run %s, images %s)", SBX_VERSION, cfg.data_dir,
+             cfg.run_dir, cfg.images_dir);
+
+    for (;;) {
+        int sig;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            pthread_mutex_lock(&ctx.cfg_lock);
+            r = apid_config_reload(&cfg, &err);
+            pthread_mutex_unlock(&ctx.cfg_lock);
+            if (r < 0) {
+                log_err("reload failed, keeping the old settings: %s", err->msg);
+                sbx_error_release(&err);
+            } else {
+                log_info("configuration reloaded");
+            }
+            continue;
+        }
+        log_info("%s: shutting down; sandboxes keep running", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
+    apid_http_stop();
+    apid_mgr_stop();
+    apid_launcher_stop();
+    apid_store_close(ctx.store);
+    apid_config_free(&cfg);
+    return 0;
+}

@@ -1,0 +1,67 @@
+/* Turns a validated create request into the sandbox's OCI config.json. The policy (namespaces,
+ * masks, id maps, seccomp, caps, overlay root, own init) is libsbx's default config, shared with
+ * sbxrun; apid only adds the agent, its token, the environment and the resource limits. */
+#include "apid.h"
+#include "config.h"
+
+#define AGENT_PORT "44772"
+
+int
+apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err)
+{
+    cleanup_strv char **args = NULL;
+    size_t i;
+    json_t *x;
+    /* The agent is PID 1's child and the sandbox's main process: it serves execd and runs the
+     * entrypoint as the sandbox user, exiting with its status. Without an agent binary the
+     * entrypoint itself is the main process. */
+    if (in->agent_path) {
+        strv_append(&args, "/.sbx/sbx-agent");
+        strv_append(&args, "--listen");
+        strv_append(&args, "0.0.0.0:" AGENT_PORT);
+        strv_append(&args, "--token-file");
+        strv_append(&args, "/.sbx/token");
+        strv_append(&args, "--");
+    }
+    json_array_foreach (in->entrypoint, i, x)
+        strv_append(&args, json_string_value(x));
+
+    json_t *cfg = sbx_config_new_default(in->id, args, err);
+    if (!cfg)
+        return -1;
+    int r = sbx_config_set_image(cfg, in->images_dir, in->image_name, err);
+    if (r < 0)
+        goto fail;
+    if (in->agent_path) {
+        if ((r = sbx_config_set_user(cfg, 0, 0, err)) < 0)
+            goto fail;
+        cleanup_free char *a = xasprintf("%s:/.sbx/sbx-agent:ro", in->agent_path);
+        if ((r = sbx_config_add_bind(cfg, a, err)) < 0)
+            goto fail;
+        cleanup_free char *t = xasprintf("%s:/.sbx/token:ro", in->token_path);
+        if ((r = sbx_config_add_bind(cfg, t, err)) < 0)
+            goto fail;
+    }
+    const char *k;
+    json_object_foreach (in->env, k, x) {
+        cleanup_free char *kv = xasprintf("%s=%s", k, json_string_value(x));
+        if ((r = sbx_config_setenv(cfg, kv, err)) < 0)
+            goto fail;
+    }
+    json_t *res = sbx_config_resources(cfg);
+    if (in->limits.memory > 0)
+        json_object_set_new(res, "memory", json_pack("{s:I}", "limit", (json_int_t)in->limits.memory));
+    if (in->limits.cpu_milli > 0)
+        json_object_set_new(res, "cpu",
+                            json_pack("{s:I, s:I}", "quota",
+                                      (json_int_t)(in->limits.cpu_milli * 100), "period",
+                                      (json_int_t)100000));
+    if (in->limits.pids > 0)
+        json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t)in->limits.pids));
+    sbx_config_annotate(cfg, "run.sbx.apid", "true");
+    *out = cfg;
+    return 0;
+fail:
+    json_decref(cfg);
+    return r;
+}

@@ -1,0 +1,715 @@
+/* Request validation and the sandbox model: everything here is pure (no I/O except the image
+ * directory lookup), so the CUnit tests cover it directly. Every rejection is an API error whose
+ * code comes from CONTRACT.md §A.2. */
+#include "apid.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+/* ---------- API errors ---------- */
+
+static const struct {
+    const char *key;
+    int status;
+    const char *code; /* wire code, NULL: same as key */
+} api_codes[] = {
+    {E_INVALID_PARAMETER, 400, NULL},
+    {E_NOT_FOUND, 404, NULL},
+    {E_INVALID_METADATA_FORMAT, 400, NULL},
+    {E_INVALID_METADATA_LABEL, 400, NULL},
+    {E_INVALID_ENTRYPOINT, 400, NULL},
+    {E_INVALID_EXPIRATION, 400, NULL},
+    {E_NO_EXPIRATION, 409, "DOCKER::INVALID_EXPIRATION"},
+    {E_NOT_RUNNING, 409, NULL},
+    {E_NOT_PAUSED, 409, NULL},
+    {E_CONFLICT, 409, NULL},
+    {E_NOT_SUPPORTED, 400, NULL},
+    {E_IMAGE, 500, NULL},
+    {E_IMAGE_NOT_FOUND, 400, NULL},
+    {E_START_FAILED, 500, NULL},
+    {E_UNKNOWN, 500, NULL},
+    {E_MISSING_KEY, 401, NULL},
+    {E_INVALID_KEY, 401, NULL},
+    {E_ROUTE, 404, NULL},
+    {E_METHOD, 405, NULL},
+    {E_TOO_LARGE, 413, NULL},
+    {E_UNAVAILABLE, 503, NULL},
+};
+
+int
+apid_fail(sbx_error_t *err, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    int r = sbx_make_error(err, 0, "%s: %s", code, msg);
+    free(msg);
+    return r;
+}
+
+void
+apid_error_http(const sbx_error_t err, int *status, const char **code, const char **msg)
+{
+    const char *m = err && err->msg ? err->msg : "unknown error";
+    for (size_t i = 0; i < ARRAY_SIZE(api_codes); i++) {
+        size_t n = strlen(api_codes[i].key);
+        if (strncmp(m, api_codes[i].key, n) == 0 && m[n] == ':' && m[n + 1] == ' ') {
+            *status = api_codes[i].status;
+            *code = api_codes[i].code ? api_codes[i].code : api_codes[i].key;
+            *msg = m + n + 2;
+            return;
+        }
+    }
+    *status = 500;
+    *code = E_UNKNOWN;
+    *msg = m;
+}
+
+/* ---------- time ---------- */
+
+int64_t
+apid_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+apid_format_time(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+static int
+digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+int
+apid_parse_time(const char *s, int64_t *ms)
+{
+    int Y, M, D, h, m, sec, frac_ms = 0;
+    const char *p = s;
+    if (!s || digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) || *p++ != '-' ||
+        digits(&p, 2, &D) || (*p != 'T' && *p != 't' && *p != ' '))
+        return -EINVAL;
+    p++;
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) || *p++ != ':' || digits(&p, 2, &sec))
+        return -EINVAL;
+    if (*p == '.') {
+        p++;
+        if (!isdigit((unsigned char)*p))
+            return -EINVAL;
+        int scale = 100;
+        for (; isdigit((unsigned char)*p); p++) {
+            frac_ms += (*p - '0') * scale;
+            scale /= 10;
+        }
+    }
+    int off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om;
+        if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 || om > 59)
+            return -EINVAL;
+        off = sign * (oh * 60 + om);
+    } else {
+        return -EINVAL;
+    }
+    if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+        return -EINVAL;
+    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h,
+                    .tm_min = m, .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return -EINVAL;
+    *ms = ((int64_t)t - (int64_t)off * 60) * 1000 + frac_ms;
+    return 0;
+}
+
+/* ---------- state machine (CONTRACT.md §A.4) ---------- */
+
+static const char *const state_names[ST__COUNT] = {
+    "Pending", "Running", "Pausing", "Paused", "Resuming", "Stopping", "Terminated", "Failed",
+};
+
+const char *
+apid_state_name(int st)
+{
+    return st >= 0 && st < ST__COUNT ? state_names[st] : "Unknown";
+}
+
+int
+apid_state_parse(const char *s)
+{
+    for (int i = 0; s && i < ST__COUNT; i++)
+        if (strcmp(s, state_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+bool
+apid_state_terminal(int st)
+{
+    return st == ST_TERMINATED || st == ST_FAILED;
+}
+
+bool
+apid_state_transition_ok(int from, int to)
+{
+#define B(x) (1u << (x))
+    static const unsigned allowed[ST__COUNT] = {
+        [ST_PENDING] = B(ST_RUNNING) | B(ST_STOPPING) | B(ST_FAILED) | B(ST_TERMINATED),
+        [ST_RUNNING] = B(ST_PAUSING) | B(ST_PAUSED) | B(ST_STOPPING) | B(ST_TERMINATED) |
+                       B(ST_FAILED),
+        [ST_PAUSING] = B(ST_PAUSED) | B(ST_RUNNING) | B(ST_STOPPING) | B(ST_FAILED),
+        [ST_PAUSED] = B(ST_RESUMING) | B(ST_RUNNING) | B(ST_STOPPING) | B(ST_FAILED) |
+                      B(ST_TERMINATED),
+        [ST_RESUMING] = B(ST_RUNNING) | B(ST_PAUSED) | B(ST_STOPPING) | B(ST_FAILED),
+        [ST_STOPPING] = B(ST_TERMINATED) | B(ST_FAILED),
+        /* A finished sandbox can only be removed, which goes through Stopping. */
+        [ST_TERMINATED] = B(ST_STOPPING),
+        [ST_FAILED] = B(ST_STOPPING),
+    };
+#undef B
+    if (from < 0 || from >= ST__COUNT || to < 0 || to >= ST__COUNT)
+        return false;
+    return (allowed[from] >> to) & 1;
+}
+
+/* ---------- metadata (Kubernetes label syntax) ---------- */
+
+static bool
+label_name_ok(const char *s, size_t n, size_t max)
+{
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        bool alnum = isalnum(c);
+        if (!alnum && ((i == 0 || i == n - 1) || (c != '-' && c != '_' && c != '.')))
+            return false;
+    }
+    return true;
+}
+
+static bool
+dns_subdomain_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (!(islower(c) || isdigit(c) || ((c == '-' || c == '.') && i > 0 && i < n - 1)))
+            return false;
+    }
+    return true;
+}
+
+int
+apid_validate_metadata_key(const char *key, sbx_error_t *err)
+{
+    const char *slash = strchr(key, '/');
+    if (strncmp(key, "opensandbox.io/", 15) == 0)
+        return apid_fail(err, E_INVALID_METADATA_LABEL,
+                         "metadata key `%s` uses the reserved prefix `opensandbox.io/`", key);
+    bool ok = slash ? dns_subdomain_ok(key, (size_t)(slash - key)) &&
+                          label_name_ok(slash + 1, strlen(slash + 1), 63)
+                    : label_name_ok(key, strlen(key), 63);
+    if (!ok)
+        return apid_fail(err, E_INVALID_METADATA_LABEL,
+                         "metadata key `%s` is not a valid label key ([prefix/]name, name up to 63 "
+                         "alphanumerics, '-', '_', '.')",
+                         key);
+    return 0;
+}
+
+int
+apid_validate_metadata(json_t *md, bool allow_null, sbx_error_t *err)
+{
+    const char *k;
+    json_t *v;
+    if (!json_is_object(md))
+        return apid_fail(err, E_INVALID_PARAMETER, "metadata must be an object of strings");
+    json_object_foreach (md, k, v) {
+        int r = apid_validate_metadata_key(k, err);
+        if (r < 0)
+            return r;
+        if (json_is_null(v) && allow_null)
+            continue;
+        if (!json_is_string(v))
+            return apid_fail(err, E_INVALID_METADATA_LABEL, "metadata value of `%s` must be a string",
+                             k);
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v);
+        if (n != strlen(s) || (n > 0 && !label_name_ok(s, n, 63)))
+            return apid_fail(err, E_INVALID_METADATA_LABEL,
+                             "metadata value `%s` of `%s` is not a valid label value (up to 63 "
+                             "alphanumerics, '-', '_', '.', starting and ending alphanumeric)",
+                             s, k);
+    }
+    return 0;
+}
+
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes s[0..n) ('+' is a space, as in form encoding); NULL on a bad escape. */
+static char *
+pct_decode(const char *s, size_t n)
+{
+    char *out = xmalloc0(n + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            if (i + 2 >= n) {
+                free(out);
+                return NULL;
+            }
+            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+            if (h < 0 || l < 0 || (h == 0 && l == 0)) {
+                free(out);
+                return NULL;
+            }
+            *o++ = (char)(h * 16 + l);
+            i += 2;
+        } else if (s[i] == '+') {
+            *o++ = ' ';
+        } else {
+            *o++ = s[i];
+        }
+    }
+    return out;
+}
+
+int
+apid_parse_metadata_filter(const char *s, json_t **out, sbx_error_t *err)
+{
+    json_t *o = json_object();
+    const char *p = s;
+    while (*p) {
+        const char *amp = strchrnul(p, '&');
+        const char *eq = memchr(p, '=', (size_t)(amp - p));
+        if (!eq || eq == p) {
+            json_decref(o);
+            return apid_fail(err, E_INVALID_METADATA_FORMAT,
+                             "metadata filter must be `key=value` pairs joined by `&`");
+        }
+        cleanup_free char *k = pct_decode(p, (size_t)(eq - p));
+        cleanup_free char *v = pct_decode(eq + 1, (size_t)(amp - eq - 1));
+        if (!k || !v || !*k) {
+            json_decref(o);
+            return apid_fail(err, E_INVALID_METADATA_FORMAT, "metadata filter has a bad escape");
+        }
+        json_object_set_new(o, k, json_string(v));
+        p = *amp ? amp + 1 : amp;
+    }
+    *out = o;
+    return 0;
+}
+
+int
+apid_parse_page(const char *page, const char *size, int64_t *p, int64_t *ps, sbx_error_t *err)
+{
+    *p = 1;
+    *ps = 20;
+    if (page && parse_int64(page, 1, INT32_MAX, p) < 0)
+        return apid_fail(err, E_INVALID_PARAMETER, "page must be an integer >= 1, got `%s`", page);
+    if (size && parse_int64(size, 1, 200, ps) < 0)
+        return apid_fail(err, E_INVALID_PARAMETER,
+                         "pageSize must be an integer between 1 and 200, got `%s`", size);
+    return 0;
+}
+
+/* ---------- create ---------- */
+
+void
+apid_create_req_free(struct apid_create_req *r)
+{
+    free(r->image_uri);
+    json_decref(r->entrypoint);
+    json_decref(r->env);
+    json_decref(r->metadata);
+    json_decref(r->resource_limits);
+    memset(r, 0, sizeof(*r));
+}
+
+static int
+check_limit(const char *what, int64_t v, int64_t max, const char *unit, sbx_error_t *err)
+{
+    if (max > 0 && v > max)
+        return apid_fail(err, E_INVALID_PARAMETER, "resourceLimits.%s %lld%s is above the maximum %lld%s",
+                         what, (long long)v, unit, (long long)max, unit);
+    return 0;
+}
+
+int
+apid_parse_limits(json_t *map, const struct apid_config *cfg, struct apid_limits *out,
+                  sbx_error_t *err)
+{
+    out->cpu_milli = cfg->default_cpu_milli;
+    out->memory = cfg->default_memory;
+    out->pids = cfg->default_pids;
+    if (map == NULL || json_is_null(map))
+        return 0;
+    if (!json_is_object(map))
+        return apid_fail(err, E_INVALID_PARAMETER, "resourceLimits must be an object of strings");
+    const char *k;
+    json_t *v;
+    json_object_foreach (map, k, v) {
+        if (!json_is_string(v))
+            return apid_fail(err, E_INVALID_PARAMETER, "resourceLimits.%s must be a string", k);
+        const char *s = json_string_value(v);
+        int r;
+        if (strcmp(k, "cpu") == 0) {
+            if (parse_cpus(s, &out->cpu_milli) < 0)
+                return apid_fail(err, E_INVALID_PARAMETER,
+                                 "resourceLimits.cpu `%s` is not a CPU quantity (e.g. 500m, 2)", s);
+            if ((r = check_limit("cpu", out->cpu_milli, cfg->max_cpu_milli, "m", err)) < 0)
+                return r;
+        } else if (strcmp(k, "memory") == 0) {
+            if (parse_size(s, &out->memory) < 0 || out->memory < 4096)
+                return apid_fail(err, E_INVALID_PARAMETER,
+                                 "resourceLimits.memory `%s` is not a memory quantity of at least "
+                                 "4Ki (e.g. 512Mi, 2Gi)",
+                                 s);
+            if ((r = check_limit("memory", out->memory, cfg->max_memory, " bytes", err)) < 0)
+                return r;
+        } else if (strcmp(k, "pids") == 0) {
+            if (parse_int64(s, 1, INT32_MAX, &out->pids) < 0)
+                return apid_fail(err, E_INVALID_PARAMETER,
+                                 "resourceLimits.pids `%s` is not a positive integer", s);
+            if ((r = check_limit("pids", out->pids, cfg->max_pids, "", err)) < 0)
+                return r;
+        } else if (strcmp(k, "gpu") == 0 || strncmp(k, "nvidia.com/", 11) == 0) {
+            int64_t n;
+            if (parse_int64(s, 0, INT32_MAX, &n) < 0)
+                return apid_fail(err, E_INVALID_PARAMETER, "resourceLimits.%s `%s` is not a count",
+                                 k, s);
+            if (n > 0)
+                return apid_fail(err, E_NOT_SUPPORTED, "GPUs are not supported by sbx");
+        } else if (strcmp(k, "ephemeral-storage") == 0 || strcmp(k, "storage") == 0) {
+            int64_t n;
+            if (parse_size(s, &n) < 0)
+                return apid_fail(err, E_INVALID_PARAMETER, "resourceLimits.%s `%s` is not a size",
+                                 k, s);
+        } else {
+            return apid_fail(err, E_INVALID_PARAMETER,
+                             "unknown resource `%s` (supported: cpu, memory, pids)", k);
+        }
+    }
+    return 0;
+}
+
+static int
+string_map(json_t *v, const char *what, sbx_error_t *err)
+{
+    const char *k;
+    json_t *x;
+    if (!json_is_object(v))
+        return apid_fail(err, E_INVALID_PARAMETER, "%s must be an object of strings", what);
+    json_object_foreach (v, k, x) {
+        if (!json_is_string(x))
+            return apid_fail(err, E_INVALID_PARAMETER, "%s.%s must be a string", what, k);
+    }
+    return 0;
+}
+
+static const char *
+host_arch(void)
+{
+    struct utsname u;
+    uname(&u);
+    if (strcmp(u.machine, "x86_64") == 0)
+        return "amd64";
+    if (strcmp(u.machine, "aarch64") == 0)
+        return "arm64";
+    return "unknown";
+}
+
+int
+apid_parse_create(const char *body, size_t len, const struct apid_config *cfg,
+                  struct apid_create_req *out, sbx_error_t *err)
+{
+    json_error_t jerr;
+    memset(out, 0, sizeof(*out));
+    out->timeout = -1;
+    if (len == 0)
+        return apid_fail(err, E_INVALID_PARAMETER, "request body is required");
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return apid_fail(err, E_INVALID_PARAMETER, "invalid JSON: %s (line %d)", jerr.text,
+                         jerr.line);
+    int r = 0;
+    json_t *v;
+    if (!json_is_object(root)) {
+        r = apid_fail(err, E_INVALID_PARAMETER, "request body must be a JSON object");
+        goto out;
+    }
+    json_t *image = json_object_get(root, "image");
+    json_t *snap = json_object_get(root, "snapshotId");
+    if (snap && !json_is_null(snap)) {
+        r = json_is_string(snap) ? apid_fail(err, E_NOT_SUPPORTED, "snapshots are not supported")
+                                 : apid_fail(err, E_INVALID_PARAMETER, "snapshotId must be a string");
+        goto out;
+    }
+    if (!image || json_is_null(image)) {
+        r = apid_fail(err, E_INVALID_PARAMETER, "image is required");
+        goto out;
+    }
+    if (!json_is_object(image) || !json_is_string(json_object_get(image, "uri"))) {
+        r = apid_fail(err, E_INVALID_PARAMETER, "image must be an object with a string uri");
+        goto out;
+    }
+    const char *k;
+    json_object_foreach (image, k, v) {
+        if (strcmp(k, "uri") != 0 && strcmp(k, "auth") != 0) {
+            r = apid_fail(err, E_INVALID_PARAMETER, "image.%s is not allowed", k);
+            goto out;
+        }
+    }
+    json_t *auth = json_object_get(image, "auth");
+    if (auth && !json_is_null(auth) && !json_is_object(auth)) {
+        r = apid_fail(err, E_INVALID_PARAMETER, "image.auth must be an object");
+        goto out;
+    }
+    out->image_uri = xstrdup(json_string_value(json_object_get(image, "uri")));
+    if (!*out->image_uri) {
+        r = apid_fail(err, E_INVALID_PARAMETER, "image.uri must not be empty");
+        goto out;
+    }
+
+    v = json_object_get(root, "entrypoint");
+    if (!v || json_is_null(v)) {
+        r = apid_fail(err, E_INVALID_ENTRYPOINT, "entrypoint is required with image");
+        goto out;
+    }
+    if (!json_is_array(v)) {
+        r = apid_fail(err, E_INVALID_PARAMETER, "entrypoint must be an array of strings");
+        goto out;
+    }
+    if (json_array_size(v) == 0) {
+        r = apid_fail(err, E_INVALID_ENTRYPOINT, "entrypoint must have at least one element");
+        goto out;
+    }
+    size_t i;
+    json_t *x;
+    json_array_foreach (v, i, x) {
+        if (!json_is_string(x) || json_string_length(x) != strlen(json_string_value(x))) {
+            r = apid_fail(err, E_INVALID_PARAMETER, "entrypoint[%zu] must be a string", i);
+            goto out;
+        }
+    }
+    if (json_string_length(json_array_get(v, 0)) == 0) {
+        r = apid_fail(err, E_INVALID_ENTRYPOINT, "entrypoint[0] must not be empty");
+        goto out;
+    }
+    out->entrypoint = json_incref(v);
+
+    v = json_object_get(root, "timeout");
+    if (v && !json_is_null(v)) {
+        if (!json_is_integer(v)) {
+            r = apid_fail(err, E_INVALID_PARAMETER, "timeout must be an integer number of seconds");
+            goto out;
+        }
+        out->timeout = json_integer_value(v);
+        if (out->timeout < cfg->min_timeout) {
+            r = apid_fail(err, E_INVALID_PARAMETER, "timeout must be at least %lld seconds",
+                          (long long)cfg->min_timeout);
+            goto out;
+        }
+        if (cfg->max_timeout > 0 && out->timeout > cfg->max_timeout) {
+            r = apid_fail(err, E_INVALID_PARAMETER, "timeout %lld is above the maximum of %lld seconds",
+                          (long long)out->timeout, (long long)cfg->max_timeout);
+            goto out;
+        }
+        if (out->timeout > 100LL * 365 * 86400) {
+            r = apid_fail(err, E_INVALID_PARAMETER, "timeout is too large");
+            goto out;
+        }
+    }
+
+    v = json_object_get(root, "resourceLimits");
+    if ((r = apid_parse_limits(v, cfg, &out->limits, err)) < 0)
+        goto out;
+    out->resource_limits = v && json_is_object(v) ? json_deep_copy(v) : json_object();
+
+    v = json_object_get(root, "env");
+    if (v && !json_is_null(v)) {
+        if ((r = string_map(v, "env", err)) < 0)
+            goto out;
+        json_object_foreach (v, k, x) {
+            if (!*k || strchr(k, '=') || strlen(json_string_value(x)) != json_string_length(x)) {
+                r = apid_fail(err, E_INVALID_PARAMETER, "env name `%s` is not valid", k);
+                goto out;
+            }
+        }
+        out->env = json_deep_copy(v);
+    } else {
+        out->env = json_object();
+    }
+
+    v = json_object_get(root, "metadata");
+    if (v && !json_is_null(v)) {
+        if ((r = apid_validate_metadata(v, false, err)) < 0)
+            goto out;
+        out->metadata = json_deep_copy(v);
+    } else {
+        out->metadata = json_object();
+    }
+
+    v = json_object_get(root, "secureAccess");
+    if (v && !json_is_null(v) && !json_is_boolean(v)) {
+        r = apid_fail(err, E_INVALID_PARAMETER, "secureAccess must be a boolean");
+        goto out;
+    }
+    if (json_is_true(v)) {
+        r = apid_fail(err, E_NOT_SUPPORTED, "secureAccess is not supported");
+        goto out;
+    }
+    v = json_object_get(root, "extensions");
+    if (v && !json_is_null(v) && !json_is_object(v)) {
+        r = apid_fail(err, E_INVALID_PARAMETER, "extensions must be an object");
+        goto out;
+    }
+    if (json_object_get(v, "poolRef")) {
+        r = apid_fail(err, E_NOT_SUPPORTED, "pools (extensions.poolRef) are not supported yet");
+        goto out;
+    }
+    v = json_object_get(root, "platform");
+    if (v && !json_is_null(v)) {
+        json_t *os = json_object_get(v, "os"), *arch = json_object_get(v, "arch");
+        if (!json_is_object(v) || !json_is_string(os) || !json_is_string(arch) ||
+            json_object_size(v) != 2) {
+            r = apid_fail(err, E_INVALID_PARAMETER, "platform must be {os, arch}");
+            goto out;
+        }
+        if (strcmp(json_string_value(os), "linux") != 0 ||
+            strcmp(json_string_value(arch), host_arch()) != 0) {
+            r = apid_fail(err, E_INVALID_PARAMETER, "platform %s/%s cannot be satisfied (this host is linux/%s)",
+                          json_string_value(os), json_string_value(arch), host_arch());
+            goto out;
+        }
+    }
+    v = json_object_get(root, "volumes");
+    if (v && !json_is_null(v) && (!json_is_array(v) || json_array_size(v) > 0)) {
+        r = apid_fail(err, E_NOT_SUPPORTED, "volumes are not supported");
+        goto out;
+    }
+    v = json_object_get(root, "credentialProxy");
+    if (v && json_is_true(json_object_get(v, "enabled"))) {
+        r = apid_fail(err, E_NOT_SUPPORTED, "credentialProxy is not supported");
+        goto out;
+    }
+out:
+    json_decref(root);
+    if (r < 0)
+        apid_create_req_free(out);
+    return r;
+}
+
+int
+apid_parse_renew(const char *body, size_t len, int64_t now_ms, int64_t *expires_ms,
+                 sbx_error_t *err)
+{
+    json_error_t jerr;
+    json_t *root = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    int r = 0;
+    if (!root)
+        return apid_fail(err, E_INVALID_PARAMETER, "body must be {\"expiresAt\": \"<RFC 3339>\"}");
+    json_t *v = json_object_get(root, "expiresAt");
+    if (!json_is_object(root) || !json_is_string(v) || json_object_size(root) != 1) {
+        r = apid_fail(err, E_INVALID_PARAMETER,
+                      "body must be exactly {\"expiresAt\": \"<RFC 3339>\"}");
+    } else if (apid_parse_time(json_string_value(v), expires_ms) < 0) {
+        r = apid_fail(err, E_INVALID_PARAMETER, "expiresAt `%s` is not an RFC 3339 date-time",
+                      json_string_value(v));
+    } else if (*expires_ms <= now_ms) {
+        r = apid_fail(err, E_INVALID_EXPIRATION, "expiresAt must be in the future");
+    }
+    json_decref(root);
+    return r;
+}
+
+/* ---------- images ---------- */
+
+static char *
+list_images(const char *images_dir)
+{
+    cleanup_dir DIR *d = opendir(images_dir);
+    char *s = xstrdup("");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *n = xasprintf("%s%slocal/%s", s, *s ? ", " : "", de->d_name);
+        free(s);
+        s = n;
+    }
+    if (!*s) {
+        free(s);
+        s = xasprintf("none (build them with `make rootfs` into %s)", images_dir);
+    }
+    return s;
+}
+
+int
+apid_resolve_image(const char *images_dir, const char *uri, char **out, sbx_error_t *err)
+{
+    const char *name = uri;
+    bool local = strncmp(uri, "local/", 6) == 0;
+    if (local)
+        name = uri + 6;
+    /* Local names are single path components; anything else is a registry reference that we
+     * cannot pull (sbx runs without a registry client). */
+    bool plain = id_is_valid(name) && strcmp(name, ".") && strcmp(name, "..");
+    struct stat st;
+    cleanup_free char *path = plain ? xasprintf("%s/%s", images_dir, name) : NULL;
+    if (path && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        *out = xstrdup(name);
+        return 0;
+    }
+    cleanup_free char *have = list_images(images_dir);
+    if (!plain && !local)
+        return apid_fail(err, E_IMAGE_NOT_FOUND,
+                         "image `%s` is not present locally and sbx does not pull from registries; "
+                         "available images: %s",
+                         uri, have);
+    return apid_fail(err, E_IMAGE_NOT_FOUND, "unknown image `%s`; available images: %s", uri, have);
+}
+
+void
+apid_new_id(char out[37])
+{
+    char hex[33];
+    random_hex(hex, 32);
+    hex[12] = '4';                       /* version 4 */
+    hex[16] = "89ab"[hex[16] % 4];       /* RFC 4122 variant */
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
