@@ -1,0 +1,91 @@
+/* Internal interfaces between the agent's HTTP server (agent_server.c) and its handlers. */
+#ifndef SBX_AGENT_H
+#define SBX_AGENT_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent_util.h"
+
+struct ag_conn;
+
+struct ag_req {
+    char method[8];
+    char *path; /* percent-decoded, without the query */
+    struct ag_query q;
+    const char *content_type, *range, *token, *expect;
+    int64_t clen; /* -1: none */
+    bool chunked;
+    bool http10;
+    bool keepalive;
+    struct ag_buf body; /* buffered bodies (JSON endpoints) */
+    char *head;         /* owns the strings above */
+};
+
+void ag_reply(struct ag_conn *c, int status, const char *ctype, const void *body, size_t len, const char *extra_hdrs);
+void ag_reply_empty(struct ag_conn *c);
+void ag_reply_err(struct ag_conn *c, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Serves [off, off+len) of fd (which the connection then owns) after the headers. */
+void ag_reply_file(struct ag_conn *c, int status, int fd, uint64_t off, uint64_t len, const char *extra_hdrs);
+
+/* Files (agent_files.c). */
+struct ag_fcfg {
+    uid_t uid; /* owner of files and directories the API creates */
+    gid_t gid;
+    bool chown_new;
+    char home[256]; /* for "~" */
+};
+void ag_files_configure(const struct ag_fcfg *cfg);
+/* "~", $VAR/${VAR} expansion, then lexical cleaning; relative paths are taken from the cwd. */
+char *ag_resolve_path(const char *in);
+void ag_h_files_info(struct ag_conn *c, struct ag_req *r);
+void ag_h_files_delete(struct ag_conn *c, struct ag_req *r);
+void ag_h_files_mv(struct ag_conn *c, struct ag_req *r);
+void ag_h_files_perm(struct ag_conn *c, struct ag_req *r);
+void ag_h_files_replace(struct ag_conn *c, struct ag_req *r);
+void ag_h_files_search(struct ag_conn *c, struct ag_req *r);
+void ag_h_files_download(struct ag_conn *c, struct ag_req *r);
+void ag_h_dir_list(struct ag_conn *c, struct ag_req *r);
+void ag_h_dir_mkdir(struct ag_conn *c, struct ag_req *r);
+void ag_h_dir_delete(struct ag_conn *c, struct ag_req *r);
+
+struct ag_upload;
+/* NULL only when out of memory; a non-multipart request fails at the first feed/finish. */
+struct ag_upload *ag_upload_new(const char *content_type);
+int ag_upload_feed(struct ag_upload *up, const char *p, size_t n); /* <0: failed, see ag_upload_error */
+int ag_upload_finish(struct ag_upload *up);
+int ag_upload_error(const struct ag_upload *up, const char **code, const char **msg);
+void ag_upload_free(struct ag_upload *up);
+
+/* Metrics (agent_metrics.c). */
+struct ag_cpu_sample {
+    int64_t mono_ms;
+    uint64_t usage_us;
+    bool ok;
+};
+void ag_metrics_sample(struct ag_cpu_sample *s);
+/* Appends the Metrics JSON object, CPU % computed between two samples. */
+int ag_metrics_json(struct ag_buf *b, const struct ag_cpu_sample *prev, const struct ag_cpu_sample *cur);
+
+
+
+/* Server (agent_server.c). */
+struct ag_config {
+    const char *listen; /* ADDR:PORT */
+    const char *token;  /* NULL: no auth */
+    size_t toklen;
+    int max_commands;
+    uint64_t max_body; /* 0: uploads unlimited, JSON bodies capped at AG_JSON_BODY_MAX */
+    uid_t uid;
+    gid_t gid;
+    char **entry; /* entrypoint argv or NULL */
+};
+#define AG_JSON_BODY_MAX (16u << 20)
+#define AG_LOG_CAP (1u << 20) /* per-command output kept for /command/{id}/logs */
+#define AG_MAX_FINISHED 256   /* finished commands kept for status/logs */
+#define AG_MAX_SESSIONS 64
+#define AG_MAX_CONNS 1024
+/* Runs until SIGTERM or the entrypoint exits; returns the process exit status. */
+int ag_server_run(const struct ag_config *cfg);
+#endif

@@ -1,0 +1,1024 @@
+/* /files* and /directories* handlers (contract §B.9–B.11). The agent runs inside the sandbox's mount
+ * namespace after pivot_root, so "/" is the sandbox root and no path can name a host file; the
+ * O_NOFOLLOW uses below keep the API from writing *through* a symlink a workload planted (it
+ * replaces the link instead), which also keeps the host-side fallback mode sane. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "agent_json.h"
+#include "agent_multipart.h"
+
+static struct ag_fcfg fcfg;
+
+void
+ag_files_configure(const struct ag_fcfg *cfg)
+{
+    fcfg = *cfg;
+}
+
+char *
+ag_resolve_path(const char *in)
+{
+    struct ag_buf b = {0};
+    const char *p = in;
+    if (p[0] == '~' && (p[1] == '/' || p[1] == 0)) {
+        const char *h = fcfg.home[0] ? fcfg.home : getenv("HOME");
+        ag_buf_puts(&b, h ? h : "/");
+        p++;
+    }
+    while (*p) {
+        if (*p == '$' && (p[1] == '{' || p[1] == '_' || (p[1] >= 'A' && p[1] <= 'Z') || (p[1] >= 'a' && p[1] <= 'z'))) {
+            const char *s = p + 1, *e;
+            bool brace = *s == '{';
+            if (brace)
+                s++;
+            e = s;
+            while (*e == '_' || (*e >= 'A' && *e <= 'Z') || (*e >= 'a' && *e <= 'z') || (*e >= '0' && *e <= '9'))
+                e++;
+            if (!brace || *e == '}') {
+                char name[256];
+                size_t l = (size_t)(e - s);
+                if (l > 0 && l < sizeof(name)) {
+                    memcpy(name, s, l);
+                    name[l] = 0;
+                    const char *v = getenv(name);
+                    if (v)
+                        ag_buf_puts(&b, v);
+                    p = e + (brace ? 1 : 0);
+                    continue;
+                }
+            }
+        }
+        ag_buf_putc(&b, *p++);
+    }
+    if (ag_buf_cstr(&b) == NULL)
+        return NULL;
+    char *out;
+    if (b.p[0] != '/') {
+        char cwd[4096];
+        if (getcwd(cwd, sizeof(cwd)) == NULL)
+            strcpy(cwd, "/");
+        struct ag_buf j = {0};
+        ag_buf_printf(&j, "%s/%s", cwd, b.p);
+        out = ag_path_clean(ag_buf_cstr(&j) ? j.p : "/");
+        ag_buf_free(&j);
+    } else {
+        out = ag_path_clean(b.p);
+    }
+    ag_buf_free(&b);
+    return out;
+}
+
+/* Small per-request id→name cache: a search over many files must not re-read /etc/passwd each time. */
+struct names {
+    struct {
+        unsigned id;
+        char name[64];
+    } u[16], g[16];
+    int nu, ng;
+};
+
+static const char *
+uname_of(struct names *nc, uid_t uid)
+{
+    for (int i = 0; i < nc->nu; i++)
+        if (nc->u[i].id == uid)
+            return nc->u[i].name;
+    int i = nc->nu < 16 ? nc->nu++ : (int)(uid % 16);
+    nc->u[i].id = uid;
+    if (ag_user_by_uid(NULL, uid, nc->u[i].name, sizeof(nc->u[i].name), NULL, NULL, 0) < 0)
+        snprintf(nc->u[i].name, sizeof(nc->u[i].name), "%u", (unsigned)uid);
+    return nc->u[i].name;
+}
+
+static const char *
+gname_of(struct names *nc, gid_t gid)
+{
+    for (int i = 0; i < nc->ng; i++)
+        if (nc->g[i].id == gid)
+            return nc->g[i].name;
+    int i = nc->ng < 16 ? nc->ng++ : (int)(gid % 16);
+    nc->g[i].id = gid;
+    if (ag_group_by_gid(NULL, gid, nc->g[i].name, sizeof(nc->g[i].name)) < 0)
+        snprintf(nc->g[i].name, sizeof(nc->g[i].name), "%u", (unsigned)gid);
+    return nc->g[i].name;
+}
+
+static int
+fileinfo(struct ag_buf *b, struct names *nc, const char *path, int dirfd, const char *rel)
+{
+    struct statx sx;
+    if (statx(dirfd, rel, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &sx) < 0)
+        return -1;
+    const char *type = S_ISREG(sx.stx_mode) ? "file" : S_ISDIR(sx.stx_mode) ? "directory" : S_ISLNK(sx.stx_mode) ? "symlink" : "other";
+    char mt[40], ct[40];
+    ag_rfc3339(mt, sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec);
+    if (sx.stx_mask & STATX_BTIME)
+        ag_rfc3339(ct, sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec);
+    else
+        ag_rfc3339(ct, sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec);
+    ag_buf_puts(b, "{\"path\":");
+    ag_json_str(b, path, strlen(path));
+    ag_buf_printf(b, ",\"type\":\"%s\",\"size\":%llu,\"modified_at\":\"%s\",\"created_at\":\"%s\",\"owner\":", type,
+                  (unsigned long long)sx.stx_size, mt, ct);
+    const char *o = uname_of(nc, sx.stx_uid), *g = gname_of(nc, sx.stx_gid);
+    ag_json_str(b, o, strlen(o));
+    ag_buf_puts(b, ",\"group\":");
+    ag_json_str(b, g, strlen(g));
+    return ag_buf_printf(b, ",\"mode\":%lld}", (long long)ag_mode_to_api(sx.stx_mode & 07777));
+}
+
+static void
+reply_buf(struct ag_conn *c, struct ag_buf *b)
+{
+    ag_reply(c, 200, "application/json", b->p ? b->p : "", b->len, NULL);
+    ag_buf_free(b);
+}
+
+static void
+reply_errno(struct ag_conn *c, int e, const char *what, const char *path)
+{
+    if (e == ENOENT || e == ENOTDIR)
+        ag_reply_err(c, 404, "FILE_NOT_FOUND", "%s %s: %s", what, path, strerror(e));
+    else
+        ag_reply_err(c, 500, "RUNTIME_ERROR", "%s %s: %s", what, path, strerror(e));
+}
+
+void
+ag_h_files_info(struct ag_conn *c, struct ag_req *r)
+{
+    struct ag_buf b = {0};
+    struct names nc = {0};
+    ag_buf_putc(&b, '{');
+    bool first = true;
+    for (size_t i = 0; i < r->q.n; i++) {
+        if (strcmp(r->q.kv[i].k, "path") != 0)
+            continue;
+        char *p = ag_resolve_path(r->q.kv[i].v);
+        if (!first)
+            ag_buf_putc(&b, ',');
+        first = false;
+        ag_json_str(&b, r->q.kv[i].v, strlen(r->q.kv[i].v));
+        ag_buf_putc(&b, ':');
+        if (p == NULL || fileinfo(&b, &nc, p, AT_FDCWD, p) < 0) {
+            int e = errno;
+            ag_buf_free(&b);
+            reply_errno(c, p ? e : ENOMEM, "stat", r->q.kv[i].v);
+            free(p);
+            return;
+        }
+        free(p);
+    }
+    ag_buf_putc(&b, '}');
+    reply_buf(c, &b);
+}
+
+void
+ag_h_files_delete(struct ag_conn *c, struct ag_req *r)
+{
+    for (size_t i = 0; i < r->q.n; i++) {
+        if (strcmp(r->q.kv[i].k, "path") != 0)
+            continue;
+        char *p = ag_resolve_path(r->q.kv[i].v);
+        if (p && unlink(p) < 0 && errno != ENOENT) {
+            ag_reply_err(c, 500, "RUNTIME_ERROR", "remove %s: %s", r->q.kv[i].v, strerror(errno));
+            free(p);
+            return;
+        }
+        free(p);
+    }
+    ag_reply_empty(c);
+}
+
+static struct ag_json *
+body_json(struct ag_conn *c, struct ag_req *r, enum ag_jtype want)
+{
+    const char *err = NULL;
+    struct ag_json *j = ag_json_parse(r->body.p ? r->body.p : "", r->body.len, &err);
+    if (j == NULL) {
+        ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "invalid JSON body: %s", err ? err : "?");
+        return NULL;
+    }
+    if (j->t != want) {
+        ag_json_free(j);
+        ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "expected a JSON %s", want == AG_JOBJ ? "object" : "array");
+        return NULL;
+    }
+    return j;
+}
+
+void
+ag_h_files_mv(struct ag_conn *c, struct ag_req *r)
+{
+    struct ag_json *j = body_json(c, r, AG_JARR);
+    if (j == NULL)
+        return;
+    for (struct ag_json *it = j->child; it; it = it->next) {
+        const char *src = ag_json_getstr(it, "src"), *dst = ag_json_getstr(it, "dest");
+        if (src == NULL || dst == NULL || !*src || !*dst) {
+            ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "each item needs non-empty src and dest");
+            goto out;
+        }
+        char *s = ag_resolve_path(src), *d = ag_resolve_path(dst);
+        struct stat st;
+        int rc = 0, e = 0;
+        if (s == NULL || d == NULL)
+            rc = -1, e = ENOMEM;
+        else if (lstat(s, &st) < 0)
+            rc = -1, e = errno;
+        else if (rename(s, d) < 0)
+            rc = -2, e = errno;
+        free(s);
+        free(d);
+        if (rc == -1) {
+            reply_errno(c, e, "stat", src);
+            goto out;
+        }
+        if (rc == -2) {
+            ag_reply_err(c, 500, "RUNTIME_ERROR", "move %s -> %s: %s", src, dst, strerror(e));
+            goto out;
+        }
+    }
+    ag_reply_empty(c);
+out:
+    ag_json_free(j);
+}
+
+static int
+resolve_owner(const char *owner, const char *group, uid_t *uid, gid_t *gid)
+{
+    *uid = (uid_t)-1;
+    *gid = (gid_t)-1;
+    char *end;
+    if (owner && *owner) {
+        unsigned long v = strtoul(owner, &end, 10);
+        if (*end == 0)
+            *uid = (uid_t)v;
+        else if (ag_user_by_name(NULL, owner, uid, NULL, NULL, 0) < 0)
+            fprintf(stderr, "sbx-agent: unknown user %s ignored\n", owner);
+    }
+    if (group && *group) {
+        unsigned long v = strtoul(group, &end, 10);
+        if (*end == 0)
+            *gid = (gid_t)v;
+        else if (ag_group_by_name(NULL, group, gid) < 0)
+            fprintf(stderr, "sbx-agent: unknown group %s ignored\n", group);
+    }
+    return 0;
+}
+
+/* Parses a Permission object; -1 on a bad mode. */
+static int
+perm_of(const struct ag_json *o, mode_t *mode, bool *has_mode, uid_t *uid, gid_t *gid)
+{
+    const struct ag_json *m = ag_json_get(o, "mode");
+    *has_mode = false;
+    if (m && m->t != AG_JNULL) {
+        if (m->t != AG_JNUM || !m->is_int || ag_mode_from_api(m->i, mode) < 0)
+            return -1;
+        *has_mode = *mode != 0; /* 0 leaves the mode alone (contract §B.9) */
+    }
+    return resolve_owner(ag_json_getstr(o, "owner"), ag_json_getstr(o, "group"), uid, gid);
+}
+
+/* mkdir -p; new directories belong to the sandbox user so its commands can use them. */
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+    char *p = strdup(path);
+    if (p == NULL)
+        return -1;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != 0)
+            continue;
+        char save = *s;
+        *s = 0;
+        if (mkdir(p, mode) == 0) {
+            if (fcfg.chown_new && lchown(p, fcfg.uid, fcfg.gid) < 0) {
+                /* best effort: a non-root agent cannot chown */
+            }
+        } else if (errno != EEXIST) {
+            int e = errno;
+            free(p);
+            errno = e;
+            return -1;
+        }
+        *s = save;
+        if (save == 0)
+            break;
+    }
+    free(p);
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+static void
+perm_or_mkdir(struct ag_conn *c, struct ag_req *r, bool mk)
+{
+    struct ag_json *j = body_json(c, r, AG_JOBJ);
+    if (j == NULL)
+        return;
+    for (struct ag_json *it = j->child; it; it = it->next) {
+        mode_t mode = 0;
+        bool has_mode;
+        uid_t uid;
+        gid_t gid;
+        if (it->t != AG_JOBJ || strlen(it->key) != it->keylen || !*it->key ||
+            perm_of(it, &mode, &has_mode, &uid, &gid) < 0) {
+            ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "bad permission entry for %s", it->key);
+            goto out;
+        }
+        char *p = ag_resolve_path(it->key);
+        int rc = 0;
+        const char *what = "stat";
+        if (p == NULL) {
+            errno = ENOMEM;
+            rc = -1;
+        } else if (mk) {
+            what = "mkdir";
+            rc = mkdir_p(p, 0755);
+        } else {
+            struct stat st;
+            rc = lstat(p, &st);
+        }
+        if (rc == 0 && has_mode && (what = "chmod", chmod(p, mode)) < 0)
+            rc = -1;
+        if (rc == 0 && (uid != (uid_t)-1 || gid != (gid_t)-1) && (what = "chown", chown(p, uid, gid)) < 0)
+            rc = -1;
+        int e = errno;
+        free(p);
+        if (rc < 0) {
+            if (e == ENOENT && !mk)
+                ag_reply_err(c, 404, "FILE_NOT_FOUND", "%s %s: %s", what, it->key, strerror(e));
+            else
+                ag_reply_err(c, 500, "RUNTIME_ERROR", "%s %s: %s", what, it->key, strerror(e));
+            goto out;
+        }
+    }
+    ag_reply_empty(c);
+out:
+    ag_json_free(j);
+}
+
+void
+ag_h_files_perm(struct ag_conn *c, struct ag_req *r)
+{
+    perm_or_mkdir(c, r, false);
+}
+
+void
+ag_h_dir_mkdir(struct ag_conn *c, struct ag_req *r)
+{
+    perm_or_mkdir(c, r, true);
+}
+
+#define REPLACE_MAX (256u << 20)
+
+/* Keeping the owner is best effort: a non-root agent (host fallback mode) cannot chown. */
+static bool
+keep_owner(int fd, const struct stat *st)
+{
+    if (fchown(fd, st->st_uid, st->st_gid) < 0 && errno != EPERM)
+        return false;
+    return true;
+}
+
+/* Whole-file replace through a temp file + rename, so a reader never sees a half-written file. */
+static int
+replace_one(const char *path, const char *old, size_t oldlen, const char *new, size_t newlen, long *count, int *status)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    *status = 500;
+    if (fd < 0) {
+        if (errno == ENOENT)
+            *status = 404;
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > REPLACE_MAX) {
+        if (errno == 0 || !S_ISREG(st.st_mode))
+            errno = EINVAL;
+        close(fd);
+        return -1;
+    }
+    char *data = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (data && got < (size_t)st.st_size) {
+        ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (data == NULL)
+        return -1;
+    struct ag_buf out = {0};
+    long cnt = 0;
+    const char *p = data, *end = data + got;
+    while (p < end) {
+        const char *m = memmem(p, (size_t)(end - p), old, oldlen);
+        if (m == NULL)
+            break;
+        ag_buf_put(&out, p, (size_t)(m - p));
+        ag_buf_put(&out, new, newlen);
+        p = m + oldlen;
+        cnt++;
+    }
+    *count = cnt;
+    if (cnt == 0) {
+        free(data);
+        ag_buf_free(&out);
+        return 0;
+    }
+    ag_buf_put(&out, p, (size_t)(end - p));
+    free(data);
+    char *tmp = malloc(strlen(path) + 32);
+    int rc = -1;
+    if (tmp) {
+        sprintf(tmp, "%s.sbx-replace-%d", path, (int)getpid());
+        int tfd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (tfd >= 0) {
+            size_t off = 0;
+            while (off < out.len) {
+                ssize_t n = write(tfd, out.p + off, out.len - off);
+                if (n <= 0)
+                    break;
+                off += (size_t)n;
+            }
+            if (off == out.len && fchmod(tfd, st.st_mode & 07777) == 0 && keep_owner(tfd, &st) &&
+                fsync(tfd) == 0 && rename(tmp, path) == 0)
+                rc = 0;
+            int e = errno;
+            close(tfd);
+            if (rc < 0)
+                unlink(tmp);
+            errno = e;
+        }
+        free(tmp);
+    }
+    ag_buf_free(&out);
+    return rc;
+}
+
+void
+ag_h_files_replace(struct ag_conn *c, struct ag_req *r)
+{
+    struct ag_json *j = body_json(c, r, AG_JOBJ);
+    if (j == NULL)
+        return;
+    const char *v = ag_query_get(&r->q, "verbose");
+    bool verbose = v && (!strcmp(v, "true") || !strcmp(v, "1"));
+    for (struct ag_json *it = j->child; it; it = it->next) {
+        const struct ag_json *o = ag_json_get(it, "old"), *n = ag_json_get(it, "new");
+        if (it->t != AG_JOBJ || !o || o->t != AG_JSTR || o->slen == 0 || (n && n->t != AG_JSTR)) {
+            ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "replace %s: \"old\" must be a non-empty string", it->key);
+            goto out;
+        }
+    }
+    struct ag_buf b = {0};
+    ag_buf_putc(&b, '{');
+    for (struct ag_json *it = j->child; it; it = it->next) {
+        const struct ag_json *o = ag_json_get(it, "old"), *n = ag_json_get(it, "new");
+        char *p = ag_resolve_path(it->key);
+        long cnt = 0;
+        int status = 500;
+        if (p == NULL || replace_one(p, o->s, o->slen, n ? n->s : "", n ? n->slen : 0, &cnt, &status) < 0) {
+            int e = errno;
+            free(p);
+            ag_buf_free(&b);
+            if (status == 404)
+                ag_reply_err(c, 404, "FILE_NOT_FOUND", "replace %s: %s", it->key, strerror(e));
+            else
+                ag_reply_err(c, 500, "RUNTIME_ERROR", "replace %s: %s", it->key, strerror(e));
+            goto out;
+        }
+        free(p);
+        if (b.len > 1)
+            ag_buf_putc(&b, ',');
+        ag_json_str(&b, it->key, it->keylen);
+        ag_buf_printf(&b, ":{\"replacedCount\":%ld}", cnt);
+    }
+    ag_buf_putc(&b, '}');
+    if (verbose)
+        reply_buf(c, &b);
+    else {
+        ag_buf_free(&b);
+        ag_reply_empty(c);
+    }
+out:
+    ag_json_free(j);
+}
+
+struct walk {
+    struct ag_buf out;
+    struct names nc;
+    const char *pattern;
+    int depth_max;
+    size_t count;
+    bool list; /* directory listing (all entries) vs search (regular files matching) */
+};
+
+static int
+cmpstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Walks dirfd (which it closes) in lexical order, never following symlinks. */
+static void
+walk_dir(struct walk *w, int dirfd, const char *path, int depth)
+{
+    DIR *d = fdopendir(dirfd);
+    if (d == NULL) {
+        close(dirfd);
+        return;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            char **nn = realloc(names, cap * sizeof(*nn));
+            if (nn == NULL)
+                break;
+            names = nn;
+        }
+        names[n] = strdup(de->d_name);
+        if (names[n])
+            n++;
+    }
+    qsort(names, n, sizeof(*names), cmpstr);
+    for (size_t i = 0; i < n; i++) {
+        struct ag_buf full = {0};
+        ag_buf_printf(&full, "%s%s%s", path, strcmp(path, "/") ? "/" : "", names[i]);
+        struct stat st;
+        if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            bool emit = w->list ? true : (S_ISREG(st.st_mode) && ag_glob_match(w->pattern, names[i]));
+            if (emit) {
+                if (w->count++)
+                    ag_buf_putc(&w->out, ',');
+                fileinfo(&w->out, &w->nc, full.p, dirfd, names[i]);
+            }
+            if (S_ISDIR(st.st_mode) && depth + 1 < w->depth_max) {
+                int sub = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub >= 0)
+                    walk_dir(w, sub, full.p, depth + 1);
+            }
+        }
+        ag_buf_free(&full);
+        free(names[i]);
+    }
+    free(names);
+    closedir(d);
+}
+
+static void
+list_or_search(struct ag_conn *c, struct ag_req *r, bool list)
+{
+    const char *arg = ag_query_get(&r->q, "path");
+    if (arg == NULL || !*arg) {
+        ag_reply_err(c, 400, "MISSING_QUERY", "missing query parameter: path");
+        return;
+    }
+    struct walk w = {.list = list, .pattern = "**", .depth_max = 128};
+    if (list) {
+        const char *d = ag_query_get(&r->q, "depth");
+        if (d) {
+            char *end;
+            long v = strtol(d, &end, 10);
+            if (*d == 0 || *end || v < 0) {
+                ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "depth must be an integer >= 0");
+                return;
+            }
+            w.depth_max = v > 128 ? 128 : (int)v;
+        } else {
+            w.depth_max = 1;
+        }
+    } else {
+        const char *pat = ag_query_get(&r->q, "pattern");
+        if (pat && *pat)
+            w.pattern = pat;
+    }
+    char *p = ag_resolve_path(arg);
+    struct stat st;
+    if (p == NULL || lstat(p, &st) < 0) {
+        reply_errno(c, p ? errno : ENOMEM, "stat", arg);
+        free(p);
+        return;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        /* listing rejects symlinks and files with 400 (spec); search treats them as "no such dir" */
+        if (list)
+            ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "%s is not a directory", arg);
+        else
+            ag_reply_err(c, 404, "FILE_NOT_FOUND", "%s is not a directory", arg);
+        free(p);
+        return;
+    }
+    int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        reply_errno(c, errno, "open", arg);
+        free(p);
+        return;
+    }
+    ag_buf_putc(&w.out, '[');
+    if (w.depth_max > 0)
+        walk_dir(&w, fd, p, 0);
+    else
+        close(fd);
+    ag_buf_putc(&w.out, ']');
+    free(p);
+    reply_buf(c, &w.out);
+}
+
+void
+ag_h_files_search(struct ag_conn *c, struct ag_req *r)
+{
+    list_or_search(c, r, false);
+}
+
+void
+ag_h_dir_list(struct ag_conn *c, struct ag_req *r)
+{
+    list_or_search(c, r, true);
+}
+
+/* rm -rf below dirfd/name without following symlinks. */
+static int
+rm_rf_at(int dirfd, const char *name, int depth)
+{
+    if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return -1;
+    if (depth > 256) {
+        errno = ELOOP;
+        return -1;
+    }
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return -1;
+    }
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (rm_rf_at(fd, de->d_name, depth + 1) < 0)
+            rc = -1;
+    }
+    closedir(d);
+    if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        rc = -1;
+    return rc;
+}
+
+void
+ag_h_dir_delete(struct ag_conn *c, struct ag_req *r)
+{
+    for (size_t i = 0; i < r->q.n; i++) {
+        if (strcmp(r->q.kv[i].k, "path") != 0)
+            continue;
+        char *p = ag_resolve_path(r->q.kv[i].v);
+        if (p && strcmp(p, "/") == 0) {
+            free(p);
+            ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "refusing to remove /");
+            return;
+        }
+        if (p && rm_rf_at(AT_FDCWD, p, 0) < 0) {
+            ag_reply_err(c, 500, "RUNTIME_ERROR", "remove %s: %s", r->q.kv[i].v, strerror(errno));
+            free(p);
+            return;
+        }
+        free(p);
+    }
+    ag_reply_empty(c);
+}
+
+static void
+content_disposition(struct ag_buf *h, const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (!*base)
+        base = "download";
+    bool plain = true;
+    for (const unsigned char *s = (const unsigned char *)base; *s; s++)
+        if (*s < 0x20 || *s >= 0x7f || *s == '"' || *s == '\\' || *s == '%')
+            plain = false;
+    if (plain) {
+        ag_buf_printf(h, "Content-Disposition: attachment; filename=\"%s\"\r\n", base);
+        return;
+    }
+    ag_buf_puts(h, "Content-Disposition: attachment; filename=\"download\"; filename*=UTF-8''");
+    for (const unsigned char *s = (const unsigned char *)base; *s; s++) {
+        if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || strchr("-._~", *s))
+            ag_buf_putc(h, (char)*s);
+        else
+            ag_buf_printf(h, "%%%02X", *s);
+    }
+    ag_buf_puts(h, "\r\n");
+}
+
+void
+ag_h_files_download(struct ag_conn *c, struct ag_req *r)
+{
+    const char *arg = ag_query_get(&r->q, "path");
+    if (arg == NULL || !*arg) {
+        ag_reply_err(c, 400, "MISSING_QUERY", "missing query parameter: path");
+        return;
+    }
+    char *p = ag_resolve_path(arg);
+    int fd = p ? open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
+    if (fd < 0) {
+        reply_errno(c, p ? errno : ENOMEM, "open", arg);
+        free(p);
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        free(p);
+        ag_reply_err(c, 400, "INVALID_FILE", "%s is not a regular file", arg);
+        return;
+    }
+    uint64_t size = (uint64_t)st.st_size, a = 0, b = size ? size - 1 : 0;
+    int rr = ag_range_parse(r->range, size, &a, &b);
+    const char *off = ag_query_get(&r->q, "offset"), *lim = ag_query_get(&r->q, "limit");
+    if (rr == 1 && (off || lim)) {
+        /* SDK 0.1.11's offset/limit: the same byte window as a Range would give. */
+        char rh[64];
+        unsigned long long o = off ? strtoull(off, NULL, 10) : 0, l = lim ? strtoull(lim, NULL, 10) : 0;
+        if (l)
+            snprintf(rh, sizeof(rh), "bytes=%llu-%llu", o, o + l - 1);
+        else
+            snprintf(rh, sizeof(rh), "bytes=%llu-", o);
+        rr = ag_range_parse(rh, size, &a, &b);
+    }
+    struct ag_buf h = {0};
+    content_disposition(&h, p);
+    free(p);
+    if (rr < 0) {
+        close(fd);
+        ag_buf_free(&h);
+        ag_reply_err(c, 416, "INVALID_REQUEST_BODY", "range not satisfiable (size %llu)", (unsigned long long)size);
+        return;
+    }
+    if (rr == 0) {
+        ag_buf_printf(&h, "Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)a, (unsigned long long)b,
+                      (unsigned long long)size);
+        ag_reply_file(c, 206, fd, a, b - a + 1, h.p);
+    } else {
+        ag_reply_file(c, 200, fd, 0, size, h.p);
+    }
+    ag_buf_free(&h);
+}
+
+/* ---- upload ---- */
+
+enum { UP_WANT_META, UP_IN_META, UP_WANT_FILE, UP_IN_FILE, UP_SKIP };
+
+struct ag_upload {
+    struct ag_mp mp;
+    int st, prev_st;
+    struct ag_buf meta;
+    int fd;
+    char *path;
+    mode_t mode;
+    bool has_mode, created;
+    uid_t uid;
+    gid_t gid;
+    int status;
+    const char *code;
+    char msg[512];
+    int pairs;
+};
+
+static int
+up_fail(struct ag_upload *u, int status, const char *code, const char *fmt, ...)
+{
+    if (u->status)
+        return -1;
+    u->status = status;
+    u->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(u->msg, sizeof(u->msg), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int
+up_open(struct ag_upload *u)
+{
+    char *slash = strrchr(u->path, '/');
+    if (slash && slash != u->path) {
+        *slash = 0;
+        int rc = mkdir_p(u->path, 0755);
+        *slash = '/';
+        if (rc < 0)
+            return up_fail(u, 500, "RUNTIME_ERROR", "create parent of %s: %s", u->path, strerror(errno));
+    }
+    for (int tries = 0; tries < 3; tries++) {
+        struct stat st;
+        u->created = lstat(u->path, &st) < 0;
+        int fd = open(u->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (u->created ? O_EXCL : 0),
+                      0777);
+        if (fd < 0 && (errno == ELOOP || errno == EEXIST)) {
+            /* A symlink (possibly swapped in since the lstat) is replaced, never written through. */
+            if (errno == ELOOP)
+                unlink(u->path);
+            continue;
+        }
+        if (fd < 0)
+            return up_fail(u, 500, "RUNTIME_ERROR", "open %s: %s", u->path, strerror(errno));
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+            close(fd);
+            return up_fail(u, 500, "RUNTIME_ERROR", "%s is not a regular file", u->path);
+        }
+        fcntl(fd, F_SETFL, 0);
+        u->fd = fd;
+        return 0;
+    }
+    return up_fail(u, 500, "RUNTIME_ERROR", "open %s: path keeps changing", u->path);
+}
+
+static int
+up_begin(void *p, const char *name, const char *filename, const char *ctype)
+{
+    struct ag_upload *u = p;
+    if (strcmp(name, "metadata") == 0) {
+        if (u->st == UP_WANT_FILE)
+            return up_fail(u, 400, "INVALID_FILE_CONTENT", "metadata part without a following file part");
+        u->st = UP_IN_META;
+        u->meta.len = 0;
+        return 0;
+    }
+    if (strcmp(name, "file") == 0) {
+        if (u->st != UP_WANT_FILE)
+            return up_fail(u, 400, "INVALID_FILE_METADATA", "file part without a preceding metadata part");
+        u->st = UP_IN_FILE;
+        return up_open(u);
+    }
+    u->prev_st = u->st;
+    u->st = UP_SKIP;
+    return 0;
+}
+
+static int
+up_data(void *p, const char *d, size_t n)
+{
+    struct ag_upload *u = p;
+    if (u->st == UP_IN_META) {
+        if (u->meta.len + n > 64 * 1024)
+            return up_fail(u, 400, "INVALID_FILE_METADATA", "metadata part too large");
+        return ag_buf_put(&u->meta, d, n);
+    }
+    if (u->st == UP_IN_FILE) {
+        while (n) {
+            ssize_t w = write(u->fd, d, n);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return up_fail(u, 500, "RUNTIME_ERROR", "write %s: %s", u->path, strerror(errno));
+            d += w;
+            n -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+static int
+up_end(void *p)
+{
+    struct ag_upload *u = p;
+    if (u->st == UP_SKIP) {
+        u->st = u->prev_st;
+        return 0;
+    }
+    if (u->st == UP_IN_META) {
+        const char *err = NULL;
+        struct ag_json *j = ag_json_parse(u->meta.p ? u->meta.p : "", u->meta.len, &err);
+        if (j == NULL || j->t != AG_JOBJ) {
+            ag_json_free(j);
+            return up_fail(u, 400, "INVALID_FILE_METADATA", "metadata is not a JSON object: %s", err ? err : "?");
+        }
+        const char *path = ag_json_getstr(j, "path");
+        int rc = 0;
+        free(u->path);
+        u->path = NULL;
+        if (path == NULL || !*path)
+            rc = up_fail(u, 400, "INVALID_FILE_METADATA", "metadata needs a non-empty path");
+        else if (perm_of(j, &u->mode, &u->has_mode, &u->uid, &u->gid) < 0)
+            rc = up_fail(u, 400, "INVALID_FILE_METADATA", "bad mode in metadata");
+        else if ((u->path = ag_resolve_path(path)) == NULL || strcmp(u->path, "/") == 0)
+            rc = up_fail(u, 400, "INVALID_FILE_METADATA", "bad path %s", path);
+        ag_json_free(j);
+        u->st = UP_WANT_FILE;
+        return rc;
+    }
+    if (u->st == UP_IN_FILE) {
+        int fd = u->fd;
+        u->fd = -1;
+        int rc = 0;
+        if (fsync(fd) < 0 && errno != EINVAL)
+            rc = up_fail(u, 500, "RUNTIME_ERROR", "fsync %s: %s", u->path, strerror(errno));
+        uid_t uid = u->uid;
+        gid_t gid = u->gid;
+        if (u->created && fcfg.chown_new) {
+            if (uid == (uid_t)-1)
+                uid = fcfg.uid;
+            if (gid == (gid_t)-1)
+                gid = fcfg.gid;
+        }
+        if (rc == 0 && u->has_mode && fchmod(fd, u->mode) < 0)
+            rc = up_fail(u, 500, "RUNTIME_ERROR", "chmod %s: %s", u->path, strerror(errno));
+        if (rc == 0 && (uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0)
+            rc = up_fail(u, 500, "RUNTIME_ERROR", "chown %s: %s", u->path, strerror(errno));
+        close(fd);
+        u->pairs++;
+        u->st = UP_WANT_META;
+        return rc;
+    }
+    return 0;
+}
+
+static const struct ag_mp_cb up_cb = {up_begin, up_data, up_end};
+
+struct ag_upload *
+ag_upload_new(const char *content_type)
+{
+    struct ag_upload *u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return NULL;
+    u->fd = -1;
+    if (ag_mp_init(&u->mp, content_type) < 0)
+        up_fail(u, 400, "INVALID_FILE", "request is not multipart/form-data with a boundary");
+    return u;
+}
+
+int
+ag_upload_feed(struct ag_upload *u, const char *p, size_t n)
+{
+    if (u->status)
+        return -1;
+    int rc = ag_mp_feed(&u->mp, p, n, &up_cb, u);
+    if (rc == -1)
+        return up_fail(u, 400, "INVALID_FILE", "malformed multipart body");
+    return rc < 0 ? -1 : 0;
+}
+
+int
+ag_upload_finish(struct ag_upload *u)
+{
+    if (u->status)
+        return -1;
+    if (!ag_mp_done(&u->mp))
+        return up_fail(u, 400, "INVALID_FILE", "multipart body ended before its closing boundary");
+    if (u->st == UP_WANT_FILE)
+        return up_fail(u, 400, "INVALID_FILE_CONTENT", "metadata part without a file part");
+    if (u->pairs == 0)
+        return up_fail(u, 400, "INVALID_FILE", "no metadata/file pairs in the request");
+    return 0;
+}
+
+int
+ag_upload_error(const struct ag_upload *u, const char **code, const char **msg)
+{
+    *code = u->code ? u->code : "RUNTIME_ERROR";
+    *msg = u->msg;
+    return u->status ? u->status : 500;
+}
+
+void
+ag_upload_free(struct ag_upload *u)
+{
+    if (u == NULL)
+        return;
+    if (u->fd >= 0)
+        close(u->fd);
+    free(u->path);
+    ag_buf_free(&u->meta);
+    free(u);
+}

@@ -1,0 +1,711 @@
+#include "agent_util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+ag_buf_reserve(struct ag_buf *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return 0;
+    size_t ncap = b->cap ? b->cap : 256;
+    while (ncap < b->len + extra + 1) {
+        if (ncap > SIZE_MAX / 2)
+            return -1;
+        ncap *= 2;
+    }
+    char *p = realloc(b->p, ncap);
+    if (p == NULL)
+        return -1;
+    b->p = p;
+    b->cap = ncap;
+    return 0;
+}
+
+int
+ag_buf_put(struct ag_buf *b, const void *p, size_t n)
+{
+    if (ag_buf_reserve(b, n) < 0)
+        return -1;
+    if (n)
+        memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return 0;
+}
+
+int
+ag_buf_puts(struct ag_buf *b, const char *s)
+{
+    return ag_buf_put(b, s, strlen(s));
+}
+
+int
+ag_buf_putc(struct ag_buf *b, char c)
+{
+    return ag_buf_put(b, &c, 1);
+}
+
+int
+ag_buf_printf(struct ag_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    char tmp[256];
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if ((size_t)n < sizeof(tmp))
+        return ag_buf_put(b, tmp, (size_t)n);
+    if (ag_buf_reserve(b, (size_t)n) < 0)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+void
+ag_buf_consume(struct ag_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+    } else {
+        memmove(b->p, b->p + n, b->len - n);
+        b->len -= n;
+    }
+    if (b->p)
+        b->p[b->len] = 0;
+}
+
+void
+ag_buf_free(struct ag_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+char *
+ag_buf_cstr(struct ag_buf *b)
+{
+    if (ag_buf_reserve(b, 0) < 0)
+        return NULL;
+    b->p[b->len] = 0;
+    return b->p;
+}
+
+/* Length of a valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, min = 0x10000;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    unsigned cp = c & (0xff >> (len + 1));
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+int
+ag_json_str(struct ag_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (ag_buf_reserve(b, n + 2) < 0 || ag_buf_putc(b, '"') < 0)
+        return -1;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, run = 0;
+    while (i < n) {
+        unsigned c = u[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            run++;
+            i++;
+            continue;
+        }
+        if (run && ag_buf_put(b, s + i - run, run) < 0)
+            return -1;
+        run = 0;
+        char esc[8];
+        const char *e = NULL;
+        size_t elen = 2;
+        switch (c) {
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        case '\b': e = "\\b"; break;
+        case '\f': e = "\\f"; break;
+        default:
+            if (c < 0x20) {
+                memcpy(esc, "\\u00", 4);
+                esc[4] = hex[c >> 4];
+                esc[5] = hex[c & 15];
+                e = esc;
+                elen = 6;
+            }
+        }
+        if (e) {
+            if (ag_buf_put(b, e, elen) < 0)
+                return -1;
+            i++;
+            continue;
+        }
+        size_t l = utf8_len(u + i, n - i);
+        if (l == 0) {
+            if (ag_buf_puts(b, "\\ufffd") < 0)
+                return -1;
+            i++;
+        } else {
+            if (ag_buf_put(b, s + i, l) < 0)
+                return -1;
+            i += l;
+        }
+    }
+    if (run && ag_buf_put(b, s + n - run, run) < 0)
+        return -1;
+    return ag_buf_putc(b, '"');
+}
+
+static int
+hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+ssize_t
+ag_pct_decode(const char *in, size_t n, char *out, bool plus_space)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int h = hexval((unsigned char)in[i + 1]), l = hexval((unsigned char)in[i + 2]);
+            if (h < 0 || l < 0)
+                return -1;
+            c = (char)(h * 16 + l);
+            i += 2;
+        } else if (c == '+' && plus_space) {
+            c = ' ';
+        }
+        if (c == 0)
+            return -1;
+        out[o++] = c;
+    }
+    return (ssize_t)o;
+}
+
+int
+ag_query_parse(const char *q, size_t n, struct ag_query *out)
+{
+    out->kv = NULL;
+    out->n = 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && q[j] != '&')
+            j++;
+        if (j > i) {
+            size_t eq = i;
+            while (eq < j && q[eq] != '=')
+                eq++;
+            char *k = malloc(eq - i + 1);
+            size_t vlen = eq < j ? j - eq - 1 : 0;
+            char *v = malloc(vlen + 1);
+            struct ag_kv *nkv = realloc(out->kv, (out->n + 1) * sizeof(*nkv));
+            if (!k || !v || !nkv) {
+                free(k);
+                free(v);
+                if (nkv)
+                    out->kv = nkv;
+                ag_query_free(out);
+                return -1;
+            }
+            out->kv = nkv;
+            ssize_t kl = ag_pct_decode(q + i, eq - i, k, true);
+            ssize_t vl = eq < j ? ag_pct_decode(q + eq + 1, vlen, v, true) : 0;
+            if (kl < 0 || vl < 0) {
+                free(k);
+                free(v);
+                ag_query_free(out);
+                return -1;
+            }
+            k[kl] = 0;
+            v[vl] = 0;
+            out->kv[out->n++] = (struct ag_kv){k, v};
+        }
+        i = j + 1;
+    }
+    return 0;
+}
+
+const char *
+ag_query_get(const struct ag_query *q, const char *key)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (strcmp(q->kv[i].k, key) == 0)
+            return q->kv[i].v;
+    return NULL;
+}
+
+void
+ag_query_free(struct ag_query *q)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        free(q->kv[i].k);
+        free(q->kv[i].v);
+    }
+    free(q->kv);
+    q->kv = NULL;
+    q->n = 0;
+}
+
+int
+ag_mode_from_api(int64_t api, mode_t *out)
+{
+    if (api < 0 || api > 7777)
+        return -1;
+    mode_t m = 0, mul = 1;
+    for (int64_t v = api; v > 0; v /= 10) {
+        int d = (int)(v % 10);
+        if (d > 7)
+            return -1;
+        m += (mode_t)d * mul;
+        mul *= 8;
+    }
+    *out = m;
+    return 0;
+}
+
+int64_t
+ag_mode_to_api(mode_t m)
+{
+    m &= 07777;
+    int64_t r = 0, mul = 1;
+    while (m) {
+        r += (int64_t)(m & 7) * mul;
+        mul *= 10;
+        m >>= 3;
+    }
+    return r;
+}
+
+static int
+parse_u64(const char **s, uint64_t *v)
+{
+    const char *p = *s;
+    if (*p < '0' || *p > '9')
+        return -1;
+    uint64_t x = 0;
+    while (*p >= '0' && *p <= '9') {
+        if (x > (UINT64_MAX - 9) / 10)
+            return -1;
+        x = x * 10 + (uint64_t)(*p - '0');
+        p++;
+    }
+    *s = p;
+    *v = x;
+    return 0;
+}
+
+int
+ag_range_parse(const char *hdr, uint64_t size, uint64_t *start, uint64_t *end)
+{
+    if (hdr == NULL)
+        return 1;
+    while (*hdr == ' ' || *hdr == '\t')
+        hdr++;
+    if (strncasecmp(hdr, "bytes=", 6) != 0)
+        return 1;
+    const char *p = hdr + 6;
+    while (*p == ' ')
+        p++;
+    uint64_t a = 0, b = 0;
+    bool has_a = false, has_b = false;
+    if (*p != '-') {
+        if (parse_u64(&p, &a) < 0)
+            return 1;
+        has_a = true;
+    }
+    if (*p != '-')
+        return 1;
+    p++;
+    if (*p >= '0' && *p <= '9') {
+        if (parse_u64(&p, &b) < 0)
+            return 1;
+        has_b = true;
+    }
+    while (*p == ' ')
+        p++;
+    /* Only the first range is served (contract §B.10); anything after a comma is ignored. */
+    if (*p != 0 && *p != ',')
+        return 1;
+    if (!has_a && !has_b)
+        return 1;
+    if (has_a && has_b && b < a)
+        return 1;
+    if (!has_a) { /* suffix range: last b bytes */
+        if (b == 0 || size == 0)
+            return -1;
+        *start = b >= size ? 0 : size - b;
+        *end = size - 1;
+        return 0;
+    }
+    if (a >= size)
+        return -1;
+    *start = a;
+    *end = (!has_b || b >= size) ? size - 1 : b;
+    return 0;
+}
+
+static bool
+glob_at(const char *p, const char *s, int depth)
+{
+    if (depth > 64)
+        return false;
+    while (*p) {
+        switch (*p) {
+        case '*':
+            while (*p == '*')
+                p++;
+            if (*p == 0)
+                return true;
+            for (const char *t = s;; t++) {
+                if (glob_at(p, t, depth + 1))
+                    return true;
+                if (*t == 0)
+                    return false;
+            }
+        case '?':
+            if (*s == 0)
+                return false;
+            p++, s++;
+            break;
+        case '[': {
+            if (*s == 0)
+                return false;
+            const char *q = p + 1;
+            bool neg = false, hit = false;
+            if (*q == '!' || *q == '^')
+                neg = true, q++;
+            const char *first = q;
+            while (*q && (*q != ']' || q == first)) {
+                unsigned char lo = (unsigned char)*q, hi;
+                if (lo == '\\' && q[1])
+                    lo = (unsigned char)*++q;
+                q++;
+                hi = lo;
+                if (*q == '-' && q[1] && q[1] != ']') {
+                    hi = (unsigned char)q[1];
+                    if (hi == '\\' && q[2])
+                        hi = (unsigned char)q[2], q++;
+                    q += 2;
+                }
+                if ((unsigned char)*s >= lo && (unsigned char)*s <= hi)
+                    hit = true;
+            }
+            if (*q != ']') { /* unterminated: '[' is literal */
+                if (*s != '[')
+                    return false;
+                p++, s++;
+                break;
+            }
+            if (hit == neg)
+                return false;
+            p = q + 1;
+            s++;
+            break;
+        }
+        case '\\':
+            if (p[1])
+                p++;
+            /* fallthrough */
+        default:
+            if (*p != *s)
+                return false;
+            p++, s++;
+        }
+    }
+    return *s == 0;
+}
+
+bool
+ag_glob_match(const char *pat, const char *s)
+{
+    return glob_at(pat, s, 0);
+}
+
+int64_t
+ag_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+ag_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+ag_rfc3339(char out[40], time_t sec, long nsec)
+{
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (nsec > 0)
+        snprintf(out + n, 40 - n, ".%03ldZ", nsec / 1000000);
+    else
+        snprintf(out + n, 40 - n, "Z");
+}
+
+char *
+ag_path_clean(const char *in)
+{
+    size_t n = strlen(in);
+    char *out = malloc(n + 2);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    out[o++] = '/';
+    const char *p = in;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (*p == 0)
+            break;
+        const char *e = p;
+        while (*e && *e != '/')
+            e++;
+        size_t l = (size_t)(e - p);
+        if (l == 1 && p[0] == '.') {
+            /* skip */
+        } else if (l == 2 && p[0] == '.' && p[1] == '.') {
+            if (o > 1) {
+                o--;
+                while (o > 1 && out[o - 1] != '/')
+                    o--;
+            }
+        } else {
+            if (o > 1 && out[o - 1] != '/')
+                out[o++] = '/';
+            memcpy(out + o, p, l);
+            o += l;
+        }
+        p = e;
+    }
+    if (o > 1 && out[o - 1] == '/')
+        o--;
+    out[o] = 0;
+    return out;
+}
+
+bool
+ag_ct_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    /* The loop length depends only on the expected token (b), never on where a mismatch is. */
+    unsigned char d = (unsigned char)(alen != blen);
+    for (size_t i = 0; i < blen; i++)
+        d |= (unsigned char)((i < alen ? (unsigned char)a[i] : 0) ^ (unsigned char)b[i]);
+    return d == 0;
+}
+
+/* Iterates colon-separated records; cb returns 1 to stop. */
+static int
+each_record(const char *root, const char *file, int (*cb)(char **f, int nf, void *u), void *u)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s%s", root ? root : "", file);
+    FILE *fp = fopen(path, "re");
+    if (fp == NULL)
+        return -1;
+    char line[4096];
+    int rc = -1;
+    while (fgets(line, sizeof(line), fp)) {
+        line[strcspn(line, "\n")] = 0;
+        if (line[0] == '#' || line[0] == 0)
+            continue;
+        char *f[8];
+        int nf = 0;
+        char *s = line;
+        while (nf < 8) {
+            f[nf++] = s;
+            char *c = strchr(s, ':');
+            if (c == NULL)
+                break;
+            *c = 0;
+            s = c + 1;
+        }
+        if (cb(f, nf, u) == 1) {
+            rc = 0;
+            break;
+        }
+    }
+    fclose(fp);
+    return rc;
+}
+
+static bool
+parse_id(const char *s, unsigned long *v)
+{
+    char *end;
+    if (*s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    *v = strtoul(s, &end, 10);
+    return errno == 0 && *end == 0 && *v <= 0xffffffffUL;
+}
+
+struct pw_q {
+    const char *name;
+    uid_t uid;
+    bool by_uid;
+    uid_t ouid;
+    gid_t ogid;
+    char *oname, *home;
+    size_t namesz, homesz;
+};
+
+static int
+pw_cb(char **f, int nf, void *u)
+{
+    struct pw_q *q = u;
+    unsigned long uid, gid;
+    if (nf < 4 || !parse_id(f[2], &uid) || !parse_id(f[3], &gid))
+        return 0;
+    if (q->by_uid ? uid != q->uid : strcmp(f[0], q->name) != 0)
+        return 0;
+    q->ouid = (uid_t)uid;
+    q->ogid = (gid_t)gid;
+    if (q->oname)
+        snprintf(q->oname, q->namesz, "%s", f[0]);
+    if (q->home)
+        snprintf(q->home, q->homesz, "%s", nf >= 6 ? f[5] : "/");
+    return 1;
+}
+
+int
+ag_user_by_name(const char *root, const char *name, uid_t *uid, gid_t *gid, char *home, size_t homesz)
+{
+    struct pw_q q = {.name = name, .home = home, .homesz = homesz};
+    if (each_record(root, "/etc/passwd", pw_cb, &q) < 0)
+        return -1;
+    if (uid)
+        *uid = q.ouid;
+    if (gid)
+        *gid = q.ogid;
+    return 0;
+}
+
+int
+ag_user_by_uid(const char *root, uid_t uid, char *name, size_t namesz, gid_t *gid, char *home, size_t homesz)
+{
+    struct pw_q q = {.uid = uid, .by_uid = true, .oname = name, .namesz = namesz, .home = home, .homesz = homesz};
+    if (each_record(root, "/etc/passwd", pw_cb, &q) < 0)
+        return -1;
+    if (gid)
+        *gid = q.ogid;
+    return 0;
+}
+
+struct gr_q {
+    const char *name;
+    gid_t gid;
+    bool by_gid;
+    gid_t ogid;
+    char *oname;
+    size_t namesz;
+    /* membership listing */
+    const char *member;
+    gid_t *list;
+    int n, max;
+};
+
+static int
+gr_cb(char **f, int nf, void *u)
+{
+    struct gr_q *q = u;
+    unsigned long gid;
+    if (nf < 3 || !parse_id(f[2], &gid))
+        return 0;
+    if (q->member) {
+        if (nf < 4 || q->n >= q->max)
+            return 0;
+        for (char *s = f[3]; s && *s;) {
+            char *c = strchr(s, ',');
+            size_t l = c ? (size_t)(c - s) : strlen(s);
+            if (l == strlen(q->member) && strncmp(s, q->member, l) == 0) {
+                q->list[q->n++] = (gid_t)gid;
+                break;
+            }
+            s = c ? c + 1 : NULL;
+        }
+        return 0;
+    }
+    if (q->by_gid ? gid != q->gid : strcmp(f[0], q->name) != 0)
+        return 0;
+    q->ogid = (gid_t)gid;
+    if (q->oname)
+        snprintf(q->oname, q->namesz, "%s", f[0]);
+    return 1;
+}
+
+int
+ag_group_by_name(const char *root, const char *name, gid_t *gid)
+{
+    struct gr_q q = {.name = name};
+    if (each_record(root, "/etc/group", gr_cb, &q) < 0)
+        return -1;
+    *gid = q.ogid;
+    return 0;
+}
+
+int
+ag_group_by_gid(const char *root, gid_t gid, char *name, size_t namesz)
+{
+    struct gr_q q = {.gid = gid, .by_gid = true, .oname = name, .namesz = namesz};
+    return each_record(root, "/etc/group", gr_cb, &q);
+}
+
+int
+ag_user_groups(const char *root, const char *user, gid_t *out, int max)
+{
+    struct gr_q q = {.member = user, .list = out, .max = max};
+    each_record(root, "/etc/group", gr_cb, &q);
+    return q.n;
+}

@@ -1,0 +1,79 @@
+/* Agent-local helpers. The agent is linked statically without libsbx, so nothing here may pull
+ * in jansson or other shared-library dependencies, and nothing here has global side effects
+ * (these objects are also linked into the unit-test binary). */
+#ifndef SBX_AGENT_UTIL_H
+#define SBX_AGENT_UTIL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct ag_buf {
+    char *p;
+    size_t len, cap;
+};
+
+int ag_buf_reserve(struct ag_buf *b, size_t extra);
+int ag_buf_put(struct ag_buf *b, const void *p, size_t n);
+int ag_buf_puts(struct ag_buf *b, const char *s);
+int ag_buf_putc(struct ag_buf *b, char c);
+int ag_buf_printf(struct ag_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ag_buf_consume(struct ag_buf *b, size_t n);
+void ag_buf_free(struct ag_buf *b);
+/* NUL-terminates without counting the NUL in len; returns p (never NULL on success). */
+char *ag_buf_cstr(struct ag_buf *b);
+
+/* JSON string literal (with quotes). Invalid UTF-8 becomes U+FFFD so the output is always valid
+ * JSON that JavaScript's TextDecoder + JSON.parse round-trip. */
+int ag_json_str(struct ag_buf *b, const char *s, size_t n);
+
+/* Percent-decoding; '+' → ' ' when plus_space. Returns decoded length or -1 on a bad escape or an
+ * embedded NUL (paths and ids never legitimately contain one). out may alias in. */
+ssize_t ag_pct_decode(const char *in, size_t n, char *out, bool plus_space);
+
+struct ag_kv {
+    char *k, *v;
+};
+struct ag_query {
+    struct ag_kv *kv;
+    size_t n;
+};
+/* Parses "a=1&b=%2F&a=2" (repeated keys kept in order). -1 on malformed escapes. */
+int ag_query_parse(const char *q, size_t n, struct ag_query *out);
+const char *ag_query_get(const struct ag_query *q, const char *key);
+void ag_query_free(struct ag_query *q);
+
+/* execd mode encoding: the decimal digits of the API integer are the octal permission bits. */
+int ag_mode_from_api(int64_t api, mode_t *out);
+int64_t ag_mode_to_api(mode_t m);
+
+/* Range header. Returns 0 with an inclusive [*start,*end] window, 1 when the header should be
+ * ignored (absent, not "bytes=", syntactically invalid), -1 when unsatisfiable (→ 416). */
+int ag_range_parse(const char *hdr, uint64_t size, uint64_t *start, uint64_t *end);
+
+/* fnmatch-like glob on one path component: * ? [set] [!set] [^set] and backslash escapes; "**"
+ * behaves as "*" because matching is against basenames. */
+bool ag_glob_match(const char *pat, const char *s);
+
+int64_t ag_now_ms(void);
+int64_t ag_mono_ms(void);
+/* RFC 3339 UTC with a Z suffix (what the SDK's new Date() wants). */
+void ag_rfc3339(char out[40], time_t sec, long nsec);
+
+/* Lexically normalises an absolute path: collapses "//" and "/./", resolves ".." against "/"
+ * (so it can never climb above the root). Relative input is taken relative to "/". */
+char *ag_path_clean(const char *in);
+
+/* Constant-time comparison for the access token. */
+bool ag_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Minimal passwd/group lookup (no NSS: a static binary in a scratch rootfs has no libnss). */
+int ag_user_by_name(const char *root, const char *name, uid_t *uid, gid_t *gid, char *home, size_t homesz);
+int ag_user_by_uid(const char *root, uid_t uid, char *name, size_t namesz, gid_t *gid, char *home, size_t homesz);
+int ag_group_by_name(const char *root, const char *name, gid_t *gid);
+int ag_group_by_gid(const char *root, gid_t gid, char *name, size_t namesz);
+/* Supplementary groups listing `user` as a member; returns count (≤ max). */
+int ag_user_groups(const char *root, const char *user, gid_t *out, int max);
+
+#endif
