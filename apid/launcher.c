@@ -92,7 +92,7 @@ monitor_main(const char *id, const char *dir, const char *state_root, const char
             .cgroup_parent = cgroup_parent && *cgroup_parent ? cgroup_parent : NULL,
             .json_status_fd = status_fd,
             .keep_state = true,
-            .quiet = true,
+            .quiet = false, /* runtime diagnostics go to monitor.log */
         };
         rc = sbx_container_run(spec, &opts, &res, &err);
     }

@@ -42,9 +42,28 @@ main(int argc, char **argv)
         log_warn("sbx-agent `%s` is not executable: creates will fail", cfg.agent_path);
 
     cleanup_free char *sbdir = xasprintf("%s/sandboxes", cfg.data_dir);
-    if (mkdir_p(sbdir, 0700, &err) < 0 || mkdir_p(cfg.run_dir, 0700, &err) < 0) {
+    /* The sandboxes directory is traversable (not listable) so that each sandbox's id-mapped
+     * root can reach the token file that is bind-mounted into it. */
+    if (mkdir_p(sbdir, 0711, &err) < 0 || chmod(sbdir, 0711) < 0 ||
+        mkdir_p(cfg.run_dir, 0700, &err) < 0) {
         sbx_error_print("sbx-apid", &err);
         return 1;
+    }
+    if (cfg.agent_path && *cfg.agent_path && strcmp(cfg.agent_path, "none")) {
+        /* Each sandbox's root is an unprivileged host id that must reach its token file. */
+        cleanup_free char *p = realpath(sbdir, NULL);
+        while (p && *p) {
+            struct stat st;
+            if (stat(p, &st) == 0 && !(st.st_mode & S_IXOTH)) {
+                log_warn("%s is not traversable (o+x): sandboxes cannot read their agent token",
+                         p);
+                break;
+            }
+            char *slash = strrchr(p, '/');
+            if (!slash)
+                break;
+            *slash = '\0';
+        }
     }
     if (apid_launcher_start(&err) < 0) {
         sbx_error_print("sbx-apid", &err);

@@ -174,6 +174,22 @@ read_monitor_pid(const char *id, pid_t *pid, unsigned long long *start)
     return sscanf(txt, "%d %llu", &ip, start) == 2 && (*pid = ip) > 0;
 }
 
+/* An exited process stays in /proc (same pid and start time) until its parent, the monitor,
+ * reaps it; that is not a live sandbox. */
+static bool
+proc_is_zombie(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
 static bool
 proc_alive(pid_t pid, unsigned long long start)
 {
@@ -363,6 +379,19 @@ apid_mgr_get(const char *id, struct apid_sandbox **out, sbx_error_t *err)
     return 0;
 }
 
+/* Host id that the sandbox's uid/gid 0 maps to (0 without a user namespace). */
+static unsigned
+host_id_of_root(json_t *oci, const char *which)
+{
+    json_t *maps = json_object_get(json_object_get(oci, "linux"), which), *m;
+    size_t i;
+    json_array_foreach (maps, i, m) {
+        if (json_integer_value(json_object_get(m, "containerID")) == 0)
+            return (unsigned)json_integer_value(json_object_get(m, "hostID"));
+    }
+    return 0;
+}
+
 /* Reads the status pipe until the {"pid":N} line, EOF (start failed) or the timeout. */
 static pid_t
 await_started(int fd, int timeout_ms)
@@ -450,8 +479,11 @@ apid_mgr_create(const struct apid_create_req *req, struct apid_sandbox **out, sb
     bool inserted = false;
     int status_fd = -1;
     sb_lock(sb->id);
-    if ((r = mkdir_p(dir, 0700, err)) < 0)
+    /* 0711: the sandbox's (id-mapped) root must reach its token below this directory, but may
+     * not list it or read anything else here. */
+    if ((r = mkdir_p(dir, 0711, err)) < 0)
         goto fail;
+    chmod(dir, 0711);
     {
         cleanup_close int fd = open(tokp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
         if (fd < 0 || safe_write(fd, token, strlen(token)) < 0) {
@@ -474,6 +506,12 @@ apid_mgr_create(const struct apid_create_req *req, struct apid_sandbox **out, sb
     };
     if ((r = apid_build_oci(&in, &oci, err)) < 0) {
         r = apid_fail(err, E_START_FAILED, "building the sandbox config: %s", (*err)->msg);
+        goto fail;
+    }
+    /* Readable only by the sandbox's root, which is an unprivileged host id when the config
+     * maps a user namespace; the agent reads it at start and unlinks it when it can. */
+    if (chown(tokp, host_id_of_root(oci, "uidMappings"), host_id_of_root(oci, "gidMappings")) < 0) {
+        r = sbx_make_error(err, errno, "chown %s", tokp);
         goto fail;
     }
     if (json_dump_file(oci, cfgp, JSON_INDENT(2)) < 0) {
@@ -821,7 +859,7 @@ recover_one(struct apid_sandbox *sb)
     struct sbx_state *st = NULL;
     bool alive = false;
     if (sbx_state_load(ctx->cfg->run_dir, id, &st, NULL) == 0) {
-        alive = sbx_state_alive(st) && st->pid == sb->pid &&
+        alive = sbx_state_alive(st) && !proc_is_zombie(st->pid) && st->pid == sb->pid &&
                 (!sb->pid_start || st->pid_start == sb->pid_start);
         if (alive) {
             const char *now = sbx_state_current_status(st);

@@ -10,12 +10,14 @@ require_root "apid" || finish
 [ -d "$SBX_IMAGES/busybox" ] || { skip "apid" "no busybox image (make rootfs)"; finish; }
 
 T=$(mktemp -d /tmp/sbx-apid-test.XXXXXX)
+chmod 711 "$T" # the sandboxes' (id-mapped) root reaches its agent token below it
 DATA=$T/data RUN=$T/run LOG=$T/apid.log KEY=test-key-$$
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 BASE=http://127.0.0.1:$PORT
-# The agent needs networking to be useful; these tests are about the lifecycle, so the entrypoint
-# runs directly unless SBX_APID_AGENT names an agent binary.
-AGENT=${SBX_APID_AGENT:-none}
+# Sandboxes run the agent as their main process when it is built (SBX_APID_AGENT=none: the
+# entrypoint directly); either way the entrypoint's exit status is the sandbox's.
+AGENT=${SBX_APID_AGENT:-$BIN/sbx-agent}
+[ "$AGENT" = none ] || [ -x "$AGENT" ] || AGENT=none
 APID_PID=
 before=$(host_snapshot)
 
@@ -291,7 +293,7 @@ expect_eq "re-adopted sandbox's death is noticed" "Failed" "$(jqb .status.state)
 stop_apid KILL
 kill -9 "$(sb_pid "$C")"
 start_apid
-api GET /v1/sandboxes/$C
+for _ in $(seq 40); do api GET /v1/sandboxes/$C; [ "$(jqb .status.state)" = Failed ] && break; sleep 0.1; done
 expect_eq "sandbox that died while apid was down → Failed" "Failed" "$(jqb .status.state)"
 expect_eq "its runtime state is freed" no "$([ -e "$RUN/$C" ] && echo yes || echo no)"
 

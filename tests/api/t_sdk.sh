@@ -12,8 +12,11 @@ command -v node >/dev/null && command -v npm >/dev/null || { skip "sdk" "node/np
 node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)' || { skip "sdk" "node >= 18 needed (fetch)"; finish; }
 
 T=$(mktemp -d /tmp/sbx-sdk-test.XXXXXX)
+chmod 711 "$T" # the sandboxes' (id-mapped) root reaches its agent token below it
 KEY=sdk-key-$$
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+AGENT=${SBX_APID_AGENT:-$BIN/sbx-agent}
+[ "$AGENT" = none ] || [ -x "$AGENT" ] || AGENT=none
 APID_PID=
 cleanup() {
 	if [ -n "$APID_PID" ]; then
@@ -34,7 +37,7 @@ fi
 ok "sdk: npm install @alibaba-group/opensandbox"
 
 "$APID" --listen 127.0.0.1:$PORT --data-dir "$T/data" --run-dir "$T/run" --api-key "$KEY" \
-	--agent "${SBX_APID_AGENT:-none}" >"$T/apid.log" 2>&1 &
+	--agent "$AGENT" >"$T/apid.log" 2>&1 &
 APID_PID=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.05; done
 
