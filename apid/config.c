@@ -317,7 +317,7 @@ apid_config_parse(struct apid_config *cfg, int argc, char **argv, sbx_error_t *e
 {
     int c, r;
     /* First pass: find --config so the file is applied before (and overridden by) flags. */
-    optind = 1;
+    optind = 0; /* 0: glibc re-initializes getopt fully (parsed twice, and again in tests) */
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (c == OPT_CONFIG)
@@ -341,7 +341,7 @@ apid_config_parse(struct apid_config *cfg, int argc, char **argv, sbx_error_t *e
     const char *envkey = getenv("SBX_API_KEY");
     if (envkey && *envkey)
         set_str(&cfg->api_key, envkey);
-    optind = 1;
+    optind = 0; /* 0: glibc re-initializes getopt fully (parsed twice, and again in tests) */
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (c == OPT_CONFIG)
             continue;

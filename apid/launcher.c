@@ -54,6 +54,15 @@ monitor_main(const char *id, const char *dir, const char *state_root, const char
 {
     sbx_error_t err = NULL;
     prctl(PR_SET_NAME, "sbx-monitor");
+    /* apid ignores SIGPIPE and the launcher ignores SIGHUP/SIGINT; a sandbox must start with
+     * default dispositions and an empty mask. The monitor holds the status pipe's read end
+     * itself, so the runtime's status writes never hit EPIPE. */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     cleanup_free char *logp = xasprintf("%s/monitor.log", dir);
     int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -142,8 +151,9 @@ handle_start(int sock, char *fields[5])
         if (mon == 0) {
             close(report[0]);
             close(report[1]);
-            close(status[0]);
             close(sock);
+            /* status[0] stays open here (close-on-exec): with a reader always present the
+             * runtime's final status line cannot fail with EPIPE after apid went away. */
             monitor_main(fields[1], fields[2], fields[3], fields[4], status[1]);
         }
         safe_write(report[1], &mon, sizeof(mon));
