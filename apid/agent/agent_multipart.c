@@ -122,12 +122,25 @@ ag_mp_feed(struct ag_mp *mp, const char *p, size_t n, const struct ag_mp_cb *cb,
         switch (mp->st) {
         case MP_BODY: {
             if (mp->match == 0) {
-                /* Fast path: everything before the next CR is part data. */
-                const char *cr = memchr(p + i, '\r', n - i);
-                size_t upto = cr ? (size_t)(cr - p) : n;
-                if (upto > i && mp->in_part && cb->part_data && cb->part_data(u, p + i, upto - i) < 0)
+                /* Fast path: skip CRs that visibly cannot start the delimiter, so binary data (a CR
+                 * every ~256 bytes) still reaches the callback in large runs. */
+                size_t j = i;
+                for (;;) {
+                    const char *cr = memchr(p + j, '\r', n - j);
+                    if (cr == NULL) {
+                        j = n;
+                        break;
+                    }
+                    size_t k = (size_t)(cr - p), avail = n - k;
+                    if (memcmp(p + k, mp->delim, avail < mp->dlen ? avail : mp->dlen) == 0) {
+                        j = k;
+                        break;
+                    }
+                    j = k + 1;
+                }
+                if (j > i && mp->in_part && cb->part_data && cb->part_data(u, p + i, j - i) < 0)
                     return -2;
-                i = upto;
+                i = j;
                 if (i == n)
                     break;
             }
