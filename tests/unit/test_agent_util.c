@@ -1,0 +1,257 @@
+/* sbx-agent helpers: mode encoding, Range, glob, query decoding, JSON, paths, token compare. */
+#include <CUnit/CUnit.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "agent_json.h"
+#include "agent_util.h"
+#include "unit.h"
+
+UNIT_TEST(agent_mode, api_decimal_digits_are_octal)
+{
+    mode_t m = 1;
+    CU_ASSERT_EQUAL(ag_mode_from_api(644, &m), 0);
+    CU_ASSERT_EQUAL(m, 0644);
+    CU_ASSERT_EQUAL(ag_mode_from_api(755, &m), 0);
+    CU_ASSERT_EQUAL(m, 0755);
+    CU_ASSERT_EQUAL(ag_mode_from_api(4755, &m), 0);
+    CU_ASSERT_EQUAL(m, 04755);
+    CU_ASSERT_EQUAL(ag_mode_from_api(0, &m), 0);
+    CU_ASSERT_EQUAL(m, 0);
+    CU_ASSERT_EQUAL(ag_mode_from_api(7, &m), 0);
+    CU_ASSERT_EQUAL(m, 07);
+    CU_ASSERT_EQUAL(ag_mode_from_api(648, &m), -1);
+    CU_ASSERT_EQUAL(ag_mode_from_api(-1, &m), -1);
+    CU_ASSERT_EQUAL(ag_mode_from_api(17777, &m), -1);
+    CU_ASSERT_EQUAL(ag_mode_to_api(0600), 600);
+    CU_ASSERT_EQUAL(ag_mode_to_api(0755), 755);
+    CU_ASSERT_EQUAL(ag_mode_to_api(0100644), 644); /* type bits are not part of the API mode */
+    CU_ASSERT_EQUAL(ag_mode_to_api(0), 0);
+    for (mode_t x = 0; x <= 07777; x++) {
+        mode_t back;
+        CU_ASSERT_EQUAL(ag_mode_from_api(ag_mode_to_api(x), &back), 0);
+        if (back != x) {
+            CU_FAIL("mode round trip");
+            break;
+        }
+    }
+}
+
+UNIT_TEST(agent_range, parse)
+{
+    uint64_t a, b;
+    CU_ASSERT_EQUAL(ag_range_parse("bytes=0-1023", 5000, &a, &b), 0);
+    CU_ASSERT(a == 0 && b == 1023);
+    CU_ASSERT_EQUAL(ag_range_parse("bytes=10-", 100, &a, &b), 0);
+    CU_ASSERT(a == 10 && b == 99);
+    CU_ASSERT_EQUAL(ag_range_parse("bytes=-10", 100, &a, &b), 0);
+    CU_ASSERT(a == 90 && b == 99);
+    CU_ASSERT_EQUAL(ag_range_parse("bytes=-500", 100, &a, &b), 0);
+    CU_ASSERT(a == 0 && b == 99);
+    CU_ASSERT_EQUAL(ag_range_parse("bytes=50-5000", 100, &a, &b), 0); /* end clamped */
+    CU_ASSERT(a == 50 && b == 99);
+    CU_ASSERT_EQUAL(ag_range_parse("bytes=1-2, 5-6", 100, &a, &b), 0); /* first range only */
+    CU_ASSERT(a == 1 && b == 2);
+    CU_ASSERT_EQUAL(ag_range_parse("bytes=100-", 100, &a, &b), -1);
+    CU_ASSERT_EQUAL(ag_range_parse("bytes=-0", 100, &a, &b), -1);
+    CU_ASSERT_EQUAL(ag_range_parse("bytes=0-", 0, &a, &b), -1);
+    CU_ASSERT_EQUAL(ag_range_parse(NULL, 100, &a, &b), 1);
+    CU_ASSERT_EQUAL(ag_range_parse("items=0-1", 100, &a, &b), 1);
+    CU_ASSERT_EQUAL(ag_range_parse("bytes=5-1", 100, &a, &b), 1);
+    CU_ASSERT_EQUAL(ag_range_parse("bytes=-", 100, &a, &b), 1);
+    CU_ASSERT_EQUAL(ag_range_parse("bytes=a-b", 100, &a, &b), 1);
+    CU_ASSERT_EQUAL(ag_range_parse("bytes=99999999999999999999-", 100, &a, &b), 1);
+}
+
+UNIT_TEST(agent_glob, match)
+{
+    CU_ASSERT(ag_glob_match("**", "anything.txt"));
+    CU_ASSERT(ag_glob_match("*", ""));
+    CU_ASSERT(ag_glob_match("*.txt", "a.txt"));
+    CU_ASSERT_FALSE(ag_glob_match("*.txt", "a.txt.bak"));
+    CU_ASSERT(ag_glob_match("a?c", "abc"));
+    CU_ASSERT_FALSE(ag_glob_match("a?c", "ac"));
+    CU_ASSERT(ag_glob_match("[ab]*", "beta"));
+    CU_ASSERT_FALSE(ag_glob_match("[!ab]*", "beta"));
+    CU_ASSERT(ag_glob_match("[^ab]*", "gamma"));
+    CU_ASSERT(ag_glob_match("file[0-9].log", "file7.log"));
+    CU_ASSERT_FALSE(ag_glob_match("file[0-9].log", "fileX.log"));
+    CU_ASSERT(ag_glob_match("\\*lit", "*lit"));
+    CU_ASSERT_FALSE(ag_glob_match("\\*lit", "xlit"));
+    CU_ASSERT(ag_glob_match("[]]x", "]x"));
+    CU_ASSERT(ag_glob_match("a[", "a["));
+    CU_ASSERT(ag_glob_match("*a*b*c*", "xxaxxbxxcxx"));
+    /* pathological pattern must terminate quickly */
+    CU_ASSERT_FALSE(ag_glob_match("*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+}
+
+UNIT_TEST(agent_query, percent_and_repeated_keys)
+{
+    struct ag_query q;
+    const char *s = "path=%2Ftmp%2Fa%20b&path=/c+d&x&cursor=12&e=";
+    CU_ASSERT_EQUAL_FATAL(ag_query_parse(s, strlen(s), &q), 0);
+    CU_ASSERT_EQUAL(q.n, 5);
+    CU_ASSERT_STRING_EQUAL(q.kv[0].v, "/tmp/a b");
+    CU_ASSERT_STRING_EQUAL(q.kv[1].v, "/c d");
+    CU_ASSERT_STRING_EQUAL(q.kv[2].k, "x");
+    CU_ASSERT_STRING_EQUAL(q.kv[2].v, "");
+    CU_ASSERT_STRING_EQUAL(ag_query_get(&q, "path"), "/tmp/a b");
+    CU_ASSERT_STRING_EQUAL(ag_query_get(&q, "cursor"), "12");
+    CU_ASSERT_PTR_NULL(ag_query_get(&q, "nope"));
+    ag_query_free(&q);
+    CU_ASSERT_EQUAL(ag_query_parse("a=%zz", 5, &q), -1);
+    CU_ASSERT_EQUAL(ag_query_parse("a=%2", 4, &q), -1);
+    CU_ASSERT_EQUAL(ag_query_parse("a=%00", 5, &q), -1); /* NUL never allowed */
+    char out[16];
+    CU_ASSERT_EQUAL(ag_pct_decode("%41%62c", 7, out, false), 3);
+    CU_ASSERT_EQUAL(memcmp(out, "Abc", 3), 0);
+    CU_ASSERT_EQUAL(ag_pct_decode("a+b", 3, out, false), 3);
+    CU_ASSERT_EQUAL(out[1], '+');
+    CU_ASSERT_EQUAL(ag_pct_decode("%", 1, out, false), -1);
+}
+
+UNIT_TEST(agent_json, parse_valid)
+{
+    const char *s = " {\"command\":\"echo \\\"hi\\\" \\u00e9 \\ud83d\\ude00\",\"timeout\":30000,\"background\":false,"
+                    "\"envs\":{\"A\":\"1\"},\"n\":-1.5e3,\"big\":9223372036854775807,\"arr\":[1,[],{}],\"z\":null} ";
+    const char *err = NULL;
+    struct ag_json *j = ag_json_parse(s, strlen(s), &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_STRING_EQUAL(ag_json_getstr(j, "command"), "echo \"hi\" \xc3\xa9 \xf0\x9f\x98\x80");
+    const struct ag_json *t = ag_json_get(j, "timeout");
+    CU_ASSERT(t && t->is_int && t->i == 30000);
+    CU_ASSERT(ag_json_get(j, "background")->t == AG_JBOOL && !ag_json_get(j, "background")->b);
+    CU_ASSERT_EQUAL(ag_json_get(j, "envs")->n, 1);
+    CU_ASSERT(!ag_json_get(j, "n")->is_int && ag_json_get(j, "n")->d == -1500.0);
+    CU_ASSERT(ag_json_get(j, "big")->is_int && ag_json_get(j, "big")->i == 9223372036854775807LL);
+    CU_ASSERT_EQUAL(ag_json_get(j, "arr")->n, 3);
+    CU_ASSERT_EQUAL(ag_json_get(j, "z")->t, AG_JNULL);
+    ag_json_free(j);
+    /* duplicate keys: the last one wins */
+    j = ag_json_parse("{\"a\":1,\"a\":2}", 13, NULL);
+    CU_ASSERT(j && ag_json_get(j, "a")->i == 2);
+    ag_json_free(j);
+    /* an embedded NUL is kept in the length but refused by getstr */
+    j = ag_json_parse("{\"p\":\"a\\u0000b\"}", 16, NULL);
+    CU_ASSERT(j && ag_json_get(j, "p")->slen == 3);
+    CU_ASSERT_PTR_NULL(ag_json_getstr(j, "p"));
+    ag_json_free(j);
+}
+
+UNIT_TEST(agent_json, reject_invalid)
+{
+    const char *bad[] = {
+        "", "{", "{\"a\":}", "{\"a\" 1}", "{a:1}", "[1,]", "{\"a\":1,}", "01", "1.", "-", "+1", ".5", "1e",
+        "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "\"a\nb\"", "tru", "nul", "{} {}",
+        "\"\xc3\"", "\"\xed\xa0\x80\"", "\"\xc0\xaf\"", "NaN", "[1 2]",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *err = NULL;
+        struct ag_json *j = ag_json_parse(bad[i], strlen(bad[i]), &err);
+        CU_ASSERT_PTR_NULL(j);
+        CU_ASSERT_PTR_NOT_NULL(err);
+        ag_json_free(j);
+    }
+    /* nesting is bounded */
+    char deep[200];
+    memset(deep, '[', sizeof(deep));
+    CU_ASSERT_PTR_NULL(ag_json_parse(deep, sizeof(deep), NULL));
+    int64_t ok = AG_JSON_MAX_DEPTH;
+    char fine[2 * AG_JSON_MAX_DEPTH];
+    memset(fine, '[', (size_t)ok);
+    memset(fine + ok, ']', (size_t)ok);
+    struct ag_json *j = ag_json_parse(fine, (size_t)(2 * ok), NULL);
+    CU_ASSERT_PTR_NOT_NULL(j);
+    ag_json_free(j);
+}
+
+UNIT_TEST(agent_json, fuzz_prefixes_and_mutations_do_not_crash)
+{
+    const char *seed = "{\"command\":\"ls\",\"envs\":{\"A\":\"\\u00e9\"},\"t\":[1,2.5e-3,true,null]}";
+    size_t n = strlen(seed);
+    char buf[128];
+    for (size_t cut = 0; cut < n; cut++) /* every strict prefix is invalid */
+        CU_ASSERT_PTR_NULL(ag_json_parse(seed, cut, NULL));
+    srand(1);
+    for (int it = 0; it < 20000; it++) {
+        memcpy(buf, seed, n);
+        for (int k = 0; k < 3; k++)
+            buf[rand() % n] = (char)(rand() & 0xff);
+        ag_json_free(ag_json_parse(buf, n, NULL));
+    }
+    CU_PASS("no crash");
+}
+
+UNIT_TEST(agent_json, string_escape)
+{
+    struct ag_buf b = {0};
+    ag_json_str(&b, "a\"\\/\b\f\n\r\t\x1f", 10);
+    CU_ASSERT_STRING_EQUAL(b.p, "\"a\\\"\\\\/\\b\\f\\n\\r\\t\\u001f\"");
+    b.len = 0;
+    ag_json_str(&b, "\xe2\x82\xac\xf0\x9f\x98\x80\xed\xa0\x80", 10); /* euro, emoji, lone surrogate */
+    CU_ASSERT_STRING_EQUAL(b.p, "\"\xe2\x82\xac\xf0\x9f\x98\x80\\ufffd\\ufffd\\ufffd\"");
+    /* what we write, we can read back */
+    struct ag_json *j = ag_json_parse(b.p, b.len, NULL);
+    CU_ASSERT_PTR_NOT_NULL(j);
+    ag_json_free(j);
+    ag_buf_free(&b);
+}
+
+UNIT_TEST(agent_path, clean)
+{
+    const char *cases[][2] = {
+        {"/a/b/../c", "/a/c"}, {"/../../etc/passwd", "/etc/passwd"}, {"//a//./b/", "/a/b"}, {"/", "/"},
+        {"", "/"}, {"a/b", "/a/b"}, {"/a/..", "/"}, {"/..", "/"}, {"/a/b/../../../..", "/"}, {"/.../x", "/.../x"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *o = ag_path_clean(cases[i][0]);
+        CU_ASSERT_STRING_EQUAL(o, cases[i][1]);
+        free(o);
+    }
+}
+
+UNIT_TEST(agent_auth, constant_time_compare)
+{
+    CU_ASSERT(ag_ct_equal("secret", 6, "secret", 6));
+    CU_ASSERT_FALSE(ag_ct_equal("secreT", 6, "secret", 6));
+    CU_ASSERT_FALSE(ag_ct_equal("secret1", 7, "secret", 6));
+    CU_ASSERT_FALSE(ag_ct_equal("secre", 5, "secret", 6));
+    CU_ASSERT_FALSE(ag_ct_equal("", 0, "secret", 6));
+}
+
+UNIT_TEST(agent_users, passwd_and_group_files)
+{
+    char dir[] = "/tmp/sbx-agent-unit.XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char p[256];
+    snprintf(p, sizeof(p), "%s/etc", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/etc/passwd", dir);
+    FILE *f = fopen(p, "w");
+    fputs("root:x:0:0:root:/root:/bin/sh\n# comment\nbroken-line\nsandbox:x:1000:1001::/home/sandbox:/bin/sh\n", f);
+    fclose(f);
+    snprintf(p, sizeof(p), "%s/etc/group", dir);
+    f = fopen(p, "w");
+    fputs("root:x:0:\nsandbox:x:1001:\nwheel:x:10:root,sandbox\ndocker:x:999:sandboxx\n", f);
+    fclose(f);
+    uid_t uid = 7;
+    gid_t gid = 7;
+    char name[64] = "", home[64] = "";
+    CU_ASSERT_EQUAL(ag_user_by_name(dir, "sandbox", &uid, &gid, home, sizeof(home)), 0);
+    CU_ASSERT(uid == 1000 && gid == 1001);
+    CU_ASSERT_STRING_EQUAL(home, "/home/sandbox");
+    CU_ASSERT_EQUAL(ag_user_by_uid(dir, 0, name, sizeof(name), &gid, NULL, 0), 0);
+    CU_ASSERT_STRING_EQUAL(name, "root");
+    CU_ASSERT_EQUAL(ag_user_by_uid(dir, 4242, name, sizeof(name), &gid, NULL, 0), -1);
+    CU_ASSERT_EQUAL(ag_group_by_name(dir, "wheel", &gid), 0);
+    CU_ASSERT_EQUAL(gid, 10);
+    CU_ASSERT_EQUAL(ag_group_by_gid(dir, 1001, name, sizeof(name)), 0);
+    CU_ASSERT_STRING_EQUAL(name, "sandbox");
+    gid_t gl[8];
+    CU_ASSERT_EQUAL(ag_user_groups(dir, "sandbox", gl, 8), 1); /* "sandboxx" is not "sandbox" */
+    CU_ASSERT_EQUAL(gl[0], 10);
+    snprintf(p, sizeof(p), "rm -rf %s", dir);
+    CU_ASSERT_EQUAL(system(p), 0);
+}
