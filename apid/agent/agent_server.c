@@ -32,7 +32,7 @@ extern char **environ;
 enum { EV_LISTEN = 1, EV_SIGNAL, EV_CONN, EV_PIPE };
 struct ag_ev {
     int kind;
-    int which; /* pipe: 0 stdout, 1 stderr, 2 session state */
+    int which; /* pipe: 0 stdout, 1 stderr, 2 session state, 3 exec status */
     void *obj;
 };
 
@@ -93,8 +93,8 @@ struct ag_cmd {
     char err[512];
     struct timespec t_start, t_end;
     int64_t mono_start, exit_seen;
-    int fds[3];
-    struct ag_ev evs[3];
+    int fds[4];
+    struct ag_ev evs[4];
     struct ag_lsplit ls[2];
     struct ag_buf log;
     uint64_t log_dropped; /* whole lines trimmed from the front of log */
@@ -658,6 +658,15 @@ cmd_output(struct ag_cmd *cmd, int which, const char *p, size_t n)
             ag_buf_put(&cmd->state, p, n);
         return;
     }
+    if (which == 3) { /* the child could not exec: its message replaces the exit status */
+        size_t have = cmd->spawn_failed ? strlen(cmd->err) : 0;
+        if (have + n >= sizeof(cmd->err))
+            n = sizeof(cmd->err) - have - 1;
+        memcpy(cmd->err + have, p, n);
+        cmd->err[have + n] = 0;
+        cmd->spawn_failed = true;
+        return;
+    }
     log_append(cmd, p, n);
     if (cmd->conn && !cmd->background) {
         struct line_ctx lc = {cmd, which == 0 ? "stdout" : "stderr"};
@@ -711,7 +720,7 @@ sess_store_state(struct ag_sess *s, struct ag_buf *st)
 static void
 cmd_finalize(struct ag_cmd *cmd)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (cmd->fds[i] >= 0)
             cmd_read(cmd, i, true);
     cmd->finished = true;
@@ -719,7 +728,9 @@ cmd_finalize(struct ag_cmd *cmd)
     S.nrunning--;
     S.nfinished++;
     int st = cmd->wstatus;
-    if (!cmd->spawn_failed) {
+    if (cmd->spawn_failed) {
+        cmd->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 127;
+    } else {
         if (WIFEXITED(st)) {
             cmd->exit_code = WEXITSTATUS(st);
             if (cmd->exit_code)
@@ -778,7 +789,8 @@ cmd_check(struct ag_cmd *cmd)
 {
     if (cmd->finished || cmd->running)
         return;
-    if ((cmd->fds[0] < 0 && cmd->fds[1] < 0 && cmd->fds[2] < 0) || ag_mono_ms() >= cmd->exit_seen + EXIT_GRACE_MS)
+    if ((cmd->fds[0] < 0 && cmd->fds[1] < 0 && cmd->fds[2] < 0 && cmd->fds[3] < 0) ||
+        ag_mono_ms() >= cmd->exit_seen + EXIT_GRACE_MS)
         cmd_finalize(cmd);
 }
 
@@ -970,8 +982,8 @@ child_exec(const struct spawn_req *sr, int out, int err, int state, int efd, con
     child_fail(efd, "exec", argv[0]);
 }
 
-/* Starts a command. Returns NULL with *why set on an internal failure (→ 500); spawn failures
- * inside the child come back as a finished command with spawn_failed set. */
+/* Starts a command. Returns NULL with *why set on an internal failure (→ 500); failures inside the
+ * child (chdir, setuid, exec) arrive later on the exec-status pipe and end it with spawn_failed. */
 static struct ag_cmd *
 cmd_spawn(const struct spawn_req *sr, const char **why)
 {
@@ -980,7 +992,7 @@ cmd_spawn(const struct spawn_req *sr, const char **why)
         return *why = "out of memory", NULL;
     new_id(cmd->id);
     cmd->content = strdup(sr->command);
-    cmd->fds[0] = cmd->fds[1] = cmd->fds[2] = -1;
+    cmd->fds[0] = cmd->fds[1] = cmd->fds[2] = cmd->fds[3] = -1;
     cmd->background = sr->background;
     clock_gettime(CLOCK_REALTIME, &cmd->t_start);
     cmd->mono_start = ag_mono_ms();
@@ -1033,35 +1045,17 @@ cmd_spawn(const struct spawn_req *sr, const char **why)
     close(pf[1]);
     /* Also set in the parent so a kill(-pid) right after spawn cannot race the child's setpgid. */
     setpgid(pid, pid);
-    char msg[512];
-    ssize_t n;
-    while ((n = read(pf[0], msg, sizeof(msg) - 1)) < 0 && errno == EINTR)
-        ;
-    close(pf[0]);
     free_env(env);
     free(cwd);
     cmd->pid = pid;
     S.nrunning++;
     cmd->next = S.cmds;
     S.cmds = cmd;
-    if (n > 0) {
-        msg[n] = 0;
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-        close(po[0]);
-        close(pe[0]);
-        if (ps[0] >= 0)
-            close(ps[0]);
-        cmd->spawn_failed = true;
-        cmd->exit_code = 127;
-        snprintf(cmd->err, sizeof(cmd->err), "%s", msg);
-        cmd->exit_seen = ag_mono_ms();
-        return cmd; /* finalized by the caller once the stream is set up */
-    }
     cmd->running = true;
-    int fds[3] = {po[0], pe[0], ps[0]};
-    for (int i = 0; i < 3; i++) {
+    /* The exec-status pipe (EOF on exec, a message on failure) is read from the event loop rather
+     * than waited for here, so a burst of spawns does not serialise on the children's exec. */
+    int fds[4] = {po[0], pe[0], ps[0], pf[0]};
+    for (int i = 0; i < 4; i++) {
         cmd->fds[i] = fds[i];
         if (fds[i] < 0)
             continue;
@@ -1109,7 +1103,7 @@ cmd_attach(struct ag_conn *c, struct ag_cmd *cmd)
     struct ag_event init = {.type = "init", .text = cmd->id, .textlen = strlen(cmd->id), .timestamp = ag_now_ms(),
                             .execution_time = -1};
     send_event(c, &init);
-    if (cmd->background && !cmd->spawn_failed) {
+    if (cmd->background) {
         struct ag_event done = {.type = "execution_complete", .timestamp = ag_now_ms(), .execution_time = 0};
         send_event(c, &done);
         stream_end(c);
@@ -1118,8 +1112,6 @@ cmd_attach(struct ag_conn *c, struct ag_cmd *cmd)
     c->cmd = cmd;
     cmd->conn = c;
     c->tick = ag_mono_ms() + PING_MS;
-    if (cmd->spawn_failed)
-        cmd_finalize(cmd);
 }
 
 static bool

@@ -152,5 +152,6 @@ main(int argc, char **argv)
     int rc = ag_server_run(&cfg);
     if (tok)
         explicit_bzero(tok, tl);
+    free(tok);
     return rc;
 }
