@@ -1,6 +1,5 @@
 #include "agent_json.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
