@@ -99,7 +99,7 @@ cmd_ps(int argc, char **argv, const char *state_root)
     const char *format = "table";
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "+f:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
         if (c != 'f') return usage(argv[0], "ID [--format json|table]");
         format = optarg;
     }

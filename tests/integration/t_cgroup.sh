@@ -18,18 +18,38 @@ ID=cgt$$
 declare -a bg=()
 cleanup() {
 	local p
-	for p in pids pause; do "$SBXRUN" kill "$ID-$p" KILL >/dev/null 2>&1; done
-	for p in "${bg[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	for p in pids pause; do
+		[ -e "/run/sbx/$ID-$p" ] || continue
+		"$SBXRUN" resume "$ID-$p" >/dev/null 2>&1
+		"$SBXRUN" kill "$ID-$p" KILL >/dev/null 2>&1
+	done
+	for p in "${bg[@]}"; do wait_gone "$p" || kill -KILL "$p" 2>/dev/null; done
+	for p in pids pause; do
+		[ -e "/run/sbx/$ID-$p" ] && "$SBXRUN" delete --force "$ID-$p" >/dev/null 2>&1
+	done
 	rm -rf "$T"
 }
 trap cleanup EXIT
-before=$(host_snapshot)
+# Other sandboxes may come and go on a shared host: only this file's ids count as leftovers.
+before=$(host_snapshot | grep -F "$ID" || true)
 run() { timeout -k 5 60 "$SBXRUN" run --image "$IMG" --bind "$PROBE:/sbx-probe:ro" "$@"; }
 
 # The leaf directories of sandbox $1, if any are left, in any hierarchy.
 leftover_cgroups() { find /sys/fs/cgroup -mindepth 1 -maxdepth 7 -type d -name "$1" 2>/dev/null; }
 # Waits up to 10 s for CMD to succeed.
 wait_for() { local i; for i in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+# Waits up to 10 s for process $1 (one this script started) to exit, and reaps it.
+wait_gone() {
+	local i
+	for i in $(seq 100); do
+		if [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; then
+			wait "$1" 2>/dev/null
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
 json_num() { printf '%s' "$2" | grep -Eo "\"$1\": *-?[0-9]+" | grep -Eo -- '-?[0-9]+$'; }
 
 # --- memory: OOM kill is reported, the host is fine ---------------------------------------
@@ -59,9 +79,10 @@ fi
 expect_eq "cgroup[$layout]: fork bomb leaves no cgroup" "" "$(leftover_cgroups "$ID-fb")"
 expect_eq "cgroup[$layout]: fork bomb leaves no process" "" "$(pgrep -f '/sbx-probe forkbomb' || true)"
 
-# The limit itself, observed from outside: a shell that tries to start 40 sleepers.
+# The limit itself, observed from outside: an inner shell starts sleepers until fork fails (a
+# shell exits on a failed fork); the outer one then execs, which needs no new task.
 "$SBXRUN" run --image "$IMG" --id "$ID-pids" --pids 16 -- \
-	sh -c 'for i in $(seq 40); do sleep 60 & done 2>/dev/null; sleep 60' >"$T/pids.out" 2>&1 &
+	sh -c 'sh -c "for i in \$(seq 40); do sleep 60 & done" 2>/dev/null; exec sleep 60' >"$T/pids.out" 2>&1 &
 bg+=($!); pids_bg=$!
 if wait_for "$SBXRUN" ps "$ID-pids"; then
 	sleep 2
@@ -72,7 +93,7 @@ if wait_for "$SBXRUN" ps "$ID-pids"; then
 	expect_match "cgroup[$layout]: ps lists the sandbox's processes" '[0-9]' "$pids"
 	rc=0; "$SBXRUN" kill "$ID-pids" KILL >"$T/kill.out" 2>&1 || rc=$?
 	expect_eq "cgroup[$layout]: kill ID KILL" 0 "$rc"
-	wait "$pids_bg" 2>/dev/null
+	wait_gone "$pids_bg" || not_ok "cgroup[$layout]: sbxrun run returns after kill"
 	alive=""
 	for p in $pids; do [ -e "/proc/$p" ] && alive="$alive $p"; done
 	expect_eq "cgroup[$layout]: kill removes every process" "" "$alive"
@@ -95,6 +116,8 @@ fi
 
 # --- pause / resume: a counter in a bind-mounted file stops and restarts -------------------
 mkdir -p "$T/out"
+# The workload runs as an unprivileged user inside its user namespace.
+chmod 755 "$T"; chmod 777 "$T/out"
 "$SBXRUN" run --image "$IMG" --id "$ID-pause" --bind "$T/out:/out" -- \
 	sh -c 'i=0; while :; do i=$((i+1)); echo $i > /out/c; sleep 0.1; done' >"$T/pause.out" 2>&1 &
 bg+=($!); pause_bg=$!
@@ -117,7 +140,7 @@ if wait_for test -s "$T/out/c"; then
 	"$SBXRUN" pause "$ID-pause" >/dev/null 2>&1
 	rc=0; "$SBXRUN" kill "$ID-pause" KILL >/dev/null 2>&1 || rc=$?
 	expect_eq "cgroup[$layout]: kill a paused sandbox" 0 "$rc"
-	wait "$pause_bg" 2>/dev/null
+	wait_gone "$pause_bg" || not_ok "cgroup[$layout]: sbxrun run returns after a paused sandbox is killed"
 	alive=""
 	for p in $pids; do [ -e "/proc/$p" ] && alive="$alive $p"; done
 	expect_eq "cgroup[$layout]: kill of a paused sandbox removes every process" "" "$alive"
@@ -134,6 +157,6 @@ for verb in pause resume ps stats; do
 	expect_match "cgroup: $verb of an unknown id names it" "$ID-nosuch" "$err"
 done
 
-after=$(host_snapshot)
+after=$(host_snapshot | grep -F "$ID" || true)
 expect_eq "cgroup[$layout]: host left as it was (mounts, cgroups, links, state)" "$before" "$after"
 finish

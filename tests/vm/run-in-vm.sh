@@ -1,0 +1,72 @@
+#!/bin/bash
+# Runs the cgroup tests on a pure cgroup v2 kernel: a throwaway QEMU VM from ../shared/tools/vmrun
+# (see vmrun.md). Nothing is built inside; the binaries in build/ are used as they are. Prints TAP
+# lines ("ok - vm: ...", "not ok - vm: ...", "skip - vm: ...") for tests/run-tests.sh to count.
+#   tests/vm/run-in-vm.sh            host side: boots the VM and runs itself inside
+#   SBX_VM_ALL=1 tests/vm/run-in-vm.sh   also runs t_run.sh inside (slower under TCG)
+# Environment: VMRUN (path of vmrun), SBX_VM_TIMEOUT (seconds, default 240), SBX_MUST_WORK,
+# SBX_BIN (binaries dir, as in lib.sh), SBX_UNIT_TESTS (unit-test runner).
+set -u
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$TOP"
+. tests/lib.sh
+
+prefix() { sed -u -E 's/^(ok|not ok|skip) - /\1 - vm: /'; }
+
+inside() {
+	local layout rc out
+	layout=$(stat -f -c %T /sys/fs/cgroup)
+	if [ "$layout" != cgroup2fs ]; then
+		not_ok "cgroup layout is pure v2 inside the VM (got $layout)"
+	fi
+	local unit=${SBX_UNIT_TESTS:-build/bin/unit-tests}
+	if [ -x "$unit" ]; then
+		out=$(timeout -k 5 60 "$unit" cgroup 2>&1); rc=$?
+		# CUnit verbose lines: "  Test: NAME ...passed" or "...FAILED" followed by details.
+		printf '%s\n' "$out" | awk '
+			/Test: .*\.\.\.passed/ { sub(/^ *Test: /, ""); sub(/ \.\.\.passed.*/, ""); print "ok - unit cgroup." $0; n++ }
+			/Test: .*\.\.\.FAILED/ { sub(/^ *Test: /, ""); sub(/ \.\.\.FAILED.*/, ""); print "not ok - unit cgroup." $0; n++ }
+			/^ +[0-9]+\. / { print "    " $0 }
+			END { if (n == 0) print "not ok - unit cgroup: no test ran" }'
+		if ! printf '%s\n' "$out" | grep -q '^unit: [0-9]* passed'; then
+			not_ok "unit cgroup: runner crashed (rc=$rc)"; printf '%s\n' "$out" | tail -10 | sed 's/^/    /'
+		fi
+	else
+		skip "unit cgroup" "build/bin/unit-tests not built"
+	fi
+	bash tests/integration/t_cgroup.sh 2>&1
+	if [ "${SBX_VM_ALL:-0}" = 1 ] && [ -e tests/integration/t_run.sh ]; then
+		bash tests/integration/t_run.sh 2>&1
+	fi
+	return 0
+}
+
+if [ "${1:-}" = --inside ]; then
+	inside | prefix
+	exit 0
+fi
+
+VMRUN=${VMRUN:-$TOP/../shared/tools/vmrun}
+if [ ! -x "$VMRUN" ]; then
+	skip "vm" "no vmrun at $VMRUN"
+elif ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+	skip "vm" "qemu-system-x86 is not installed (scripts/install-deps.sh --with-vm)"
+elif ! ls /boot/vmlinuz-* >/dev/null 2>&1; then
+	skip "vm" "no kernel in /boot (linux-image-amd64, scripts/install-deps.sh --with-vm)"
+else
+	limit=${SBX_VM_TIMEOUT:-240}
+	log=$(mktemp /tmp/sbx-vm.XXXXXX)
+	start=$(date +%s)
+	VMRUN_QUIET_TCG=1 "$VMRUN" -t "$limit" -s -- bash tests/vm/run-in-vm.sh --inside >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	echo "# vm: exit $rc after $(($(date +%s) - start)) s"
+	case $rc in
+	0) grep -qE '^(ok|not ok|skip) - ' "$log" || not_ok "vm: no test output (see the log above)" ;;
+	124) not_ok "vm: timed out after $limit s" ;;
+	125) not_ok "vm: vmrun could not start the VM" ;;
+	*) not_ok "vm: in-VM runner exited $rc" ;;
+	esac
+	rm -f "$log"
+fi
+finish
