@@ -557,10 +557,19 @@ update_v1(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_error_t *e
     }
     if (res->cpuset_cpus || res->cpuset_mems)
         return sbx_make_error(err, ENOTSUP, "cpuset limits are only supported on cgroup v2");
-    if (res->unified && json_object_size(res->unified) > 0)
-        return sbx_make_error(err, ENOTSUP,
-                              "linux.resources.unified needs cgroup v2 (this host is %s)",
-                              mode_name(cg->mode));
+    if (res->unified) {
+        const char *key;
+        json_t *val;
+        json_object_foreach(res->unified, key, val)
+        {
+            /* spec.c lifts the sbx extension "cpu.weight" into cpu_weight, applied above as
+             * cpu.shares; any other v2 file has no v1 equivalent. */
+            if (strcmp(key, "cpu.weight") == 0 && res->cpu_weight >= 0) continue;
+            return sbx_make_error(err, ENOTSUP,
+                                  "linux.resources.unified `%s` needs cgroup v2 (this host is %s)",
+                                  key, mode_name(cg->mode));
+        }
+    }
     return 0;
 #undef NEED
 }
