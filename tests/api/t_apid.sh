@@ -240,6 +240,26 @@ expect_err "pageSize=abc → 400" 400 SANDBOX::INVALID_PARAMETER GET "/v1/sandbo
 expect_err "pageSize too big → 400" 400 SANDBOX::INVALID_PARAMETER GET "/v1/sandboxes?pageSize=100000"
 expect_err "bad metadata filter → 400" 400 INVALID_METADATA_FORMAT GET "/v1/sandboxes?metadata=noequals"
 
+# ---- keep-alive and concurrency
+out=$(curl -sv -o /dev/null -o /dev/null -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes" "$BASE/health" 2>&1)
+expect_match "HTTP/1.1 keep-alive reuses the connection" 'Re-using existing connection' "$out"
+jobs_=()
+for i in 1 2 3 4 5 6; do
+	curl -s -o "$T/par$i" -w '%{http_code}\n' -X POST -H "OPEN-SANDBOX-API-KEY: $KEY" \
+		--data-binary "{$IMG,$SLEEP,\"metadata\":{\"par\":\"yes\"}}" "$BASE/v1/sandboxes" >"$T/parcode$i" &
+	jobs_+=($!)
+done
+wait "${jobs_[@]}" # not a bare wait: apid itself is a background job
+expect_eq "6 parallel creates → 202" "202 202 202 202 202 202" "$(cat "$T"/parcode* | tr '\n' ' ' | sed 's/ $//')"
+api GET "/v1/sandboxes?metadata=par%3Dyes&state=Running"
+expect_eq "6 parallel sandboxes running" 6 "$(jqb .pagination.totalItems)"
+for id in $(jqb '.items[].id'); do
+	curl -s -o /dev/null -w '%{http_code}\n' -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes/$id" >>"$T/pardel" &
+	jobs_+=($!)
+done
+wait "${jobs_[@]}"
+expect_eq "6 parallel deletes → 204" "204 204 204 204 204 204" "$(tr '\n' ' ' <"$T/pardel" | sed 's/ $//')"
+
 # ---- main process exit
 create "{$IMG,\"entrypoint\":[\"sh\",\"-c\",\"sleep 0.3; exit 3\"]}"; F=$ID
 create "{$IMG,\"entrypoint\":[\"sh\",\"-c\",\"sleep 0.3\"]}"; E=$ID
@@ -339,7 +359,8 @@ expect_eq "no sandbox files the store does not know" "" "$(for d in $(ls "$DATA/
 # ---- SIGHUP reload: the key comes from the config file
 echo "{\"api-key\":\"$KEY-2\"}" >"$T/apid.json"
 stop_apid TERM
-start_apid --config "$T/apid.json" --api-key "$KEY"
+start_apid --config "$T/apid.json" --api-key "$KEY" --log-json
+expect_eq "--log-json writes JSON log lines" "info" "$(tail -1 "$LOG" | jq -r .level 2>/dev/null)"
 echo "{\"api-key\":\"$KEY-3\"}" >"$T/apid.json"
 kill -HUP $APID_PID; sleep 0.3
 CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "OPEN-SANDBOX-API-KEY: $KEY-3" "$BASE/v1/sandboxes")
