@@ -364,13 +364,14 @@ apid_config_parse(struct apid_config *cfg, int argc, char **argv, sbx_error_t *e
 int
 apid_config_reload(struct apid_config *cfg, sbx_error_t *err)
 {
-    if (!cfg->config_file)
-        return 0;
     /* Parse into a copy first so a broken file changes nothing. */
     struct apid_config tmp = *cfg;
     tmp.api_key = cfg->api_key ? xstrdup(cfg->api_key) : NULL;
     tmp.api_key_file = NULL;
-    int r = load_file(&tmp, cfg->config_file, true, err);
+    int r = cfg->config_file ? load_file(&tmp, cfg->config_file, true, err) : 0;
+    /* A key file named on the command line is re-read too, so keys can be rotated with HUP. */
+    if (r == 0 && !tmp.api_key_file && cfg->api_key_file)
+        r = read_key_file(&tmp, cfg->api_key_file, err);
     if (r < 0) {
         free(tmp.api_key);
         free(tmp.api_key_file);
