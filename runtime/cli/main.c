@@ -1,11 +1,12 @@
 #include "cli.h"
+#include "cgroup_cmds.h"
 #include "utils.h"
 
 #include <getopt.h>
 #include <stdarg.h>
 #include <time.h>
 
-struct sbx_global sbx_global = {.root = SBX_DEFAULT_STATE_ROOT};
+struct sbx_global sbx_global = {.root = (const char *)SBX_DEFAULT_STATE_ROOT};
 
 /* containerd reads the last "msg" of a JSON log to explain a failure, so errors go there too. */
 static void
@@ -51,6 +52,30 @@ cli_error(sbx_error_t *err)
     sbx_error_release(err);
 }
 
+static int
+cmd_pause_verb(int argc, char **argv)
+{
+    return cmd_pause(argc, argv, sbx_global.root);
+}
+
+static int
+cmd_resume_verb(int argc, char **argv)
+{
+    return cmd_resume(argc, argv, sbx_global.root);
+}
+
+static int
+cmd_ps_verb(int argc, char **argv)
+{
+    return cmd_ps(argc, argv, sbx_global.root);
+}
+
+static int
+cmd_stats_verb(int argc, char **argv)
+{
+    return cmd_stats(argc, argv, sbx_global.root);
+}
+
 struct command {
     const char *name;
     int (*fn)(int, char **);
@@ -63,6 +88,10 @@ static const struct command commands[] = {
     {"delete", cmd_delete, "remove a stopped sandbox (--force: kill it first)"},
     {"list", cmd_list, "list sandboxes in the state directory"},
     {"state", cmd_state, "print a sandbox's OCI state as JSON"},
+    {"pause", cmd_pause_verb, "freeze every process of a sandbox"},
+    {"resume", cmd_resume_verb, "thaw a paused sandbox"},
+    {"ps", cmd_ps_verb, "list the processes of a sandbox"},
+    {"stats", cmd_stats_verb, "print a sandbox's resource usage as JSON"},
 };
 
 static void
@@ -126,6 +155,16 @@ main(int argc, char **argv)
             usage(stderr);
             return EXIT_RUNTIME;
         }
+    }
+    /* An unprivileged caller cannot write /run/sbx; keep its state in its own runtime dir. */
+    static char rootless_root[PATH_MAX];
+    if (geteuid() != 0 && sbx_global.root == (const char *)SBX_DEFAULT_STATE_ROOT) {
+        const char *xdg = getenv("XDG_RUNTIME_DIR");
+        if (xdg && *xdg)
+            snprintf(rootless_root, sizeof(rootless_root), "%s/sbx", xdg);
+        else
+            snprintf(rootless_root, sizeof(rootless_root), "/tmp/sbx-%u", geteuid());
+        sbx_global.root = rootless_root;
     }
     if (optind >= argc) {
         usage(stderr);

@@ -40,7 +40,7 @@ run_usage(FILE *f)
         "      --cpus N          CPUs, e.g. 0.5, 2 or 500m\n"
         "      --cpu-weight N    relative CPU weight 1-10000\n"
         "      --pids N          max processes (default %d)\n"
-        "      --io-weight N     relative IO weight 1-10000\n"
+        "      --io-weight N     relative IO weight 10-1000\n"
         "      --nofile N        RLIMIT_NOFILE (soft and hard)\n"
         "      --rlimit NAME=SOFT[:HARD]  any rlimit, e.g. nproc=100, RLIMIT_CORE=0\n"
         "      --timeout SECONDS kill the whole sandbox after that long (exit status 124)\n"
@@ -244,8 +244,8 @@ cmd_run(int argc, char **argv)
                 return bad("--pids", optarg, "want a positive integer"), EXIT_RUNTIME;
             break;
         case OPT_IO_WEIGHT:
-            if (parse_int64(optarg, 1, 10000, &io_weight) < 0)
-                return bad("--io-weight", optarg, "want 1-10000"), EXIT_RUNTIME;
+            if (parse_int64(optarg, 10, 1000, &io_weight) < 0)
+                return bad("--io-weight", optarg, "want 10-1000 (OCI blockIO weight)"), EXIT_RUNTIME;
             break;
         case OPT_DISK:
             if (parse_size(optarg, &v) < 0 || v < 4096)

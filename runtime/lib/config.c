@@ -158,6 +158,8 @@ sbx_config_new_default(const char *id, char *const *args, sbx_error_t *err)
     json_array_append_new(mounts, mount_json("/dev/mqueue", "mqueue", "mqueue",
                                              "nosuid,noexec,nodev"));
     json_array_append_new(mounts, mount_json("/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro"));
+    json_array_append_new(mounts, mount_json("/sys/fs/cgroup", "cgroup", "cgroup",
+                                             "nosuid,noexec,nodev,relatime,ro"));
     json_array_append_new(mounts, mount_json("/tmp", "tmpfs", "tmpfs", "nosuid,nodev,mode=1777"));
     json_object_set_new(cfg, "mounts", mounts);
 
@@ -414,7 +416,12 @@ sbx_config_set_net_host(json_t *cfg)
     /* sysfs can only be mounted from a netns the user namespace owns; bind the host's instead. */
     json_t *mounts = json_object_get(cfg, "mounts");
     remove_mount(mounts, "/sys");
-    json_array_append_new(mounts, mount_json("/sys", "bind", "/sys", "rbind,nosuid,noexec,nodev,ro"));
+    /* Before the cgroup mount, which must stay on top. */
+    size_t i;
+    json_t *v;
+    json_array_foreach(mounts, i, v) if (strcmp(json_string_value(json_object_get(v, "destination")),
+                                                "/sys/fs/cgroup") == 0) break;
+    json_array_insert_new(mounts, i, mount_json("/sys", "bind", "/sys", "rbind,nosuid,noexec,nodev,ro"));
     return 0;
 }
 

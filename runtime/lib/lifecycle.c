@@ -26,7 +26,10 @@ sbx_container_kill(const char *root, const char *id, int sig, bool all, sbx_erro
         return sbx_make_error(err, ESRCH, "sandbox `%s` is not running", id);
     }
     struct sbx_cgroup *cg = NULL;
-    if (all && (r = open_cgroup(st, &cg, err)) == 0 && cg) {
+    /* A frozen v1 cgroup holds even SIGKILL until thawed: cgroup kill thaws, so use it whenever
+     * the sandbox is paused or must die anyway. */
+    bool paused = st->status && strcmp(st->status, "paused") == 0;
+    if ((all || paused || sig == SIGKILL) && (r = open_cgroup(st, &cg, err)) == 0 && cg) {
         r = sbx_cgroup_kill(cg, sig, err);
         sbx_cgroup_free(cg);
     } else if (r == 0) {

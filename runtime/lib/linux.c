@@ -1,9 +1,11 @@
 #include "linux.h"
 #include "caps.h"
+#include "cgroup.h"
 #include "utils.h"
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
 #include <sched.h>
@@ -16,6 +18,8 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -181,6 +185,67 @@ is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* /proc/self/cgroup as read before the cgroup namespace was entered: the host paths of our own
+ * v1 cgroups. */
+static char own_cgroups[4096];
+
+/* v1/hybrid hosts have no namespaced cgroup filesystem to mount, so the sandbox gets a read-only
+ * tmpfs with each controller directory bound from its own cgroup only: tools such as the agent
+ * see the sandbox's limits and usage, never the host's tree. */
+static int open_in_root(int rootfd, const char *dst, bool want_dir, bool create, char *buf,
+                        size_t buflen);
+
+static void
+mount_v1_cgroups(struct sbx_child_ctx *c, int rootfd, const char *dest, const char *where,
+                 unsigned long flags)
+{
+    char target[80];
+    if (mount("cgroup", where, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755") < 0)
+        child_fail(c, errno, "mount tmpfs for cgroups");
+    /* The O_PATH fd still names the directory underneath; reopen to reach the new tmpfs. */
+    int fd = open_in_root(rootfd, dest, true, false, target, sizeof(target));
+    if (fd < 0)
+        child_fail(c, -fd, "reopen `%s`", dest);
+    char *save = NULL;
+    char copy[sizeof(own_cgroups)];
+    snprintf(copy, sizeof(copy), "%s", own_cgroups);
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *ctrl = strchr(line, ':'), *path;
+        if (ctrl == NULL || (path = strchr(++ctrl, ':')) == NULL)
+            continue;
+        *path++ = '\0';
+        /* A controller still at the host's root cgroup would show the whole host: skip it. */
+        if (*ctrl == '\0' || strncmp(ctrl, "name=", 5) == 0 || strcmp(path, "/") == 0)
+            continue;
+        char src[PATH_MAX], dst[PATH_MAX];
+        snprintf(src, sizeof(src), OLDROOT "/sys/fs/cgroup/%s%s", ctrl, path);
+        snprintf(dst, sizeof(dst), "%s/%s", target, ctrl);
+        if (!is_dir(src))
+            continue;
+        if (mkdir(dst, 0755) < 0 || mount(src, dst, NULL, MS_BIND, NULL) < 0)
+            child_fail(c, errno, "bind cgroup `%s`", ctrl);
+        remount_bind(dst, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, false);
+    }
+    if ((flags & MS_RDONLY) &&
+        mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        child_fail(c, errno, "remount `%s` read-only", dest);
+    close(fd);
+}
+
+static void
+bring_up_loopback(struct sbx_child_ctx *c)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+        child_fail(c, errno, "loopback flags");
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+        child_fail(c, errno, "bring up loopback");
+    close(fd);
+}
+
 static void
 do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
 {
@@ -230,15 +295,12 @@ do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
         if (r < 0)
             child_fail(c, errno, "mount sysfs on `%s`", m->destination);
     } else if (strcmp(m->type, "cgroup") == 0 || strcmp(m->type, "cgroup2") == 0) {
-        r = mount("cgroup2", target, "cgroup2", flags, NULL);
-        if (r < 0) {
-            /* v1/hybrid hosts: show the host hierarchy read-only; the cgroup namespace still
-             * scopes the paths that /proc/self/cgroup reports. */
-            if (mount(OLDROOT "/sys/fs/cgroup", target, NULL, MS_BIND | MS_REC, NULL) < 0)
-                child_fail(c, errno, "mount cgroup on `%s`", m->destination);
-            close(fd);
-            fd = open_in_root(rootfd, m->destination, true, false, target, sizeof(target));
-            remount_bind(target, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, true);
+        if (sbx_cgroup_mode() == SBX_CGROUP_UNIFIED) {
+            /* Mounted from inside the cgroup namespace, its root is the sandbox's own cgroup. */
+            if (mount("cgroup2", target, "cgroup2", flags, NULL) < 0)
+                child_fail(c, errno, "mount cgroup2 on `%s`", m->destination);
+        } else {
+            mount_v1_cgroups(c, rootfd, m->destination, target, flags);
         }
     } else {
         r = mount(m->source, target, m->type, flags, m->data);
@@ -527,9 +589,12 @@ static __attribute__((noreturn)) void
 run_init(struct sbx_child_ctx *c, pid_t workload, sigset_t *mask)
 {
     prctl(PR_SET_NAME, "sbx-init", 0, 0, 0);
-    struct sbx_caps none = {0};
-    sbx_caps_drop_bounding(0);
-    sbx_caps_apply(&none);
+    /* CAP_KILL alone: the workload may run under another uid, and forwarding a signal to it
+     * needs that capability (only within the sandbox's user namespace). */
+    uint64_t kill_only = 1ULL << CAP_KILL;
+    struct sbx_caps init_caps = {.bounding = kill_only, .effective = kill_only, .permitted = kill_only};
+    sbx_caps_drop_bounding(kill_only);
+    sbx_caps_apply(&init_caps);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     if (c->has_bpf)
         sbx_seccomp_apply(&c->bpf);
@@ -566,16 +631,26 @@ sbx_child_main(struct sbx_child_ctx *c)
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     /* getppid() is 0 across a pid namespace, so the parent's death before the prctl is detected
      * by the sync socket instead: its end closes and the recv below returns 0. */
-    /* Not dumpable: sandbox processes cannot ptrace us or open /proc/1/exe (CVE-2019-5736). */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_GO)
         _exit(125);
+    /* Not dumpable: sandbox processes cannot ptrace us or open /proc/1/exe (CVE-2019-5736).
+     * Only now: an unprivileged parent must still own our /proc files to write the id maps. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
     if (c->in_userns) {
         /* Become root of the new user namespace (if mapped) so files we create are owned by it. */
         if (setresgid(0, 0, 0) == 0 && setresuid(0, 0, 0) < 0)
             child_fail(c, errno, "become root in the user namespace");
     }
+    if (sbx_cgroup_mode() != SBX_CGROUP_UNIFIED) {
+        int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, own_cgroups, sizeof(own_cgroups) - 1) : -1;
+        own_cgroups[n > 0 ? n : 0] = '\0';
+        if (fd >= 0)
+            close(fd);
+    }
+    if (s->ns_enabled[SBX_NS_NET] && !s->ns_path[SBX_NS_NET])
+        bring_up_loopback(c);
     if (s->ns_enabled[SBX_NS_CGROUP] && !s->ns_path[SBX_NS_CGROUP] && unshare(CLONE_NEWCGROUP) < 0)
         child_fail(c, errno, "unshare cgroup namespace");
     if (s->hostname && s->ns_enabled[SBX_NS_UTS] && sethostname(s->hostname, strlen(s->hostname)) < 0)

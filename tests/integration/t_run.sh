@@ -1,0 +1,145 @@
+#!/bin/bash
+# sbxrun run: isolation properties, exit statuses and bad input (issue: runtime core).
+. "$(dirname "$0")/../lib.sh"
+require_root "t_run" || finish
+R() { "$SBXRUN" run "$@"; }
+BB=(--image busybox)
+before=$(host_snapshot)
+tmp=$(mktemp -d /tmp/sbx-t-run.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+# --- namespaces ---
+for ns in user pid mnt net uts ipc cgroup; do
+	host=$(readlink /proc/self/ns/$ns)
+	inside=$(R "${BB[@]}" -- readlink /proc/self/ns/$ns)
+	[ -n "$inside" ] && [ "$inside" != "$host" ] && ok "new $ns namespace" || not_ok "new $ns namespace ($inside vs $host)"
+done
+out=$(R "${BB[@]}" -- ps -o pid,comm)
+expect_eq "pid ns shows only init and the workload" "PID   COMMAND
+    1 sbx-init
+    2 ps" "$out"
+expect_eq "--as-pid-1 makes the workload PID 1" "1" "$(R "${BB[@]}" --as-pid-1 -- sh -c 'echo $$')"
+out=$(R "${BB[@]}" -- sh -c '(sh -c "exit 0" &); sleep 0.5; ps -o stat,comm | grep -c "^Z"')
+expect_eq "init reaps orphaned zombies" "0" "$out"
+
+# --- id mapping and users ---
+expect_eq "sandbox 0-65535 maps to the unprivileged host range" "0 1000000 65536" \
+	"$(R "${BB[@]}" -- cat /proc/self/uid_map | awk '{print $1, $2, $3}')"
+expect_eq "default user is sandbox 1000:1000" "uid=1000(sandbox) gid=1000(sandbox) groups=1000(sandbox)" "$(R "${BB[@]}" -- id)"
+expect_eq "--user 0 is root inside" "uid=0(root) gid=0(root) groups=0(root)" "$(R "${BB[@]}" --user 0 -- id)"
+expect_eq "--user UID:GID" "1234:2345" "$(R "${BB[@]}" --user 1234:2345 -- sh -c 'echo $(id -u):$(id -g)')"
+mkdir -p "$tmp/share"; chmod 777 "$tmp/share"
+R "${BB[@]}" --bind "$tmp/share:/share" -- sh -c 'echo hi > /share/f'
+expect_eq "files written through --bind show the mapped owner on the host" "1001000:1001000" "$(stat -c %u:%g "$tmp/share/f")"
+echo secret >"$tmp/secret"; chmod 600 "$tmp/secret"
+out=$(R "${BB[@]}" --user 0 --bind "$tmp/secret:/secret:ro" -- cat /secret 2>&1)
+expect_match "root inside cannot read a host root-only file" "Permission denied" "$out"
+out=$(R "${BB[@]}" --user 0 -- sh -c 'echo x > /proc/1/exe' 2>&1; echo "rc=$?")
+expect_nomatch "/proc/1/exe (the runtime) cannot be written (CVE-2019-5736)" "rc=0" "$out"
+
+# --- capabilities and privileges ---
+expect_eq "no capabilities for the sandbox user" "0000000000000000 0000000000000000 0000000000000000 0000000000000000" \
+	"$(R "${BB[@]}" -- sh -c 'grep -E "^Cap(Prm|Eff|Bnd|Amb)" /proc/self/status | awk "{print \$2}" | xargs')"
+expect_eq "uid 0 inside gets Docker's default set" "00000000a80425fb" \
+	"$(R "${BB[@]}" --user 0 -- sh -c 'grep ^CapEff /proc/self/status | cut -f2')"
+expect_eq "no_new_privs is set" "1" "$(R "${BB[@]}" -- sh -c 'grep ^NoNewPrivs /proc/self/status | cut -f2')"
+expect_eq "PID 1 (init) keeps only CAP_KILL (to forward signals)" "0000000000000020" \
+	"$(R "${BB[@]}" --user 0 -- sh -c 'grep ^CapEff /proc/1/status | cut -f2')"
+
+# --- filesystem ---
+R "${BB[@]}" --user 0 -- sh -c 'echo changed > /etc/hostname-test; echo x >> /bin/busybox' 2>/dev/null
+expect_eq "writes to the rootfs stay in the private overlay" "absent" \
+	"$( [ -e "$SBX_IMAGES/busybox/rootfs/etc/hostname-test" ] && echo present || echo absent)"
+expect_eq "the next sandbox does not see them" "absent" "$(R "${BB[@]}" -- sh -c '[ -e /etc/hostname-test ] && echo present || echo absent')"
+expect_eq "--rootfs-rw binds the rootfs itself" "EACCES" \
+	"$(R "${BB[@]}" --rootfs-rw -- sh -c 'touch /etc/x 2>/dev/null && echo OK || echo EACCES')"
+expect_eq "/tmp is a tmpfs" "tmpfs" "$(R "${BB[@]}" -- stat -f -c %T /tmp)"
+expect_eq "/proc is a fresh procfs" "proc" "$(R "${BB[@]}" -- stat -f -c %T /proc)"
+expect_eq "/proc/kcore is masked" "0" "$(R "${BB[@]}" --user 0 -- sh -c 'wc -c < /proc/kcore')"
+expect_eq "/proc/keys is masked" "0" "$(R "${BB[@]}" --user 0 -- sh -c 'wc -c < /proc/keys')"
+expect_eq "/proc/acpi or scsi (dirs) are masked" "" "$(R "${BB[@]}" --user 0 -- sh -c 'ls /proc/scsi /proc/acpi 2>/dev/null')"
+out=$(R "${BB[@]}" --user 0 -- sh -c 'echo 1 > /proc/sys/kernel/ns_last_pid; echo h > /proc/sysrq-trigger' 2>&1)
+expect_match "/proc/sys and /proc/sysrq-trigger are read-only" "Read-only file system" "$out"
+out=$(R "${BB[@]}" --user 0 -- sh -c 'mkdir /sys/x; echo 1 > /sys/kernel/profiling' 2>&1)
+expect_match "/sys is read-only" "Read-only file system" "$out"
+expect_eq "/dev is minimal" "core fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero" \
+	"$(R "${BB[@]}" -- ls /dev | xargs)"
+expect_eq "/dev/null works" "0" "$(R "${BB[@]}" -- sh -c 'echo x > /dev/null; wc -c < /dev/null')"
+expect_eq "--bind :ro is read-only" "ro" "$(R "${BB[@]}" --bind "$tmp/share:/share:ro" -- sh -c 'touch /share/x 2>/dev/null && echo rw || echo ro')"
+expect_eq "--tmpfs with a size" "1024" "$(R "${BB[@]}" --tmpfs /scratch:1M -- sh -c 'df -k /scratch | tail -1 | awk "{print \$2}"')"
+expect_eq "--cwd" "/tmp" "$(R "${BB[@]}" --cwd /tmp -- pwd)"
+expect_eq "host image has host tools" "ok" "$(R -- sh -c 'command -v bash >/dev/null && echo ok')"
+expect_eq "host image: sandbox home is writable" "ok" "$(R -- sh -c 'cd && touch x && echo ok')"
+
+# --- process hygiene ---
+out=$(R "${BB[@]}" -- sh -c 'read -r _ _ _ _ _ sid _ < /proc/self/stat; echo $$ $sid')
+set -- $out
+expect_eq "workload runs in its own session (setsid, no TIOCSTI into our tty)" "$1" "$2"
+out=$(exec 7</etc/passwd 8>/dev/null; R "${BB[@]}" -- ls /proc/self/fd | xargs)
+expect_eq "only stdio reaches the workload (fds above 2 closed)" "0 1 2 3" "$out"
+expect_eq "environment starts clean (PATH HOME TERM + --env)" "FOO=bar HOME=/home/sandbox PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin TERM=xterm" \
+	"$(SECRET=1 TERM=xterm R "${BB[@]}" --env FOO=bar -- env | grep -vE '^(PWD|SHLVL)=' | sort | xargs)"
+out=$(R "${BB[@]}" --id abc123def456789 -- hostname)
+expect_eq "default hostname sbx-<id>" "sbx-abc123def456" "$out"
+expect_eq "--hostname" "box" "$(R "${BB[@]}" --hostname box -- hostname)"
+expect_eq "--net none: only lo, and it is up" "lo:UP" \
+	"$(R -- sh -c 'for i in /sys/class/net/*; do n=${i##*/}; f=$(cat $i/flags); [ $((f & 1)) = 1 ] && echo $n:UP || echo $n:DOWN; done' | xargs)"
+expect_match "--net host shares the host network" "$(ls /sys/class/net | head -1)" "$(R --net host -- ls /sys/class/net)"
+
+# --- signals, supervision, no survivors ---
+# Started directly (not through the R function) so $! is sbxrun itself, not a subshell.
+"$SBXRUN" run "${BB[@]}" -- sh -c 'trap "exit 42" TERM; while :; do sleep 0.1; done' & p=$!
+sleep 1; kill -TERM $p; wait $p; rc=$?
+expect_eq "SIGTERM to sbxrun reaches the workload" "42" "$rc"
+exec 9>"$tmp/status"
+timeout 60 "$SBXRUN" run "${BB[@]}" --json-status-fd 9 -- sleep 100 & p=$!
+exec 9>&-
+for _ in $(seq 50); do grep -q '"pid"' "$tmp/status" && break; sleep 0.1; done
+spid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$tmp/status" | head -1)
+kids=$(pgrep -P "${spid:-1}" | xargs)
+kill -KILL "$(pgrep -P $p sbxrun)"; wait $p 2>/dev/null
+for _ in $(seq 50); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
+expect_eq "killing sbxrun -9 kills the sandbox (PDEATHSIG)" "gone" "$(kill -0 "$spid" 2>/dev/null || for k in $kids; do kill -0 $k 2>/dev/null && exit; done; echo gone)"
+R "${BB[@]}" --id stale-test -- true
+rm -rf /run/sbx/stale-test 2>/dev/null
+exec 9>"$tmp/status2"; R "${BB[@]}" --json-status-fd 9 -- sh -c 'exit 3'; exec 9>&-
+expect_match "--json-status-fd reports start and exit" '"pid":[0-9]+.*' "$(head -1 "$tmp/status2")"
+expect_match "--json-status-fd exit line" '"exit-code":3.*"oom":false' "$(tail -1 "$tmp/status2")"
+
+# --- exit statuses ---
+expect_eq "exit status passes through" "3" "$(status R "${BB[@]}" -- sh -c 'exit 3')"
+expect_eq "killed by signal N -> 128+N" "137" "$(status R "${BB[@]}" -- sh -c 'kill -9 $$')"
+expect_eq "command not found -> 127" "127" "$(status R "${BB[@]}" -- no-such-command)"
+expect_eq "not executable -> 126" "126" "$(status R "${BB[@]}" -- /etc/passwd)"
+expect_eq "--timeout -> 124" "124" "$(status R "${BB[@]}" --timeout 1 -- sleep 30)"
+out=$(R "${BB[@]}" -- no-such-command 2>&1); expect_match "not found message names the command" "no-such-command.*not found" "$out"
+
+# --- bad input: message naming the value, status 125, nothing leaked ---
+bad() { # NAME REGEX ARGS...
+	local name=$1 re=$2; shift 2
+	local out rc
+	out=$("$SBXRUN" "$@" 2>&1); rc=$?
+	if [ $rc = 125 ] && printf '%s' "$out" | grep -Eq -- "$re"; then ok "bad input: $name"; else not_ok "bad input: $name (rc=$rc: $out)"; fi
+}
+bad "unknown flag" "unrecognized option.*--bogus" run --bogus -- true
+bad "missing rootfs" "rootfs .*/nonexistent.*No such file" run --rootfs /nonexistent -- true
+bad "unknown image" "image .nope. not found" run --image nope -- true
+bad "bad size" "invalid --memory .12x." run --memory 12x -- true
+bad "bad cpus" "invalid --cpus .-1." run --cpus -1 -- true
+bad "bad user" "invalid --user .70000." run --user 70000 -- true
+bad "bad bind" "bind source ./nonexistent." run --bind /nonexistent:/x -- true
+bad "bad bind mode" "invalid bind mode .rx." run --bind /tmp:/x:rx -- true
+bad "bad env" "invalid environment variable .NOEQUALS." run --env NOEQUALS -- true
+bad "bad net" "invalid --net .bridge." run --net bridge -- true
+bad "bad timeout" "invalid --timeout .0." run --timeout 0 -- true
+bad "bad id" "invalid --id" run --id '../x' -- true
+bad "no command" "no command given" run
+bad "cwd missing inside (child-side failure)" "chdir to cwd ./nonexistent." run "${BB[@]}" --cwd /nonexistent -- true
+bad "bad rlimit" "invalid --rlimit .bogus=1." run --rlimit bogus=1 -- true
+bad "unknown command" "unknown command .frobnicate." frobnicate
+expect_eq "--help exits 0" "0" "$(status "$SBXRUN" run --help)"
+expect_match "--version" "sbxrun version" "$("$SBXRUN" --version)"
+
+after=$(host_snapshot)
+expect_eq "nothing left on the host (mounts, cgroups, links, state)" "$before" "$after"
+finish
