@@ -23,6 +23,9 @@ int sbx_seccomp_compile(json_t *oci_seccomp, struct sbx_bpf *out, sbx_error_t *e
  * appears in error messages. */
 int sbx_profile_load_json(const char *kind, const char *dir, const char *name_or_path, json_t **out,
                           sbx_error_t *err);
+/* Same, through a cache directory of compiled filters (NULL: no cache). */
+int sbx_seccomp_compile_cached(json_t *oci_seccomp, const char *cache_dir, struct sbx_bpf *out,
+                               sbx_error_t *err);
 void sbx_bpf_free(struct sbx_bpf *bpf);
 /* Child side, async-signal-safe: installs the program (NNP must be set, or CAP_SYS_ADMIN held). */
 int sbx_seccomp_apply(const struct sbx_bpf *bpf);

@@ -1,0 +1,58 @@
+#!/bin/bash
+# make bench: startup of one sandbox running /bin/true, sbxrun against its peers, side by side in one
+# invocation on the same machine (hyperfine). Prints medians, p99 and ratios to sbxrun.
+#   RUNS=200 (default) tests/bench/run.sh
+set -eu
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+SBXRUN=$TOP/build/bin/sbxrun
+RUNS=${RUNS:-200}
+IMAGES=${SBX_IMAGES:-/var/lib/sbx/images}
+ROOTFS=$IMAGES/busybox/rootfs
+[ "$(id -u)" = 0 ] || { echo "bench: run as root (crun/runc need it)" >&2; exit 1; }
+command -v hyperfine >/dev/null || { echo "bench: hyperfine missing (scripts/install-deps.sh)" >&2; exit 1; }
+# crun refuses hybrid cgroup hosts; like ../shared/oci's -L, give the whole benchmark (every runtime
+# alike) a private mount namespace without the empty cgroup2 mount. The host is not changed.
+if [ -z "${SBX_BENCH_NS:-}" ] && mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
+	export SBX_BENCH_NS=1
+	exec unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/unified && exec "$0" "$@"' "$0" "$@"
+fi
+work=$(mktemp -d /tmp/sbx-bench.XXXXXX)
+trap 'crun delete -f sbxbench-crun >/dev/null 2>&1; runc delete -f sbxbench-runc >/dev/null 2>&1; rm -rf "$work"' EXIT
+
+# One OCI bundle for crun and runc: same busybox rootfs, /bin/true, their default namespaces.
+mkdir -p "$work/bundle"
+(cd "$work/bundle" && crun spec)
+jq --arg r "$ROOTFS" '.root.path = $r | .root.readonly = true | .process.terminal = false | .process.args = ["/bin/true"]' \
+	"$work/bundle/config.json" >"$work/bundle/c.json" && mv "$work/bundle/c.json" "$work/bundle/config.json"
+
+cmds=(
+	"$SBXRUN run --net none --rootfs $ROOTFS -- /bin/true"
+	"bwrap --unshare-all --ro-bind $ROOTFS / --proc /proc --dev /dev /bin/true"
+	"crun run --bundle $work/bundle sbxbench-crun"
+	"runc run --bundle $work/bundle sbxbench-runc"
+	"unshare -Urpf --mount-proc /bin/true"
+)
+names=(sbxrun bwrap crun runc unshare)
+echo "bench: $RUNS runs each, $(nproc) CPUs, kernel $(uname -r)"
+hyperfine -N --warmup 10 --runs "$RUNS" --export-json "$work/seq.json" "${cmds[@]}" >/dev/null 2>"$work/hf.err" ||
+	{ cat "$work/hf.err"; exit 1; }
+
+printf '\n%-10s %10s %10s %12s %10s\n' runtime median_ms p99_ms sandboxes/s vs_sbxrun
+base=$(jq '.results[0].median' "$work/seq.json")
+for i in "${!names[@]}"; do
+	jq -r --argjson i "$i" --arg n "${names[$i]}" --argjson base "$base" '
+		.results[$i] as $r | ($r.times | sort) as $t |
+		"\($n) \($r.median*1000) \($t[(($t|length)*0.99|floor)]*1000) \(1/$r.mean) \($r.median/$base)"' "$work/seq.json" |
+		awk '{printf "%-10s %10.2f %10.2f %12.1f %9.2fx\n", $1, $2, $3, $4, $5}'
+done
+
+# Two at a time: wall time for 2*N sandboxes with 2 workers, as sandboxes/s.
+echo
+echo "2-parallel ($RUNS sandboxes per runtime):"
+for i in 0 1 4; do
+	start=$(date +%s.%N)
+	seq "$RUNS" | xargs -P 2 -I{} sh -c "${cmds[$i]} >/dev/null" 
+	end=$(date +%s.%N)
+	awk -v n="$RUNS" -v s="$start" -v e="$end" -v name="${names[$i]}" 'BEGIN{printf "%-10s %8.1f sandboxes/s\n", name, n/(e-s)}'
+done
+echo "(crun/runc are not run in parallel: one bundle, one container id at a time)"
