@@ -35,9 +35,11 @@ EOG
 	mkdir -p "$1/home/sandbox" "$1/root" "$1/tmp" "$1/var/tmp" "$1/proc" "$1/sys" "$1/dev" "$1/run"
 	chmod 1777 "$1/tmp" "$1/var/tmp"
 	chmod 700 "$1/root"
-	# Owned by the mapped sandbox ids, so `sandbox` and root inside can write their homes.
+	# The whole tree belongs to the sandbox's mapped root (as Docker's userns-remap does with its
+	# layers): overlayfs copy-up must recreate parent directories with their owner, which fails
+	# with EOVERFLOW for an owner the sandbox's user namespace cannot map (host root).
+	chown -R -h "$UBASE:$GBASE" "$1"
 	chown "$((UBASE + 1000)):$((GBASE + 1000))" "$1/home/sandbox"
-	chown "$UBASE:$GBASE" "$1/root"
 }
 
 install_image() { # NAME BUILDDIR
