@@ -21,7 +21,8 @@ struct apid_config {
     char *api_key;       /* NULL: auth off */
     char *api_key_file;
     char *config_file;
-    char *bridge, *subnet; /* networking issue; accepted and stored */
+    char *bridge, *subnet; /* "none" bridge: sandboxes get only lo */
+    char *default_egress; /* "deny" (default) or "allow": policy when a create names none */
     char *cgroup_parent;
     char *public_host;   /* host part of endpoints; default: the listen host */
     int64_t min_timeout; /* seconds; 60 per contract, lowered only by tests */
@@ -128,6 +129,8 @@ struct apid_create_req {
     int64_t timeout;    /* seconds, -1: no expiry */
     struct apid_limits limits;
     json_t *resource_limits; /* as requested, echoed in the stored spec */
+    bool net_none;           /* extensions.network == "none": only lo */
+    json_t *net_policy;      /* normalized {defaultAction, egress:[{action,cidr,port}]} */
 };
 void apid_create_req_free(struct apid_create_req *r);
 int apid_parse_create(const char *body, size_t len, const struct apid_config *cfg,
@@ -162,6 +165,7 @@ struct apid_sandbox {
     unsigned long long monitor_start;
     char *cgroup;
     char *token;
+    char *address, *veth; /* NULL without networking */
 };
 void apid_sandbox_free(struct apid_sandbox *sb);
 void apid_sandbox_list_free(struct apid_sandbox **v, size_t n);
@@ -192,6 +196,31 @@ int apid_store_all(struct apid_store *s, struct apid_sandbox ***items, size_t *n
 /* Earliest expiry among non-terminal sandboxes: 1 and id, ms set; 0 none. */
 int apid_store_next_expiry(struct apid_store *s, char id[65], int64_t *ms, sbx_error_t *err);
 int apid_store_history_count(struct apid_store *s, const char *id, sbx_error_t *err);
+/* Records (or with NULLs clears) a sandbox's address and host veth. */
+int apid_store_set_net(struct apid_store *s, const char *id, const char *address,
+                       const char *veth, sbx_error_t *err);
+
+/* ---------- networking (net.c) ---------- */
+
+int apid_net_parse_subnet(const char *cidr, uint32_t *net, int *prefix, sbx_error_t *err);
+/* Bridge + nft table; a no-op with --bridge none. */
+int apid_net_init(const struct apid_config *cfg, sbx_error_t *err);
+bool apid_net_enabled(void);
+/* IPAM: re-learns live addresses from the store (start-up); hands out a free one. */
+int apid_net_load(struct apid_store *st, sbx_error_t *err);
+int apid_net_alloc(const char *id, char **addr, char **veth, sbx_error_t *err);
+size_t apid_net_live_count(void);
+void apid_net_veth_name(const char *id, char out[16]);
+/* What the monitor needs to plumb the sandbox (written to <dir>/net.json). */
+json_t *apid_net_plan(const char *id, const char *addr, json_t *policy);
+int apid_net_attach(const char *id, const char *addr, json_t *policy, sbx_error_t *err);
+void apid_net_release(const char *id, const char *addr, const char *veth);
+int apid_net_resync(struct apid_store *st, const char *data_dir, sbx_error_t *err);
+void apid_net_shutdown(bool in_use);
+/* sbx_run_opts.net_setup callback (monitor process); data is the plan (json_t *). */
+int apid_net_child_setup(pid_t pid, void *data, sbx_error_t *err);
+/* Validates a create request's networkPolicy into the normalized form. */
+int apid_parse_net_policy(json_t *v, const char *server_default, json_t **out, sbx_error_t *err);
 
 /* ---------- launcher (launcher.c) ---------- */
 
@@ -241,6 +270,23 @@ int apid_mgr_patch_metadata(const char *id, json_t *patch, struct apid_sandbox *
 int apid_mgr_get(const char *id, struct apid_sandbox **out, sbx_error_t *err);
 /* JSON shape of a sandbox; full adds image. */
 json_t *apid_sandbox_json(const struct apid_sandbox *sb, bool full);
+
+/* ---------- reverse proxy to sandbox ports (proxy.c) ---------- */
+
+struct apid_proxy;
+struct MHD_Connection;
+struct MHD_Response;
+void apid_proxy_setup(struct apid_store *store);
+/* Connects to the sandbox port and sends the request head. 0, or an HTTP status with *code and
+ * msg set (404 unknown, 409 paused, 503 not running / no network, 502 nothing listening). */
+int apid_proxy_open(struct MHD_Connection *c, const char *id, int port, const char *rest,
+                    const char *method, struct apid_proxy **out, const char **code, char *msg,
+                    size_t msglen);
+void apid_proxy_body(struct apid_proxy *px, const char *data, size_t len);
+/* The streamed response (takes *px, setting it NULL), or NULL with *status and msg. */
+struct MHD_Response *apid_proxy_response(struct apid_proxy **px, int *status, char *msg,
+                                         size_t msglen);
+void apid_proxy_free(struct apid_proxy *px);
 
 /* ---------- HTTP (http.c) ---------- */
 

@@ -24,6 +24,7 @@ enum {
     OPT_MAX_BODY,
     OPT_BRIDGE,
     OPT_SUBNET,
+    OPT_DEFAULT_EGRESS,
     OPT_CGROUP_PARENT,
     OPT_PUBLIC_HOST,
     OPT_LOG_LEVEL,
@@ -52,6 +53,7 @@ static const struct option longopts[] = {
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"bridge", required_argument, NULL, OPT_BRIDGE},
     {"subnet", required_argument, NULL, OPT_SUBNET},
+    {"default-egress", required_argument, NULL, OPT_DEFAULT_EGRESS},
     {"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
     {"public-host", required_argument, NULL, OPT_PUBLIC_HOST},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -87,6 +89,8 @@ static const char usage[] =
     "  --max-body BYTES         request body limit (default 1Mi)\n"
     "  --bridge NAME            sandbox bridge (networking; default sbx0)\n"
     "  --subnet CIDR            sandbox address pool (networking; default 10.88.0.0/16)\n"
+    "  --default-egress allow|deny  egress of sandboxes whose create has no networkPolicy\n"
+    "                           (default deny)\n"
     "  --cgroup-parent PATH     parent cgroup of sandboxes (default: libsbx's default)\n"
     "  --public-host HOST       host written into endpoint replies (default: listen host)\n"
     "  --log-level LEVEL        error, warn, info or debug (default info)\n"
@@ -116,6 +120,7 @@ apid_config_init(struct apid_config *cfg)
     cfg->images_dir = xstrdup("/var/lib/sbx/images");
     cfg->bridge = xstrdup("sbx0");
     cfg->subnet = xstrdup("10.88.0.0/16");
+    cfg->default_egress = xstrdup("deny");
     cfg->min_timeout = 60;
     cfg->max_timeout = 86400;
     cfg->default_cpu_milli = 1000;
@@ -142,6 +147,7 @@ apid_config_free(struct apid_config *cfg)
     free(cfg->config_file);
     free(cfg->bridge);
     free(cfg->subnet);
+    free(cfg->default_egress);
     free(cfg->cgroup_parent);
     free(cfg->public_host);
     memset(cfg, 0, sizeof(*cfg));
@@ -175,6 +181,7 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
     case OPT_AGENT:
     case OPT_BRIDGE:
     case OPT_SUBNET:
+    case OPT_DEFAULT_EGRESS:
     case OPT_CGROUP_PARENT:
     case OPT_PUBLIC_HOST:
     case OPT_LOG_JSON:
@@ -196,6 +203,11 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
         return read_key_file(cfg, v, err);
     case OPT_BRIDGE: set_str(&cfg->bridge, v); break;
     case OPT_SUBNET: set_str(&cfg->subnet, v); break;
+    case OPT_DEFAULT_EGRESS:
+        if (strcmp(v, "allow") && strcmp(v, "deny"))
+            return sbx_make_error(err, 0, "%s `%s`: expected allow or deny", from, v);
+        set_str(&cfg->default_egress, v);
+        break;
     case OPT_CGROUP_PARENT: set_str(&cfg->cgroup_parent, v); break;
     case OPT_PUBLIC_HOST: set_str(&cfg->public_host, v); break;
     case OPT_LOG_JSON: cfg->log_json = !v || strcmp(v, "false") != 0; break;

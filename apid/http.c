@@ -27,6 +27,9 @@ struct req {
     char rid[129];
     char *path;
     char *method;
+    char *raw_uri;           /* as sent, query included: the proxy forwards it unchanged */
+    bool started;
+    struct apid_proxy *px;   /* a proxied request in flight */
 };
 
 static double
@@ -218,15 +221,32 @@ h_endpoint(struct MHD_Connection *c, struct req *r, const char *id, const char *
         return reply_code(c, r, 400, E_INVALID_PARAMETER, "use_server_proxy must be true or false");
     if (MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "expires"))
         return reply_code(c, r, 400, E_NOT_SUPPORTED, "signed endpoints (expires) are not supported");
+    const char *direct = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "direct");
     struct apid_sandbox *sb = NULL;
     if (apid_mgr_get(id, &sb, &err) < 0)
         return reply_err(c, r, &err);
+    /* By default the server-proxied form (CONTRACT.md §A.6): one port, and apid is the one place
+     * that strips the API key and adds the agent's token; it answers while the sandbox is
+     * Pending. ?direct=true (sbx extension) gives <sandbox-ip>:<port> for clients on this host.
+     * The headers map lets clients that talk to the agent directly authenticate; through the
+     * proxy it is redundant (apid adds the token) but harmless. */
+    cleanup_free char *ep = NULL;
+    if (direct && !strcmp(direct, "true")) {
+        if (!sb->address) {
+            apid_sandbox_free(sb);
+            return reply_code(c, r, 409, E_CONFLICT, "the sandbox has no network address");
+        }
+        ep = xasprintf("%s:%lld", sb->address, (long long)port);
+    } else {
+        ep = xasprintf("%s:%d/sandboxes/%s/proxy/%lld", endpoint_host, listen_port, id,
+                       (long long)port);
+    }
+    json_t *o = json_pack("{s:s}", "endpoint", ep);
+    if (sb->token)
+        json_object_set_new(o, "headers",
+                            json_pack("{s:s}", "X-EXECD-ACCESS-TOKEN", sb->token));
     apid_sandbox_free(sb);
-    /* Always the server-proxied form (CONTRACT.md §A.6): one port, and apid is the one place that
-     * strips the API key and adds the agent's token. It answers while the sandbox is Pending. */
-    cleanup_free char *ep =
-        xasprintf("%s:%d/sandboxes/%s/proxy/%lld", endpoint_host, listen_port, id, (long long)port);
-    return reply_json(c, r, 200, json_pack("{s:s}", "endpoint", ep));
+    return reply_json(c, r, 200, o);
 }
 
 static enum MHD_Result
@@ -268,18 +288,45 @@ h_renew(struct MHD_Connection *c, struct req *r, const char *id)
     return reply_json(c, r, 200, json_pack("{s:s}", "expiresAt", ts));
 }
 
+/* First call of a proxied request (headers only): open the upstream now so that a dead target
+ * is answered before any upload is read. */
 static enum MHD_Result
-h_proxy(struct MHD_Connection *c, struct req *r, const char *id)
+proxy_begin(struct MHD_Connection *c, struct req *r)
 {
-    sbx_error_t err = NULL;
-    struct apid_sandbox *sb = NULL;
-    if (apid_mgr_get(id, &sb, &err) < 0)
-        return reply_err(c, r, &err);
-    apid_sandbox_free(sb);
-    /* Routing into the sandbox's netns is the networking issue; until then the agent is not
-     * reachable and clients polling /ping see a JSON 503, which they treat as "not ready". */
-    return reply_code(c, r, 503, E_UNAVAILABLE,
-                      "the sandbox agent is not reachable: sandbox networking is not enabled");
+    /* From the raw URI: [/v1]/sandboxes/ID/proxy/PORT[/rest][?query] */
+    const char *u = r->raw_uri ? r->raw_uri : r->path;
+    if (!strncmp(u, "/v1/", 4))
+        u += 3;
+    char id[65];
+    int port = 0, off = 0;
+    if (sscanf(u, "/sandboxes/%64[^/]/proxy/%d%n", id, &port, &off) < 2 || port < 1 ||
+        port > 65535 || (u[off] && u[off] != '/' && u[off] != '?'))
+        return reply_code(c, r, 400, E_INVALID_PARAMETER,
+                          "proxy path must be /sandboxes/{id}/proxy/{port 1..65535}[/path]");
+    if (!id_is_valid(id))
+        return reply_code(c, r, 404, E_NOT_FOUND, "sandbox not found");
+    cleanup_free char *rest = u[off] == '/' ? xstrdup(u + off) : xasprintf("/%s", u + off);
+    const char *code = NULL;
+    char msg[512];
+    int st = apid_proxy_open(c, id, port, rest, r->method, &r->px, &code, msg, sizeof(msg));
+    if (st)
+        return reply_code(c, r, st, code, msg);
+    return MHD_YES;
+}
+
+static enum MHD_Result
+proxy_finish(struct MHD_Connection *c, struct req *r)
+{
+    int status = 502;
+    char msg[512];
+    struct MHD_Response *resp = apid_proxy_response(&r->px, &status, msg, sizeof(msg));
+    if (!resp)
+        return reply_code(c, r, status, "SANDBOX::UPSTREAM_UNAVAILABLE", msg);
+    MHD_add_response_header(resp, "X-Request-ID", r->rid);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->status = status;
+    return ret;
 }
 
 /* Splits "/v1/sandboxes/ID/x/y" into at most 6 segments after the optional v1. */
@@ -317,11 +364,8 @@ route(struct MHD_Connection *c, struct req *r)
         return reply_json(c, r, 200, json_pack("{s:s}", "status", "healthy"));
     }
     /* The proxy paths carry the agent's own auth, never the lifecycle key (§A.6). */
-    if (n >= 4 && SEG(0, "sandboxes") && SEG(2, "proxy")) {
-        if (r->too_large)
-            return reply_code(c, r, 413, E_TOO_LARGE, "request body too large");
-        return h_proxy(c, r, seg[1]);
-    }
+    if (r->px)
+        return proxy_finish(c, r);
     if (!authorized(c, r, &ret))
         return ret;
     if (r->too_large)
@@ -398,14 +442,39 @@ rid_ok(const char *s)
     return true;
 }
 
+static bool
+is_proxy_path(const char *url)
+{
+    if (!strncmp(url, "/v1/", 4))
+        url += 3;
+    if (strncmp(url, "/sandboxes/", 11))
+        return false;
+    const char *s = strchr(url + 11, '/');
+    return s && !strncmp(s, "/proxy/", 7);
+}
+
+/* MHD calls this first with the URI as received (query included); its result becomes the
+ * request's con_cls. */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct req *r = xmalloc0(sizeof(*r));
+    clock_gettime(CLOCK_MONOTONIC, &r->start);
+    r->raw_uri = xstrdup(uri ? uri : "/");
+    return r;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
            const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
     struct req *r = *con_cls;
-    if (!r) {
-        r = xmalloc0(sizeof(*r));
-        clock_gettime(CLOCK_MONOTONIC, &r->start);
+    if (!r || !r->started) {
+        if (!r) {
+            r = xmalloc0(sizeof(*r));
+            clock_gettime(CLOCK_MONOTONIC, &r->start);
+        }
+        r->started = true;
         r->path = xstrdup(url);
         r->method = xstrdup(method);
         const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-ID");
@@ -417,6 +486,14 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         pthread_mutex_lock(&inflight_lock);
         inflight++;
         pthread_mutex_unlock(&inflight_lock);
+        if (is_proxy_path(url))
+            return proxy_begin(c, r);
+        return MHD_YES;
+    }
+    if (r->px && *upload_size) {
+        /* Streamed through, never held: uploads through the proxy have no size limit here. */
+        apid_proxy_body(r->px, upload, *upload_size);
+        *upload_size = 0;
         return MHD_YES;
     }
     if (*upload_size) {
@@ -441,7 +518,15 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     struct req *r = *con_cls;
     if (!r)
         return;
+    if (!r->started) { /* the URI callback ran, the request never did */
+        free(r->raw_uri);
+        free(r);
+        *con_cls = NULL;
+        return;
+    }
     apid_log_access(r->method, r->path, r->status ? r->status : 0, elapsed_ms(&r->start), r->rid);
+    apid_proxy_free(r->px);
+    free(r->raw_uri);
     free(r->body);
     free(r->path);
     free(r->method);
@@ -468,6 +553,7 @@ int
 apid_http_start(struct apid_ctx *c, sbx_error_t *err)
 {
     ctx = c;
+    apid_proxy_setup(c->store);
     const char *listen = c->cfg->listen;
     const char *colon = strrchr(listen, ':');
     if (!colon)
@@ -485,7 +571,7 @@ apid_http_start(struct apid_ctx *c, sbx_error_t *err)
     struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_UPGRADE;
     if (!*host || inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
         s4->sin_family = AF_INET;
         s4->sin_port = htons((uint16_t)port);
@@ -500,6 +586,7 @@ apid_http_start(struct apid_ctx *c, sbx_error_t *err)
                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
                                 MHD_OPTION_END);

@@ -94,6 +94,9 @@ monitor_main(const char *id, const char *dir, const char *state_root, const char
         rc = sbx_spec_parse(root, NULL, &spec, &err);
         json_decref(root);
     }
+    /* net.json exists only for a sandbox on the bridge; without it the sandbox has just lo. */
+    cleanup_free char *netp = xasprintf("%s/net.json", dir);
+    json_t *plan = json_load_file(netp, 0, NULL);
     if (rc >= 0) {
         struct sbx_run_opts opts = {
             .id = id,
@@ -102,6 +105,8 @@ monitor_main(const char *id, const char *dir, const char *state_root, const char
             .json_status_fd = status_fd,
             .keep_state = true,
             .quiet = false, /* runtime diagnostics go to monitor.log */
+            .net_setup = plan ? apid_net_child_setup : NULL,
+            .net_data = plan,
         };
         rc = sbx_container_run(spec, &opts, &res, &err);
     }

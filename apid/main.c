@@ -75,8 +75,12 @@ main(int argc, char **argv)
     struct apid_ctx ctx = {.cfg = &cfg};
     pthread_mutex_init(&ctx.cfg_lock, NULL);
     cleanup_free char *dbpath = xasprintf("%s/apid.db", cfg.data_dir);
+    /* Networking comes up before recovery (which releases dead sandboxes' addresses and rules)
+     * and is re-synced after it (rules of the survivors, stray host links). */
     if (apid_store_open(dbpath, &ctx.store, &err) < 0 || apid_mgr_init(&ctx, &err) < 0 ||
-        apid_mgr_recover(&err) < 0 || apid_mgr_start_threads(&err) < 0 ||
+        apid_net_init(&cfg, &err) < 0 || apid_net_load(ctx.store, &err) < 0 ||
+        apid_mgr_recover(&err) < 0 || apid_net_resync(ctx.store, cfg.data_dir, &err) < 0 ||
+        apid_mgr_start_threads(&err) < 0 ||
         apid_http_start(&ctx, &err) < 0) {
         log_err("%s", err ? err->msg : "start-up failed");
         sbx_error_release(&err);
@@ -107,6 +111,7 @@ main(int argc, char **argv)
     }
     apid_http_stop();
     apid_mgr_stop();
+    apid_net_shutdown(apid_net_live_count() > 0);
     apid_launcher_stop();
     apid_store_close(ctx.store);
     apid_config_free(&cfg);

@@ -268,6 +268,7 @@ destroy(struct apid_sandbox *sb, const char *reason, sbx_error_t *err)
     unsigned long long mstart;
     monitor_of(sb, &mon, &mstart);
     release_runtime(sb->id, mon, mstart);
+    apid_net_release(sb->id, sb->address, sb->veth);
     cleanup_free char *dir = sb_dir(sb->id);
     if ((r = rm_rf(dir, err)) < 0)
         return r;
@@ -333,6 +334,10 @@ finalize(const char *id, bool monitor_gone)
     unsigned long long mstart;
     monitor_of(sb, &mon, &mstart);
     release_runtime(id, mon, mstart);
+    /* An ended sandbox keeps its row (Terminated/Failed) but not its address. */
+    apid_net_release(id, sb->address, sb->veth);
+    if (sb->address)
+        apid_store_set_net(ctx->store, id, NULL, NULL, NULL);
     apid_sandbox_free(sb);
 }
 
@@ -471,6 +476,11 @@ apid_mgr_create(const struct apid_create_req *req, struct apid_sandbox **out, sb
     sb->metadata = json_deep_copy(req->metadata);
     sb->resource_limits = json_incref(req->resource_limits);
     sb->limits = req->limits;
+    if (apid_net_enabled() && !req->net_none &&
+        (r = apid_net_alloc(sb->id, &sb->address, &sb->veth, err)) < 0) {
+        apid_sandbox_free(sb);
+        return r;
+    }
 
     cleanup_free char *dir = sb_dir(sb->id);
     cleanup_free char *tokp = xasprintf("%s/token", dir);
@@ -518,6 +528,17 @@ apid_mgr_create(const struct apid_create_req *req, struct apid_sandbox **out, sb
         r = sbx_make_error(err, errno, "write %s", cfgp);
         goto fail;
     }
+    if (sb->address) {
+        /* The monitor plumbs the veth from this; the policy is re-read from it after a restart. */
+        cleanup_free char *netp = xasprintf("%s/net.json", dir);
+        json_t *plan = apid_net_plan(sb->id, sb->address, req->net_policy);
+        int dr = json_dump_file(plan, netp, JSON_COMPACT);
+        json_decref(plan);
+        if (dr < 0) {
+            r = sbx_make_error(err, errno, "write %s", netp);
+            goto fail;
+        }
+    }
     chmod(cfgp, 0600);
     /* The row exists before any process does, so a crash from here on is found by recovery. */
     if ((r = apid_store_insert(ctx->store, sb, err)) < 0)
@@ -553,6 +574,9 @@ apid_mgr_create(const struct apid_create_req *req, struct apid_sandbox **out, sb
         sbx_state_free(st);
     }
     sbx_error_release(&e2);
+    /* Egress rules only after the address is plumbed; until then the default drop applies. */
+    if ((r = apid_net_attach(sb->id, sb->address, req->net_policy, err)) < 0)
+        goto fail;
     if ((r = apid_store_set_runtime(ctx->store, sb->id, pid, sb->pid_start, mon, sb->monitor_start,
                                     sb->cgroup, err)) < 0)
         goto fail;
@@ -583,6 +607,7 @@ fail:
         unsigned long long ms;
         monitor_of(sb, &mon, &ms);
         release_runtime(sb->id, mon, ms);
+        apid_net_release(sb->id, sb->address, sb->veth);
         sbx_error_t e3 = NULL;
         rm_rf(dir, &e3);
         sbx_error_release(&e3);

@@ -150,6 +150,8 @@ apid_sandbox_free(struct apid_sandbox *sb)
     json_decref(sb->resource_limits);
     free(sb->cgroup);
     free(sb->token);
+    free(sb->address);
+    free(sb->veth);
     free(sb);
 }
 
@@ -209,7 +211,8 @@ apid_store_insert(struct apid_store *s, const struct apid_sandbox *sb, sbx_error
     if (sqlite3_prepare_v2(s->db,
                            "INSERT INTO sandboxes(id,state,reason,message,last_transition_ms,"
                            "created_ms,expires_ms,image,entrypoint,env,metadata,resource_limits,"
-                           "cpu_milli,memory,pids,token) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           "cpu_milli,memory,pids,token,address,veth)"
+                           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK) {
         r = db_fail(s, "insert", err);
         goto rollback;
@@ -233,6 +236,8 @@ apid_store_insert(struct apid_store *s, const struct apid_sandbox *sb, sbx_error
     sqlite3_bind_int64(st, 14, sb->limits.memory);
     sqlite3_bind_int64(st, 15, sb->limits.pids);
     bind_text(st, 16, sb->token);
+    bind_text(st, 17, sb->address);
+    bind_text(st, 18, sb->veth);
     if (sqlite3_step(st) != SQLITE_DONE) {
         r = db_fail(s, "insert", err);
         goto rollback;
@@ -253,7 +258,7 @@ out:
 #define SB_COLS                                                                                    \
     "id,state,reason,message,last_transition_ms,created_ms,expires_ms,image,entrypoint,env,"       \
     "metadata,resource_limits,cpu_milli,memory,pids,pid,pid_start,monitor_pid,monitor_start,"      \
-    "cgroup,token"
+    "cgroup,token,address,veth"
 
 static char *
 col_str(sqlite3_stmt *st, int i)
@@ -296,6 +301,8 @@ row_to_sandbox(sqlite3_stmt *st)
     sb->monitor_start = (unsigned long long)sqlite3_column_int64(st, 18);
     sb->cgroup = col_str(st, 19);
     sb->token = col_str(st, 20);
+    sb->address = col_str(st, 21);
+    sb->veth = col_str(st, 22);
     return sb;
 }
 
@@ -540,3 +547,15 @@ apid_store_history_count(struct apid_store *s, const char *id, sbx_error_t *err)
     pthread_mutex_unlock(&s->lock);
     return r;
 }
+
+int
+apid_store_set_net(struct apid_store *s, const char *id, const char *address, const char *veth,
+                   sbx_error_t *err)
+{
+    pthread_mutex_lock(&s->lock);
+    int r = update(s, "UPDATE sandboxes SET address=?,veth=? WHERE id=?", "set net", err, "ttt",
+                   address, veth, id);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+

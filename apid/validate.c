@@ -3,6 +3,7 @@
  * code comes from CONTRACT.md §A.2. */
 #include "apid.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -362,6 +363,7 @@ apid_create_req_free(struct apid_create_req *r)
     json_decref(r->env);
     json_decref(r->metadata);
     json_decref(r->resource_limits);
+    json_decref(r->net_policy);
     memset(r, 0, sizeof(*r));
 }
 
@@ -607,6 +609,24 @@ apid_parse_create(const char *body, size_t len, const struct apid_config *cfg,
         r = apid_fail(err, E_NOT_SUPPORTED, "pools (extensions.poolRef) are not supported yet");
         goto out;
     }
+    {
+        /* sbx extension: extensions.network = "none" gives a sandbox with only lo. */
+        json_t *nw = json_object_get(v, "network");
+        if (nw && (!json_is_string(nw) || (strcmp(json_string_value(nw), "none") &&
+                                           strcmp(json_string_value(nw), "bridge")))) {
+            r = apid_fail(err, E_INVALID_PARAMETER, "extensions.network must be \"none\" or \"bridge\"");
+            goto out;
+        }
+        out->net_none = nw && !strcmp(json_string_value(nw), "none");
+        json_t *np = json_object_get(root, "networkPolicy");
+        if (out->net_none && np && !json_is_null(np)) {
+            r = apid_fail(err, E_INVALID_PARAMETER,
+                          "networkPolicy cannot apply to a sandbox with extensions.network=none");
+            goto out;
+        }
+        if ((r = apid_parse_net_policy(np, cfg->default_egress, &out->net_policy, err)) < 0)
+            goto out;
+    }
     v = json_object_get(root, "platform");
     if (v && !json_is_null(v)) {
         json_t *os = json_object_get(v, "os"), *arch = json_object_get(v, "arch");
@@ -717,4 +737,95 @@ apid_new_id(char out[37])
     hex[12] = '4';                       /* version 4 */
     hex[16] = "89ab"[hex[16] % 4];       /* RFC 4122 variant */
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+/* ---------- network policy ---------- */
+
+/* "IPV4[/PREFIX][:PORT]" → cidr + port (0: any). Anything else, notably FQDNs, cannot be enforced
+ * by a packet filter without a DNS-aware proxy, so it is refused rather than ignored. */
+static int
+parse_target(const char *t, char **cidr, int64_t *port, sbx_error_t *err)
+{
+    char buf[80];
+    snprintf(buf, sizeof(buf), "%s", t);
+    *port = 0;
+    char *colon = strchr(buf, ':');
+    if (colon) {
+        *colon = '\0';
+        if (parse_int64(colon + 1, 1, 65535, port) < 0)
+            return apid_fail(err, E_INVALID_PARAMETER, "networkPolicy target `%s`: bad port", t);
+    }
+    char *slash = strchr(buf, '/');
+    int64_t prefix = 32;
+    if (slash) {
+        *slash = '\0';
+        if (parse_int64(slash + 1, 0, 32, &prefix) < 0)
+            return apid_fail(err, E_INVALID_PARAMETER, "networkPolicy target `%s`: bad prefix", t);
+    }
+    struct in_addr a;
+    if (strlen(t) >= sizeof(buf) || inet_pton(AF_INET, buf, &a) != 1)
+        return apid_fail(err, E_INVALID_PARAMETER,
+                         "networkPolicy target `%s` is not supported: sbx enforces egress with "
+                         "packet filters and accepts IPv4 addresses or CIDRs, optionally with "
+                         ":PORT (domain names would need a DNS-aware egress proxy)",
+                         t);
+    uint32_t mask = prefix ? 0xffffffffu << (32 - prefix) : 0;
+    a.s_addr = htonl(ntohl(a.s_addr) & mask);
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &a, ip, sizeof(ip));
+    *cidr = xasprintf("%s/%lld", ip, (long long)prefix);
+    return 0;
+}
+
+int
+apid_parse_net_policy(json_t *v, const char *server_default, json_t **out, sbx_error_t *err)
+{
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        *out = json_pack("{s:s, s:[]}", "defaultAction",
+                         server_default && *server_default ? server_default : "deny", "egress");
+        return 0;
+    }
+    if (!json_is_object(v))
+        return apid_fail(err, E_INVALID_PARAMETER, "networkPolicy must be an object");
+    const char *k;
+    json_t *x;
+    json_object_foreach (v, k, x) {
+        if (strcmp(k, "defaultAction") && strcmp(k, "egress"))
+            return apid_fail(err, E_INVALID_PARAMETER, "networkPolicy: unknown field `%s`", k);
+    }
+    json_t *da = json_object_get(v, "defaultAction");
+    const char *def = "deny"; /* the spec's default when the field is omitted */
+    if (da && !json_is_null(da)) {
+        def = json_string_value(da);
+        if (!def || (strcmp(def, "allow") && strcmp(def, "deny")))
+            return apid_fail(err, E_INVALID_PARAMETER,
+                             "networkPolicy.defaultAction must be allow or deny");
+    }
+    json_t *eg = json_object_get(v, "egress");
+    if (eg && !json_is_null(eg) && !json_is_array(eg))
+        return apid_fail(err, E_INVALID_PARAMETER, "networkPolicy.egress must be an array");
+    json_t *rules = json_array();
+    size_t i;
+    json_array_foreach (eg, i, x) {
+        json_t *a = json_object_get(x, "action"), *t = json_object_get(x, "target");
+        const char *as = json_string_value(a);
+        if (!json_is_object(x) || !as || !json_is_string(t) || json_object_size(x) != 2 ||
+            (strcmp(as, "allow") && strcmp(as, "deny"))) {
+            json_decref(rules);
+            return apid_fail(err, E_INVALID_PARAMETER,
+                             "networkPolicy.egress[%zu] must be {action: allow|deny, target}", i);
+        }
+        char *cidr = NULL;
+        int64_t port;
+        if (parse_target(json_string_value(t), &cidr, &port, err) < 0) {
+            json_decref(rules);
+            return -1;
+        }
+        json_array_append_new(rules, json_pack("{s:s, s:s, s:I}", "action", as, "cidr", cidr,
+                                               "port", (json_int_t)port));
+        free(cidr);
+    }
+    *out = json_pack("{s:s, s:o}", "defaultAction", def, "egress", rules);
+    return 0;
 }

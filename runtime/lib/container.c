@@ -391,6 +391,8 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
         if ((r = write_file(path, val, strlen(val), err)) < 0)
             goto fail;
     }
+    if (o->net_setup && (r = o->net_setup(pid, o->net_data, err)) < 0)
+        goto fail;
     if (sbx_sync_send(rc.sync_fd, SYNC_GO, 0, NULL) < 0) {
         r = sbx_make_error(err, errno, "sandbox init exited before setup");
         goto fail;

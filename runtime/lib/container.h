@@ -23,6 +23,11 @@ struct sbx_run_opts {
     const char *pid_file;
     const char *console_socket;
     bool no_pivot;
+    /* Called in the parent once the child exists in its namespaces (id maps written, cgroup
+     * joined) and before it is released, so the caller can plumb the child's network namespace
+     * (e.g. a veth whose peer is born there) while nothing runs in it yet. < 0 aborts the run. */
+    int (*net_setup)(pid_t child_pid, void *data, sbx_error_t *err);
+    void *net_data;
 };
 
 struct sbx_exit {

@@ -22,8 +22,10 @@ APID_PID=
 before=$(host_snapshot)
 
 start_apid() {
+	# --bridge none: this file runs in the host netns, which must not get a bridge (t_net.sh
+	# tests networking inside a throwaway netns).
 	"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
-		--api-key "$KEY" --max-timeout 3600 --max-memory 1Gi --max-body 64Ki "$@" >>"$LOG" 2>&1 &
+		--bridge none --api-key "$KEY" --max-timeout 3600 --max-memory 1Gi --max-body 64Ki "$@" >>"$LOG" 2>&1 &
 	APID_PID=$!
 	for _ in $(seq 100); do
 		curl -s -o /dev/null "$BASE/health" && return 0
@@ -176,7 +178,7 @@ for p in 0 65536 abc; do expect_err "endpoint port $p → 400" 400 SANDBOX::INVA
 expect_err "endpoint unknown id → 404" 404 SANDBOX::NOT_FOUND GET /v1/sandboxes/nope/endpoints/44772
 expect_err "endpoint with expires → 400" 400 SANDBOX::API_NOT_SUPPORTED GET "/v1/sandboxes/$A/endpoints/44772?expires=99999999999"
 CODE=$(curl -s -o "$T/body" -w '%{http_code}' "$BASE/sandboxes/$A/proxy/44772/ping"); BODY=$(cat "$T/body")
-expect_eq "proxy (no key needed) answers a JSON error until networking exists" "503 SANDBOX::SERVICE_UNAVAILABLE" "$CODE $(jqb .code)"
+expect_eq "proxy (no key needed) answers a JSON error without networking" "503 SANDBOX::SERVICE_UNAVAILABLE" "$CODE $(jqb .code)"
 
 # ---- pause / resume
 api POST /v1/sandboxes/$A/pause

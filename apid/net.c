@@ -1,0 +1,730 @@
+/* Sandbox networking: the bridge, one veth per sandbox, IPAM and the nftables policy.
+ *
+ * Layout (defaults; --bridge / --subnet change them):
+ *   bridge sbx0 with the gateway 10.88.0.1/16; sandbox i gets 10.88.x.y/16 on eth0, default route
+ *   via the gateway. 10.88.0.0/16 is podman's default range, which rarely collides with office
+ *   or home LANs (192.168/16, 10.0/16, 172.16/12 are the usual ones).
+ *
+ * Isolation is layered so that no single mechanism carries it alone:
+ *   - every host-side veth is an *isolated* bridge port (IFLA_BRPORT_ISOLATED): the bridge
+ *     never forwards between two isolated ports, so sandbox→sandbox frames die at L2, where
+ *     nftables' inet hooks cannot see them (that would need br_netfilter);
+ *   - table `inet sbx` drops everything a sandbox sends to the host itself (input hook: every host
+ *     address, apid's port included) except replies to connections the host opened (the proxy),
+ *     and every forwarded packet from a sandbox unless its egress map entry says otherwise;
+ *   - egress that is allowed leaves through masquerade NAT.
+ *
+ * The veth is created by the sandbox's monitor process (apid_net_child_setup, called by libsbx
+ * between clone and the child's release) with one RTM_NEWLINK whose peer is born inside the
+ * sandbox netns as eth0 — no rename race, and the pair disappears by itself with the netns. The
+ * monitor then forks a helper that joins the netns to set eth0's address and route.
+ *
+ * apid's own state: addresses live in the store's `address` column (allocated under one lock,
+ * so never handed out twice, freed with the row), the per-sandbox policy in <sandbox dir>/net.json.
+ * At start-up the nft table is rebuilt from scratch and refilled from the store, so a crash can
+ * leave no stale rule behind. */
+#include "apid.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <nftables/libnftables.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/bridge.h>
+#include <netlink/route/link/veth.h>
+#include <netlink/route/route.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+
+#define NFT_TABLE "sbx"
+
+static struct {
+    bool enabled;
+    char bridge[IFNAMSIZ];
+    uint32_t net, mask; /* host order */
+    int prefix;
+    char gateway[INET_ADDRSTRLEN];
+    char subnet[INET_ADDRSTRLEN + 4];
+    char owned_path[PATH_MAX];
+    bool own_bridge, own_table;
+    uint32_t cursor; /* next host number to try: rotate so a freed address is not reused at once */
+    bool forward_on;
+} N;
+static pthread_mutex_t ipam_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t nft_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct nft_ctx *nft;
+
+/* ---------- helpers ---------- */
+
+static int
+nl_fail(sbx_error_t *err, int nlerr, const char *what)
+{
+    return sbx_make_error(err, 0, "%s: %s", what, nl_geterror(nlerr));
+}
+
+static struct nl_sock *
+nl_open(sbx_error_t *err)
+{
+    struct nl_sock *sk = nl_socket_alloc();
+    if (!sk) {
+        sbx_make_error(err, ENOMEM, "netlink socket");
+        return NULL;
+    }
+    int r = nl_connect(sk, NETLINK_ROUTE);
+    if (r < 0) {
+        nl_socket_free(sk);
+        nl_fail(err, r, "netlink connect");
+        return NULL;
+    }
+    /* libnl opens without SOCK_CLOEXEC; nothing of apid's may leak into a sandbox. */
+    fcntl(nl_socket_get_fd(sk), F_SETFD, FD_CLOEXEC);
+    return sk;
+}
+
+static void
+cleanup_nl_sockp(struct nl_sock **sk)
+{
+    if (*sk)
+        nl_socket_free(*sk);
+}
+#define cleanup_nl_sock __attribute__((cleanup(cleanup_nl_sockp)))
+
+int
+apid_net_parse_subnet(const char *cidr, uint32_t *net, int *prefix, sbx_error_t *err)
+{
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s", cidr ? cidr : "");
+    char *slash = strchr(buf, '/');
+    int64_t p;
+    struct in_addr a;
+    if (!slash || parse_int64(slash + 1, 0, 32, &p) < 0)
+        return sbx_make_error(err, 0, "subnet `%s`: expected IPV4/PREFIX", cidr);
+    *slash = '\0';
+    if (inet_pton(AF_INET, buf, &a) != 1)
+        return sbx_make_error(err, 0, "subnet `%s`: not an IPv4 address", cidr);
+    uint32_t mask = p ? 0xffffffffu << (32 - p) : 0;
+    if (ntohl(a.s_addr) & ~mask)
+        return sbx_make_error(err, 0, "subnet `%s`: host bits are set", cidr);
+    *net = ntohl(a.s_addr);
+    *prefix = (int)p;
+    return 0;
+}
+
+static void
+fmt_ip(uint32_t host_order, char out[INET_ADDRSTRLEN])
+{
+    struct in_addr a = {.s_addr = htonl(host_order)};
+    inet_ntop(AF_INET, &a, out, INET_ADDRSTRLEN);
+}
+
+/* Runs nft commands as one transaction. */
+static int
+nft_run(const char *cmds, sbx_error_t *err)
+{
+    pthread_mutex_lock(&nft_lock);
+    int r = nft_run_cmd_from_buffer(nft, cmds);
+    const char *e = nft_ctx_get_error_buffer(nft);
+    if (r != 0)
+        r = sbx_make_error(err, 0, "nftables: %s", e && *e ? e : "command failed");
+    pthread_mutex_unlock(&nft_lock);
+    return r;
+}
+
+static bool
+nft_table_exists(void)
+{
+    return nft_run("list table inet " NFT_TABLE, NULL) == 0;
+}
+
+static void
+save_owned(void)
+{
+    cleanup_free char *txt = xasprintf("%s%s", N.own_bridge ? "bridge\n" : "",
+                                       N.own_table ? "table\n" : "");
+    write_file(N.owned_path, txt, strlen(txt), NULL);
+}
+
+/* ---------- bridge ---------- */
+
+static int
+bridge_setup(sbx_error_t *err)
+{
+    cleanup_nl_sock struct nl_sock *sk = nl_open(err);
+    if (!sk)
+        return -1;
+    struct rtnl_link *br = NULL;
+    int r = rtnl_link_get_kernel(sk, 0, N.bridge, &br);
+    if (r < 0) {
+        struct rtnl_link *nb = rtnl_link_bridge_alloc();
+        rtnl_link_set_name(nb, N.bridge);
+        r = rtnl_link_add(sk, nb, NLM_F_CREATE | NLM_F_EXCL);
+        rtnl_link_put(nb);
+        if (r < 0)
+            return nl_fail(err, r, "create bridge");
+        N.own_bridge = true;
+        save_owned();
+        log_info("net: created bridge %s", N.bridge);
+        if ((r = rtnl_link_get_kernel(sk, 0, N.bridge, &br)) < 0)
+            return nl_fail(err, r, "bridge");
+    } else if (!rtnl_link_is_bridge(br)) {
+        rtnl_link_put(br);
+        return sbx_make_error(err, 0, "--bridge %s exists and is not a bridge", N.bridge);
+    }
+    int idx = rtnl_link_get_ifindex(br);
+    /* The gateway address; EEXIST when a previous apid left it there. */
+    struct rtnl_addr *ad = rtnl_addr_alloc();
+    struct nl_addr *la = NULL;
+    cleanup_free char *gw = xasprintf("%s/%d", N.gateway, N.prefix);
+    nl_addr_parse(gw, AF_INET, &la);
+    rtnl_addr_set_ifindex(ad, idx);
+    rtnl_addr_set_local(ad, la);
+    r = rtnl_addr_add(sk, ad, NLM_F_CREATE | NLM_F_EXCL);
+    nl_addr_put(la);
+    rtnl_addr_put(ad);
+    if (r < 0 && r != -NLE_EXIST) {
+        rtnl_link_put(br);
+        return nl_fail(err, r, "bridge address");
+    }
+    struct rtnl_link *chg = rtnl_link_alloc();
+    rtnl_link_set_flags(chg, IFF_UP);
+    r = rtnl_link_change(sk, br, chg, 0);
+    rtnl_link_put(chg);
+    rtnl_link_put(br);
+    if (r < 0)
+        return nl_fail(err, r, "bridge up");
+    return 0;
+}
+
+static int
+link_delete(const char *name)
+{
+    cleanup_nl_sock struct nl_sock *sk = nl_open(NULL);
+    if (!sk)
+        return -1;
+    struct rtnl_link *l = rtnl_link_alloc();
+    rtnl_link_set_name(l, name);
+    int r = rtnl_link_delete(sk, l);
+    rtnl_link_put(l);
+    return r;
+}
+
+/* ---------- nftables ---------- */
+
+static int
+nft_base(sbx_error_t *err)
+{
+    /* Rebuilt as a whole: "add table" makes the delete valid when the table is missing, and the
+     * whole buffer is one kernel transaction, so there is no window with a half policy. */
+    cleanup_free char *cmds = xasprintf(
+        "add table inet " NFT_TABLE "\n"
+        "delete table inet " NFT_TABLE "\n"
+        "table inet " NFT_TABLE " {\n"
+        "  map egress { type ipv4_addr : verdict; }\n"
+        "  chain input {\n"
+        "    type filter hook input priority filter - 5; policy accept;\n"
+        "    iifname \"%1$s\" ct state established,related accept\n"
+        "    iifname \"%1$s\" drop\n"
+        "  }\n"
+        "  chain forward {\n"
+        "    type filter hook forward priority filter - 5; policy accept;\n"
+        "    iifname \"%1$s\" oifname \"%1$s\" drop\n"
+        "    oifname \"%1$s\" ct state established,related accept\n"
+        "    oifname \"%1$s\" drop\n"
+        "    iifname \"%1$s\" ip saddr %2$s ip saddr vmap @egress\n"
+        "    iifname \"%1$s\" drop\n"
+        "  }\n"
+        "  chain postrouting {\n"
+        "    type nat hook postrouting priority srcnat; policy accept;\n"
+        "    ip saddr %2$s oifname != \"%1$s\" masquerade\n"
+        "  }\n"
+        "}\n",
+        N.bridge, N.subnet);
+    return nft_run(cmds, err);
+}
+
+static void
+chain_name(const char *id, char out[32])
+{
+    /* Names derive from the id so release needs nothing but the id. */
+    snprintf(out, 32, "sb_%.8s%.4s", id, id + 9);
+}
+
+static void
+sysctl_forward_on(void)
+{
+    if (N.forward_on)
+        return;
+    cleanup_free char *cur = NULL;
+    if (read_file("/proc/sys/net/ipv4/ip_forward", &cur, NULL, NULL) == 0 && cur[0] == '1') {
+        N.forward_on = true;
+        return;
+    }
+    /* Egress needs routing; this is the one host setting sbx changes, and only once a sandbox
+     * asks for egress (logged so operators see it). */
+    if (write_file("/proc/sys/net/ipv4/ip_forward", "1", 1, NULL) == 0) {
+        log_warn("net: enabled net.ipv4.ip_forward for sandbox egress");
+        N.forward_on = true;
+    }
+}
+
+/* policy: {"defaultAction":"allow|deny","egress":[{"action","cidr","port"}]} (validated). */
+static int
+policy_apply(const char *id, const char *addr, json_t *policy, sbx_error_t *err)
+{
+    const char *def = json_string_value(json_object_get(policy, "defaultAction"));
+    json_t *rules = json_object_get(policy, "egress");
+    bool any_allow = def && !strcmp(def, "allow");
+    size_t i;
+    json_t *ru;
+    json_array_foreach (rules, i, ru)
+        any_allow |= !strcmp(json_string_value(json_object_get(ru, "action")), "allow");
+    if (!any_allow)
+        return 0; /* no entry: the forward chain's final drop applies */
+    char ch[32];
+    chain_name(id, ch);
+    cleanup_free char *cmds = xasprintf("add chain inet " NFT_TABLE " %s\n", ch);
+    json_array_foreach (rules, i, ru) {
+        const char *act = json_string_value(json_object_get(ru, "action"));
+        const char *cidr = json_string_value(json_object_get(ru, "cidr"));
+        json_int_t port = json_integer_value(json_object_get(ru, "port"));
+        cleanup_free char *ports =
+            port ? xasprintf(" meta l4proto { tcp, udp } th dport %lld", (long long)port)
+                 : xstrdup("");
+        char *n = xasprintf("%sadd rule inet " NFT_TABLE " %s ip daddr %s%s %s\n", cmds, ch, cidr,
+                            ports, !strcmp(act, "allow") ? "accept" : "drop");
+        free(cmds);
+        cmds = n;
+    }
+    char *n = xasprintf("%sadd rule inet " NFT_TABLE " %s %s\n"
+                        "add element inet " NFT_TABLE " egress { %s : jump %s }\n",
+                        cmds, ch, any_allow && def && !strcmp(def, "allow") ? "accept" : "drop",
+                        addr, ch);
+    free(cmds);
+    cmds = n;
+    sysctl_forward_on();
+    return nft_run(cmds, err);
+}
+
+/* ---------- public: apid side ---------- */
+
+bool
+apid_net_enabled(void)
+{
+    return N.enabled;
+}
+
+const char *
+apid_net_bridge(void)
+{
+    return N.bridge;
+}
+
+int
+apid_net_init(const struct apid_config *cfg, sbx_error_t *err)
+{
+    if (!cfg->bridge || !*cfg->bridge || !strcmp(cfg->bridge, "none")) {
+        log_warn("net: --bridge none: sandboxes get only a loopback interface");
+        return 0;
+    }
+    if (strlen(cfg->bridge) >= IFNAMSIZ)
+        return sbx_make_error(err, 0, "--bridge `%s`: name too long", cfg->bridge);
+    snprintf(N.bridge, sizeof(N.bridge), "%s", cfg->bridge);
+    int r = apid_net_parse_subnet(cfg->subnet, &N.net, &N.prefix, err);
+    if (r < 0)
+        return r;
+    if (N.prefix < 8 || N.prefix > 29)
+        return sbx_make_error(err, 0, "--subnet %s: prefix must be /8../29", cfg->subnet);
+    N.mask = 0xffffffffu << (32 - N.prefix);
+    fmt_ip(N.net + 1, N.gateway);
+    char nb[INET_ADDRSTRLEN];
+    fmt_ip(N.net, nb);
+    snprintf(N.subnet, sizeof(N.subnet), "%s/%d", nb, N.prefix);
+    N.cursor = 2;
+    snprintf(N.owned_path, sizeof(N.owned_path), "%s/net-owned", cfg->run_dir);
+    cleanup_free char *owned = NULL;
+    if (read_file(N.owned_path, &owned, NULL, NULL) == 0) {
+        N.own_bridge = strstr(owned, "bridge") != NULL;
+        N.own_table = strstr(owned, "table") != NULL;
+    }
+    nft = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (!nft)
+        return sbx_make_error(err, ENOMEM, "nftables context");
+    nft_ctx_buffer_output(nft);
+    nft_ctx_buffer_error(nft);
+    if ((r = bridge_setup(err)) < 0)
+        return sbx_error_wrap(err, "net: bridge %s", N.bridge);
+    if (!nft_table_exists()) {
+        N.own_table = true;
+        save_owned();
+    }
+    if ((r = nft_base(err)) < 0)
+        return sbx_error_wrap(err, "net: nft table inet " NFT_TABLE);
+    N.enabled = true;
+    log_info("net: bridge %s, gateway %s, subnet %s", N.bridge, N.gateway, N.subnet);
+    return 0;
+}
+
+/* The IPAM table is the set of live addresses: loaded from the store's non-terminal rows at
+ * start, grown under ipam_lock here, shrunk by apid_net_release. Rows carry the address, so the
+ * store is what makes it durable; a sandbox not yet (or never: warm pool) in the store holds its
+ * address in memory only and cannot leak it across a restart. */
+static char **live;
+static size_t n_live;
+
+static bool
+live_has(const char *ip)
+{
+    for (size_t i = 0; i < n_live; i++)
+        if (!strcmp(live[i], ip))
+            return true;
+    return false;
+}
+
+static void
+live_add(const char *ip)
+{
+    live = xrealloc(live, (n_live + 1) * sizeof(*live));
+    live[n_live++] = xstrdup(ip);
+}
+
+static void
+live_del(const char *ip)
+{
+    for (size_t i = 0; i < n_live; i++) {
+        if (!strcmp(live[i], ip)) {
+            free(live[i]);
+            live[i] = live[--n_live];
+            return;
+        }
+    }
+}
+
+int
+apid_net_load(struct apid_store *st, sbx_error_t *err)
+{
+    if (!N.enabled)
+        return 0;
+    struct apid_sandbox **all = NULL;
+    size_t n = 0;
+    int r = apid_store_all(st, &all, &n, err);
+    pthread_mutex_lock(&ipam_lock);
+    for (size_t i = 0; r == 0 && i < n; i++)
+        if (all[i]->address && !apid_state_terminal(all[i]->state) && !live_has(all[i]->address))
+            live_add(all[i]->address);
+    pthread_mutex_unlock(&ipam_lock);
+    apid_sandbox_list_free(all, n);
+    return r;
+}
+
+size_t
+apid_net_live_count(void)
+{
+    pthread_mutex_lock(&ipam_lock);
+    size_t n = n_live;
+    pthread_mutex_unlock(&ipam_lock);
+    return n;
+}
+
+int
+apid_net_alloc(const char *id, char **addr, char **veth, sbx_error_t *err)
+{
+    pthread_mutex_lock(&ipam_lock);
+    uint32_t cands = (~N.mask) - 2; /* host numbers 2..broadcast-1: .0 net, .1 gateway */
+    uint32_t pick = 0;
+    char ip[INET_ADDRSTRLEN];
+    for (uint32_t k = 0; k < cands; k++) {
+        uint32_t h = 2 + (N.cursor - 2 + k) % cands;
+        fmt_ip(N.net + h, ip);
+        if (!live_has(ip)) {
+            pick = h;
+            break;
+        }
+    }
+    int r = 0;
+    if (!pick) {
+        r = apid_fail(err, E_UNAVAILABLE, "the sandbox subnet %s has no free address", N.subnet);
+    } else {
+        live_add(ip);
+        N.cursor = pick + 1;
+        *addr = xstrdup(ip);
+        char v[IFNAMSIZ];
+        apid_net_veth_name(id, v);
+        *veth = xstrdup(v);
+    }
+    pthread_mutex_unlock(&ipam_lock);
+    return r;
+}
+
+void
+apid_net_veth_name(const char *id, char out[IFNAMSIZ])
+{
+    snprintf(out, IFNAMSIZ, "vsbx%.8s%.2s", id, id + 9);
+}
+
+json_t *
+apid_net_plan(const char *id, const char *addr, json_t *policy)
+{
+    char veth[IFNAMSIZ];
+    apid_net_veth_name(id, veth);
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:O}", "mode", "bridge", "bridge", N.bridge,
+                     "veth", veth, "address", addr, "prefix", N.prefix, "gateway", N.gateway,
+                     "policy", policy ? policy : json_null());
+}
+
+int
+apid_net_attach(const char *id, const char *addr, json_t *policy, sbx_error_t *err)
+{
+    if (!N.enabled || !addr)
+        return 0;
+    return policy_apply(id, addr, policy, err);
+}
+
+/* Idempotent; every step tolerates "already gone". */
+void
+apid_net_release(const char *id, const char *addr, const char *veth)
+{
+    if (!N.enabled)
+        return;
+    char ch[32];
+    chain_name(id, ch);
+    if (addr) {
+        pthread_mutex_lock(&ipam_lock);
+        live_del(addr);
+        pthread_mutex_unlock(&ipam_lock);
+        cleanup_free char *c1 = xasprintf("delete element inet " NFT_TABLE " egress { %s }", addr);
+        nft_run(c1, NULL);
+    }
+    cleanup_free char *c2 =
+        xasprintf("flush chain inet " NFT_TABLE " %s\ndelete chain inet " NFT_TABLE " %s", ch, ch);
+    nft_run(c2, NULL);
+    /* The pair goes away with the sandbox netns, but netns teardown is asynchronous in the
+     * kernel; deleting the host end makes the release immediate and observable. */
+    if (veth && *veth)
+        link_delete(veth);
+}
+
+/* After recovery: policy rules for every live sandbox, and no host veth on the bridge that no
+ * live sandbox owns. */
+int
+apid_net_resync(struct apid_store *st, const char *data_dir, sbx_error_t *err)
+{
+    if (!N.enabled)
+        return 0;
+    struct apid_sandbox **all = NULL;
+    size_t n = 0;
+    int r = apid_store_all(st, &all, &n, err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n; i++) {
+        if (!all[i]->address || apid_state_terminal(all[i]->state))
+            continue;
+        cleanup_free char *p = xasprintf("%s/sandboxes/%s/net.json", data_dir, all[i]->id);
+        json_t *plan = json_load_file(p, 0, NULL);
+        sbx_error_t e = NULL;
+        if (policy_apply(all[i]->id, all[i]->address, json_object_get(plan, "policy"), &e) < 0) {
+            log_err("net: sandbox %s: %s", all[i]->id, e->msg);
+            sbx_error_release(&e);
+        }
+        json_decref(plan);
+    }
+    cleanup_nl_sock struct nl_sock *sk = nl_open(NULL);
+    struct nl_cache *cache = NULL;
+    if (sk && rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache) == 0) {
+        int bidx = rtnl_link_name2i(cache, N.bridge);
+        for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+            struct rtnl_link *l = (struct rtnl_link *)o;
+            const char *name = rtnl_link_get_name(l);
+            if (!name || strncmp(name, "vsbx", 4) || rtnl_link_get_master(l) != bidx)
+                continue;
+            bool live = false;
+            for (size_t i = 0; i < n && !live; i++)
+                live = all[i]->veth && !strcmp(all[i]->veth, name) &&
+                       !apid_state_terminal(all[i]->state);
+            if (!live) {
+                log_warn("net: removing stale sandbox link %s", name);
+                rtnl_link_delete(sk, l);
+            }
+        }
+        nl_cache_free(cache);
+    }
+    apid_sandbox_list_free(all, n);
+    return 0;
+}
+
+void
+apid_net_shutdown(bool in_use)
+{
+    if (!N.enabled)
+        return;
+    /* Running sandboxes outlive apid and keep their network; with none left, remove exactly
+     * what apid created and nothing else. */
+    if (!in_use) {
+        if (N.own_table)
+            nft_run("delete table inet " NFT_TABLE, NULL);
+        if (N.own_bridge)
+            link_delete(N.bridge);
+        unlink(N.owned_path);
+    }
+    nft_ctx_free(nft);
+    nft = NULL;
+    N.enabled = false;
+}
+
+/* ---------- monitor side: runs in the single-threaded monitor, between clone and release ---------- */
+
+static int
+set_port_isolated(struct nl_sock *sk, int ifindex, sbx_error_t *err)
+{
+    struct nl_msg *m = nlmsg_alloc_simple(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK);
+    struct ifinfomsg ifi = {.ifi_family = AF_BRIDGE, .ifi_index = ifindex};
+    int r = nlmsg_append(m, &ifi, sizeof(ifi), NLMSG_ALIGNTO);
+    struct nlattr *pi = r < 0 ? NULL : nla_nest_start(m, IFLA_PROTINFO | NLA_F_NESTED);
+    if (!pi || nla_put_u8(m, IFLA_BRPORT_ISOLATED, 1) < 0) {
+        nlmsg_free(m);
+        return sbx_make_error(err, ENOMEM, "isolated port message");
+    }
+    nla_nest_end(m, pi);
+    r = nl_send_auto(sk, m);
+    nlmsg_free(m);
+    if (r >= 0)
+        r = nl_wait_for_ack(sk);
+    return r < 0 ? nl_fail(err, r, "isolate bridge port") : 0;
+}
+
+/* In a helper that joined the sandbox netns: eth0 address, up, default route. */
+static int
+configure_inside(json_t *plan, sbx_error_t *err)
+{
+    cleanup_nl_sock struct nl_sock *sk = nl_open(err);
+    if (!sk)
+        return -1;
+    struct rtnl_link *eth = NULL;
+    int r = rtnl_link_get_kernel(sk, 0, "eth0", &eth);
+    if (r < 0)
+        return nl_fail(err, r, "eth0 in the sandbox");
+    int idx = rtnl_link_get_ifindex(eth);
+    cleanup_free char *cidr =
+        xasprintf("%s/%d", json_string_value(json_object_get(plan, "address")),
+                  (int)json_integer_value(json_object_get(plan, "prefix")));
+    struct nl_addr *la = NULL, *gw = NULL, *dst = NULL;
+    struct rtnl_addr *ad = rtnl_addr_alloc();
+    nl_addr_parse(cidr, AF_INET, &la);
+    rtnl_addr_set_ifindex(ad, idx);
+    rtnl_addr_set_local(ad, la);
+    r = rtnl_addr_add(sk, ad, NLM_F_CREATE | NLM_F_EXCL);
+    rtnl_addr_put(ad);
+    nl_addr_put(la);
+    if (r < 0) {
+        rtnl_link_put(eth);
+        return nl_fail(err, r, "eth0 address");
+    }
+    struct rtnl_link *chg = rtnl_link_alloc();
+    rtnl_link_set_flags(chg, IFF_UP);
+    r = rtnl_link_change(sk, eth, chg, 0);
+    rtnl_link_put(chg);
+    rtnl_link_put(eth);
+    if (r < 0)
+        return nl_fail(err, r, "eth0 up");
+    struct rtnl_route *rt = rtnl_route_alloc();
+    struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+    nl_addr_parse("0.0.0.0/0", AF_INET, &dst);
+    nl_addr_parse(json_string_value(json_object_get(plan, "gateway")), AF_INET, &gw);
+    rtnl_route_set_family(rt, AF_INET);
+    rtnl_route_set_dst(rt, dst);
+    rtnl_route_nh_set_ifindex(nh, idx);
+    rtnl_route_nh_set_gateway(nh, gw);
+    rtnl_route_add_nexthop(rt, nh);
+    r = rtnl_route_add(sk, rt, NLM_F_CREATE | NLM_F_EXCL);
+    rtnl_route_put(rt);
+    nl_addr_put(dst);
+    nl_addr_put(gw);
+    if (r < 0)
+        return nl_fail(err, r, "default route");
+    return 0;
+}
+
+int
+apid_net_child_setup(pid_t pid, void *data, sbx_error_t *err)
+{
+    json_t *plan = data;
+    const char *bridge = json_string_value(json_object_get(plan, "bridge"));
+    const char *veth = json_string_value(json_object_get(plan, "veth"));
+    if (!bridge || !veth)
+        return sbx_make_error(err, EINVAL, "net.json: bridge and veth required");
+    cleanup_nl_sock struct nl_sock *sk = nl_open(err);
+    if (!sk)
+        return -1;
+    struct rtnl_link *br = NULL;
+    int r = rtnl_link_get_kernel(sk, 0, bridge, &br);
+    if (r < 0)
+        return nl_fail(err, r, "sandbox bridge");
+    int bidx = rtnl_link_get_ifindex(br);
+    unsigned mtu = rtnl_link_get_mtu(br);
+    rtnl_link_put(br);
+
+    /* One RTM_NEWLINK: the host end joins the bridge up, the peer is born in the sandbox's netns
+     * already named eth0 (IFLA_NET_NS_PID), so nothing ever has to be moved or renamed. */
+    struct rtnl_link *link = rtnl_link_veth_alloc();
+    struct rtnl_link *peer = rtnl_link_veth_get_peer(link);
+    rtnl_link_set_name(link, veth);
+    rtnl_link_set_mtu(link, mtu);
+    rtnl_link_set_master(link, bidx);
+    rtnl_link_set_flags(link, IFF_UP);
+    rtnl_link_set_name(peer, "eth0");
+    rtnl_link_set_mtu(peer, mtu);
+    rtnl_link_set_ns_pid(peer, pid);
+    r = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL);
+    rtnl_link_put(peer);
+    rtnl_link_put(link);
+    if (r < 0)
+        return nl_fail(err, r, "create veth");
+    struct rtnl_link *host = NULL;
+    if ((r = rtnl_link_get_kernel(sk, 0, veth, &host)) < 0)
+        return nl_fail(err, r, "host veth");
+    int hidx = rtnl_link_get_ifindex(host);
+    rtnl_link_put(host);
+    if ((r = set_port_isolated(sk, hidx, err)) < 0)
+        goto undo;
+
+    /* setns() changes the calling thread's netns for good; a forked helper keeps the monitor in
+     * the host netns (it is single-threaded, so fork is safe). Its error comes back on a pipe. */
+    int ep[2];
+    if (pipe2(ep, O_CLOEXEC) < 0) {
+        r = sbx_make_error(err, errno, "pipe");
+        goto undo;
+    }
+    pid_t h = fork();
+    if (h == 0) {
+        close(ep[0]);
+        sbx_error_t e = NULL;
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        int rr = fd < 0 || setns(fd, CLONE_NEWNET) < 0
+                     ? sbx_make_error(&e, errno, "join the sandbox netns")
+                     : configure_inside(plan, &e);
+        if (rr < 0 && e)
+            safe_write(ep[1], e->msg, strlen(e->msg));
+        _exit(rr < 0 ? 1 : 0);
+    }
+    close(ep[1]);
+    char msg[512] = "";
+    ssize_t n = h > 0 ? safe_read(ep[0], msg, sizeof(msg) - 1) : -1;
+    close(ep[0]);
+    if (n > 0)
+        msg[n] = '\0';
+    int st = 0;
+    if (h < 0 || TEMP_FAILURE_RETRY(waitpid(h, &st, 0)) < 0 || !WIFEXITED(st) ||
+        WEXITSTATUS(st) != 0) {
+        r = sbx_make_error(err, 0, "sandbox network: %s", *msg ? msg : "helper failed");
+        goto undo;
+    }
+    return 0;
+undo:
+    link_delete(veth);
+    return r;
+}

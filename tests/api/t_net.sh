@@ -1,0 +1,270 @@
+#!/bin/bash
+# Sandbox networking end to end (bridge, veth, IPAM, nftables isolation and egress, the apid
+# reverse proxy). Everything runs inside two throwaway network namespaces that this file creates
+# and deletes: "$NS" plays the host (apid, its bridge and table live there) and "$OUT" plays the
+# outside world, joined to "$NS" by a veth pair created inside them. The real host's interfaces,
+# routes, sysctls and nftables are never touched; traffic goes only to 127.0.0.1 and to addresses
+# inside those namespaces. nsenter --net (not `ip netns exec`, which remounts /sys and hides the
+# cgroup tree) switches only the network namespace.
+. "$(dirname "$0")/../lib.sh"
+APID=$BIN/sbx-apid
+AGENT=$BIN/sbx-agent
+HELPER=$TOP/tests/api/net_helper.py
+require_root "net" || finish
+[ -x "$APID" ] && [ -x "$AGENT" ] || { skip "net" "sbx-apid/sbx-agent not built"; finish; }
+[ -d "$SBX_IMAGES/busybox" ] || { skip "net" "no busybox image (make rootfs)"; finish; }
+for c in ip nft nsenter python3 curl jq sqlite3; do
+	command -v $c >/dev/null || { skip "net" "$c not installed"; finish; }
+done
+CYCLES=${SBX_NET_CYCLES:-200}
+
+NS=sbxtest-$$ OUT=sbxout-$$
+T=$(mktemp -d /tmp/sbx-net-test.XXXXXX)
+chmod 711 "$T"
+DATA=$T/data RUN=$T/run LOG=$T/apid.log KEY=net-key-$$
+PORT=$((18000 + RANDOM % 1000))
+BASE=http://127.0.0.1:$PORT
+X() { nsenter --net=/run/netns/$NS "$@"; }
+O() { nsenter --net=/run/netns/$OUT "$@"; }
+APID_PID= OUT_PID= HSRV_PID=
+
+cleanup() {
+	if [ -n "$APID_PID" ]; then
+		for id in $(X curl -s -m 5 -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes?pageSize=200" | jq -r '.items[].id' 2>/dev/null); do
+			X curl -s -m 10 -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes/$id"
+		done
+		kill $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null
+	fi
+	for p in $OUT_PID $HSRV_PID; do kill $p 2>/dev/null; wait $p 2>/dev/null; done
+	cp "$LOG" /tmp/sbx-net-test.log 2>/dev/null # kept for diagnosis
+	ip netns del $NS 2>/dev/null
+	ip netns del $OUT 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+ip netns add $NS && ip netns add $OUT || { not_ok "create test namespaces"; finish; }
+X ip link set lo up
+O ip link set lo up
+# "outside": 192.0.2.0/24 (TEST-NET-1) on a veth pair born inside the two test namespaces.
+X ip link add up0 type veth peer name dn0 netns $OUT
+X ip addr add 192.0.2.1/24 dev up0
+X ip link set up0 up
+O ip addr add 192.0.2.2/24 dev dn0
+O ip link set dn0 up
+X sysctl -qw net.ipv4.ip_forward=1 # per-netns: this is the test namespace's own setting
+O python3 -m http.server 8080 --bind 192.0.2.2 --directory "$T" >/dev/null 2>&1 &
+OUT_PID=$!
+# A service on the test "host" itself (192.0.2.1 and every other address of $NS).
+X python3 -m http.server 8081 --bind 0.0.0.0 --directory "$T" >/dev/null 2>&1 &
+HSRV_PID=$!
+echo outside >"$T/index.html"
+
+start_apid() {
+	# nsenter execs apid in place, so $! is apid itself (kill -9 below must hit apid).
+	nsenter --net=/run/netns/$NS "$APID" --listen 0.0.0.0:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
+		--api-key "$KEY" --bridge sbx0 --subnet 10.88.0.0/16 "$@" >>"$LOG" 2>&1 &
+	APID_PID=$!
+	for _ in $(seq 100); do
+		X curl -s -o /dev/null "$BASE/health" && return 0
+		kill -0 $APID_PID 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "apid did not start:"; tail -20 "$LOG"; return 1
+}
+api() { # METHOD PATH [BODY] → CODE, BODY
+	local args=(-s -m 30 -X "$1" -o "$T/body" -w '%{http_code}' -H "OPEN-SANDBOX-API-KEY: $KEY")
+	[ -n "${3-}" ] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
+	CODE=$(X curl "${args[@]}" "$BASE$2"); BODY=$(cat "$T/body")
+}
+jqb() { printf '%s' "$BODY" | jq -r "$@" 2>/dev/null; }
+create() { # BODY → ID
+	api POST /v1/sandboxes "$1"; ID=$(jqb .id)
+	[ "$CODE" = 202 ] || { echo "create failed: $CODE $BODY" >&2; ID=; }
+}
+addr_of() { sqlite3 "$DATA/apid.db" "select address from sandboxes where id='$1'"; }
+px() { echo "$BASE/sandboxes/$1/proxy/${2:-44772}"; }
+wait_ping() { # ID → 0 when /ping answers 200 through the proxy
+	for _ in $(seq 100); do
+		[ "$(X curl -s -m 2 -o /dev/null -w '%{http_code}' "$(px "$1")/ping")" = 200 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# run ID CMD: runs CMD in the sandbox through the proxy; prints its stdout
+run() {
+	X curl -sN -m 30 -H 'Content-Type: application/json' \
+		-d "$(jq -cn --arg c "$2" '{command:$c}')" "$(px "$1")/command" |
+		sed 's/^data: //' | jq -rR 'fromjson? | select(.type=="stdout") | .text' 2>/dev/null
+}
+# reach ID HOST PORT: REACH if an HTTP server answered from inside the sandbox, else BLOCKED.
+# python3 from the host image: the busybox image's static wget/nc crash resolving addresses.
+reach() {
+	local o; o=$(run "$1" "python3 -c 'import socket; s=socket.create_connection((\"$2\", $3), 2); s.sendall(b\"GET / HTTP/1.0\\r\\n\\r\\n\"); print(\"REACH\" if s.recv(8).startswith(b\"HTTP/\") else \"BLOCKED\")' 2>/dev/null || echo BLOCKED")
+	echo "${o:-BLOCKED}"
+}
+snap() { # the resources networking could leak
+	X ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort
+	X nft list table inet sbx 2>/dev/null | grep -v '^\s*$'
+	sqlite3 "$DATA/apid.db" "select 'ipam', address from sandboxes where address is not null order by 2" 2>/dev/null
+}
+BB='"image":{"uri":"local/busybox"},"resourceLimits":{"memory":"256Mi"}'
+# The sandboxes that probe the network need python3: the host image when built.
+if [ -d "$SBX_IMAGES/host" ]; then
+	HI='"image":{"uri":"local/host"},"resourceLimits":{"memory":"256Mi"}'
+else
+	HI=$BB
+fi
+
+start_apid || { not_ok "apid starts in the test netns"; finish; }
+ok "apid starts in the test netns"
+expect_eq "bridge sbx0 has the gateway" "10.88.0.1/16" "$(X ip -o -4 addr show dev sbx0 | awk '{print $4}')"
+check "nft table inet sbx exists" X nft list table inet sbx
+base_snap=$(snap)
+
+# ---- create-time validation
+api POST /v1/sandboxes "{$BB,\"entrypoint\":[\"true\"],\"networkPolicy\":{\"egress\":[{\"action\":\"allow\",\"target\":\"example.com\"}]}}"
+expect_eq "FQDN egress target → 400" "400 SANDBOX::INVALID_PARAMETER" "$CODE $(jqb .code)"
+api POST /v1/sandboxes "{$BB,\"entrypoint\":[\"true\"],\"networkPolicy\":{\"defaultAction\":\"maybe\"}}"
+expect_eq "bad defaultAction → 400" "400" "$CODE"
+
+# ---- two sandboxes: A default (no egress), B egress allowed
+create "{$HI,\"entrypoint\":[\"sleep\",\"1000\"]}"; A=$ID
+create "{$HI,\"entrypoint\":[\"sleep\",\"1000\"],\"networkPolicy\":{\"defaultAction\":\"allow\"}}"; B=$ID
+[ -n "$A" ] && [ -n "$B" ] || { not_ok "create two sandboxes"; finish; }
+IPA=$(addr_of $A) IPB=$(addr_of $B)
+expect_match "A and B got distinct addresses in 10.88/16" "^10\.88\.[0-9]+\.[0-9]+ 10\.88\." "$IPA $IPB"
+[ "$IPA" != "$IPB" ] || not_ok "addresses differ"
+check "A's agent answers /ping through the proxy" wait_ping $A
+check "B's agent answers /ping through the proxy" wait_ping $B
+api GET "/v1/sandboxes/$A/endpoints/44772"
+expect_eq "endpoint is apid-proxied with the token header" \
+	"127.0.0.1:$PORT/sandboxes/$A/proxy/44772 $(sqlite3 "$DATA/apid.db" "select token from sandboxes where id='$A'")" \
+	"$(jqb .endpoint) $(jqb '.headers["X-EXECD-ACCESS-TOKEN"]')"
+api GET "/v1/sandboxes/$A/endpoints/44772?direct=true"
+expect_eq "direct endpoint form" "$IPA:44772" "$(jqb .endpoint)"
+# Inspected from outside, in the sandbox's own netns.
+sbnet() { nsenter --net=/proc/$(jq -r .pid "$RUN/$1/state.json")/ns/net "${@:2}"; }
+expect_eq "inside A: lo and eth0 only, eth0 has its address" "eth0 lo $IPA/16" \
+	"$(sbnet $A ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort | tr '\n' ' ')$(sbnet $A ip -o -4 addr show dev eth0 | awk '{print $4}')"
+expect_eq "A has a default route via the gateway" "default via 10.88.0.1 dev eth0" \
+	"$(sbnet $A ip route show default | awk '{print $1, $2, $3, $4, $5}')"
+expect_eq "the host end is an isolated bridge port" "isolated on" \
+	"$(X bridge -d link show dev "vsbx${A:0:8}${A:9:2}" | grep -o 'isolated on')"
+
+# ---- proxy behaviour
+out=$(run $A 'echo hello-$((6*7))')
+expect_eq "a command runs through the proxy (SSE)" "hello-42" "$out"
+out=$(X curl -sN -m 30 -H 'Content-Type: application/json' -d '{"command":"for i in 1 2 3; do echo l$i; sleep 0.4; done"}' "$(px $A)/command" |
+	while IFS= read -r l; do case "$l" in *'"stdout"'*) echo "$(date +%s%N) $l";; esac; done)
+expect_eq "agent SSE: all output lines arrive" "3" "$(printf '%s\n' "$out" | grep -c '"stdout"')"
+spread=$(( ($(printf '%s\n' "$out" | tail -1 | cut -d' ' -f1) - $(printf '%s\n' "$out" | head -1 | cut -d' ' -f1)) / 1000000 ))
+echo "# agent SSE: first to last stdout event arrived ${spread} ms apart (emitted 800 ms apart)"
+
+head -c $((50 << 20)) /dev/urandom >"$T/big"
+code=$(X curl -s -m 120 -o "$T/up.out" -w '%{http_code}' \
+	-F 'metadata={"path":"/tmp/big"};type=application/json;filename=metadata' -F "file=@$T/big;filename=big" \
+	"$(px $A)/files/upload")
+expect_eq "50 MiB upload through the proxy" "200" "$code"
+code=$(X curl -s -m 120 -o "$T/big.down" -w '%{http_code}' "$(px $A)/files/download?path=/tmp/big")
+expect_eq "50 MiB download through the proxy" "200" "$code"
+expect_eq "upload+download byte-exact" "$(sha256sum <"$T/big")" "$(sha256sum <"$T/big.down")"
+code=$(X curl -s -m 120 -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+	-F 'metadata={"path":"/tmp/big2"};type=application/json;filename=metadata' -F "file=@$T/big;filename=big" \
+	"$(px $A)/files/upload")
+expect_eq "chunked 50 MiB upload through the proxy" "200" "$code"
+expect_eq "chunked upload byte-exact" "$(sha256sum <"$T/big")" \
+	"$(X curl -s -m 120 "$(px $A)/files/download?path=/tmp/big2" | sha256sum)"
+rm -f "$T/big" "$T/big.down"
+code=$(X curl -s -o "$T/body" -w '%{http_code}' -H "X-EXECD-ACCESS-TOKEN: wrong" "$(px $A)/ping")
+expect_eq "a client-sent token is passed through, not replaced" "401" "$code"
+
+t0=$(date +%s%N)
+code=$(X curl -s -m 5 -o "$T/body" -w '%{http_code}' "$(px $A 5555)/x")
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_eq "nothing listening → 502 JSON" "502 SANDBOX::UPSTREAM_UNAVAILABLE" "$code $(jq -r .code "$T/body")"
+[ $ms -lt 1000 ] && ok "502 comes quickly (${ms} ms)" || not_ok "502 took ${ms} ms"
+code=$(X curl -s -m 5 -o "$T/body" -w '%{http_code}' "$BASE/sandboxes/0000-unknown/proxy/44772/ping")
+expect_eq "unknown sandbox → 404 JSON" "404 SANDBOX::NOT_FOUND" "$code $(jq -r .code "$T/body")"
+code=$(X curl -s -m 5 -o "$T/body" -w '%{http_code}' "$BASE/v1/sandboxes/$A/proxy/44772/ping")
+expect_eq "/v1 prefix works for the proxy" "200" "$code"
+api POST /v1/sandboxes/$A/pause
+code=$(X curl -s -m 5 -o "$T/body" -w '%{http_code}' "$(px $A)/ping")
+expect_eq "paused sandbox → 409 JSON" "409 SANDBOX::STATE_CONFLICT" "$code $(jq -r .code "$T/body")"
+api POST /v1/sandboxes/$A/resume
+check "resumed sandbox answers again" wait_ping $A
+create "{$BB,\"entrypoint\":[\"sleep\",\"1000\"],\"extensions\":{\"network\":\"none\"}}"; N=$ID
+expect_eq "network=none: only lo" "lo" "$(sbnet $N ip -o link show | awk -F': ' '{print $2}')"
+code=$(X curl -s -m 5 -o "$T/body" -w '%{http_code}' "$(px $N)/ping")
+expect_eq "network=none sandbox → 503 JSON" "503 SANDBOX::SERVICE_UNAVAILABLE" "$code $(jq -r .code "$T/body")"
+api DELETE /v1/sandboxes/$N
+
+# ---- isolation and egress (wget from inside the sandboxes)
+expect_eq "control: A reaches its own agent on 127.0.0.1" "REACH" "$(reach $A 127.0.0.1 44772)"
+expect_eq "A cannot reach B's agent" "BLOCKED" "$(reach $A $IPB 44772)"
+expect_eq "B cannot reach A's agent" "BLOCKED" "$(reach $B $IPA 44772)"
+expect_eq "A cannot reach apid's port via the gateway" "BLOCKED" "$(reach $A 10.88.0.1 $PORT)"
+expect_eq "A cannot reach a host service on another host address" "BLOCKED" "$(reach $A 192.0.2.1 8081)"
+expect_eq "B (egress) cannot reach a host service either" "BLOCKED" "$(reach $B 192.0.2.1 8081)"
+expect_eq "A (default) cannot reach the outside" "BLOCKED" "$(reach $A 192.0.2.2 8080)"
+expect_eq "B (defaultAction allow) reaches the outside" "REACH" "$(reach $B 192.0.2.2 8080)"
+check "control: the test host itself reaches the outside server" X curl -s -m 2 http://192.0.2.2:8080/
+check "control: the test host reaches B directly" X curl -s -m 2 -o /dev/null "http://$IPB:44772/ping"
+create "{$HI,\"entrypoint\":[\"sleep\",\"1000\"],\"networkPolicy\":{\"defaultAction\":\"deny\",\"egress\":[{\"action\":\"allow\",\"target\":\"192.0.2.2:8080\"}]}}"; C=$ID
+wait_ping $C
+expect_eq "C (allow rule 192.0.2.2:8080) reaches it" "REACH" "$(reach $C 192.0.2.2 8080)"
+expect_eq "C cannot reach other ports of that host" "BLOCKED" "$(reach $C 192.0.2.2 8081)"
+api DELETE /v1/sandboxes/$C
+
+# ---- proxy streaming and WebSocket against a server inside a sandbox (host image: python3)
+if [ -d "$SBX_IMAGES/host" ]; then
+	create "{\"image\":{\"uri\":\"local/host\"},\"resourceLimits\":{\"memory\":\"256Mi\"},\"entrypoint\":[\"python3\",\"-c\",$(jq -Rs . <"$HELPER"),\"serve\",\"8000\"]}"; P=$ID
+	for _ in $(seq 100); do X curl -sf -m 1 -o /dev/null "$(px $P 8000)/" && break; sleep 0.1; done
+	expect_eq "plain GET through the proxy" "hello from the sandbox" "$(X curl -s -m 5 "$(px $P 8000)/")"
+	out=$(X python3 "$HELPER" sse "$(px $P 8000)/sse")
+	expect_eq "SSE through the proxy: 3 events" "3" "$(printf '%s\n' "$out" | grep -c event)"
+	first=$(printf '%s\n' "$out" | head -1 | cut -d' ' -f1) last=$(printf '%s\n' "$out" | tail -1 | cut -d' ' -f1)
+	if awk -v a="$first" -v b="$last" 'BEGIN{exit !(b - a > 0.6)}'; then
+		ok "SSE events arrive incrementally through the proxy ($first s → $last s)"
+	else
+		not_ok "SSE events arrived together ($first s → $last s)"
+	fi
+	expect_eq "WebSocket echo through the proxy" "echo:hi-ws" "$(X timeout 10 python3 "$HELPER" ws "$(px $P 8000)/ws" hi-ws)"
+	api DELETE /v1/sandboxes/$P
+else
+	skip "proxy SSE/WebSocket against a sandbox server" "no host image"
+fi
+
+# ---- kill -9 apid + restart: nothing lost, nothing leaked, rules re-learned
+live_snap=$(snap)
+kill -9 $APID_PID; wait $APID_PID 2>/dev/null; APID_PID=
+start_apid || not_ok "apid restarts"
+expect_eq "after kill -9 + restart: links, nft table and IPAM unchanged" "$live_snap" "$(snap)"
+check "A still answers through the proxy after the restart" wait_ping $A
+expect_eq "B still reaches the outside after the restart" "REACH" "$(reach $B 192.0.2.2 8080)"
+expect_eq "A still cannot" "BLOCKED" "$(reach $A 192.0.2.2 8080)"
+api DELETE /v1/sandboxes/$A
+api DELETE /v1/sandboxes/$B
+expect_eq "after deleting A and B: back to the baseline" "$base_snap" "$(snap)"
+
+# ---- create/delete cycles
+t0=$(date +%s)
+fails=0
+for i in $(seq $CYCLES); do
+	egress=$([ $((i % 2)) = 0 ] && echo ',"networkPolicy":{"defaultAction":"allow"}')
+	create "{$BB,\"entrypoint\":[\"sleep\",\"1000\"]$egress}" 2>/dev/null
+	[ -n "$ID" ] || { fails=$((fails + 1)); continue; }
+	api DELETE /v1/sandboxes/$ID
+	[ "$CODE" = 204 ] || fails=$((fails + 1))
+	[ $(( $(date +%s) - t0 )) -lt 240 ] || { echo "# cycle loop stopped after $i cycles (time bound)"; break; }
+done
+echo "# $i create/delete cycles in $(( $(date +%s) - t0 )) s"
+expect_eq "create/delete cycles all succeed" "0" "$fails"
+expect_eq "after the cycles: links, nft table and IPAM back to the baseline" "$base_snap" "$(snap)"
+
+# ---- shutdown removes exactly what apid created
+kill $APID_PID; wait $APID_PID 2>/dev/null; APID_PID=
+expect_eq "apid shutdown with no sandboxes removes its bridge" "" "$(X ip -o link show sbx0 2>/dev/null)"
+expect_eq "and its nft table" "1" "$(status X nft list table inet sbx)"
+check "and leaves the test's own link alone" X ip link show up0
+finish
