@@ -70,6 +70,12 @@ cmd_delete(int argc, char **argv)
         return 1;
     sbx_error_t err = NULL;
     if (sbx_container_delete(sbx_global.root, argv[optind], force, &err) < 0) {
+        /* runc semantics: `delete --force` of an unknown id succeeds (containerd's shim calls it
+         * again while cleaning up after a delete). */
+        if (force && err && err->status == ENOENT) {
+            sbx_error_release(&err);
+            return 0;
+        }
         cli_error(&err);
         return 1;
     }
@@ -140,18 +146,11 @@ cmd_state(int argc, char **argv)
         return 1;
     }
     const char *status = sbx_state_current_status(st);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "ociVersion", "1.0.2", "id", st->id, "status",
-                          strcmp(status, "running") == 0 || strcmp(status, "paused") == 0 ||
-                                  strcmp(status, "created") == 0 || strcmp(status, "stopped") == 0
-                              ? status
-                              : "creating",
-                          "bundle", st->bundle ? st->bundle : "");
-    if (strcmp(status, "stopped") != 0)
-        json_object_set_new(o, "pid", json_integer(st->pid));
-    if (st->created)
-        json_object_set_new(o, "created", json_string(st->created));
-    if (st->annotations)
-        json_object_set(o, "annotations", st->annotations);
+    if (strcmp(status, "running") && strcmp(status, "paused") && strcmp(status, "created") &&
+        strcmp(status, "stopped"))
+        status = "creating";
+    cleanup_free char *json = sbx_state_oci_json(st, status);
+    json_t *o = json_loads(json, 0, NULL);
     char *s = json_dumps(o, JSON_INDENT(2));
     printf("%s\n", s);
     free(s);

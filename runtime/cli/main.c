@@ -84,6 +84,10 @@ struct command {
 
 static const struct command commands[] = {
     {"run", cmd_run, "run a command (or an OCI bundle) in a new sandbox and wait for it"},
+    {"create", cmd_create, "create a sandbox from an OCI bundle, stopped before its process"},
+    {"start", cmd_start, "run the process of a created sandbox"},
+    {"exec", cmd_exec, "run another process in a running sandbox"},
+    {"features", cmd_features, "print the OCI features this runtime supports, as JSON"},
     {"kill", cmd_kill, "send a signal to a running sandbox"},
     {"delete", cmd_delete, "remove a stopped sandbox (--force: kill it first)"},
     {"list", cmd_list, "list sandboxes in the state directory"},

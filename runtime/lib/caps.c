@@ -178,6 +178,10 @@ sbx_caps_apply(const struct sbx_caps *caps)
             return -errno;
         return 0;
     }
+    /* The kernel only raises an ambient cap that is also permitted and inheritable; OCI configs
+     * (runc's default among them) list ambient caps without inheritable ones, and runc and crun
+     * skip those rather than fail. */
+    amb &= prm & inh;
     for (int c = 0; c <= last; c++)
         if ((amb & (UINT64_C(1) << c)) &&
             prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)

@@ -5,6 +5,7 @@
 #include "utils.h"
 
 #include <fcntl.h>
+#include <linux/mount.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -14,7 +15,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 
 static const struct {
     enum sbx_ns_type type;
@@ -140,15 +144,150 @@ validate(sbx_spec_t *s, sbx_error_t *err)
         return sbx_make_error(err, ENOTDIR, "rootfs `%s`", s->rootfs);
     if (!s->ns_enabled[SBX_NS_MOUNT])
         return sbx_make_error(err, 0, "a mount namespace is required");
-    if (s->ns_enabled[SBX_NS_USER] && (s->n_uid_maps == 0 || s->n_gid_maps == 0))
+    if (s->ns_enabled[SBX_NS_USER] && !s->ns_path[SBX_NS_USER] &&
+        (s->n_uid_maps == 0 || s->n_gid_maps == 0))
         return sbx_make_error(err, 0, "a user namespace needs uidMappings and gidMappings");
     if (!s->ns_enabled[SBX_NS_USER] && geteuid() != 0)
         return sbx_make_error(err, EPERM, "running without a user namespace needs root");
-    for (int t = 0; t < SBX_NS_COUNT; t++)
-        if (s->ns_path[t])
-            return sbx_make_error(err, ENOTSUP, "joining an existing namespace (%s) is not "
-                                                "supported yet", s->ns_path[t]);
+    if (s->ns_path[SBX_NS_TIME])
+        return sbx_make_error(err, ENOTSUP, "joining a time namespace is not supported");
     return 0;
+}
+
+static const int ns_clone_flag[SBX_NS_COUNT] = {
+    [SBX_NS_USER] = CLONE_NEWUSER, [SBX_NS_PID] = CLONE_NEWPID,     [SBX_NS_MOUNT] = CLONE_NEWNS,
+    [SBX_NS_NET] = CLONE_NEWNET,   [SBX_NS_UTS] = CLONE_NEWUTS,     [SBX_NS_IPC] = CLONE_NEWIPC,
+    [SBX_NS_CGROUP] = CLONE_NEWCGROUP, [SBX_NS_TIME] = 0x80 /* CLONE_NEWTIME */,
+};
+
+/* Opens every linux.namespaces[].path up front, so a wrong path or a namespace of the wrong
+ * type fails `create` with a clear message instead of inside the child. */
+static int
+open_ns_paths(const sbx_spec_t *s, int fds[SBX_NS_COUNT], sbx_error_t *err)
+{
+    for (int t = 0; t < SBX_NS_COUNT; t++) {
+        if (!s->ns_path[t])
+            continue;
+        fds[t] = open(s->ns_path[t], O_RDONLY | O_CLOEXEC);
+        if (fds[t] < 0)
+            return sbx_make_error(err, errno, "namespace path `%s`", s->ns_path[t]);
+        int type = ioctl(fds[t], NS_GET_NSTYPE);
+        if (type < 0)
+            return sbx_make_error(err, errno, "`%s` is not a namespace", s->ns_path[t]);
+        if (type != ns_clone_flag[t])
+            return sbx_make_error(err, EINVAL, "`%s` is a namespace of another type",
+                                  s->ns_path[t]);
+    }
+    return 0;
+}
+
+static void
+close_fds(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] >= 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+}
+
+/* AF_UNIX paths are limited to 108 bytes and containerd's state roots plus 64-character ids
+ * exceed that: address the socket through a directory fd instead. */
+static void
+unix_addr(struct sockaddr_un *a, int dirfd, const char *name)
+{
+    memset(a, 0, sizeof(*a));
+    a->sun_family = AF_UNIX;
+    if (dirfd >= 0)
+        snprintf(a->sun_path, sizeof(a->sun_path), "/proc/self/fd/%d/%s", dirfd, name);
+    else
+        snprintf(a->sun_path, sizeof(a->sun_path), "%s", name);
+}
+
+static int
+open_state_dir(const char *root, const char *id, sbx_error_t *err)
+{
+    cleanup_free char *dir = xasprintf("%s/%s", root, id);
+    int fd = open(dir, O_DIRECTORY | O_PATH | O_CLOEXEC);
+    if (fd < 0)
+        return sbx_make_error(err, errno, "open `%s`", dir);
+    return fd;
+}
+
+static int
+listen_exec_sock(const char *root, const char *id, sbx_error_t *err)
+{
+    cleanup_close int dfd = open_state_dir(root, id, err);
+    if (dfd < 0)
+        return dfd;
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return sbx_make_error(err, errno, "socket");
+    struct sockaddr_un a;
+    unix_addr(&a, dfd, "exec.sock");
+    unlinkat(dfd, "exec.sock", 0);
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1) < 0) {
+        int e = errno;
+        close(fd);
+        return sbx_make_error(err, e, "listen on %s/%s/exec.sock", root, id);
+    }
+    return fd;
+}
+
+static int
+connect_unix(int dirfd, const char *path, sbx_error_t *err)
+{
+    int fd = socket(AF_UNIX, (dirfd >= 0 ? SOCK_SEQPACKET : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return sbx_make_error(err, errno, "socket");
+    struct sockaddr_un a;
+    if (dirfd < 0 && strlen(path) >= sizeof(a.sun_path)) {
+        /* A long console socket path: go through its directory too. */
+        cleanup_free char *dir = xstrdup(path);
+        char *slash = strrchr(dir, '/');
+        if (slash == NULL) {
+            close(fd);
+            return sbx_make_error(err, ENAMETOOLONG, "socket `%s`", path);
+        }
+        *slash = '\0';
+        cleanup_close int dfd = open(dir[0] ? dir : "/", O_DIRECTORY | O_PATH | O_CLOEXEC);
+        unix_addr(&a, dfd, slash + 1);
+    } else {
+        unix_addr(&a, dirfd, path);
+    }
+    if (TEMP_FAILURE_RETRY(connect(fd, (struct sockaddr *)&a, sizeof(a))) < 0) {
+        int e = errno;
+        close(fd);
+        return sbx_make_error(err, e, "connect to `%s`", path);
+    }
+    return fd;
+}
+
+/* Bind sources are resolved and opened here, as the caller, with open_tree(): the child works as
+ * the sandbox's mapped root and could not traverse e.g. a 0700 directory of the caller, and an fd
+ * pins the source so a later rename or symlink swap on the host cannot redirect the mount. Without
+ * the new mount API (or privilege for it, rootless) the child falls back to the path. */
+static void
+open_bind_sources(sbx_spec_t *spec)
+{
+    for (size_t i = 0; i < spec->n_mounts; i++) {
+        struct sbx_mount *m = &spec->mounts[i];
+        m->tree_fd = -1;
+        if (!m->bind || m->source == NULL || m->source[0] != '/')
+            continue;
+        m->tree_fd = syscall(SYS_open_tree, AT_FDCWD, m->source,
+                             OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (m->recursive ? AT_RECURSIVE : 0));
+    }
+}
+
+static void
+close_bind_sources(sbx_spec_t *spec)
+{
+    for (size_t i = 0; i < spec->n_mounts; i++)
+        if (spec->mounts[i].tree_fd >= 0) {
+            close(spec->mounts[i].tree_fd);
+            spec->mounts[i].tree_fd = -1;
+        }
 }
 
 struct run_ctx {
@@ -187,6 +326,32 @@ run_ctx_cleanup(struct run_ctx *rc, bool remove_state)
     }
 }
 
+static void
+fill_state(struct run_ctx *rc, struct sbx_state *st, const char *status, char *created)
+{
+    st->id = (char *)rc->o->id;
+    st->pid = rc->pid;
+    st->status = (char *)status;
+    st->bundle = rc->spec->bundle;
+    st->rootfs = rc->spec->rootfs;
+    st->created = created;
+    st->annotations = json_object_get(rc->spec->root, "annotations");
+}
+
+/* prestart/createRuntime (creating), poststart (running), poststop (stopped) in run mode. */
+static int
+run_hooks(struct run_ctx *rc, const char *phase, const struct sbx_hook *h, size_t n,
+          const char *status, sbx_error_t *err)
+{
+    if (n == 0)
+        return 0;
+    struct sbx_state st = {0};
+    cleanup_free char *created = sbx_now_rfc3339();
+    fill_state(rc, &st, status, created);
+    cleanup_free char *json = sbx_state_oci_json(&st, status);
+    return sbx_hooks_run(phase, h, n, NULL, json, err);
+}
+
 static int
 save_state(struct run_ctx *rc, const char *status, const struct sbx_exit *ex, sbx_error_t *err)
 {
@@ -210,6 +375,24 @@ save_state(struct run_ctx *rc, const char *status, const struct sbx_exit *ex, sb
     if (r == 0)
         rc->state_saved = true;
     return r;
+}
+
+/* Blocks until the child sends `want`; its error report or its death fail the run. */
+static int
+wait_child(struct run_ctx *rc, int want, sbx_error_t *err)
+{
+    struct sbx_sync_msg m;
+    for (;;) {
+        int r = sbx_sync_recv(rc->sync_fd, &m);
+        if (r < 0)
+            return sbx_make_error(err, -r, "sync with the sandbox process");
+        if (r == 0)
+            return sbx_make_error(err, 0, "the sandbox process exited during setup");
+        if (m.type == want)
+            return 0;
+        if (m.type == SYNC_ERROR || m.type == SYNC_EXEC_FAILED)
+            return sbx_make_error(err, 0, "%s", m.msg);
+    }
 }
 
 static int
@@ -296,7 +479,10 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     int r;
     struct run_ctx rc = {.o = o, .spec = spec, .sync_fd = -1,
                          .root = o->state_root ? o->state_root : SBX_DEFAULT_STATE_ROOT};
-    struct sbx_child_ctx cc = {.spec = spec, .sync_fd = -1, .parent_pid = getpid()};
+    struct sbx_child_ctx cc = {.spec = spec, .sync_fd = -1, .parent_pid = getpid(),
+                               .start_fd = -1, .console_fd = -1, .pty_slave = -1};
+    for (int t = 0; t < SBX_NS_COUNT; t++)
+        cc.ns_fd[t] = -1;
     memset(res, 0, sizeof(*res));
 
     if (!id_is_valid(o->id))
@@ -304,9 +490,12 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
                                       "at most 64)", o->id ? o->id : "");
     if ((r = validate(spec, err)) < 0)
         return r;
+    if (o->detach && spec->terminal && !o->console_socket)
+        return sbx_make_error(err, 0, "process.terminal needs --console-socket when detached");
     cc.in_userns = spec->ns_enabled[SBX_NS_USER];
     if (spec->seccomp) {
-        r = sbx_seccomp_compile(spec->seccomp, &cc.bpf, err);
+        cleanup_free char *cache = xasprintf("%s/.cache/seccomp", rc.root);
+        r = sbx_seccomp_compile_cached(spec->seccomp, cache, &cc.bpf, err);
         if (r < 0)
             return sbx_error_wrap(err, "seccomp profile");
         cc.has_bpf = cc.bpf.len > 0;
@@ -342,9 +531,50 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
         goto fail;
     }
 
+    if ((r = open_ns_paths(spec, cc.ns_fd, err)) < 0)
+        goto fail;
+    if (o->detach) {
+        /* start, exec and delete use this copy: edits of the bundle must not reach them. */
+        cleanup_free char *cfg = json_dumps(spec->root, JSON_COMPACT);
+        cleanup_free char *cfg_path = xasprintf("%s/%s/config.json", rc.root, o->id);
+        if ((r = write_file(cfg_path, cfg, strlen(cfg), err)) < 0)
+            goto fail;
+        if ((cc.start_fd = listen_exec_sock(rc.root, o->id, err)) < 0) {
+            r = cc.start_fd;
+            goto fail;
+        }
+    }
+    if (o->console_socket && spec->terminal &&
+        (cc.console_fd = connect_unix(-1, o->console_socket, err)) < 0) {
+        r = cc.console_fd;
+        goto fail;
+    }
+
     if (geteuid() == 0 || resources_requested(&spec->resources)) {
-        r = sbx_cgroup_create(o->cgroup_parent ? o->cgroup_parent : spec->cgroups_path, o->id,
-                              &spec->resources, &rc.cg, err);
+        /* OCI cgroupsPath names the sandbox's own cgroup (containerd: /default/<id>); sbx's
+         * default is a child named after the id below `sbx` in the caller's cgroup. */
+        cleanup_free char *cg_parent = NULL, *cg_name = NULL;
+        if (o->cgroup_parent) {
+            cg_parent = xstrdup(o->cgroup_parent);
+        } else if (spec->cgroups_path && strchr(spec->cgroups_path, ':')) {
+            r = sbx_make_error(err, ENOTSUP, "cgroupsPath `%s` is in systemd form "
+                                             "(slice:prefix:name); sbxrun manages cgroupfs "
+                                             "directly", spec->cgroups_path);
+            goto fail;
+        } else if (spec->cgroups_path) {
+            cg_parent = xstrdup(spec->cgroups_path);
+            size_t n = strlen(cg_parent);
+            while (n > 1 && cg_parent[n - 1] == '/')
+                cg_parent[--n] = '\0';
+            char *slash = strrchr(cg_parent, '/');
+            cg_name = xstrdup(slash ? slash + 1 : cg_parent);
+            if (slash)
+                slash[slash == cg_parent ? 1 : 0] = '\0';
+            else
+                cg_parent[0] = '\0';
+        }
+        r = sbx_cgroup_create(cg_parent, cg_name && *cg_name ? cg_name : o->id, &spec->resources,
+                              &rc.cg, err);
         if (r < 0)
             goto fail;
     }
@@ -356,11 +586,24 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     rc.sync_fd = sp[0];
     cc.sync_fd = sp[1];
 
+    open_bind_sources(spec);
     int flags = 0;
     for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++)
-        if (spec->ns_enabled[ns_flags[i].type])
+        if (spec->ns_enabled[ns_flags[i].type] && !spec->ns_path[ns_flags[i].type])
             flags |= ns_flags[i].flag;
+    /* A pid namespace can only be entered by a new process: point our children at it for the
+     * clone, then back at our own. */
+    cleanup_close int own_pidns = -1;
+    if (cc.ns_fd[SBX_NS_PID] >= 0) {
+        own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+        if (own_pidns < 0 || setns(cc.ns_fd[SBX_NS_PID], CLONE_NEWPID) < 0) {
+            r = sbx_make_error(err, errno, "join pid namespace `%s`", spec->ns_path[SBX_NS_PID]);
+            goto fail;
+        }
+    }
     pid_t pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+    if (pid != 0 && own_pidns >= 0)
+        setns(own_pidns, CLONE_NEWPID);
     if (pid < 0) {
         int e = errno;
         if (e == EPERM || e == ENOSPC || e == EUSERS)
@@ -379,8 +622,14 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     rc.pid = pid;
     close(sp[1]);
     sp[1] = -1;
+    /* The child has its own copies now. */
+    close_fds(cc.ns_fd, SBX_NS_COUNT);
+    close_fds(&cc.start_fd, 1);
+    close_fds(&cc.console_fd, 1);
+    close_bind_sources(spec);
 
-    if (spec->ns_enabled[SBX_NS_USER] && (r = write_id_maps(spec, pid, err)) < 0)
+    if (spec->ns_enabled[SBX_NS_USER] && !spec->ns_path[SBX_NS_USER] &&
+        (r = write_id_maps(spec, pid, err)) < 0)
         goto fail;
     if (rc.cg && (r = sbx_cgroup_enter(rc.cg, pid, err)) < 0)
         goto fail;
@@ -393,17 +642,57 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     }
     if (o->net_setup && (r = o->net_setup(pid, o->net_data, err)) < 0)
         goto fail;
-    if (sbx_sync_send(rc.sync_fd, SYNC_GO, 0, NULL) < 0) {
-        r = sbx_make_error(err, errno, "sandbox init exited before setup");
-        goto fail;
+    {
+        /* The state for the hooks that run inside the sandbox travels with the go-ahead. */
+        struct sbx_state hs = {0};
+        cleanup_free char *created = sbx_now_rfc3339();
+        fill_state(&rc, &hs, "created", created);
+        cleanup_free char *json = sbx_state_oci_json(&hs, "created");
+        if (strlen(json) >= sizeof(((struct sbx_sync_msg *)0)->msg)) {
+            free(json);
+            hs.annotations = NULL;
+            json = sbx_state_oci_json(&hs, "created");
+        }
+        if (sbx_sync_send(rc.sync_fd, SYNC_GO, 0, "%s", json) < 0) {
+            r = sbx_make_error(err, errno, "sandbox init exited before setup");
+            goto fail;
+        }
     }
-    if ((r = save_state(&rc, "running", NULL, err)) < 0)
+    if (spec->n_hooks_prestart + spec->n_hooks_create_runtime > 0) {
+        if ((r = wait_child(&rc, SYNC_HOOKS, err)) < 0 ||
+            (r = run_hooks(&rc, "prestart", spec->hooks_prestart, spec->n_hooks_prestart,
+                           "created", err)) < 0 ||
+            (r = run_hooks(&rc, "createRuntime", spec->hooks_create_runtime,
+                           spec->n_hooks_create_runtime, "created", err)) < 0)
+            goto fail;
+        if (sbx_sync_send(rc.sync_fd, SYNC_GO, 0, NULL) < 0) {
+            r = sbx_make_error(err, errno, "sandbox init exited during setup");
+            goto fail;
+        }
+    }
+    if (o->detach && (r = wait_child(&rc, SYNC_CREATED, err)) < 0)
+        goto fail;
+    if ((r = save_state(&rc, o->detach ? "created" : "running", NULL, err)) < 0)
         goto fail;
     if (o->pid_file) {
         char buf[32];
         int n = snprintf(buf, sizeof(buf), "%d", pid);
         if ((r = write_file(o->pid_file, buf, n, err)) < 0)
             goto fail;
+    }
+    if (o->detach) {
+        /* Created: the process now waits on exec.sock and belongs to our caller's reaper. */
+        close(rc.sync_fd);
+        sbx_bpf_free(&cc.bpf);
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        return 0;
+    }
+    {
+        sbx_error_t e = NULL;
+        if (run_hooks(&rc, "poststart", spec->hooks_poststart, spec->n_hooks_poststart,
+                      "running", &e) < 0 && !o->quiet)
+            sbx_error_print("sbxrun: warning", &e);
+        sbx_error_release(&e);
     }
     status_line(o->json_status_fd, json_pack("{s:s,s:i}", "id", o->id, "pid", pid));
     if (o->timeout_sec > 0) {
@@ -426,6 +715,13 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     if (o->keep_state)
         save_state(&rc, "stopped", res, NULL);
     run_ctx_cleanup(&rc, !o->keep_state);
+    {
+        sbx_error_t e = NULL;
+        if (run_hooks(&rc, "poststop", spec->hooks_poststop, spec->n_hooks_poststop, "stopped",
+                      &e) < 0 && !o->quiet)
+            sbx_error_print("sbxrun: warning", &e);
+        sbx_error_release(&e);
+    }
     sbx_bpf_free(&cc.bpf);
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
     return 0;
@@ -440,7 +736,11 @@ fail:
         if (poll(&pfd, 1, 0) > 0 && sbx_sync_recv(rc.sync_fd, &m) > 0 && m.type == SYNC_ERROR)
             sbx_make_error(err, 0, "%s", m.msg);
     }
+    close_bind_sources(spec);
     run_ctx_cleanup(&rc, true);
+    close_fds(cc.ns_fd, SBX_NS_COUNT);
+    close_fds(&cc.start_fd, 1);
+    close_fds(&cc.console_fd, 1);
     sbx_bpf_free(&cc.bpf);
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
     return r;

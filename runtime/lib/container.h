@@ -16,9 +16,12 @@ struct sbx_run_opts {
     int timeout_sec;         /* 0: none; on expiry the sandbox is killed and the result is 124 */
     bool keep_state;         /* keep <state_root>/<id> after exit (apid); sbxrun run removes it */
     bool quiet;
-    /* Create/start split (OCI): run() with stop_before_exec waits on the exec fifo in
-     * <state_root>/<id>/exec.fifo and returns once the process is created; sbx_container_start()
-     * releases it. */
+    /* Create/start split (OCI `create`): with detach, run() returns once the sandbox is created;
+     * its process then waits, before exec, for sbx_container_start() to connect to the listening
+     * socket <state_root>/<id>/exec.sock. A socket rather than runc's fifo: accept() needs no
+     * permission on the host path (the process may already be an unmapped uid without caps and
+     * without /proc), and the connection carries exec errors back to `start`. The process is
+     * not watched afterwards: it is reparented to the caller's subreaper (containerd's shim). */
     bool detach;
     const char *pid_file;
     const char *console_socket;
@@ -41,7 +44,33 @@ struct sbx_exit {
  * failures (the caller maps them to exit code 125); the workload's result is in *result. */
 int sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *opts, struct sbx_exit *result,
                       sbx_error_t *err);
+/* Releases a created sandbox (it is blocked in accept() on <state_root>/<id>/exec.sock), waits
+ * until its program is exec'd, then runs the poststart hooks (a failing one only warns). */
 int sbx_container_start(const char *state_root, const char *id, sbx_error_t *err);
+
+struct sbx_exec_opts {
+    json_t *process;            /* OCI process object (borrowed); NULL: the config's own */
+    char *const *args;          /* with process NULL: replaces process.args */
+    bool detach;                /* return once exec'd, leaving the process to our reaper */
+    const char *pid_file;
+    const char *console_socket; /* process.terminal: the pty master goes there */
+};
+/* Runs another process in a running sandbox: joins its cgroup and every namespace, applies the
+ * process's identity, capabilities, rlimits and no_new_privileges and the sandbox's seccomp
+ * filter. Without detach, waits and stores the docker-style exit code in *exit_code. */
+int sbx_container_exec(const char *state_root, const char *id, const struct sbx_exec_opts *eo,
+                       int *exit_code, sbx_error_t *err);
+/* Loads the config saved at create time (<state_root>/<id>/config.json): later edits of the
+ * bundle must not change a running sandbox. */
+int sbx_container_load_spec(const char *state_root, const char *id, json_t *process,
+                            sbx_spec_t **out, sbx_error_t *err);
+
+/* Runs hooks in order with the OCI state JSON on stdin; the first failure is returned. root:
+ * chroot for the hook (the host root as seen from inside a half-built sandbox), else NULL. */
+int sbx_hooks_run(const char *phase, const struct sbx_hook *hooks, size_t n, const char *root,
+                  const char *state_json, sbx_error_t *err);
+/* OCI state JSON (compact) of a record, with `status` as given; caller frees. */
+char *sbx_state_oci_json(const struct sbx_state *st, const char *status);
 /* Signals the main process, or with all=true every process in the sandbox's cgroup. */
 int sbx_container_kill(const char *state_root, const char *id, int sig, bool all, sbx_error_t *err);
 int sbx_container_pause(const char *state_root, const char *id, sbx_error_t *err);

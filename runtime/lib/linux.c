@@ -16,6 +16,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <termios.h>
+#include "container.h"
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <net/if.h>
@@ -256,7 +260,7 @@ do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
         if (m->source[0] != '/')
             child_fail(c, 0, "bind source `%s` must be absolute", m->source);
         struct stat st;
-        if (stat(src, &st) < 0)
+        if ((m->tree_fd >= 0 ? fstat(m->tree_fd, &st) : stat(src, &st)) < 0)
             child_fail(c, errno, "bind source `%s`", m->source);
         want_dir = S_ISDIR(st.st_mode);
     }
@@ -267,7 +271,10 @@ do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
     unsigned long flags = m->flags & ~MS_REMOUNT;
     int r;
     if (m->bind) {
-        r = mount(src, target, NULL, MS_BIND | (m->recursive ? MS_REC : 0), NULL);
+        if (m->tree_fd >= 0)
+            r = syscall(SYS_move_mount, m->tree_fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
+        else
+            r = mount(src, target, NULL, MS_BIND | (m->recursive ? MS_REC : 0), NULL);
         if (r < 0)
             child_fail(c, errno, "bind `%s` on `%s`", m->source, m->destination);
         /* The bind itself ignores flags; they need a remount of the new mount point. Re-open it:
@@ -320,6 +327,38 @@ do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
 
 static const char *const default_devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
 
+/* Real root (no user namespace) creates the node itself, with the major/minor, mode and owner
+ * the config asks for, even when the host has no such device. */
+static void
+make_device(struct sbx_child_ctx *c, int rootfd, const struct sbx_device *d)
+{
+    char target[80], dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", d->path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL || slash[1] == '\0')
+        child_fail(c, EINVAL, "device path `%s`", d->path);
+    *slash = '\0';
+    int dfd = open_in_root(rootfd, dir[0] ? dir : "/", true, true, target, sizeof(target));
+    if (dfd < 0)
+        child_fail(c, -dfd, "create parent of `%s`", d->path);
+    /* O_PATH fds cannot be used with mknodat: reopen the directory itself. */
+    int real = open(target, O_DIRECTORY | O_CLOEXEC);
+    if (real < 0)
+        child_fail(c, errno, "open parent of `%s`", d->path);
+    mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
+    unlinkat(real, slash + 1, 0);
+    if (mknodat(real, slash + 1, type | (d->mode & 07777 ? d->mode & 07777 : 0666),
+                makedev(d->major, d->minor)) < 0)
+        child_fail(c, errno, "mknod `%s`", d->path);
+    if (fchownat(real, slash + 1, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
+        child_fail(c, errno, "chown `%s`", d->path);
+    /* mknod's mode is filtered by the umask; the config's is exact. */
+    if (fchmodat(real, slash + 1, d->mode & 07777 ? d->mode & 07777 : 0666, 0) < 0)
+        child_fail(c, errno, "chmod `%s`", d->path);
+    close(real);
+    close(dfd);
+}
+
 /* A user namespace cannot mknod, so device nodes are bind mounts of the host's own nodes. */
 static void
 setup_dev(struct sbx_child_ctx *c, int rootfd)
@@ -338,6 +377,10 @@ setup_dev(struct sbx_child_ctx *c, int rootfd)
     }
     for (size_t i = 0; i < c->spec->n_devices; i++) {
         const struct sbx_device *d = &c->spec->devices[i];
+        if (!c->in_userns) {
+            make_device(c, rootfd, d);
+            continue;
+        }
         snprintf(src, sizeof(src), OLDROOT "%s", d->path);
         if (access(src, F_OK) < 0)
             child_fail(c, errno, "device `%s` is not present on the host", d->path);
@@ -396,6 +439,38 @@ mask_paths(struct sbx_child_ctx *c, int rootfd)
             child_fail(c, -r, "remount `%s` read-only", *p);
         close(fd);
     }
+}
+
+/* Runs hooks from the sandbox's side with the error reported to whoever waits on sync_fd.
+ * root: where the hook's path resolves (the host root while it is still reachable). */
+static void
+child_hooks(struct sbx_child_ctx *c, const char *phase, const struct sbx_hook *hooks, size_t n,
+            const char *root)
+{
+    sbx_error_t err = NULL;
+    if (sbx_hooks_run(phase, hooks, n, root, c->state_json, &err) < 0) {
+        char msg[900];
+        snprintf(msg, sizeof(msg), "%s", err->msg);
+        sbx_error_release(&err);
+        child_fail(c, 0, "%s", msg);
+    }
+}
+
+/* OCI order: prestart and createRuntime run in the runtime namespace once the environment
+ * exists but before pivot_root (sbxrun runs them: it still sees the host), then
+ * createContainer runs here, in the container's namespaces (path resolved on the host). */
+static void
+run_create_hooks(struct sbx_child_ctx *c)
+{
+    sbx_spec_t *s = c->spec;
+    struct sbx_sync_msg m;
+    if (s->n_hooks_prestart + s->n_hooks_create_runtime > 0) {
+        if (sbx_sync_send(c->sync_fd, SYNC_HOOKS, 0, NULL) < 0 ||
+            sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_GO)
+            _exit(125);
+    }
+    child_hooks(c, "createContainer", s->hooks_create_container, s->n_hooks_create_container,
+                OLDROOT);
 }
 
 static void
@@ -457,6 +532,7 @@ setup_root(struct sbx_child_ctx *c)
         setup_dev(c, rootfd);
     mask_paths(c, rootfd);
     close(rootfd);
+    run_create_hooks(c);
 
     /* pivot_root(".", ".") stacks the old root on the new one; detaching it drops the scratch
      * root and every host mount under /oldroot in one step (no path to the host remains). */
@@ -470,6 +546,18 @@ setup_root(struct sbx_child_ctx *c)
         child_fail(c, errno, "chdir /");
     if (s->root_readonly && remount_bind("/", MS_RDONLY, false) < 0)
         child_fail(c, errno, "remount / read-only");
+    /* linux.rootfsPropagation applies to the new root itself, once it is the root. */
+    static const struct {
+        const char *name;
+        unsigned long flag;
+    } props[] = {{"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+                 {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
+                 {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
+                 {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC}};
+    for (size_t i = 0; s->rootfs_propagation && i < ARRAY_SIZE(props); i++)
+        if (strcmp(s->rootfs_propagation, props[i].name) == 0 &&
+            mount(NULL, "/", NULL, props[i].flag, NULL) < 0)
+            child_fail(c, errno, "rootfsPropagation `%s`", s->rootfs_propagation);
 }
 
 static void
@@ -508,12 +596,93 @@ set_identity(struct sbx_child_ctx *c)
         child_fail(c, errno, "setresuid %u (is uid %u mapped?)", s->uid, s->uid);
 }
 
+int
+sbx_child_setup_pty(struct sbx_child_ctx *c)
+{
+    /* The sandbox's own devpts (via /dev/ptmx), so the slave is a path inside it. */
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0)
+        return -errno;
+    int unlock = 0, n;
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || ioctl(master, TIOCGPTN, &n) < 0) {
+        int e = errno;
+        close(master);
+        return -e;
+    }
+    char path[32];
+    snprintf(path, sizeof(path), "/dev/pts/%d", n);
+    int slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) {
+        int e = errno;
+        close(master);
+        return -e;
+    }
+    char byte = 0;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &master, sizeof(int));
+    int r = TEMP_FAILURE_RETRY(sendmsg(c->console_fd, &mh, MSG_NOSIGNAL)) < 0 ? -errno : 0;
+    close(master);
+    close(c->console_fd);
+    c->console_fd = -1;
+    if (r < 0) {
+        close(slave);
+        return r;
+    }
+    c->pty_slave = slave;
+    return 0;
+}
+
+/* OCI create/start split: blocks until `sbxrun start` connects to exec.sock; from then on errors
+ * go to that connection (the creating sbxrun is gone), and it sees EOF once execve succeeds. */
 static void
-exec_workload(struct sbx_child_ctx *c)
+wait_for_start(struct sbx_child_ctx *c)
+{
+    if (sbx_sync_send(c->sync_fd, SYNC_CREATED, getpid(), NULL) < 0)
+        _exit(125);
+    int conn;
+    do
+        conn = accept4(c->start_fd, NULL, NULL, SOCK_CLOEXEC);
+    while (conn < 0 && (errno == EINTR || errno == ECONNABORTED));
+    if (conn < 0)
+        _exit(125);
+    close(c->start_fd);
+    c->start_fd = -1;
+    close(c->sync_fd);
+    c->sync_fd = conn;
+    struct sbx_sync_msg m;
+    if (sbx_sync_recv(conn, &m) <= 0 || m.type != SYNC_START)
+        _exit(125);
+    if (m.msg[0])
+        snprintf(c->state_json, sizeof(c->state_json), "%s", m.msg);
+    child_hooks(c, "startContainer", c->spec->hooks_start_container,
+                c->spec->n_hooks_start_container, NULL);
+}
+
+void
+sbx_child_exec(struct sbx_child_ctx *c)
 {
     sbx_spec_t *s = c->spec;
     if (setsid() < 0 && errno != EPERM)
         child_fail(c, errno, "setsid");
+    if (c->pty_slave >= 0) {
+        if (dup2(c->pty_slave, 0) < 0 || dup2(c->pty_slave, 1) < 0 || dup2(c->pty_slave, 2) < 0)
+            child_fail(c, errno, "terminal as stdio");
+        if (c->pty_slave > 2)
+            close(c->pty_slave);
+        if (ioctl(0, TIOCSCTTY, 0) < 0)
+            child_fail(c, errno, "terminal as controlling tty");
+    }
     for (size_t i = 0; i < s->n_rlimits; i++)
         if (setrlimit(s->rlimits[i].resource, &s->rlimits[i].limit) < 0)
             child_fail(c, errno, "setrlimit %d", s->rlimits[i].resource);
@@ -522,12 +691,21 @@ exec_workload(struct sbx_child_ctx *c)
     int r = sbx_caps_drop_bounding(s->caps.bounding);
     if (r < 0)
         child_fail(c, -r, "drop capability bounding set");
+    /* Without no_new_privs the kernel lets only CAP_SYS_ADMIN install a filter, and that is gone
+     * once the identity and capabilities change: load it now, as runc does (the rest of the
+     * setup then runs under it). With no_new_privs it goes last, right before execve. */
+    bool early_seccomp = c->has_bpf && !s->no_new_privileges;
+    if (early_seccomp && sbx_seccomp_apply(&c->bpf) < 0)
+        child_fail(c, errno, "load seccomp filter");
     set_identity(c);
     if (chdir(s->cwd) < 0)
         child_fail(c, errno, "chdir to cwd `%s`", s->cwd);
     /* CVE-2024-21626: a cwd outside the root (via a leaked fd) shows up as "(unreachable)". */
     char cwd[PATH_MAX];
-    if (getcwd(cwd, sizeof(cwd)) == NULL || cwd[0] != '/')
+    char *got = getcwd(cwd, sizeof(cwd));
+    /* An early seccomp filter (see above) may deny getcwd itself: that is no escape. */
+    if ((got && cwd[0] != '/') ||
+        (!got && !(early_seccomp && (errno == EPERM || errno == EACCES || errno == ENOSYS))))
         child_fail(c, EPERM, "cwd `%s` is outside the sandbox root", s->cwd);
     r = sbx_caps_apply(&s->caps);
     if (r < 0)
@@ -535,12 +713,8 @@ exec_workload(struct sbx_child_ctx *c)
     if (s->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(c, errno, "PR_SET_NO_NEW_PRIVS");
 
-    if (c->wait_for_start) {
-        struct sbx_sync_msg m;
-        if (sbx_sync_send(c->sync_fd, SYNC_CREATED, getpid(), NULL) < 0 ||
-            sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_START)
-            _exit(125);
-    }
+    if (c->wait_for_start)
+        wait_for_start(c);
 
     /* Resolve the program before seccomp so the error can be told apart from the workload's. */
     const char *prog = s->args[0];
@@ -574,7 +748,7 @@ exec_workload(struct sbx_child_ctx *c)
     }
     /* The last fds above stdio (the sync socket) are close-on-exec; nothing else may leak. */
     syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-    if (c->has_bpf && sbx_seccomp_apply(&c->bpf) < 0)
+    if (c->has_bpf && !early_seccomp && sbx_seccomp_apply(&c->bpf) < 0)
         child_fail(c, errno, "load seccomp filter");
     execve(prog, s->args, s->env);
     int e = errno;
@@ -621,18 +795,44 @@ run_init(struct sbx_child_ctx *c, pid_t workload, sigset_t *mask)
     }
 }
 
+/* linux.namespaces[].path: the user namespace first, so the others are joined with the
+ * privileges it grants; the pid namespace was joined by the parent before clone. */
+static void
+join_namespaces(struct sbx_child_ctx *c)
+{
+    static const struct {
+        enum sbx_ns_type t;
+        int flag;
+    } order[] = {{SBX_NS_USER, CLONE_NEWUSER}, {SBX_NS_IPC, CLONE_NEWIPC},
+                 {SBX_NS_UTS, CLONE_NEWUTS},   {SBX_NS_NET, CLONE_NEWNET},
+                 {SBX_NS_CGROUP, CLONE_NEWCGROUP}, {SBX_NS_MOUNT, CLONE_NEWNS}};
+    for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
+        int fd = c->ns_fd[order[i].t];
+        if (fd < 0)
+            continue;
+        if (setns(fd, order[i].flag) < 0)
+            child_fail(c, errno, "join namespace `%s`", c->spec->ns_path[order[i].t]);
+        close(fd);
+        c->ns_fd[order[i].t] = -1;
+    }
+}
+
 void
 sbx_child_main(struct sbx_child_ctx *c)
 {
     sbx_spec_t *s = c->spec;
     struct sbx_sync_msg m;
 
-    /* Nothing may outlive sbxrun: if it dies, so does the sandbox's PID 1 and with it the pidns. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    /* Nothing may outlive `sbxrun run`: if it dies, so does the sandbox's PID 1 and with it the
+     * pidns. A created (OCI) sandbox outlives `sbxrun create` by design. */
+    if (!c->wait_for_start)
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     /* getppid() is 0 across a pid namespace, so the parent's death before the prctl is detected
      * by the sync socket instead: its end closes and the recv below returns 0. */
     if (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_GO)
         _exit(125);
+    snprintf(c->state_json, sizeof(c->state_json), "%s", m.msg);
+    join_namespaces(c);
     /* Not dumpable: sandbox processes cannot ptrace us or open /proc/1/exe (CVE-2019-5736).
      * Only now: an unprivileged parent must still own our /proc files to write the id maps. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -660,10 +860,15 @@ sbx_child_main(struct sbx_child_ctx *c)
         child_fail(c, errno, "setdomainname");
     setup_root(c);
     write_sysctls(c);
+    if (s->terminal && c->console_fd >= 0) {
+        int r = sbx_child_setup_pty(c);
+        if (r < 0)
+            child_fail(c, -r, "allocate the terminal (is devpts mounted on /dev/pts?)");
+    }
 
     bool own_init = s->own_init && s->ns_enabled[SBX_NS_PID] && !s->ns_path[SBX_NS_PID];
     if (!own_init)
-        exec_workload(c);
+        sbx_child_exec(c);
 
     sigset_t mask, old;
     sigemptyset(&mask);
@@ -676,7 +881,7 @@ sbx_child_main(struct sbx_child_ctx *c)
         child_fail(c, errno, "fork workload");
     if (w == 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
-        exec_workload(c);
+        sbx_child_exec(c);
     }
     /* The workload reports its own exec failure; tell the parent the pid once it is running. */
     sbx_sync_send(c->sync_fd, SYNC_STARTED, w, NULL);

@@ -15,6 +15,7 @@ enum sbx_sync_type {
     SYNC_STARTED,      /* child -> parent: workload exec'd; value = workload pid in the pidns */
     SYNC_EXIT,         /* init -> parent: workload wait status */
     SYNC_START,        /* parent -> child: go ahead and exec */
+    SYNC_HOOKS,        /* child -> parent: root built, run prestart/createRuntime hooks now */
 };
 
 struct sbx_sync_msg {
@@ -31,7 +32,20 @@ struct sbx_child_ctx {
     pid_t parent_pid;
     bool wait_for_start; /* OCI create/start split */
     bool in_userns;
+    int start_fd;        /* listening exec.sock (wait_for_start), else -1 */
+    int console_fd;      /* connected --console-socket, else -1 */
+    int pty_slave;       /* set by the child when process.terminal */
+    int ns_fd[SBX_NS_COUNT]; /* namespaces to join (linux.namespaces[].path), else -1 */
+    bool join_only;      /* sbxrun exec: namespaces already joined, only exec the process */
+    char state_json[1024]; /* OCI state for createContainer/startContainer hooks */
 };
+
+/* The common tail of every sandbox process (init or exec'd): session, rlimits, identity,
+ * capabilities, no_new_privs, the start wait, seccomp and execve. Never returns. */
+__attribute__((noreturn)) void sbx_child_exec(struct sbx_child_ctx *ctx);
+/* Child side of process.terminal: a pty from the sandbox's own devpts, master sent over
+ * ctx->console_fd (SCM_RIGHTS), slave kept in ctx->pty_slave for sbx_child_exec. Returns -errno. */
+int sbx_child_setup_pty(struct sbx_child_ctx *ctx);
 
 int sbx_sync_send(int fd, int type, int value, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

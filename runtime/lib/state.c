@@ -17,8 +17,8 @@ sbx_now_rfc3339(void)
     return xasprintf("%s.%09ldZ", buf, ts.tv_nsec);
 }
 
-unsigned long long
-sbx_pid_start_time(pid_t pid)
+static unsigned long long
+pid_stat(pid_t pid, char *state)
 {
     char path[64];
     cleanup_free char *buf = NULL;
@@ -30,6 +30,8 @@ sbx_pid_start_time(pid_t pid)
     if (p == NULL)
         return 0;
     p += 2;
+    if (state)
+        *state = *p;
     unsigned long long start = 0;
     /* fields 3..22: skip 19 fields to reach starttime. */
     for (int field = 3; field < 22 && p; field++) {
@@ -42,13 +44,22 @@ sbx_pid_start_time(pid_t pid)
     return start;
 }
 
+unsigned long long
+sbx_pid_start_time(pid_t pid)
+{
+    return pid_stat(pid, NULL);
+}
+
 bool
 sbx_state_alive(const struct sbx_state *st)
 {
     if (st == NULL || st->pid <= 0)
         return false;
-    unsigned long long now = sbx_pid_start_time(st->pid);
-    return now != 0 && now == st->pid_start;
+    /* A created (OCI) sandbox's process belongs to our caller's reaper once it exits: until that
+     * reaps it, a zombie with the same start time must already count as stopped. */
+    char state = 0;
+    unsigned long long now = pid_stat(st->pid, &state);
+    return now != 0 && now == st->pid_start && state != 'Z' && state != 'X';
 }
 
 static char *
