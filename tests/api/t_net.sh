@@ -53,10 +53,11 @@ X ip link set up0 up
 O ip addr add 192.0.2.2/24 dev dn0
 O ip link set dn0 up
 X sysctl -qw net.ipv4.ip_forward=1 # per-netns: this is the test namespace's own setting
-O python3 -m http.server 8080 --bind 192.0.2.2 --directory "$T" >/dev/null 2>&1 &
+# nsenter execs in place (no wrapper subshell), so $! is the server and cleanup can stop it.
+nsenter --net=/run/netns/$OUT python3 -m http.server 8080 --bind 192.0.2.2 --directory "$T" >/dev/null 2>&1 &
 OUT_PID=$!
 # A service on the test "host" itself (192.0.2.1 and every other address of $NS).
-X python3 -m http.server 8081 --bind 0.0.0.0 --directory "$T" >/dev/null 2>&1 &
+nsenter --net=/run/netns/$NS python3 -m http.server 8081 --bind 0.0.0.0 --directory "$T" >/dev/null 2>&1 &
 HSRV_PID=$!
 echo outside >"$T/index.html"
 
@@ -158,7 +159,8 @@ expect_eq "a command runs through the proxy (SSE)" "hello-42" "$out"
 out=$(X curl -sN -m 30 -H 'Content-Type: application/json' -d '{"command":"for i in 1 2 3; do echo l$i; sleep 0.4; done"}' "$(px $A)/command" |
 	while IFS= read -r l; do case "$l" in *'"stdout"'*) echo "$(date +%s%N) $l";; esac; done)
 expect_eq "agent SSE: all output lines arrive" "3" "$(printf '%s\n' "$out" | grep -c '"stdout"')"
-spread=$(( ($(printf '%s\n' "$out" | tail -1 | cut -d' ' -f1) - $(printf '%s\n' "$out" | head -1 | cut -d' ' -f1)) / 1000000 ))
+t_last=$(printf '%s\n' "$out" | tail -1 | cut -d' ' -f1) t_first=$(printf '%s\n' "$out" | head -1 | cut -d' ' -f1)
+spread=$(( (${t_last:-0} - ${t_first:-0}) / 1000000 ))
 echo "# agent SSE: first to last stdout event arrived ${spread} ms apart (emitted 800 ms apart)"
 
 head -c $((50 << 20)) /dev/urandom >"$T/big"
