@@ -5,7 +5,6 @@
 #include "utils.h"
 
 #include <fcntl.h>
-#include <linux/mount.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -261,33 +260,6 @@ connect_unix(int dirfd, const char *path, sbx_error_t *err)
         return sbx_make_error(err, e, "connect to `%s`", path);
     }
     return fd;
-}
-
-/* Bind sources are resolved and opened here, as the caller, with open_tree(): the child works as
- * the sandbox's mapped root and could not traverse e.g. a 0700 directory of the caller, and an fd
- * pins the source so a later rename or symlink swap on the host cannot redirect the mount. Without
- * the new mount API (or privilege for it, rootless) the child falls back to the path. */
-static void
-open_bind_sources(sbx_spec_t *spec)
-{
-    for (size_t i = 0; i < spec->n_mounts; i++) {
-        struct sbx_mount *m = &spec->mounts[i];
-        m->tree_fd = -1;
-        if (!m->bind || m->source == NULL || m->source[0] != '/')
-            continue;
-        m->tree_fd = syscall(SYS_open_tree, AT_FDCWD, m->source,
-                             OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (m->recursive ? AT_RECURSIVE : 0));
-    }
-}
-
-static void
-close_bind_sources(sbx_spec_t *spec)
-{
-    for (size_t i = 0; i < spec->n_mounts; i++)
-        if (spec->mounts[i].tree_fd >= 0) {
-            close(spec->mounts[i].tree_fd);
-            spec->mounts[i].tree_fd = -1;
-        }
 }
 
 struct run_ctx {
@@ -586,7 +558,6 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     rc.sync_fd = sp[0];
     cc.sync_fd = sp[1];
 
-    open_bind_sources(spec);
     int flags = 0;
     for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++)
         if (spec->ns_enabled[ns_flags[i].type] && !spec->ns_path[ns_flags[i].type])
@@ -626,7 +597,6 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     close_fds(cc.ns_fd, SBX_NS_COUNT);
     close_fds(&cc.start_fd, 1);
     close_fds(&cc.console_fd, 1);
-    close_bind_sources(spec);
 
     if (spec->ns_enabled[SBX_NS_USER] && !spec->ns_path[SBX_NS_USER] &&
         (r = write_id_maps(spec, pid, err)) < 0)
@@ -736,7 +706,6 @@ fail:
         if (poll(&pfd, 1, 0) > 0 && sbx_sync_recv(rc.sync_fd, &m) > 0 && m.type == SYNC_ERROR)
             sbx_make_error(err, 0, "%s", m.msg);
     }
-    close_bind_sources(spec);
     run_ctx_cleanup(&rc, true);
     close_fds(cc.ns_fd, SBX_NS_COUNT);
     close_fds(&cc.start_fd, 1);

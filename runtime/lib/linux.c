@@ -260,7 +260,7 @@ do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
         if (m->source[0] != '/')
             child_fail(c, 0, "bind source `%s` must be absolute", m->source);
         struct stat st;
-        if ((m->tree_fd >= 0 ? fstat(m->tree_fd, &st) : stat(src, &st)) < 0)
+        if (stat(src, &st) < 0)
             child_fail(c, errno, "bind source `%s`", m->source);
         want_dir = S_ISDIR(st.st_mode);
     }
@@ -271,10 +271,7 @@ do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
     unsigned long flags = m->flags & ~MS_REMOUNT;
     int r;
     if (m->bind) {
-        if (m->tree_fd >= 0)
-            r = syscall(SYS_move_mount, m->tree_fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
-        else
-            r = mount(src, target, NULL, MS_BIND | (m->recursive ? MS_REC : 0), NULL);
+        r = mount(src, target, NULL, MS_BIND | (m->recursive ? MS_REC : 0), NULL);
         if (r < 0)
             child_fail(c, errno, "bind `%s` on `%s`", m->source, m->destination);
         /* The bind itself ignores flags; they need a remount of the new mount point. Re-open it:
