@@ -33,6 +33,12 @@ struct apid_config {
     int64_t max_body;    /* request body limit, bytes */
     int log_level;       /* APID_LOG_* */
     bool log_json;
+    /* warm pool and session API (pool.c, session_api.c) */
+    char **pool_specs;            /* "IMAGE:COUNT" or "IMAGE:MIN:MAX", from --pool / "pool" */
+    int64_t pool_concurrency;     /* pooled sandboxes started at once */
+    int64_t pool_idle_shrink;     /* seconds without a claim before a pool shrinks to its min */
+    int64_t session_idle_timeout; /* seconds */
+    char *session_image;
 };
 
 void apid_config_init(struct apid_config *cfg);
@@ -260,6 +266,12 @@ int apid_mgr_recover(sbx_error_t *err);
 int apid_mgr_start_threads(sbx_error_t *err);
 void apid_mgr_stop(void);
 int apid_mgr_create(const struct apid_create_req *req, struct apid_sandbox **out, sbx_error_t *err);
+/* Warm pool (pool.c): start a sandbox that is not in the store yet; adopt it into the store
+ * (Running, watched, expiry armed) once claimed with the claimant's fields set; or discard it. */
+int apid_mgr_prestart(const struct apid_create_req *req, struct apid_sandbox **out,
+                      sbx_error_t *err);
+int apid_mgr_adopt(struct apid_sandbox *sb, sbx_error_t *err);
+void apid_mgr_discard(const struct apid_sandbox *sb);
 int apid_mgr_delete(const char *id, const char *reason, sbx_error_t *err);
 int apid_mgr_pause(const char *id, sbx_error_t *err);
 int apid_mgr_resume(const char *id, sbx_error_t *err);

@@ -29,6 +29,11 @@ enum {
     OPT_PUBLIC_HOST,
     OPT_LOG_LEVEL,
     OPT_LOG_JSON,
+    OPT_POOL,
+    OPT_POOL_CONCURRENCY,
+    OPT_POOL_IDLE_SHRINK,
+    OPT_SESSION_IDLE_TIMEOUT,
+    OPT_SESSION_IMAGE,
     OPT_CONFIG,
     OPT_HELP,
     OPT_VERSION,
@@ -58,6 +63,11 @@ static const struct option longopts[] = {
     {"public-host", required_argument, NULL, OPT_PUBLIC_HOST},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-json", no_argument, NULL, OPT_LOG_JSON},
+    {"pool", required_argument, NULL, OPT_POOL},
+    {"pool-concurrency", required_argument, NULL, OPT_POOL_CONCURRENCY},
+    {"pool-idle-shrink", required_argument, NULL, OPT_POOL_IDLE_SHRINK},
+    {"session-idle-timeout", required_argument, NULL, OPT_SESSION_IDLE_TIMEOUT},
+    {"session-image", required_argument, NULL, OPT_SESSION_IMAGE},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -95,6 +105,14 @@ static const char usage[] =
     "  --public-host HOST       host written into endpoint replies (default: listen host)\n"
     "  --log-level LEVEL        error, warn, info or debug (default info)\n"
     "  --log-json               one JSON object per log line\n"
+    "  --pool IMAGE:COUNT       keep COUNT pre-started sandboxes of IMAGE (default resource\n"
+    "                           class and network mode); IMAGE:MIN:MAX grows with demand up to\n"
+    "                           MAX. Repeatable; in the config file a comma-separated string\n"
+    "  --pool-concurrency N     pooled sandboxes started at once (default 4)\n"
+    "  --pool-idle-shrink SEC   shrink a grown pool back to MIN after SEC without claims\n"
+    "                           (default 300)\n"
+    "  --session-idle-timeout SEC  simple session API: idle sessions are removed (default 3600)\n"
+    "  --session-image IMAGE    image of /create_session sandboxes (default local/busybox)\n"
     "  --config FILE            JSON file with any of the settings above, keys as the flag\n"
     "                           names (e.g. {\"listen\": \"127.0.0.1:9000\", \"max-timeout\": 3600});\n"
     "                           flags win over the file. SIGHUP re-reads it (key, limits,\n"
@@ -132,6 +150,10 @@ apid_config_init(struct apid_config *cfg)
     cfg->max_pids = 32768;
     cfg->max_body = 1 << 20;
     cfg->log_level = APID_LOG_INFO;
+    cfg->pool_concurrency = 4;
+    cfg->pool_idle_shrink = 300;
+    cfg->session_idle_timeout = 3600;
+    cfg->session_image = xstrdup("local/busybox");
 }
 
 void
@@ -150,6 +172,8 @@ apid_config_free(struct apid_config *cfg)
     free(cfg->default_egress);
     free(cfg->cgroup_parent);
     free(cfg->public_host);
+    strv_free(cfg->pool_specs);
+    free(cfg->session_image);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -185,6 +209,11 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
     case OPT_CGROUP_PARENT:
     case OPT_PUBLIC_HOST:
     case OPT_LOG_JSON:
+    case OPT_POOL:
+    case OPT_POOL_CONCURRENCY:
+    case OPT_POOL_IDLE_SHRINK:
+    case OPT_SESSION_IDLE_TIMEOUT:
+    case OPT_SESSION_IMAGE:
         if (runtime_only)
             return 0;
         break;
@@ -212,6 +241,24 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
     case OPT_PUBLIC_HOST: set_str(&cfg->public_host, v); break;
     case OPT_LOG_JSON: cfg->log_json = !v || strcmp(v, "false") != 0; break;
     case OPT_CONFIG: set_str(&cfg->config_file, v); break;
+    case OPT_POOL: {
+        /* Repeatable, and a comma-separated list in the config file; checked by apid_pool_init. */
+        cleanup_free char *copy = xstrdup(v);
+        char *save = NULL;
+        for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+            strv_append(&cfg->pool_specs, t);
+        break;
+    }
+    case OPT_SESSION_IMAGE: set_str(&cfg->session_image, v); break;
+    case OPT_POOL_CONCURRENCY:
+    case OPT_POOL_IDLE_SHRINK:
+    case OPT_SESSION_IDLE_TIMEOUT:
+        if (parse_int64(v, 1, INT32_MAX, &n) < 0)
+            return sbx_make_error(err, 0, "%s: `%s` is not a positive integer", from, v);
+        *(opt == OPT_POOL_CONCURRENCY   ? &cfg->pool_concurrency
+          : opt == OPT_POOL_IDLE_SHRINK ? &cfg->pool_idle_shrink
+                                        : &cfg->session_idle_timeout) = n;
+        break;
     case OPT_MAX_TIMEOUT:
     case OPT_MIN_TIMEOUT:
     case OPT_DEF_PIDS:

@@ -4,6 +4,9 @@
  * every non-2xx (CONTRACT.md §0.3) and Content-Length: 0 on every empty 2xx (§0.2). Routes are
  * mounted with and without the /v1 prefix. */
 #include "apid.h"
+#include "metrics.h"
+#include "pool.h"
+#include "session_api.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -71,6 +74,7 @@ reply_empty(struct MHD_Connection *c, struct req *r, int status)
 static enum MHD_Result
 reply_code(struct MHD_Connection *c, struct req *r, int status, const char *code, const char *msg)
 {
+    apid_metrics_error(status, code);
     return reply_json(c, r, status, json_pack("{s:s, s:s}", "code", code, "message", msg));
 }
 
@@ -153,7 +157,8 @@ h_create(struct MHD_Connection *c, struct req *r)
     if (rc < 0)
         return reply_err(c, r, &err);
     struct apid_sandbox *sb = NULL;
-    rc = apid_mgr_create(&cr, &sb, &err);
+    bool pooled = false; /* warm pool when the request matches a pool key, else cold */
+    rc = apid_pool_create(&cr, &pooled, &sb, &err);
     apid_create_req_free(&cr);
     if (rc < 0)
         return reply_err(c, r, &err);
@@ -361,7 +366,17 @@ route(struct MHD_Connection *c, struct req *r)
     if (n == 1 && SEG(0, "health")) {
         if (!IS("GET") && !IS("HEAD"))
             return reply_code(c, r, 405, E_METHOD, "method not allowed");
-        return reply_json(c, r, 200, json_pack("{s:s}", "status", "healthy"));
+        json_t *h = json_pack("{s:s}", "status", "healthy");
+        apid_pool_health(h); /* pool_size, pools{} */
+        json_object_set_new(h, "active_sessions", json_integer(apid_session_active(ctx->store)));
+        return reply_json(c, r, 200, h);
+    }
+    /* Prometheus scrapers send no API key; like /health this exposes only counts. */
+    if (n == 1 && SEG(0, "metrics")) {
+        if (!IS("GET") && !IS("HEAD"))
+            return reply_code(c, r, 405, E_METHOD, "method not allowed");
+        cleanup_free char *txt = apid_metrics_render(ctx->store);
+        return queue(c, r, 200, "text/plain; version=0.0.4; charset=utf-8", txt);
     }
     /* The proxy paths carry the agent's own auth, never the lifecycle key (§A.6). */
     if (r->px)
@@ -371,6 +386,13 @@ route(struct MHD_Connection *c, struct req *r)
     if (r->too_large)
         return reply_code(c, r, 413, E_TOO_LARGE, "request body too large");
 
+    if (apid_session_is_route(r->path)) { /* simple session API (session_api.c) */
+        json_t *o = NULL;
+        int st = apid_session_handle(c, m, r->path, r->body, r->len, &o);
+        if (st >= 400)
+            apid_metrics_error(st, json_string_value(json_object_get(o, "code")));
+        return reply_json(c, r, st, o);
+    }
     if (n == 2 && SEG(0, "metrics") && SEG(1, "events")) {
         if (!IS("POST"))
             return reply_code(c, r, 405, E_METHOD, "method not allowed");

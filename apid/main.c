@@ -3,6 +3,8 @@
  * then the store is opened, the previous run's sandboxes are recovered, and only then do the
  * watcher and HTTP threads start. */
 #include "apid.h"
+#include "pool.h"
+#include "session_api.h"
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -74,6 +76,7 @@ main(int argc, char **argv)
 
     struct apid_ctx ctx = {.cfg = &cfg};
     pthread_mutex_init(&ctx.cfg_lock, NULL);
+    apid_session_init(&ctx);
     cleanup_free char *dbpath = xasprintf("%s/apid.db", cfg.data_dir);
     /* Networking comes up before recovery (which releases dead sandboxes' addresses and rules)
      * and is re-synced after it (rules of the survivors, stray host links). */
@@ -84,6 +87,17 @@ main(int argc, char **argv)
         apid_http_start(&ctx, &err) < 0) {
         log_err("%s", err ? err->msg : "start-up failed");
         sbx_error_release(&err);
+        apid_launcher_stop();
+        return 1;
+    }
+    /* The warm pool fills only after recovery, which removed the previous run's unclaimed
+     * members as orphans (they are never in the store). */
+    if (apid_pool_init(&ctx, &err) < 0 || apid_pool_start(&err) < 0) {
+        log_err("%s", err->msg);
+        sbx_error_release(&err);
+        apid_http_stop();
+        apid_pool_stop();
+        apid_mgr_stop();
         apid_launcher_stop();
         return 1;
     }
@@ -110,6 +124,7 @@ main(int argc, char **argv)
         break;
     }
     apid_http_stop();
+    apid_pool_stop(); /* unclaimed members are removed; claimed ones keep running */
     apid_mgr_stop();
     apid_net_shutdown(apid_net_live_count() > 0);
     apid_launcher_stop();

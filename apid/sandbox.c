@@ -451,8 +451,11 @@ start_error(const char *id)
     return msg;
 }
 
-int
-apid_mgr_create(const struct apid_create_req *req, struct apid_sandbox **out, sbx_error_t *err)
+/* pooled: a warm-pool member, kept out of the store and the watch list until
+ * apid_mgr_adopt(); a crash meanwhile leaves an orphan that apid_mgr_recover() removes. */
+static int
+create_sandbox(const struct apid_create_req *req, bool pooled, struct apid_sandbox **out,
+               sbx_error_t *err)
 {
     struct apid_config *cfg = ctx->cfg;
     cleanup_free char *image = NULL;
@@ -541,9 +544,9 @@ apid_mgr_create(const struct apid_create_req *req, struct apid_sandbox **out, sb
     }
     chmod(cfgp, 0600);
     /* The row exists before any process does, so a crash from here on is found by recovery. */
-    if ((r = apid_store_insert(ctx->store, sb, err)) < 0)
+    if (!pooled && (r = apid_store_insert(ctx->store, sb, err)) < 0)
         goto fail;
-    inserted = true;
+    inserted = !pooled;
 
     pid_t mon = 0;
     if ((r = apid_launcher_spawn(sb->id, dir, cfg->run_dir, cfg->cgroup_parent, &mon, &status_fd,
@@ -551,7 +554,8 @@ apid_mgr_create(const struct apid_create_req *req, struct apid_sandbox **out, sb
         goto fail;
     sb->monitor_pid = mon;
     sb->monitor_start = sbx_pid_start_time(mon);
-    apid_store_set_runtime(ctx->store, sb->id, 0, 0, mon, sb->monitor_start, NULL, NULL);
+    if (!pooled)
+        apid_store_set_runtime(ctx->store, sb->id, 0, 0, mon, sb->monitor_start, NULL, NULL);
     pid_t pid = await_started(status_fd, START_TIMEOUT_MS);
     close(status_fd);
     status_fd = -1;
@@ -577,6 +581,14 @@ apid_mgr_create(const struct apid_create_req *req, struct apid_sandbox **out, sb
     /* Egress rules only after the address is plumbed; until then the default drop applies. */
     if ((r = apid_net_attach(sb->id, sb->address, req->net_policy, err)) < 0)
         goto fail;
+    if (pooled) {
+        json_decref(oci);
+        sb->state = ST_RUNNING;
+        log_debug("pooled sandbox %s started (image %s, pid %d)", sb->id, image, pid);
+        sb_unlock(sb->id);
+        *out = sb;
+        return 0;
+    }
     if ((r = apid_store_set_runtime(ctx->store, sb->id, pid, sb->pid_start, mon, sb->monitor_start,
                                     sb->cgroup, err)) < 0)
         goto fail;
@@ -617,6 +629,57 @@ fail:
     sb_unlock(sb->id);
     apid_sandbox_free(sb);
     return r;
+}
+
+int
+apid_mgr_create(const struct apid_create_req *req, struct apid_sandbox **out, sbx_error_t *err)
+{
+    return create_sandbox(req, false, out, err);
+}
+
+/* ---------- warm pool hooks (pool.c) ---------- */
+
+int
+apid_mgr_prestart(const struct apid_create_req *req, struct apid_sandbox **out, sbx_error_t *err)
+{
+    return create_sandbox(req, true, out, err);
+}
+
+int
+apid_mgr_adopt(struct apid_sandbox *sb, sbx_error_t *err)
+{
+    sb_lock(sb->id);
+    sb->state = ST_RUNNING;
+    free(sb->reason);
+    free(sb->message);
+    sb->reason = xstrdup("CONTAINER_RUNNING");
+    sb->message = xstrdup("sandbox is running (from the warm pool)");
+    int r = apid_store_insert(ctx->store, sb, err);
+    if (r == 0 && (r = apid_store_set_runtime(ctx->store, sb->id, sb->pid, sb->pid_start,
+                                              sb->monitor_pid, sb->monitor_start, sb->cgroup,
+                                              err)) < 0)
+        apid_store_delete(ctx->store, sb->id, NULL);
+    if (r == 0)
+        watch_add(sb->id, sb->pid, sb->pid_start);
+    sb_unlock(sb->id);
+    if (r == 0 && sb->expires_ms)
+        wake(); /* arm its expiry timer */
+    return r;
+}
+
+void
+apid_mgr_discard(const struct apid_sandbox *sb)
+{
+    sb_lock(sb->id);
+    release_runtime(sb->id, sb->monitor_pid, sb->monitor_start);
+    apid_net_release(sb->id, sb->address, sb->veth);
+    cleanup_free char *dir = sb_dir(sb->id);
+    sbx_error_t e = NULL;
+    if (rm_rf(dir, &e) < 0) {
+        log_warn("pooled sandbox %s: %s", sb->id, e->msg);
+        sbx_error_release(&e);
+    }
+    sb_unlock(sb->id);
 }
 
 int

@@ -124,6 +124,7 @@ static struct {
     struct ag_sess *sessions;
     int nsessions;
     pid_t entry_pid;
+    bool entry_given; /* an entrypoint was started (argv or POST /entrypoint): at most once */
     bool stopping;
     int exit_code;
     int64_t stop_deadline;
@@ -516,7 +517,7 @@ parse_head(struct ag_req *r, const char *buf, size_t len, const char **why)
 enum {
     R_PING = 1, R_CMD_RUN, R_CMD_DEL, R_CMD_STATUS, R_CMD_LOGS, R_SESS_NEW, R_SESS_RUN, R_SESS_DEL,
     R_F_INFO, R_F_DEL, R_F_MV, R_F_PERM, R_F_REPL, R_F_SEARCH, R_F_UP, R_F_DOWN,
-    R_D_LIST, R_D_MK, R_D_DEL, R_METRICS, R_WATCH, R_CODE,
+    R_D_LIST, R_D_MK, R_D_DEL, R_METRICS, R_WATCH, R_CODE, R_ENTRY,
 };
 
 /* Returns a route, or -404 / -405. */
@@ -544,6 +545,7 @@ route(const char *m, const char *p, char *arg, size_t argsz)
         {"DELETE", "/directories", R_D_DEL},
         {"GET", "/metrics", R_METRICS},
         {"GET", "/metrics/watch", R_WATCH},
+        {"POST", "/entrypoint", R_ENTRY},
     };
     bool path_known = false;
     size_t plen = strlen(p);
@@ -589,6 +591,7 @@ route_body(int r)
 {
     switch (r) {
     case R_CMD_RUN: case R_SESS_NEW: case R_SESS_RUN: case R_F_MV: case R_F_PERM: case R_F_REPL: case R_D_MK:
+    case R_ENTRY:
         return B_BUFFER;
     case R_F_UP:
         return B_UPLOAD;
@@ -672,6 +675,13 @@ cmd_output(struct ag_cmd *cmd, int which, const char *p, size_t n)
         struct line_ctx lc = {cmd, which == 0 ? "stdout" : "stderr"};
         ag_lsplit_feed(&cmd->ls[which], p, n, on_line, &lc);
         struct ag_conn *c = cmd->conn;
+        /* Write the new events now: on_line only queues them, and nothing else would arm
+         * EPOLLOUT before the next ping or the command's exit, so output arrived in bursts.
+         * conn_drive() sends what the socket takes and arms EPOLLOUT for the rest. */
+        if (c->out.len > c->out_off)
+            conn_drive(c);
+        if (cmd->conn != c) /* the write failed and closed the connection */
+            return;
         if (c->out.len - c->out_off > OUT_HIGH && !cmd->paused)
             cmd_pause(cmd, true);
     }
@@ -1521,6 +1531,8 @@ h_metrics(struct ag_conn *c, bool watch)
 
 /* ---------- dispatch ---------- */
 
+static void h_entrypoint(struct ag_conn *c);
+
 static void
 dispatch(struct ag_conn *c)
 {
@@ -1547,6 +1559,7 @@ dispatch(struct ag_conn *c)
     case R_D_DEL: ag_h_dir_delete(c, r); break;
     case R_METRICS: h_metrics(c, false); break;
     case R_WATCH: h_metrics(c, true); break;
+    case R_ENTRY: h_entrypoint(c); break;
     case R_F_UP: {
         const char *code, *msg;
         if (ag_upload_finish(c->up) < 0) {
@@ -2000,6 +2013,48 @@ start_entrypoint(char **argv)
     return pid;
 }
 
+/* POST /entrypoint {"argv":[...], "env":{...}}: apid's warm pool starts sandboxes without an
+ * entrypoint and hands the claimant's over here, once. From then on the agent behaves as if it had
+ * been started with `-- ARGV` (it exits with the entrypoint's status). env goes into the agent's
+ * own environment so later commands see it too, as they would with the sandbox's OCI env. */
+static void
+h_entrypoint(struct ag_conn *c)
+{
+    struct ag_json *j = parse_body(c, false);
+    if (j == NULL)
+        return;
+    const struct ag_json *av = ag_json_get(j, "argv"), *env = ag_json_get(j, "env");
+    bool ok = av && av->t == AG_JARR && av->n > 0 && av->n < 4096 &&
+              (!env || env->t == AG_JNULL || env->t == AG_JOBJ);
+    for (const struct ag_json *x = ok ? av->child : NULL; x; x = x->next)
+        ok = ok && x->t == AG_JSTR && strlen(x->s) == x->slen;
+    for (const struct ag_json *x = ok && env && env->t == AG_JOBJ ? env->child : NULL; x; x = x->next)
+        ok = ok && x->t == AG_JSTR && strlen(x->s) == x->slen && x->keylen && strlen(x->key) == x->keylen &&
+             !strchr(x->key, '=');
+    if (!ok) {
+        ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "expected {\"argv\": [strings...], \"env\": {name: string}}");
+    } else if (S.entry_given || S.stopping) {
+        ag_reply_err(c, 409, "ENTRYPOINT_SET", "this sandbox already has an entrypoint");
+    } else {
+        for (const struct ag_json *x = env && env->t == AG_JOBJ ? env->child : NULL; x; x = x->next)
+            setenv(x->key, x->s, 1);
+        char **argv = calloc(av->n + 1, sizeof(char *));
+        size_t i = 0;
+        for (const struct ag_json *x = av->child; argv && x; x = x->next)
+            argv[i++] = x->s;
+        pid_t pid = argv ? start_entrypoint(argv) : -1;
+        free(argv);
+        if (pid < 0) {
+            ag_reply_err(c, 500, "RUNTIME_ERROR", "cannot start the entrypoint: %s", strerror(errno));
+        } else {
+            S.entry_given = true;
+            S.entry_pid = pid;
+            ag_reply_empty(c);
+        }
+    }
+    ag_json_free(j);
+}
+
 int
 ag_server_run(const struct ag_config *cfg)
 {
@@ -2029,6 +2084,7 @@ ag_server_run(const struct ag_config *cfg)
     ep_set(S.lfd, &S.lev, EPOLLIN, true);
     ep_set(S.sfd, &S.sev, EPOLLIN, true);
     if (cfg->entry) {
+        S.entry_given = true;
         S.entry_pid = start_entrypoint(cfg->entry);
         if (S.entry_pid < 0) {
             perror("sbx-agent: fork entrypoint");

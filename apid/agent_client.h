@@ -1,0 +1,38 @@
+/* apid's HTTP/1.1 client for the sbx-agent inside a sandbox (execd API, CONTRACT.md Part B).
+ * Used by the session API, the warm pool (readiness, entrypoint hand-over) and usable by the
+ * proxy. A sandbox is reached on its own network address once networking assigns one; until then
+ * (and as a fallback) the socket is created inside the sandbox's network namespace and connects
+ * to 127.0.0.1:44772 there. */
+#ifndef SBX_APID_AGENT_CLIENT_H
+#define SBX_APID_AGENT_CLIENT_H
+
+#include "apid.h"
+
+#define APID_AGENT_PORT 44772
+
+struct apid_agent_target {
+    pid_t pid; /* any process of the sandbox: its network namespace is used */
+    unsigned long long pid_start;
+    const char *addr;  /* IPv4 address of the sandbox on the bridge; NULL: via the netns */
+    const char *token; /* X-EXECD-ACCESS-TOKEN */
+};
+
+struct apid_http_resp {
+    int status;
+    char *body; /* NUL-terminated, de-chunked */
+    size_t len;
+    bool truncated; /* the body exceeded max_body and reading stopped there */
+};
+void apid_http_resp_free(struct apid_http_resp *r);
+
+void apid_agent_target_of(const struct apid_sandbox *sb, struct apid_agent_target *t);
+/* Connected, non-blocking, close-on-exec TCP socket to the agent. */
+int apid_agent_connect(const struct apid_agent_target *t, int timeout_ms, sbx_error_t *err);
+/* One request on a fresh connection (Connection: close). max_body 0: 64 MiB. */
+int apid_agent_request(const struct apid_agent_target *t, const char *method, const char *path,
+                       const char *ctype, const void *body, size_t len, int timeout_ms,
+                       size_t max_body, struct apid_http_resp *out, sbx_error_t *err);
+/* Polls GET /ping until it answers 200 or timeout_ms passes. */
+int apid_agent_wait_ready(const struct apid_agent_target *t, int timeout_ms, sbx_error_t *err);
+
+#endif
