@@ -71,6 +71,15 @@ suite() { # MODE(host|sandbox) PID DIR(a writable dir as the agent sees it) HOST
 	expect_eq "$mode: stdout text" '"hello"' "$(printf '%s' "$out" | events 'select(.type=="stdout").text')"
 	expect_match "$mode: events are <json>\\n\\n" '^\{"type":"init".*\}$' "$(printf '%s' "$out" | head -1)"
 	expect_eq "$mode: blank line after each event" '' "$(printf '%s' "$out" | sed -n 2p)"
+	# each event is written when its line is read, not at the next ping or at exit: stamp every
+	# received stdout event and require the 0.8 s spacing to survive (bounded by curl -m)
+	out=$(curl -sN -m 15 -H "$(H)" -H 'Content-Type: application/json' "$URL/command" \
+		-d '{"command":"for i in 1 2 3; do echo $i; sleep 0.8; done; for i in 4 5; do echo $i >&2; sleep 0.8; done"}' |
+		while IFS= read -r l; do case $l in *'"type":"std'*) echo "${EPOCHREALTIME/./} $l" ;; esac; done)
+	local gaps=$(printf '%s\n' "$out" | awk 'NR>1{printf "%d ", ($1-p)/1000} {p=$1}')
+	expect_eq "$mode: 5 stdout/stderr events received" 5 "$(printf '%s\n' "$out" | grep -c '"type":"std')"
+	[ -n "$gaps" ] && printf '%s\n' $gaps | awk '$1<500{bad=1} END{exit bad}' &&
+		ok "$mode: events streamed incrementally (gaps ms: $gaps)" || not_ok "$mode: events streamed incrementally (gaps ms: $gaps)"
 	for c in 0 3; do
 		out=$(run "{\"command\":\"exit $c\"}")
 		if [ $c = 0 ]; then
