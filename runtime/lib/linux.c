@@ -261,7 +261,15 @@ do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
             child_fail(c, 0, "bind source `%s` must be absolute", m->source);
         struct stat st;
         if (stat(src, &st) < 0)
+        {
+            /* Binds are made inside the user namespace: the sandbox's mapped root must be able
+             * to reach the source (world-traversable parent directories). */
+            if (errno == EACCES)
+                child_fail(c, errno, "bind source `%s` is not reachable by the sandbox's root "
+                                     "(host uid %u)", m->source,
+                           c->spec->n_uid_maps ? c->spec->uid_maps[0].host_id : 0);
             child_fail(c, errno, "bind source `%s`", m->source);
+        }
         want_dir = S_ISDIR(st.st_mode);
     }
     int fd = open_in_root(rootfd, m->destination, want_dir, true, target, sizeof(target));

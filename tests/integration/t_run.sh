@@ -6,6 +6,7 @@ R() { "$SBXRUN" run "$@"; }
 BB=(--image busybox)
 before=$(host_snapshot)
 tmp=$(mktemp -d /tmp/sbx-t-run.XXXXXX)
+chmod 755 "$tmp" # bind sources must be reachable by the sandbox's mapped root
 trap 'rm -rf "$tmp"' EXIT
 
 # --- namespaces ---
@@ -128,6 +129,8 @@ bad "bad size" "invalid --memory .12x." run --memory 12x -- true
 bad "bad cpus" "invalid --cpus .-1." run --cpus -1 -- true
 bad "bad user" "invalid --user .70000." run --user 70000 -- true
 bad "bad bind" "bind source ./nonexistent." run --bind /nonexistent:/x -- true
+mkdir -p "$tmp/private/dir"; chmod 700 "$tmp/private"
+bad "unreachable bind source" "bind source .*private/dir. is not reachable by the sandbox's root" run "${BB[@]}" --bind "$tmp/private/dir:/x" -- true
 bad "bad bind mode" "invalid bind mode .rx." run --bind /tmp:/x:rx -- true
 bad "bad env" "invalid environment variable .NOEQUALS." run --env NOEQUALS -- true
 bad "bad net" "invalid --net .bridge." run --net bridge -- true
