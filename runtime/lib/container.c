@@ -262,6 +262,38 @@ connect_unix(int dirfd, const char *path, sbx_error_t *err)
     return fd;
 }
 
+/* The sandbox's v1 cgroup directories as /proc/self/cgroup lines ("0:memory:/sbx/ID"), for the
+ * child's read-only view of its own cgroups before it has joined them. */
+static int
+v1_cgroup_lines(struct sbx_cgroup *cg, char *buf, size_t len)
+{
+    cleanup_free char *ser = sbx_cgroup_serialize(cg);
+    json_t *root = ser ? json_loads(ser, 0, NULL) : NULL;
+    size_t i, used = 0;
+    json_t *d;
+    int r = root ? 0 : -1;
+    buf[0] = '\0';
+    json_array_foreach(json_object_get(root, "dirs"), i, d)
+    {
+        const char *c = json_string_value(json_object_get(d, "c"));
+        const char *dir = json_string_value(json_object_get(d, "dir"));
+        char prefix[128];
+        if (c == NULL || dir == NULL)
+            continue;
+        snprintf(prefix, sizeof(prefix), "/sys/fs/cgroup/%s/", c);
+        if (strncmp(dir, prefix, strlen(prefix)) != 0)
+            continue;
+        int n = snprintf(buf + used, len - used, "0:%s:%s\n", c, dir + strlen(prefix) - 1);
+        if (n < 0 || (size_t)n >= len - used) {
+            r = -1;
+            break;
+        }
+        used += n;
+    }
+    json_decref(root);
+    return r;
+}
+
 struct run_ctx {
     const struct sbx_run_opts *o;
     const char *root;
@@ -558,6 +590,15 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     rc.sync_fd = sp[0];
     cc.sync_fd = sp[1];
 
+    /* On cgroup v1 the first move of a task into a cgroup waits for an RCU grace period
+     * (cgroup_threadgroup_rwsem), often ~10 ms: longer than building the sandbox's root. Join
+     * while the child does that, instead of before; the child waits for it before anything of
+     * the workload runs. v2 has no such cost worth hiding. Hooks and create/start keep the
+     * simple order. */
+    cc.cgroup_late = rc.cg && sbx_cgroup_mode() != SBX_CGROUP_UNIFIED && !o->detach &&
+                     spec->n_hooks_prestart + spec->n_hooks_create_runtime == 0 &&
+                     !spec->ns_path[SBX_NS_CGROUP] &&
+                     v1_cgroup_lines(rc.cg, cc.cgroup_dirs, sizeof(cc.cgroup_dirs)) == 0;
     int flags = 0;
     for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++)
         if (spec->ns_enabled[ns_flags[i].type] && !spec->ns_path[ns_flags[i].type])
@@ -601,7 +642,7 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     if (spec->ns_enabled[SBX_NS_USER] && !spec->ns_path[SBX_NS_USER] &&
         (r = write_id_maps(spec, pid, err)) < 0)
         goto fail;
-    if (rc.cg && (r = sbx_cgroup_enter(rc.cg, pid, err)) < 0)
+    if (rc.cg && !cc.cgroup_late && (r = sbx_cgroup_enter(rc.cg, pid, err)) < 0)
         goto fail;
     if (spec->has_oom_score_adj) {
         char path[64], val[16];
@@ -625,6 +666,14 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
         }
         if (sbx_sync_send(rc.sync_fd, SYNC_GO, 0, "%s", json) < 0) {
             r = sbx_make_error(err, errno, "sandbox init exited before setup");
+            goto fail;
+        }
+    }
+    if (cc.cgroup_late) {
+        if ((r = sbx_cgroup_enter(rc.cg, pid, err)) < 0)
+            goto fail;
+        if (sbx_sync_send(rc.sync_fd, SYNC_CGROUP, 0, NULL) < 0) {
+            r = sbx_make_error(err, errno, "sandbox init exited during setup");
             goto fail;
         }
     }

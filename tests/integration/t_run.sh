@@ -2,9 +2,12 @@
 # sbxrun run: isolation properties, exit statuses and bad input (issue: runtime core).
 . "$(dirname "$0")/../lib.sh"
 require_root "t_run" || finish
-R() { "$SBXRUN" run "$@"; }
+# Every sandbox of this file carries the TAG in its id, so the leak check at the end looks at
+# this test's resources only (other suites' sandboxes may come and go meanwhile).
+TAG=trun$$
+R() { "$SBXRUN" run --id "$TAG-$RANDOM$RANDOM" "$@"; }
 BB=(--image busybox)
-before=$(host_snapshot)
+before=$(host_snapshot | grep -F "$TAG")
 tmp=$(mktemp -d /tmp/sbx-t-run.XXXXXX)
 chmod 755 "$tmp" # bind sources must be reachable by the sandbox's mapped root
 trap 'rm -rf "$tmp"' EXIT
@@ -80,8 +83,8 @@ out=$(exec 7</etc/passwd 8>/dev/null; R "${BB[@]}" -- ls /proc/self/fd | xargs)
 expect_eq "only stdio reaches the workload (fds above 2 closed)" "0 1 2 3" "$out"
 expect_eq "environment starts clean (PATH HOME TERM + --env)" "FOO=bar HOME=/home/sandbox PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin TERM=xterm" \
 	"$(SECRET=1 TERM=xterm R "${BB[@]}" --env FOO=bar -- env | grep -vE '^(PWD|SHLVL)=' | sort | xargs)"
-out=$(R "${BB[@]}" --id abc123def456789 -- hostname)
-expect_eq "default hostname sbx-<id>" "sbx-abc123def456" "$out"
+out=$(R "${BB[@]}" --id "${TAG}abcdef0123456789" -- hostname)
+expect_eq "default hostname sbx-<id>" "sbx-$(printf '%.12s' "${TAG}abcdef0123456789")" "$out"
 expect_eq "--hostname" "box" "$(R "${BB[@]}" --hostname box -- hostname)"
 expect_eq "--net none: only lo, and it is up" "lo:UP" \
 	"$(R -- sh -c 'for i in /sys/class/net/*; do n=${i##*/}; f=$(cat $i/flags); [ $((f & 1)) = 1 ] && echo $n:UP || echo $n:DOWN; done' | xargs)"
@@ -89,11 +92,11 @@ expect_match "--net host shares the host network" "$(ls /sys/class/net | head -1
 
 # --- signals, supervision, no survivors ---
 # Started directly (not through the R function) so $! is sbxrun itself, not a subshell.
-"$SBXRUN" run "${BB[@]}" -- sh -c 'trap "exit 42" TERM; while :; do sleep 0.1; done' & p=$!
+"$SBXRUN" run "${BB[@]}" --id "$TAG-term" -- sh -c 'trap "exit 42" TERM; while :; do sleep 0.1; done' & p=$!
 sleep 1; kill -TERM $p; wait $p; rc=$?
 expect_eq "SIGTERM to sbxrun reaches the workload" "42" "$rc"
 exec 9>"$tmp/status"
-timeout 60 "$SBXRUN" run "${BB[@]}" --id t-run-pdeath-$$ --json-status-fd 9 -- sleep 100 & p=$!
+timeout 60 "$SBXRUN" run "${BB[@]}" --id $TAG-pdeath --json-status-fd 9 -- sleep 100 & p=$!
 exec 9>&-
 for _ in $(seq 50); do grep -q '"pid"' "$tmp/status" && break; sleep 0.1; done
 spid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$tmp/status" | head -1)
@@ -102,7 +105,7 @@ kill -KILL "$(pgrep -P $p sbxrun)"; wait $p 2>/dev/null
 for _ in $(seq 50); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
 expect_eq "killing sbxrun -9 kills the sandbox (PDEATHSIG)" "gone" "$(kill -0 "$spid" 2>/dev/null || for k in $kids; do kill -0 $k 2>/dev/null && exit; done; echo gone)"
 # A SIGKILLed sbxrun cannot clean up after itself; its record says what to remove.
-expect_eq "delete --force removes a dead sbxrun's leftovers" "0" "$(status "$SBXRUN" delete --force t-run-pdeath-$$)"
+expect_eq "delete --force removes a dead sbxrun's leftovers" "0" "$(status "$SBXRUN" delete --force $TAG-pdeath)"
 exec 9>"$tmp/status2"; R "${BB[@]}" --json-status-fd 9 -- sh -c 'exit 3'; exec 9>&-
 expect_match "--json-status-fd reports start and exit" '"pid":[0-9]+.*' "$(head -1 "$tmp/status2")"
 expect_match "--json-status-fd exit line" '"exit-code":3.*"oom":false' "$(tail -1 "$tmp/status2")"
@@ -130,19 +133,19 @@ bad "bad cpus" "invalid --cpus .-1." run --cpus -1 -- true
 bad "bad user" "invalid --user .70000." run --user 70000 -- true
 bad "bad bind" "bind source ./nonexistent." run --bind /nonexistent:/x -- true
 mkdir -p "$tmp/private/dir"; chmod 700 "$tmp/private"
-bad "unreachable bind source" "bind source .*private/dir. is not reachable by the sandbox's root" run "${BB[@]}" --bind "$tmp/private/dir:/x" -- true
+bad "unreachable bind source" "bind source .*private/dir. is not reachable by the sandbox.s root" run --id "$TAG-bindfail" "${BB[@]}" --bind "$tmp/private/dir:/x" -- true
 bad "bad bind mode" "invalid bind mode .rx." run --bind /tmp:/x:rx -- true
 bad "bad env" "invalid environment variable .NOEQUALS." run --env NOEQUALS -- true
 bad "bad net" "invalid --net .bridge." run --net bridge -- true
 bad "bad timeout" "invalid --timeout .0." run --timeout 0 -- true
 bad "bad id" "invalid --id" run --id '../x' -- true
 bad "no command" "no command given" run
-bad "cwd missing inside (child-side failure)" "chdir to cwd ./nonexistent." run "${BB[@]}" --cwd /nonexistent -- true
+bad "cwd missing inside (child-side failure)" "chdir to cwd ./nonexistent." run --id "$TAG-cwdfail" "${BB[@]}" --cwd /nonexistent -- true
 bad "bad rlimit" "invalid --rlimit .bogus=1." run --rlimit bogus=1 -- true
 bad "unknown command" "unknown command .frobnicate." frobnicate
 expect_eq "--help exits 0" "0" "$(status "$SBXRUN" run --help)"
 expect_match "--version" "sbxrun version" "$("$SBXRUN" --version)"
 
-after=$(host_snapshot)
+after=$(host_snapshot | grep -F "$TAG")
 expect_eq "nothing left on the host (mounts, cgroups, links, state)" "$before" "$after"
 finish
