@@ -110,13 +110,17 @@ vm-check: all
 run: deps
 	$(MAKE) all
 	$(MAKE) rootfs
-	@if [ -x $(BUILD)/bin/sbx-apid ]; then exec $(BUILD)/bin/sbx-apid; \
-	else echo "sbx-apid is not built yet; demo:"; $(BUILD)/bin/sbxrun run -- id; fi
+	exec $(BUILD)/bin/sbx-apid --pool local/busybox:4
 
+# Each script is bounded in time and removes what it creates; apid runs in private netns.
 bench: deps
 	$(MAKE) all
 	$(MAKE) rootfs
 	tests/bench/run.sh
+	bash tests/bench/agent.sh
+	bash tests/bench/proxy.sh
+	bash tests/bench/apid.sh
+	N=$${N:-100} bash tests/bench/density.sh
 
 asan:
 	$(MAKE) BUILD=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all build/asan/bin/unit-tests

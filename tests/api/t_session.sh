@@ -3,6 +3,12 @@
 # /upload_file, /cleanup), the warm pool behind POST /v1/sandboxes (claim, per-request
 # entrypoint/env/limits, refill), /health pool figures and /metrics, against a real apid on
 # 127.0.0.1 with its own data and run directories. Needs root, the busybox image and sbx-agent.
+# apid creates its bridge and nftables table in the network namespace it runs in: run this whole
+# script in a private one (lo only), never in the host's.
+if [ -z "${SBX_PRIVATE_NETNS:-}" ]; then
+	export SBX_PRIVATE_NETNS=1
+	exec unshare -n sh -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
+fi
 . "$(dirname "$0")/../lib.sh"
 APID=$BIN/sbx-apid
 AGENT=$BIN/sbx-agent

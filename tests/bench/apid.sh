@@ -4,6 +4,12 @@
 # hey (pooled: as many requests as the pool holds, so every one is a claim). Bounded: every phase
 # has a request count and hey a 60 s cap; everything created is deleted, apid is stopped.
 #   tests/bench/apid.sh            N1=20 N16=64 POOL=96 THRU=96 (env overrides)
+# apid creates its bridge and nftables table in the network namespace it runs in: run this whole
+# script in a private one (lo only), never in the host's.
+if [ -z "${SBX_PRIVATE_NETNS:-}" ]; then
+	export SBX_PRIVATE_NETNS=1
+	exec unshare -n sh -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
+fi
 set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${SBX_BIN:-$TOP/build/bin}

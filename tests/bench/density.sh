@@ -4,6 +4,12 @@
 # and N sandboxes, and checks that nothing of them is left (runtime state, sandbox directories,
 # cgroups, mounts, links, processes). Bounded: creates time out, deletes run 8 at a time.
 #   tests/bench/density.sh          N=100 (N=1000 for the full run)
+# apid creates its bridge and nftables table in the network namespace it runs in: run this whole
+# script in a private one (lo only), never in the host's.
+if [ -z "${SBX_PRIVATE_NETNS:-}" ]; then
+	export SBX_PRIVATE_NETNS=1
+	exec unshare -n sh -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
+fi
 set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${SBX_BIN:-$TOP/build/bin}
