@@ -90,8 +90,7 @@ void apid_log_access(const char *method, const char *path, int status, double ms
 #define E_TOO_LARGE "SANDBOX::REQUEST_TOO_LARGE"
 #define E_UNAVAILABLE "SANDBOX::SERVICE_UNAVAILABLE"
 
-int apid_fail(sbx_error_t *err, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define apid_fail(err, code, fmt, ...) sbx_make_error((err), 0, "%s: " fmt, (code), ##__VA_ARGS__)
 /* Splits an error into HTTP status, code and message (pointers into a static table / err). */
 void apid_error_http(const sbx_error_t err, int *status, const char **code, const char **msg);
 

@@ -40,20 +40,6 @@ static const struct {
     {E_UNAVAILABLE, 503, NULL},
 };
 
-int
-apid_fail(sbx_error_t *err, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    char *msg = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    int r = sbx_make_error(err, 0, "%s: %s", code, msg);
-    free(msg);
-    return r;
-}
-
 void
 apid_error_http(const sbx_error_t err, int *status, const char **code, const char **msg)
 {

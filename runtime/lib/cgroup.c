@@ -826,15 +826,8 @@ sbx_cgroup_create(const char *parent, const char *name, const struct sbx_resourc
             goto rootless_hint;
         }
         r = enable_controllers_v2(d->parent, want, required, n, err);
-        if (r < 0) {
-            if (created) rmdir(d->parent);
-            if (is_perm_error(-r - 1) && limit == NULL) {
-                sbx_error_release(err);
-                return 0;
-            }
-            goto rootless_hint;
-        }
-        r = make_dirs(d, err);
+        if (r >= 0)
+            r = make_dirs(d, err);
         if (r < 0) {
             if (created) rmdir(d->parent);
             if (is_perm_error(-r - 1) && limit == NULL) {
