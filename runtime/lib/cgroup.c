@@ -763,6 +763,11 @@ plan_paths(struct sbx_cgroup *cg, const char *parent, const char *name, sbx_erro
         if (parent == NULL) {
             if (read_own_cgroup(v1_names[h], &own, NULL) < 0) continue;
             prel = path_join3(own, CG_DEFAULT_PARENT, NULL);
+            /* The default parent is sbx's own directory, whoever made it: the last sandbox to
+             * leave removes it (rmdir fails while others use it, and make_dirs retries if it
+             * vanishes under a concurrent create). On v2 it also carries subtree_control, which
+             * a concurrent create would have to redo, so it stays there. */
+            cg->d[h].parent_created = true;
         } else
             prel = path_join3("", parent, NULL);
         cg->d[h].parent = path_join3(mnt, prel, NULL);
