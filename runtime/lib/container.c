@@ -356,6 +356,20 @@ run_hooks(struct run_ctx *rc, const char *phase, const struct sbx_hook *h, size_
     return sbx_hooks_run(phase, h, n, NULL, json, err);
 }
 
+/* poststart and poststop: every hook runs, failures are warnings. */
+static void
+run_hooks_warn(struct run_ctx *rc, const char *phase, const struct sbx_hook *h, size_t n,
+               const char *status, bool quiet)
+{
+    if (n == 0)
+        return;
+    struct sbx_state st = {0};
+    cleanup_free char *created = sbx_now_rfc3339();
+    fill_state(rc, &st, status, created);
+    cleanup_free char *json = sbx_state_oci_json(&st, status);
+    sbx_hooks_run_warn(phase, h, n, NULL, json, quiet);
+}
+
 static int
 save_state(struct run_ctx *rc, const char *status, const struct sbx_exit *ex, sbx_error_t *err)
 {
@@ -706,13 +720,8 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return 0;
     }
-    {
-        sbx_error_t e = NULL;
-        if (run_hooks(&rc, "poststart", spec->hooks_poststart, spec->n_hooks_poststart,
-                      "running", &e) < 0 && !o->quiet)
-            sbx_error_print("sbxrun: warning", &e);
-        sbx_error_release(&e);
-    }
+    run_hooks_warn(&rc, "poststart", spec->hooks_poststart, spec->n_hooks_poststart, "running",
+                   o->quiet);
     status_line(o->json_status_fd, json_pack("{s:s,s:i}", "id", o->id, "pid", pid));
     if (o->timeout_sec > 0) {
         struct itimerspec its = {.it_value = {.tv_sec = o->timeout_sec}};
@@ -734,13 +743,8 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     if (o->keep_state)
         save_state(&rc, "stopped", res, NULL);
     run_ctx_cleanup(&rc, !o->keep_state);
-    {
-        sbx_error_t e = NULL;
-        if (run_hooks(&rc, "poststop", spec->hooks_poststop, spec->n_hooks_poststop, "stopped",
-                      &e) < 0 && !o->quiet)
-            sbx_error_print("sbxrun: warning", &e);
-        sbx_error_release(&e);
-    }
+    run_hooks_warn(&rc, "poststop", spec->hooks_poststop, spec->n_hooks_poststop, "stopped",
+                   o->quiet);
     sbx_bpf_free(&cc.bpf);
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
     return 0;

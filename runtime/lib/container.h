@@ -69,6 +69,10 @@ int sbx_container_load_spec(const char *state_root, const char *id, json_t *proc
  * chroot for the hook (the host root as seen from inside a half-built sandbox), else NULL. */
 int sbx_hooks_run(const char *phase, const struct sbx_hook *hooks, size_t n, const char *root,
                   const char *state_json, sbx_error_t *err);
+/* The same for poststart and poststop, whose failures the spec makes warnings: every hook runs,
+ * each failure is printed as a warning on stderr (unless quiet); returns how many failed. */
+int sbx_hooks_run_warn(const char *phase, const struct sbx_hook *hooks, size_t n,
+                       const char *root, const char *state_json, bool quiet);
 /* OCI state JSON (compact) of a record, with `status` as given; caller frees. */
 char *sbx_state_oci_json(const struct sbx_state *st, const char *status);
 /* Signals the main process, or with all=true every process in the sandbox's cgroup. */

@@ -87,6 +87,23 @@ sbx_hooks_run(const char *phase, const struct sbx_hook *hooks, size_t n, const c
     return 0;
 }
 
+int
+sbx_hooks_run_warn(const char *phase, const struct sbx_hook *hooks, size_t n, const char *root,
+                   const char *state_json, bool quiet)
+{
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        sbx_error_t e = NULL;
+        if (run_one(phase, &hooks[i], root, state_json, &e) < 0) {
+            failed++;
+            if (!quiet)
+                sbx_error_print("sbxrun: warning", &e);
+        }
+        sbx_error_release(&e);
+    }
+    return failed;
+}
+
 char *
 sbx_state_oci_json(const struct sbx_state *st, const char *status)
 {

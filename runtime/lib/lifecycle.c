@@ -113,11 +113,9 @@ run_poststop(const char *root, const char *id, const struct sbx_state *st)
     if (sbx_container_load_spec(root, id, NULL, &spec, NULL) < 0)
         return;
     if (spec->n_hooks_poststop > 0) {
-        sbx_error_t e = NULL;
         cleanup_free char *json = sbx_state_oci_json(st, "stopped");
-        if (sbx_hooks_run("poststop", spec->hooks_poststop, spec->n_hooks_poststop, NULL, json,
-                          &e) < 0)
-            sbx_error_print("sbxrun: warning", &e);
+        sbx_hooks_run_warn("poststop", spec->hooks_poststop, spec->n_hooks_poststop, NULL, json,
+                           false);
     }
     sbx_spec_free(spec);
 }
@@ -182,12 +180,9 @@ sbx_container_start(const char *root, const char *id, sbx_error_t *err)
     st->status = xstrdup("running");
     if ((r = sbx_state_save(root, st, err)) < 0)
         goto out;
-    if (spec->n_hooks_poststart > 0) {
-        sbx_error_t e = NULL;
-        if (sbx_hooks_run("poststart", spec->hooks_poststart, spec->n_hooks_poststart, NULL, json,
-                          &e) < 0)
-            sbx_error_print("sbxrun: warning", &e);
-    }
+    if (spec->n_hooks_poststart > 0)
+        sbx_hooks_run_warn("poststart", spec->hooks_poststart, spec->n_hooks_poststart, NULL,
+                           json, false);
 out:
     sbx_spec_free(spec);
     sbx_state_free(st);
