@@ -141,8 +141,19 @@ validate(sbx_spec_t *s, sbx_error_t *err)
         return sbx_make_error(err, errno, "rootfs `%s`", s->rootfs);
     if (!S_ISDIR(st.st_mode))
         return sbx_make_error(err, ENOTDIR, "rootfs `%s`", s->rootfs);
-    if (!s->ns_enabled[SBX_NS_MOUNT])
-        return sbx_make_error(err, 0, "a mount namespace is required");
+    if (!s->ns_enabled[SBX_NS_MOUNT]) {
+        /* Sharing the caller's mount namespace: sbxrun then only chroots into the rootfs and
+         * mounts nothing (a mount would land in the caller's namespace). What cannot be had
+         * without a mount is refused. */
+        if (s->root_readonly)
+            return sbx_make_error(err, 0, "root.readonly needs a mount namespace");
+        if (s->rootfs_propagation)
+            return sbx_make_error(err, 0, "linux.rootfsPropagation needs a mount namespace");
+        if (s->overlay_rootfs)
+            return sbx_make_error(err, 0, "run.sbx.rootfs.overlay needs a mount namespace");
+        if (s->sysctl && json_object_size(s->sysctl) > 0)
+            return sbx_make_error(err, 0, "linux.sysctl needs a mount namespace");
+    }
     if (s->ns_enabled[SBX_NS_USER] && !s->ns_path[SBX_NS_USER] &&
         (s->n_uid_maps == 0 || s->n_gid_maps == 0))
         return sbx_make_error(err, 0, "a user namespace needs uidMappings and gidMappings");
@@ -508,6 +519,12 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
                                       "at most 64)", o->id ? o->id : "");
     if ((r = validate(spec, err)) < 0)
         return r;
+    if (!spec->ns_enabled[SBX_NS_MOUNT] && !o->quiet &&
+        (spec->n_mounts > 0 || spec->n_devices > 0 || strv_len(spec->masked_paths) > 0 ||
+         strv_len(spec->readonly_paths) > 0))
+        fprintf(stderr, "sbxrun: warning: no mount namespace: mounts, devices, maskedPaths and "
+                        "readonlyPaths are not applied (the process is only chrooted into "
+                        "`%s`)\n", spec->rootfs);
     if (o->detach && spec->terminal && !o->console_socket)
         return sbx_make_error(err, 0, "process.terminal needs --console-socket when detached");
     cc.in_userns = spec->ns_enabled[SBX_NS_USER];

@@ -68,6 +68,7 @@ sbx_container_exec(const char *root, const char *id, const struct sbx_exec_opts 
                                .join_only = true};
     int ns_fds[ARRAY_SIZE(join_order)];
     int sp[2] = {-1, -1};
+    int root_fd = -1;
     json_t *proc = NULL;
     int r;
     for (size_t i = 0; i < ARRAY_SIZE(join_order); i++)
@@ -132,6 +133,16 @@ sbx_container_exec(const char *root, const char *id, const struct sbx_exec_opts 
             goto out;
         }
     }
+    /* A sandbox in its creator's mount namespace is only chrooted: so is the new process. */
+    if (!spec->ns_enabled[SBX_NS_MOUNT]) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/root", st->pid);
+        root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root_fd < 0) {
+            r = sbx_make_error(err, errno, "open `%s`", path);
+            goto out;
+        }
+    }
     /* The pid may have been recycled between the state check and the opens. */
     if (!sbx_state_alive(st)) {
         r = sbx_make_error(err, ESRCH, "sandbox `%s` exited", id);
@@ -165,6 +176,11 @@ sbx_container_exec(const char *root, const char *id, const struct sbx_exec_opts 
                               join_order[i].name, strerror(errno));
                 _exit(125);
             }
+        if (root_fd >= 0 && (fchdir(root_fd) < 0 || chroot(".") < 0 || chdir("/") < 0)) {
+            sbx_sync_send(cc.sync_fd, SYNC_ERROR, errno, "exec: chroot into the sandbox: %s",
+                          strerror(errno));
+            _exit(125);
+        }
         pid_t p = fork();
         if (p < 0)
             _exit(125);
@@ -227,6 +243,8 @@ out:
     for (size_t i = 0; i < ARRAY_SIZE(join_order); i++)
         if (ns_fds[i] >= 0)
             close(ns_fds[i]);
+    if (root_fd >= 0)
+        close(root_fd);
     if (sp[0] >= 0)
         close(sp[0]);
     if (sp[1] >= 0)

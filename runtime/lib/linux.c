@@ -465,7 +465,7 @@ child_hooks(struct sbx_child_ctx *c, const char *phase, const struct sbx_hook *h
  * exists but before pivot_root (sbxrun runs them: it still sees the host), then
  * createContainer runs here, in the container's namespaces (path resolved on the host). */
 static void
-run_create_hooks(struct sbx_child_ctx *c)
+run_create_hooks(struct sbx_child_ctx *c, const char *host_root)
 {
     sbx_spec_t *s = c->spec;
     struct sbx_sync_msg m;
@@ -475,13 +475,32 @@ run_create_hooks(struct sbx_child_ctx *c)
             _exit(125);
     }
     child_hooks(c, "createContainer", s->hooks_create_container, s->n_hooks_create_container,
-                OLDROOT);
+                host_root);
+}
+
+/* No mount namespace of its own: the sandbox shares its creator's, where any mount would be
+ * visible outside. Nothing is mounted (validate() refused what would need it); the process
+ * only chroots into the rootfs. */
+static void
+setup_chroot(struct sbx_child_ctx *c)
+{
+    run_create_hooks(c, NULL);
+    if (chdir(c->spec->rootfs) < 0)
+        child_fail(c, errno, "chdir to rootfs `%s`", c->spec->rootfs);
+    if (chroot(".") < 0)
+        child_fail(c, errno, "chroot into rootfs `%s`", c->spec->rootfs);
+    if (chdir("/") < 0)
+        child_fail(c, errno, "chdir /");
 }
 
 static void
 setup_root(struct sbx_child_ctx *c)
 {
     sbx_spec_t *s = c->spec;
+    if (!s->ns_enabled[SBX_NS_MOUNT]) {
+        setup_chroot(c);
+        return;
+    }
     unsigned long prop = MS_REC | MS_PRIVATE;
     if (s->rootfs_propagation && strstr(s->rootfs_propagation, "slave"))
         prop = MS_REC | MS_SLAVE;
@@ -537,7 +556,7 @@ setup_root(struct sbx_child_ctx *c)
         setup_dev(c, rootfd);
     mask_paths(c, rootfd);
     close(rootfd);
-    run_create_hooks(c);
+    run_create_hooks(c, OLDROOT);
 
     /* pivot_root(".", ".") stacks the old root on the new one; detaching it drops the scratch
      * root and every host mount under /oldroot in one step (no path to the host remains). */
