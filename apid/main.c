@@ -2,6 +2,7 @@
  * forked first, while the process is still single-threaded (libsbx clones and execs from it);
  * then the store is opened, the previous run's sandboxes are recovered, and only then do the
  * watcher and HTTP threads start. */
+#include <sys/resource.h>
 #include "apid.h"
 #include "pool.h"
 #include "session_api.h"
@@ -24,6 +25,13 @@ main(int argc, char **argv)
     }
     apid_log_setup(cfg.log_level, cfg.log_json);
     signal(SIGPIPE, SIG_IGN);
+    /* An fd or two per sandbox (watchers, proxy sockets): 1,000 sandboxes exceed the usual soft
+     * limit of 1024. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
 
     /* Handle signals synchronously in the main thread: block them before any thread exists so
      * every thread inherits the mask. */

@@ -1117,9 +1117,17 @@ sbx_cgroup_kill(struct sbx_cgroup *cg, int sig, sbx_error_t *err)
         if (n == 0 || sig != SIGKILL) break;
         if (!frozen) sleep_ms(10);
     }
+    /* A cgroup that vanished meanwhile (its sandbox ended and was cleaned up by its own
+     * supervisor) has nothing left to kill or thaw. */
+    if (access(pd->path, F_OK) < 0 && errno == ENOENT) {
+        sbx_error_release(err);
+        return 0;
+    }
     if (frozen) {
         sbx_error_t terr = NULL;
         int tr = sbx_cgroup_freeze(cg, false, &terr);
+        if (tr < 0 && terr && terr->status == ENOENT)
+            tr = 0; /* the freezer directory went away with the sandbox */
         if (tr < 0 && r == 0) {
             r = tr;
             *err = terr;
