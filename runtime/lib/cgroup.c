@@ -34,15 +34,19 @@
 #define CG_DEFAULT_PARENT "sbx"
 #define CG_WAIT_MS 5000
 
-enum cg_hier { H_MEMORY, H_CPU, H_CPUACCT, H_PIDS, H_FREEZER, H_BLKIO, H_COUNT, H_UNIFIED = 0 };
-static const char *const v1_names[H_COUNT] = {"memory", "cpu",     "cpuacct",
-                                              "pids",   "freezer", "blkio"};
+enum cg_hier {
+    H_MEMORY, H_CPU, H_CPUACCT, H_PIDS, H_FREEZER, H_BLKIO, H_CPUSET, H_DEVICES, H_COUNT,
+    H_UNIFIED = 0
+};
+static const char *const v1_names[H_COUNT] = {"memory",  "cpu",   "cpuacct", "pids",
+                                              "freezer", "blkio", "cpuset",  "devices"};
 
 struct cg_dir {
     char *path;   /* absolute leaf directory; NULL: hierarchy not used */
     char *parent; /* absolute parent directory */
     int fd;       /* O_DIRECTORY fd of path */
     int alias;    /* index of an earlier entry in the same (co-mounted) hierarchy, or -1 */
+    char *top_created; /* highest missing ancestor of parent that create made, or NULL */
     bool parent_created;
     bool owned; /* path was made by this object's create, or reopened from its state */
 };
@@ -310,6 +314,7 @@ sbx_cgroup_free(struct sbx_cgroup *cg)
         if (cg->d[i].fd >= 0) close(cg->d[i].fd);
         free(cg->d[i].path);
         free(cg->d[i].parent);
+        free(cg->d[i].top_created);
     }
     free(cg->rel);
     free(cg);
@@ -353,7 +358,8 @@ static struct cg_dir *
 procs_dir(struct sbx_cgroup *cg)
 {
     if (is_v2(cg)) return cg->d[H_UNIFIED].fd >= 0 ? &cg->d[H_UNIFIED] : NULL;
-    static const enum cg_hier order[] = {H_FREEZER, H_PIDS, H_MEMORY, H_CPU, H_CPUACCT, H_BLKIO};
+    static const enum cg_hier order[] = {H_FREEZER, H_PIDS,   H_MEMORY,  H_CPU,
+                                         H_CPUACCT, H_BLKIO, H_CPUSET, H_DEVICES};
     for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
         struct cg_dir *d = v1dir(cg, order[i]);
         if (d) return d;
@@ -555,8 +561,28 @@ update_v1(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_error_t *e
             r = 0;
         if (r < 0) return r;
     }
-    if (res->cpuset_cpus || res->cpuset_mems)
-        return sbx_make_error(err, ENOTSUP, "cpuset limits are only supported on cgroup v2");
+    if (res->cpuset_cpus) {
+        NEED(H_CPUSET);
+        if ((r = cg_write(d->fd, d->path, "cpuset.cpus", res->cpuset_cpus, err)) < 0) return r;
+    }
+    if (res->cpuset_mems) {
+        NEED(H_CPUSET);
+        if ((r = cg_write(d->fd, d->path, "cpuset.mems", res->cpuset_mems, err)) < 0) return r;
+    }
+    if (res->devices) {
+        /* Deny everything, then the rules in order (the last matching one wins). */
+        NEED(H_DEVICES);
+        if ((r = cg_write(d->fd, d->path, "devices.deny", "a", err)) < 0) return r;
+        for (char **l = res->devices; *l; l++) {
+            bool allow = strncmp(*l, "allow ", 6) == 0;
+            const char *rule = strchr(*l, ' ');
+            if (rule == NULL)
+                return sbx_make_error(err, EINVAL, "bad device rule `%s`", *l);
+            if ((r = cg_write(d->fd, d->path, allow ? "devices.allow" : "devices.deny", rule + 1,
+                              err)) < 0)
+                return r;
+        }
+    }
     if (res->unified) {
         const char *key;
         json_t *val;
@@ -682,6 +708,25 @@ static int
 make_dirs(struct cg_dir *d, sbx_error_t *err)
 {
     for (int attempt = 0;; attempt++) {
+        /* A nested parent (cgroupsPath a/b/c): its missing ancestors first, top-down; the
+         * highest one made is remembered so destroy removes them again. Everything below the
+         * hierarchy's mount point (CG_ROOT/<controller>) only. */
+        if (access(d->parent, F_OK) < 0 && strncmp(d->parent, CG_ROOT "/", strlen(CG_ROOT) + 1) == 0) {
+            cleanup_free char *cur = xstrdup(d->parent);
+            char *p = cur + strlen(CG_ROOT) + 1;
+            p += strcspn(p, "/"); /* the mount point itself */
+            while (*p == '/') {
+                char *next = strchr(p + 1, '/');
+                if (next == NULL) break; /* d->parent itself: below */
+                *next = '\0';
+                if (mkdir(cur, 0755) == 0) {
+                    if (d->top_created == NULL) d->top_created = xstrdup(cur);
+                } else if (errno != EEXIST)
+                    return sbx_make_error(err, errno, "mkdir cgroup `%s`", cur);
+                *next = '/';
+                p = next;
+            }
+        }
         if (mkdir(d->parent, 0755) == 0)
             d->parent_created = true;
         else if (errno != EEXIST)
@@ -704,6 +749,52 @@ open_dir(struct cg_dir *d, sbx_error_t *err)
 {
     d->fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (d->fd < 0) return sbx_make_error(err, errno, "open cgroup `%s`", d->path);
+    return 0;
+}
+
+/* A new v1 cpuset cgroup starts with empty cpuset.cpus/mems and takes no task until both are
+ * set: an empty one gets its parent's (the parent `sbx` first, then the leaf). Directories that
+ * already have values are left alone. */
+static int
+cpuset_fill(const char *dir, sbx_error_t *err)
+{
+    static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+    cleanup_free char *up = xstrdup(dir);
+    char *slash = strrchr(up, '/');
+    if (slash == NULL || slash == up) return 0;
+    *slash = '\0';
+    cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    cleanup_close int upfd = open(up, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || upfd < 0)
+        return sbx_make_error(err, errno, "open cpuset cgroup `%s`", fd < 0 ? dir : up);
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        cleanup_free char *cur = NULL, *parent = NULL;
+        int r = cg_read(fd, dir, files[i], &cur, err);
+        if (r < 0) return r;
+        if (cur[strspn(cur, " \n")] != '\0') continue;
+        if ((r = cg_read(upfd, up, files[i], &parent, err)) < 0) return r;
+        parent[strcspn(parent, "\n")] = '\0';
+        if ((r = cg_write(fd, dir, files[i], parent, err)) < 0) return r;
+    }
+    return 0;
+}
+
+/* cpuset_fill() on every level below the mount point, top-down, down to the leaf dir. */
+static int
+cpuset_fill_path(const char *dir, sbx_error_t *err)
+{
+    cleanup_free char *cur = xstrdup(dir);
+    char *p = cur + strlen(CG_ROOT) + 1;
+    p += strcspn(p, "/");
+    while (*p == '/') {
+        char *next = strchr(p + 1, '/');
+        if (next) *next = '\0';
+        int r = cpuset_fill(cur, err);
+        if (r < 0) return r;
+        if (next == NULL) break;
+        *next = '/';
+        p = next;
+    }
     return 0;
 }
 
@@ -732,7 +823,15 @@ remove_dir(struct cg_dir *d, sbx_error_t *err)
         }
     }
     /* Another sandbox may be using the shared parent: failing here is expected. */
-    if (r == 0 && d->parent_created && d->parent) (void)rmdir(d->parent);
+    if (r == 0 && d->parent_created && d->parent && rmdir(d->parent) == 0 && d->top_created) {
+        /* Then the ancestors make_dirs created, bottom-up, while they are empty. */
+        size_t toplen = strlen(d->top_created);
+        cleanup_free char *cur = xstrdup(d->parent);
+        for (char *slash; (slash = strrchr(cur, '/')) && (size_t)(slash - cur) >= toplen;) {
+            *slash = '\0';
+            if (rmdir(cur) < 0) break;
+        }
+    }
     return r;
 }
 
@@ -856,6 +955,7 @@ sbx_cgroup_create(const char *parent, const char *name, const struct sbx_resourc
                 goto fail_hint;
             }
             if ((r = open_dir(d, err)) < 0) goto fail;
+            if (h == H_CPUSET && (r = cpuset_fill_path(d->path, err)) < 0) goto fail;
         }
         for (int h = 0; h < H_COUNT; h++) {
             struct cg_dir *d = &cg->d[h];
@@ -905,6 +1005,8 @@ sbx_cgroup_serialize(const struct sbx_cgroup *cg)
         json_object_set_new(o, "parent", json_string(d->parent));
         if (d->parent_created && d->alias < 0)
             json_object_set_new(o, "parent_created", json_true());
+        if (d->top_created && d->alias < 0)
+            json_object_set_new(o, "top_created", json_string(d->top_created));
         json_array_append_new(dirs, o);
         if (is_v2(cg)) break;
     }
@@ -947,6 +1049,7 @@ sbx_cgroup_open(const char *serialized, struct sbx_cgroup **out, sbx_error_t *er
         const char *c = json_string_value(json_object_get(o, "c"));
         const char *dir = json_string_value(json_object_get(o, "dir"));
         const char *parent = json_string_value(json_object_get(o, "parent"));
+        const char *top = json_string_value(json_object_get(o, "top_created"));
         int h = -1;
         if (c && is_v2(cg) && strcmp(c, "unified") == 0) h = H_UNIFIED;
         for (int k = 0; c && !is_v2(cg) && k < H_COUNT; k++)
@@ -955,7 +1058,10 @@ sbx_cgroup_open(const char *serialized, struct sbx_cgroup **out, sbx_error_t *er
         if (h < 0 || cg->d[h].path || dir == NULL ||
             strncmp(dir, CG_ROOT "/", strlen(CG_ROOT) + 1) || !path_is_safe(dir) ||
             (parent &&
-             (strncmp(parent, CG_ROOT "/", strlen(CG_ROOT) + 1) || !path_is_safe(parent)))) {
+             (strncmp(parent, CG_ROOT "/", strlen(CG_ROOT) + 1) || !path_is_safe(parent))) ||
+            (top && (parent == NULL || strncmp(parent, top, strlen(top)) ||
+                     parent[strlen(top)] != '/' ||
+                     strncmp(top, CG_ROOT "/", strlen(CG_ROOT) + 1) || !path_is_safe(top)))) {
             r = sbx_make_error(err, EINVAL, "invalid serialized cgroup entry `%s`",
                                dir ? dir : "?");
             break;
@@ -963,6 +1069,7 @@ sbx_cgroup_open(const char *serialized, struct sbx_cgroup **out, sbx_error_t *er
         cg->d[h].path = xstrdup(dir);
         cg->d[h].parent = xstrdup(parent);
         cg->d[h].parent_created = json_is_true(json_object_get(o, "parent_created"));
+        cg->d[h].top_created = top ? xstrdup(top) : NULL;
         cg->d[h].owned = true;
         if ((r = open_dir(&cg->d[h], err)) < 0) break;
     }

@@ -1,6 +1,7 @@
-/* One cgroup interface over cgroup v2 (primary) and v1/hybrid hosts (memory, cpu, pids and freezer
- * hierarchies). sbx only ever creates, changes and removes cgroups below a directory it created
- * itself (a `sbx` child of the caller's cgroup, or a configured parent). */
+/* One cgroup interface over cgroup v2 (primary) and v1/hybrid hosts (memory, cpu, cpuacct, pids,
+ * freezer, blkio, cpuset and devices hierarchies). sbx only ever creates, changes and removes
+ * cgroups below a directory it created itself (a `sbx` child of the caller's cgroup, or a
+ * configured parent, whose missing levels it creates and removes again). */
 #ifndef SBX_CGROUP_H
 #define SBX_CGROUP_H
 

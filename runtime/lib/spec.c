@@ -1,6 +1,7 @@
 #include "spec.h"
 #include "utils.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -313,6 +314,74 @@ parse_process(sbx_spec_t *s, json_t *p, sbx_error_t *err)
     return 0;
 }
 
+/* "*" for an absent or negative major/minor (OCI: absent means all). */
+static void
+dev_number(json_t *v, char *buf, size_t len)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        snprintf(buf, len, "*");
+    else
+        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+}
+
+/* linux.resources.devices -> device-cgroup writes. Once the config restricts devices, the
+ * devices the runtime must supply (runtime-spec "Default Devices": null, zero, full, random,
+ * urandom, tty, ptmx and the pty slaves) and those of linux.devices stay usable, as runc and
+ * crun do: the config's own rules come first and cannot take them away. */
+static int
+parse_device_rules(sbx_spec_t *s, json_t *rules, sbx_error_t *err)
+{
+    struct sbx_resources *r = &s->resources;
+    size_t i;
+    json_t *v;
+    if (rules == NULL || json_is_null(rules))
+        return 0;
+    if (!json_is_array(rules))
+        return sbx_make_error(err, 0, "config: `linux.resources.devices` must be an array");
+    if (json_array_size(rules) == 0)
+        return 0;
+    json_array_foreach(rules, i, v)
+    {
+        json_t *allow = json_object_get(v, "allow");
+        const char *type = json_string_value(json_object_get(v, "type"));
+        const char *access = json_string_value(json_object_get(v, "access"));
+        if (!json_is_boolean(allow))
+            return sbx_make_error(err, 0, "config: `linux.resources.devices[%zu].allow` must be "
+                                          "a boolean", i);
+        if (type == NULL || type[0] == '\0')
+            type = "a";
+        if (strlen(type) != 1 || !strchr("acb", type[0]))
+            return sbx_make_error(err, 0, "config: `linux.resources.devices[%zu].type` must be "
+                                          "a, c or b, got `%s`", i, type);
+        if (access == NULL || access[0] == '\0')
+            access = "rwm";
+        if (strlen(access) > 3 || strspn(access, "rwm") != strlen(access))
+            return sbx_make_error(err, 0, "config: `linux.resources.devices[%zu].access` must be "
+                                          "made of r, w and m, got `%s`", i, access);
+        char major[32], minor[32];
+        dev_number(json_object_get(v, "major"), major, sizeof(major));
+        dev_number(json_object_get(v, "minor"), minor, sizeof(minor));
+        cleanup_free char *line = xasprintf("%s %s %s:%s %s", json_is_true(allow) ? "allow" : "deny",
+                                            type, major, minor, access);
+        strv_append(&r->devices, line);
+    }
+    static const char *const defaults[] = {
+        "allow c 1:3 rwm", "allow c 1:5 rwm",   "allow c 1:7 rwm", "allow c 1:8 rwm",
+        "allow c 1:9 rwm", "allow c 5:0 rwm",   "allow c 5:2 rwm", "allow c 136:* rwm",
+    };
+    for (i = 0; i < ARRAY_SIZE(defaults); i++)
+        strv_append(&r->devices, defaults[i]);
+    for (i = 0; i < s->n_devices; i++) {
+        const struct sbx_device *d = &s->devices[i];
+        if (d->type == 'p')
+            continue;
+        cleanup_free char *line = xasprintf("allow %c %" PRId64 ":%" PRId64 " rwm",
+                                            d->type == 'u' ? 'c' : d->type, d->major, d->minor);
+        strv_append(&r->devices, line);
+    }
+    return 0;
+}
+
 static int
 parse_resources(sbx_spec_t *s, json_t *res, sbx_error_t *err)
 {
@@ -411,7 +480,8 @@ parse_linux(sbx_spec_t *s, json_t *l, sbx_error_t *err)
         }
         s->n_devices = json_array_size(devs);
     }
-    return 0;
+    return parse_device_rules(s, json_object_get(json_object_get(l, "resources"), "devices"),
+                              err);
 }
 
 static int
@@ -601,6 +671,7 @@ sbx_spec_free(sbx_spec_t *s)
     strv_free(s->readonly_paths);
     free(s->resources.cpuset_cpus);
     free(s->resources.cpuset_mems);
+    strv_free(s->resources.devices);
     free(s->cgroups_path);
     for (size_t i = 0; i < s->n_devices; i++)
         free(s->devices[i].path);

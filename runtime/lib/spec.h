@@ -61,6 +61,9 @@ struct sbx_resources {
     int64_t io_weight;          /* blkio weight / io.weight */
     char *cpuset_cpus, *cpuset_mems;
     json_t *unified;            /* linux.resources.unified map, borrowed */
+    /* linux.resources.devices as v1 device-cgroup writes, in order: "allow c 1:3 rwm",
+     * "deny a *:* rwm"; NULL when the config has no rules (the cgroup then inherits). */
+    char **devices;
 };
 
 struct sbx_hook {

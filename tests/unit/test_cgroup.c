@@ -93,7 +93,7 @@ UNIT_TEST(cgroup, weight_shares)
 static void
 res_unset(struct sbx_resources *r)
 {
-    *r = (struct sbx_resources){-1, -1, -1, -1, -1, -1, -1, -1, -1, NULL, NULL, NULL};
+    *r = (struct sbx_resources){-1, -1, -1, -1, -1, -1, -1, -1, -1, NULL, NULL, NULL, NULL};
 }
 
 UNIT_TEST(cgroup, open_rejects_bad_input)
