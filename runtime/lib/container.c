@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -644,7 +645,20 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
             goto fail;
         }
     }
-    pid_t pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+    /* cgroup v2: born in the sandbox's cgroup (CLONE_INTO_CGROUP), so there is no migration
+     * afterwards; older kernels or v1 fall back to clone + joining the cgroup. */
+    bool born_in_cgroup = false;
+    pid_t pid = -1;
+    int cgfd = rc.cg && !cc.cgroup_late ? sbx_cgroup_dirfd(rc.cg) : -1;
+    if (cgfd >= 0) {
+        struct clone_args ca = {.flags = (uint64_t)flags | CLONE_INTO_CGROUP,
+                                .exit_signal = SIGCHLD,
+                                .cgroup = (uint64_t)cgfd};
+        pid = syscall(SYS_clone3, &ca, sizeof(ca));
+        born_in_cgroup = pid >= 0;
+    }
+    if (!born_in_cgroup)
+        pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
     if (pid != 0 && own_pidns >= 0)
         setns(own_pidns, CLONE_NEWPID);
     if (pid < 0) {
@@ -673,7 +687,7 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     if (spec->ns_enabled[SBX_NS_USER] && !spec->ns_path[SBX_NS_USER] &&
         (r = write_id_maps(spec, pid, err)) < 0)
         goto fail;
-    if (rc.cg && !cc.cgroup_late && (r = sbx_cgroup_enter(rc.cg, pid, err)) < 0)
+    if (rc.cg && !cc.cgroup_late && !born_in_cgroup && (r = sbx_cgroup_enter(rc.cg, pid, err)) < 0)
         goto fail;
     if (spec->has_oom_score_adj) {
         char path[64], val[16];

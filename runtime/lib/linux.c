@@ -309,7 +309,21 @@ do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
     } else if (strcmp(m->type, "cgroup") == 0 || strcmp(m->type, "cgroup2") == 0) {
         if (sbx_cgroup_mode() == SBX_CGROUP_UNIFIED) {
             /* Mounted from inside the cgroup namespace, its root is the sandbox's own cgroup. */
-            if (mount("cgroup2", target, "cgroup2", flags, NULL) < 0)
+            int cr = mount("cgroup2", target, "cgroup2", flags, NULL);
+            if (cr < 0 && errno == EBUSY) {
+                /* /sys bound from the host (--net host) already shows the host's cgroup2 here:
+                 * the kernel refuses one superblock twice on a mount point, and that (locked)
+                 * mount cannot be removed in a user namespace. Cover it, then mount ours. */
+                if (mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                          "size=0") < 0)
+                    child_fail(c, errno, "cover the host's cgroup2 on `%s`", m->destination);
+                close(fd);
+                fd = open_in_root(rootfd, m->destination, true, false, target, sizeof(target));
+                if (fd < 0)
+                    child_fail(c, -fd, "reopen `%s`", m->destination);
+                cr = mount("cgroup2", target, "cgroup2", flags, NULL);
+            }
+            if (cr < 0)
                 child_fail(c, errno, "mount cgroup2 on `%s`", m->destination);
         } else {
             mount_v1_cgroups(c, rootfd, m->destination, target, flags);
