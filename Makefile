@@ -122,8 +122,9 @@ bench: deps
 	bash tests/bench/apid.sh
 	N=$${N:-100} bash tests/bench/density.sh
 
+# Warnings are not errors here: GCC reports false stringop-overread positives under ASan.
 asan:
-	$(MAKE) BUILD=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all build/asan/bin/unit-tests
+	$(MAKE) BUILD=build/asan WERROR= SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all build/asan/bin/unit-tests
 	ASAN_OPTIONS=detect_leaks=1 build/asan/bin/unit-tests
 
 format:
