@@ -28,8 +28,9 @@ apid_agent_target_of(const struct apid_sandbox *sb, struct apid_agent_target *t)
     t->pid = sb->pid;
     t->pid_start = sb->pid_start;
     t->token = sb->token;
-    /* Networking will record the sandbox's bridge address; until it does, addr stays NULL and the
-     * socket is made inside the sandbox's netns instead. */
+    /* The bridge address when the sandbox has one (a plain connect, as the proxy does); without
+     * networking the socket is made inside the sandbox's netns instead. */
+    t->addr = sb->address && *sb->address ? sb->address : NULL;
 }
 
 struct ns_socket {
