@@ -139,12 +139,15 @@ expect_match "terminal over --console-socket" "^/dev/pts/[0-9]+ from-tty$" "$out
 
 # --- runtime-tools validation suite -----------------------------------------------------------
 # Tests that are clean for sbxrun on a hybrid cgroup host; a regression in any of them fails.
+# Not in the floor: poststart. It checks that the process's own write lands before the hook's,
+# which no runtime can guarantee without waiting for the process (it passes most runs, fails
+# about one in six; crun fails it on this host too).
 FLOOR="config_updates_without_affect create default delete delete_only_create_resources
 hooks_stdin hostname kill kill_no_effect killsig linux_cgroups_cpus linux_cgroups_devices
 linux_cgroups_relative_cpus linux_cgroups_relative_devices linux_devices linux_masked_paths
 linux_mount_label linux_ns_itype linux_ns_nopath linux_ns_path linux_ns_path_type
 linux_process_apparmor_profile linux_readonly_paths linux_rootfs_propagation linux_seccomp
-linux_sysctl linux_uid_mappings mounts poststart poststop poststop_fail prestart_fail process
+linux_sysctl linux_uid_mappings mounts poststop poststop_fail prestart_fail process
 process_capabilities_fail process_oom_score_adj process_rlimits_fail process_user
 root_readonly_true state"
 if [ ! -r "$SHARED/oci/oci-validation-bin.tar.xz" ]; then
