@@ -33,3 +33,11 @@ echo "+ wrk -t2 -c16 -d${DUR}s $PROXY"
 X wrk -t2 -c16 -d${DUR}s "$PROXY"
 echo "+ wrk -t2 -c16 -d${DUR}s -H 'X-EXECD-ACCESS-TOKEN: …' $DIRECT"
 X wrk -t2 -c16 -d${DUR}s -H "X-EXECD-ACCESS-TOKEN: $TOK" "$DIRECT"
+
+# Exec round trip through the proxy: POST /command {"command":"echo hi"} until the SSE stream ends
+# (execution_complete), 200 sequential requests, one curl process per request.
+CMD=$BASE/sandboxes/$ID/proxy/44772/command
+for _ in $(seq 200); do
+	X curl -s -N -o /dev/null -w '%{time_total}\n' -X POST -H 'Content-Type: application/json' \
+		-d '{"command":"echo hi"}' "$CMD"
+done | sort -n | awk '{a[NR]=$1} END {printf "exec `echo hi` via proxy: p50 %.3f ms, p99 %.3f ms (n=%d)\n", a[int((NR+1)/2)]*1000, a[int(NR*0.99)]*1000, NR}'
