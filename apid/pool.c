@@ -18,6 +18,7 @@
 
 #define READY_TIMEOUT_MS 10000
 #define LIVENESS_EVERY_MS 2000
+#define REFILL_SETTLE_MS 20
 
 struct member {
     struct apid_sandbox *sb;
@@ -179,6 +180,18 @@ collect_surplus(int64_t now, bool check_alive)
     return out;
 }
 
+/* Starting a member costs a few ms of CPU (clone, mounts, the agent's exec); on a small host a
+ * refill that starts the moment a claim takes a member competes with that claim's own work (the
+ * entrypoint hand-over, the store write) and doubled the claim's latency. So a refill waits until
+ * claims have paused for REFILL_SETTLE_MS, unless the pool is down to half its target: then
+ * keeping members ready matters more than the latency of the claims in flight. */
+static bool
+refill_yields(const struct pool *p, int64_t now)
+{
+    return now - p->last_claim_ms < REFILL_SETTLE_MS && p->n_ready + p->n_starting >= p->target / 2 &&
+           p->n_ready > 0;
+}
+
 static void *
 worker(void *arg)
 {
@@ -200,10 +213,18 @@ worker(void *arg)
         /* The pool furthest below its target goes first, so one hot key cannot starve others. */
         struct pool *p = NULL;
         size_t best_gap = 0;
+        int64_t wait_ms = 1000;
         for (size_t i = 0; i < n_pools; i++) {
             struct pool *q = &pools[i];
             size_t have = q->n_ready + q->n_starting;
-            if (have < q->target && now >= q->backoff_until && q->target - have > best_gap) {
+            if (have >= q->target || now < q->backoff_until)
+                continue;
+            if (refill_yields(q, now)) {
+                if (q->last_claim_ms + REFILL_SETTLE_MS - now < wait_ms)
+                    wait_ms = q->last_claim_ms + REFILL_SETTLE_MS - now;
+                continue;
+            }
+            if (q->target - have > best_gap) {
                 best_gap = q->target - have;
                 p = q;
             }
@@ -211,7 +232,9 @@ worker(void *arg)
         if (!p) {
             struct timespec dl;
             clock_gettime(CLOCK_REALTIME, &dl);
-            dl.tv_sec += 1;
+            int64_t ns = dl.tv_nsec + (wait_ms > 0 ? wait_ms : 1) * 1000000LL;
+            dl.tv_sec += ns / 1000000000LL;
+            dl.tv_nsec = ns % 1000000000LL;
             pthread_cond_timedwait(&cond, &lock, &dl);
             continue;
         }

@@ -1,6 +1,6 @@
 #!/bin/bash
-# apid create latency and throughput: POST /v1/sandboxes → the agent answers /ping (reached inside
-# the sandbox's netns, as apid's agent client does; the proxy path is benchmarked separately). Cold (no pool) and pooled, at 1 and 16 concurrent clients, then create throughput with
+# apid create latency and throughput: POST /v1/sandboxes → the agent answers /ping through apid's
+# proxy (on the client's keep-alive connection, as a client of the API reaches it). Cold (no pool) and pooled, at 1 and 16 concurrent clients, then create throughput with
 # hey (pooled: as many requests as the pool holds, so every one is a claim). Bounded: every phase
 # has a request count and hey a 60 s cap; everything created is deleted, apid is stopped.
 #   tests/bench/apid.sh            N1=20 N16=64 POOL=96 THRU=96 (env overrides)
@@ -53,40 +53,15 @@ trap 'stop_apid; rm -rf "$T"' EXIT
 
 # latency LABEL N CONC: create → /ping ready, per request, in ms
 latency() {
-	python3 - "$BASE" "$2" "$3" "$1" "$T/data" "$T/run" <<'EOF'
-import ctypes, http.client, json, os, socket, sqlite3, sys, threading, time
-base, n, conc, label, data_dir, run_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
-libc = ctypes.CDLL(None, use_errno=True)
-# The agent is reached the way apid's agent client does it: a socket made inside the sandbox's
-# netns (setns on a throw-away thread) to 127.0.0.1:44772, with the sandbox's token from the store.
-def ns_socket(pid):
-    out = []
-    def t():
-        fd = os.open("/proc/%d/ns/net" % pid, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if libc.setns(fd, 0x40000000) == 0:
-                out.append(socket.socket())
-        finally:
-            os.close(fd)
-    th = threading.Thread(target=t); th.start(); th.join()
-    return out[0] if out else None
-tokens = {}
-def ping(sid):
-    try:
-        if sid not in tokens:
-            db = sqlite3.connect("file:%s/apid.db?mode=ro" % data_dir, uri=True, timeout=5)
-            tokens[sid] = db.execute("SELECT token FROM sandboxes WHERE id=?", (sid,)).fetchone()[0]
-            db.close()
-        pid = json.load(open("%s/%s/state.json" % (run_dir, sid)))["pid"]
-        s = ns_socket(pid)
-        s.settimeout(2)
-        s.connect(("127.0.0.1", 44772))
-        s.sendall(("GET /ping HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-EXECD-ACCESS-TOKEN: %s\r\n\r\n" % tokens[sid]).encode())
-        ok = s.recv(64).startswith(b"HTTP/1.1 200")
-        s.close()
-        return ok
-    except Exception:
-        return False
+	python3 - "$BASE" "$2" "$3" "$1" <<'EOF'
+import http.client, json, sys, threading, time
+base, n, conc, label = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+# Readiness is probed the way a client sees it: GET /ping through apid's proxy on the client's own
+# keep-alive connection (502/503 until the agent answers).
+def ping(c, sid):
+    c.request("GET", "/v1/sandboxes/%s/proxy/44772/ping" % sid)
+    r = c.getresponse(); r.read()
+    return r.status == 200
 host, port = base[7:].split(":")
 body = json.dumps({"image": {"uri": "local/busybox"}, "entrypoint": ["sleep", "100000"]})
 created, ready, lock, todo = [], [], threading.Lock(), [n]
@@ -99,7 +74,7 @@ def one(c):
     t1 = time.perf_counter()
     sid = json.loads(data)["id"]
     for _ in range(20000):
-        if ping(sid):
+        if ping(c, sid):
             break
         time.sleep(0.0005)
     else:
