@@ -35,6 +35,13 @@ char *sbx_cgroup_serialize(const struct sbx_cgroup *cg);
 /* v2: O_DIRECTORY fd of the leaf for clone3(CLONE_INTO_CGROUP); -1 on v1/hybrid. */
 int sbx_cgroup_dirfd(const struct sbx_cgroup *cg);
 int sbx_cgroup_enter(struct sbx_cgroup *cg, pid_t pid, sbx_error_t *err);
+/* v1/hybrid: O_CLOEXEC descriptors (at most max) through which a single-threaded process moves
+ * itself into cg with sbx_cgroup_join_self() (-errno), without the ~10 ms RCU wait that moving
+ * another pid costs. Returns their number; 0 on v2 (use CLONE_INTO_CGROUP or sbx_cgroup_enter). */
+int sbx_cgroup_self_join_fds(struct sbx_cgroup *cg, int *fds, size_t max, sbx_error_t *err);
+int sbx_cgroup_join_self(const int *fds, size_t n);
+/* The calling single-threaded process joins cg (by itself on v1, see above). */
+int sbx_cgroup_enter_self(struct sbx_cgroup *cg, sbx_error_t *err);
 int sbx_cgroup_update(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_error_t *err);
 int sbx_cgroup_freeze(struct sbx_cgroup *cg, bool frozen, sbx_error_t *err);
 /* SIGKILL every process (cgroup.kill, else freeze -> kill each -> always thaw). */

@@ -192,16 +192,6 @@ open_ns_paths(const sbx_spec_t *s, int fds[SBX_NS_COUNT], sbx_error_t *err)
     return 0;
 }
 
-static void
-close_fds(int *fds, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (fds[i] >= 0) {
-            close(fds[i]);
-            fds[i] = -1;
-        }
-}
-
 /* AF_UNIX paths are limited to 108 bytes and containerd's state roots plus 64-character ids
  * exceed that: address the socket through a directory fd instead. */
 static void
@@ -272,38 +262,6 @@ connect_unix(int dirfd, const char *path, sbx_error_t *err)
         return sbx_make_error(err, e, "connect to `%s`", path);
     }
     return fd;
-}
-
-/* The sandbox's v1 cgroup directories as /proc/self/cgroup lines ("0:memory:/sbx/ID"), for the
- * child's read-only view of its own cgroups before it has joined them. */
-static int
-v1_cgroup_lines(struct sbx_cgroup *cg, char *buf, size_t len)
-{
-    cleanup_free char *ser = sbx_cgroup_serialize(cg);
-    json_t *root = ser ? json_loads(ser, 0, NULL) : NULL;
-    size_t i, used = 0;
-    json_t *d;
-    int r = root ? 0 : -1;
-    buf[0] = '\0';
-    json_array_foreach(json_object_get(root, "dirs"), i, d)
-    {
-        const char *c = json_string_value(json_object_get(d, "c"));
-        const char *dir = json_string_value(json_object_get(d, "dir"));
-        char prefix[128];
-        if (c == NULL || dir == NULL)
-            continue;
-        snprintf(prefix, sizeof(prefix), "/sys/fs/cgroup/%s/", c);
-        if (strncmp(dir, prefix, strlen(prefix)) != 0)
-            continue;
-        int n = snprintf(buf + used, len - used, "0:%s:%s\n", c, dir + strlen(prefix) - 1);
-        if (n < 0 || (size_t)n >= len - used) {
-            r = -1;
-            break;
-        }
-        used += n;
-    }
-    json_decref(root);
-    return r;
 }
 
 struct run_ctx {
@@ -622,15 +580,18 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     rc.sync_fd = sp[0];
     cc.sync_fd = sp[1];
 
-    /* On cgroup v1 the first move of a task into a cgroup waits for an RCU grace period
-     * (cgroup_threadgroup_rwsem), often ~10 ms: longer than building the sandbox's root. Join
-     * while the child does that, instead of before; the child waits for it before anything of
-     * the workload runs. v2 has no such cost worth hiding. Hooks and create/start keep the
-     * simple order. */
-    cc.cgroup_late = rc.cg && sbx_cgroup_mode() != SBX_CGROUP_UNIFIED && !o->detach &&
-                     spec->n_hooks_prestart + spec->n_hooks_create_runtime == 0 &&
-                     !spec->ns_path[SBX_NS_CGROUP] &&
-                     v1_cgroup_lines(rc.cg, cc.cgroup_dirs, sizeof(cc.cgroup_dirs)) == 0;
+    /* cgroup v1: the child joins by itself (see sbx_cgroup_self_join_fds()); v2: it is born in
+     * its cgroup (CLONE_INTO_CGROUP). Either way no process is ever moved into it from outside,
+     * which on v1 costs an RCU grace period. */
+    if (rc.cg) {
+        int n = sbx_cgroup_self_join_fds(rc.cg, cc.cgroup_join_fds, ARRAY_SIZE(cc.cgroup_join_fds),
+                                         err);
+        if (n < 0) {
+            r = n;
+            goto fail;
+        }
+        cc.n_cgroup_join_fds = (size_t)n;
+    }
     int flags = 0;
     for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++)
         if (spec->ns_enabled[ns_flags[i].type] && !spec->ns_path[ns_flags[i].type])
@@ -645,11 +606,10 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
             goto fail;
         }
     }
-    /* cgroup v2: born in the sandbox's cgroup (CLONE_INTO_CGROUP), so there is no migration
-     * afterwards; older kernels or v1 fall back to clone + joining the cgroup. */
+    /* Kernels before 5.7 have no CLONE_INTO_CGROUP: clone, then move the child. */
     bool born_in_cgroup = false;
     pid_t pid = -1;
-    int cgfd = rc.cg && !cc.cgroup_late ? sbx_cgroup_dirfd(rc.cg) : -1;
+    int cgfd = rc.cg ? sbx_cgroup_dirfd(rc.cg) : -1;
     if (cgfd >= 0) {
         struct clone_args ca = {.flags = (uint64_t)flags | CLONE_INTO_CGROUP,
                                 .exit_signal = SIGCHLD,
@@ -683,11 +643,14 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     close_fds(cc.ns_fd, SBX_NS_COUNT);
     close_fds(&cc.start_fd, 1);
     close_fds(&cc.console_fd, 1);
+    close_fds(cc.cgroup_join_fds, cc.n_cgroup_join_fds);
+    cc.n_cgroup_join_fds = 0;
 
     if (spec->ns_enabled[SBX_NS_USER] && !spec->ns_path[SBX_NS_USER] &&
         (r = write_id_maps(spec, pid, err)) < 0)
         goto fail;
-    if (rc.cg && !cc.cgroup_late && !born_in_cgroup && (r = sbx_cgroup_enter(rc.cg, pid, err)) < 0)
+    if (rc.cg && sbx_cgroup_dirfd(rc.cg) >= 0 && !born_in_cgroup &&
+        (r = sbx_cgroup_enter(rc.cg, pid, err)) < 0)
         goto fail;
     if (spec->has_oom_score_adj) {
         char path[64], val[16];
@@ -711,14 +674,6 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
         }
         if (sbx_sync_send(rc.sync_fd, SYNC_GO, 0, "%s", json) < 0) {
             r = sbx_make_error(err, errno, "sandbox init exited before setup");
-            goto fail;
-        }
-    }
-    if (cc.cgroup_late) {
-        if ((r = sbx_cgroup_enter(rc.cg, pid, err)) < 0)
-            goto fail;
-        if (sbx_sync_send(rc.sync_fd, SYNC_CGROUP, 0, NULL) < 0) {
-            r = sbx_make_error(err, errno, "sandbox init exited during setup");
             goto fail;
         }
     }
@@ -794,6 +749,7 @@ fail:
     close_fds(cc.ns_fd, SBX_NS_COUNT);
     close_fds(&cc.start_fd, 1);
     close_fds(&cc.console_fd, 1);
+    close_fds(cc.cgroup_join_fds, cc.n_cgroup_join_fds);
     sbx_bpf_free(&cc.bpf);
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
     return r;

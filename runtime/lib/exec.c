@@ -159,7 +159,7 @@ sbx_container_exec(const char *root, const char *id, const struct sbx_exec_opts 
     /* The process is a grandchild (a pid namespace is entered by forking); as subreaper we
      * still get its exit status when its parent, the joiner, is gone. */
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    if (cg && (r = sbx_cgroup_enter(cg, getpid(), err)) < 0)
+    if (cg && (r = sbx_cgroup_enter_self(cg, err)) < 0)
         goto out;
     pid_t joiner = fork();
     if (joiner < 0) {

@@ -865,10 +865,15 @@ sbx_child_main(struct sbx_child_ctx *c)
      * pidns. A created (OCI) sandbox outlives `sbxrun create` by design. */
     if (!c->wait_for_start)
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    /* While the parent writes our id maps: join the cgroups (v1) before anything else happens. */
+    int cgroup_joined = sbx_cgroup_join_self(c->cgroup_join_fds, c->n_cgroup_join_fds);
+    close_fds(c->cgroup_join_fds, c->n_cgroup_join_fds);
     /* getppid() is 0 across a pid namespace, so the parent's death before the prctl is detected
      * by the sync socket instead: its end closes and the recv below returns 0. */
     if (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_GO)
         _exit(125);
+    if (cgroup_joined < 0)
+        child_fail(c, -cgroup_joined, "join the sandbox's cgroups");
     snprintf(c->state_json, sizeof(c->state_json), "%s", m.msg);
     join_namespaces(c);
     /* Not dumpable: sandbox processes cannot ptrace us or open /proc/1/exe (CVE-2019-5736).
@@ -880,9 +885,7 @@ sbx_child_main(struct sbx_child_ctx *c)
         if (setresgid(0, 0, 0) == 0 && setresuid(0, 0, 0) < 0)
             child_fail(c, errno, "become root in the user namespace");
     }
-    if (c->cgroup_dirs[0]) {
-        snprintf(own_cgroups, sizeof(own_cgroups), "%s", c->cgroup_dirs);
-    } else if (sbx_cgroup_mode() != SBX_CGROUP_UNIFIED) {
+    if (sbx_cgroup_mode() != SBX_CGROUP_UNIFIED) {
         int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
         ssize_t n = fd >= 0 ? read(fd, own_cgroups, sizeof(own_cgroups) - 1) : -1;
         own_cgroups[n > 0 ? n : 0] = '\0';
@@ -892,7 +895,7 @@ sbx_child_main(struct sbx_child_ctx *c)
     if (s->ns_enabled[SBX_NS_NET] && !s->ns_path[SBX_NS_NET])
         bring_up_loopback(c);
     bool new_cgroupns = s->ns_enabled[SBX_NS_CGROUP] && !s->ns_path[SBX_NS_CGROUP];
-    if (new_cgroupns && !c->cgroup_late && unshare(CLONE_NEWCGROUP) < 0)
+    if (new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
         child_fail(c, errno, "unshare cgroup namespace");
     if (s->hostname && s->ns_enabled[SBX_NS_UTS] && sethostname(s->hostname, strlen(s->hostname)) < 0)
         child_fail(c, errno, "sethostname `%s`", s->hostname);
@@ -901,14 +904,6 @@ sbx_child_main(struct sbx_child_ctx *c)
         child_fail(c, errno, "setdomainname");
     setup_root(c);
     write_sysctls(c);
-    if (c->cgroup_late) {
-        /* The limits must hold before anything of the workload runs, and the cgroup namespace
-         * must be rooted at the sandbox's own cgroup. */
-        if (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_CGROUP)
-            _exit(125);
-        if (new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
-            child_fail(c, errno, "unshare cgroup namespace");
-    }
     if (s->terminal && c->console_fd >= 0) {
         int r = sbx_child_setup_pty(c);
         if (r < 0)

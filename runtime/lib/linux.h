@@ -8,9 +8,8 @@
 #include "spec.h"
 
 enum sbx_sync_type {
-    SYNC_GO = 1,       /* parent -> child: maps written, cgroup joined (unless cgroup_late) */
-    SYNC_CGROUP = 100, /* parent -> child: cgroup joined (cgroup_late) */
-    SYNC_ERROR,        /* child -> parent: setup failed (errno + message) */
+    SYNC_GO = 1,       /* parent -> child: maps written, cgroup joined (v2) */
+    SYNC_ERROR = 100,  /* child -> parent: setup failed (errno + message) */
     SYNC_EXEC_FAILED,  /* child -> parent: execve failed (errno + message) */
     SYNC_CREATED,      /* child -> parent: namespaces and root ready, waiting for start */
     SYNC_STARTED,      /* child -> parent: workload exec'd; value = workload pid in the pidns */
@@ -39,11 +38,10 @@ struct sbx_child_ctx {
     int ns_fd[SBX_NS_COUNT]; /* namespaces to join (linux.namespaces[].path), else -1 */
     bool join_only;      /* sbxrun exec: namespaces already joined, only exec the process */
     char state_json[1024]; /* OCI state for createContainer/startContainer hooks */
-    /* v1 hosts: the parent joins the cgroups while the child builds its root (see container.c)
-     * and says SYNC_CGROUP when done; the child's own cgroup directories, in /proc/self/cgroup
-     * form, come with the clone. */
-    bool cgroup_late;
-    char cgroup_dirs[2048];
+    /* cgroup v1: the child moves itself into its cgroups through these before anything else
+     * (sbx_cgroup_self_join_fds(): no RCU wait, unlike the parent writing the child's pid). */
+    int cgroup_join_fds[8];
+    size_t n_cgroup_join_fds;
 };
 
 /* The common tail of every sandbox process (init or exec'd): session, rlimits, identity,

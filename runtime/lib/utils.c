@@ -45,6 +45,16 @@ cleanup_strvp(char ***v)
     strv_free(*v);
 }
 
+void
+close_fds(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] >= 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+}
+
 void *
 xmalloc0(size_t size)
 {

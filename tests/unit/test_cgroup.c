@@ -4,6 +4,7 @@
 #include "cgroup_internal.h"
 #include "utils.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -274,4 +275,71 @@ UNIT_TEST(cgroup, create_errors)
     CU_ASSERT(err && strstr(err->msg, "--memory-swap"));
     sbx_error_release(&err);
     CU_ASSERT_PTR_NULL(cg);
+}
+
+/* A process joins by itself (v1: "0" into `tasks` through descriptors its creator opened, also
+ * from inside a new user namespace, as the sandbox's first process does; v2: no descriptors, the
+ * sandbox is born in its cgroup instead). */
+UNIT_TEST(cgroup, self_join)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "cgroup.self_join: skipped (needs root)\n");
+        return;
+    }
+    char name[32];
+    strcpy(name, "unit-");
+    random_hex(name + 5, 8);
+    struct sbx_resources res;
+    res_unset(&res);
+    struct sbx_cgroup *cg = NULL;
+    sbx_error_t err = NULL;
+    CU_ASSERT_EQUAL_FATAL(sbx_cgroup_create(NULL, name, &res, &cg, &err), 0);
+    int fds[8];
+    int n = sbx_cgroup_self_join_fds(cg, fds, 8, &err);
+    bool v2 = sbx_cgroup_mode() == SBX_CGROUP_UNIFIED;
+    CU_ASSERT(v2 ? n == 0 : n >= 3);
+    /* too few slots: an error, nothing left open */
+    if (!v2) {
+        int few[2];
+        CU_ASSERT(sbx_cgroup_self_join_fds(cg, few, 2, &err) < 0);
+        CU_ASSERT_PTR_NOT_NULL(err && strstr(err->msg, "tasks"));
+        sbx_error_release(&err);
+    }
+    int pipefd[2];
+    CU_ASSERT_EQUAL_FATAL(pipe(pipefd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pipefd[0]);
+        int r = n > 0 ? (unshare(CLONE_NEWUSER) < 0 ? -errno : sbx_cgroup_join_self(fds, (size_t)n))
+                      : sbx_cgroup_enter_self(cg, NULL);
+        char c = r == 0 ? 'y' : 'n';
+        if (write(pipefd[1], &c, 1) != 1) _exit(1);
+        for (;;)
+            pause();
+    }
+    close(pipefd[1]);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    char c = 0;
+    CU_ASSERT_EQUAL(read(pipefd[0], &c, 1), 1);
+    close(pipefd[0]);
+    CU_ASSERT_EQUAL(c, 'y');
+    pid_t *pids = NULL;
+    size_t np = 0;
+    CU_ASSERT_EQUAL(sbx_cgroup_pids(cg, &pids, &np, &err), 0);
+    CU_ASSERT(np == 1 && pids[0] == pid);
+    free(pids);
+    /* the child is in every hierarchy's leaf, not only the one listed */
+    char *path = xasprintf("/proc/%d/cgroup", (int)pid), *txt = NULL;
+    CU_ASSERT_EQUAL(read_file(path, &txt, NULL, NULL), 0);
+    int hits = 0;
+    for (char *p = txt; p && (p = strstr(p, name)); p++)
+        hits++;
+    CU_ASSERT(v2 ? hits == 1 : hits == n);
+    free(txt), free(path);
+    kill(pid, SIGKILL); /* also when it never joined */
+    waitpid(pid, NULL, 0);
+    CU_ASSERT_EQUAL(sbx_cgroup_destroy(cg, &err), 0);
+    sbx_error_release(&err);
+    sbx_cgroup_free(cg);
 }
