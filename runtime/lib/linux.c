@@ -904,6 +904,8 @@ sbx_child_main(struct sbx_child_ctx *c)
         child_fail(c, errno, "setdomainname");
     setup_root(c);
     write_sysctls(c);
+    if (c->wait_net && (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_NET))
+        _exit(125);
     if (s->terminal && c->console_fd >= 0) {
         int r = sbx_child_setup_pty(c);
         if (r < 0)

@@ -16,6 +16,7 @@ enum sbx_sync_type {
     SYNC_EXIT,         /* init -> parent: workload wait status */
     SYNC_START,        /* parent -> child: go ahead and exec */
     SYNC_HOOKS,        /* child -> parent: root built, run prestart/createRuntime hooks now */
+    SYNC_NET,          /* parent -> child: network set up (wait_net) */
 };
 
 struct sbx_sync_msg {
@@ -42,6 +43,7 @@ struct sbx_child_ctx {
      * (sbx_cgroup_self_join_fds(): no RCU wait, unlike the parent writing the child's pid). */
     int cgroup_join_fds[8];
     size_t n_cgroup_join_fds;
+    bool wait_net; /* SYNC_NET follows SYNC_GO once the parent has set up the network */
 };
 
 /* The common tail of every sandbox process (init or exec'd): session, rlimits, identity,
