@@ -15,6 +15,7 @@ PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 APID_CFLAGS = $(shell pkg-config --cflags $(APID_PKGS) 2>/dev/null)
 APID_LIBS   = $(shell pkg-config --libs $(APID_PKGS) 2>/dev/null) -lpthread
+NL_LIBS     = $(shell pkg-config --libs libnl-3.0 libnl-route-3.0 2>/dev/null) -lpthread
 LDFLAGS    += $(SAN)
 
 LIB_SRC    := $(wildcard runtime/lib/*.c)
@@ -33,7 +34,7 @@ UNIT_OBJ   := $(call obj,$(UNIT_SRC))
 
 BINS := $(BUILD)/bin/sbxrun $(BUILD)/bin/sbx-probe
 ifneq ($(wildcard apid/main.c),)
-BINS += $(BUILD)/bin/sbx-apid
+BINS += $(BUILD)/bin/sbx-apid $(BUILD)/bin/sbx-launcher
 endif
 ifneq ($(wildcard apid/agent/main.c),)
 BINS += $(BUILD)/bin/sbx-agent
@@ -72,6 +73,11 @@ $(BUILD)/bin/sbxrun: $(CLI_OBJ) $(BUILD)/lib/libsbx.a
 $(BUILD)/bin/sbx-apid: $(BUILD)/obj/apid/main.o $(APID_OBJ) $(BUILD)/lib/libsbx.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(APID_LIBS)
+
+# Forked for every sandbox, so it links libsbx and libnl only (see apid/launcher/main.c).
+$(BUILD)/bin/sbx-launcher: $(BUILD)/obj/apid/launcher/main.o $(BUILD)/obj/apid/netlink.o $(BUILD)/lib/libsbx.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(NL_LIBS)
 
 # The agent runs in any rootfs, even one without a libc, so it is linked statically.
 $(BUILD)/bin/sbx-agent: $(BUILD)/obj/apid/agent/main.o $(AGENT_OBJ)

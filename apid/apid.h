@@ -222,8 +222,6 @@ int apid_net_attach(const char *id, const char *addr, json_t *policy, sbx_error_
 void apid_net_release(const char *id, const char *addr, const char *veth);
 int apid_net_resync(struct apid_store *st, const char *data_dir, sbx_error_t *err);
 void apid_net_shutdown(bool in_use);
-/* sbx_run_opts.net_setup callback (monitor process); data is the plan (json_t *). */
-int apid_net_child_setup(pid_t pid, void *data, sbx_error_t *err);
 /* Validates a create request's networkPolicy into the normalized form. */
 int apid_parse_net_policy(json_t *v, const char *server_default, json_t **out, sbx_error_t *err);
 

@@ -24,6 +24,7 @@
  * At start-up the nft table is rebuilt from scratch and refilled from the store, so a crash can
  * leave no stale rule behind. */
 #include "apid.h"
+#include "netlink.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -59,39 +60,6 @@ static pthread_mutex_t nft_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct nft_ctx *nft;
 
 /* ---------- helpers ---------- */
-
-static int
-nl_fail(sbx_error_t *err, int nlerr, const char *what)
-{
-    return sbx_make_error(err, 0, "%s: %s", what, nl_geterror(nlerr));
-}
-
-static struct nl_sock *
-nl_open(sbx_error_t *err)
-{
-    struct nl_sock *sk = nl_socket_alloc();
-    if (!sk) {
-        sbx_make_error(err, ENOMEM, "netlink socket");
-        return NULL;
-    }
-    int r = nl_connect(sk, NETLINK_ROUTE);
-    if (r < 0) {
-        nl_socket_free(sk);
-        nl_fail(err, r, "netlink connect");
-        return NULL;
-    }
-    /* libnl opens without SOCK_CLOEXEC; nothing of apid's may leak into a sandbox. */
-    fcntl(nl_socket_get_fd(sk), F_SETFD, FD_CLOEXEC);
-    return sk;
-}
-
-static void
-cleanup_nl_sockp(struct nl_sock **sk)
-{
-    if (*sk)
-        nl_socket_free(*sk);
-}
-#define cleanup_nl_sock __attribute__((cleanup(cleanup_nl_sockp)))
 
 int
 apid_net_parse_subnet(const char *cidr, uint32_t *net, int *prefix, sbx_error_t *err)
@@ -153,7 +121,7 @@ save_owned(void)
 static int
 bridge_setup(sbx_error_t *err)
 {
-    cleanup_nl_sock struct nl_sock *sk = nl_open(err);
+    cleanup_nl_sock struct nl_sock *sk = apid_nl_open(err);
     if (!sk)
         return -1;
     struct rtnl_link *br = NULL;
@@ -164,12 +132,12 @@ bridge_setup(sbx_error_t *err)
         r = rtnl_link_add(sk, nb, NLM_F_CREATE | NLM_F_EXCL);
         rtnl_link_put(nb);
         if (r < 0)
-            return nl_fail(err, r, "create bridge");
+            return apid_nl_fail(err, r, "create bridge");
         N.own_bridge = true;
         save_owned();
         log_info("net: created bridge %s", N.bridge);
         if ((r = rtnl_link_get_kernel(sk, 0, N.bridge, &br)) < 0)
-            return nl_fail(err, r, "bridge");
+            return apid_nl_fail(err, r, "bridge");
     } else if (!rtnl_link_is_bridge(br)) {
         rtnl_link_put(br);
         return sbx_make_error(err, 0, "--bridge %s exists and is not a bridge", N.bridge);
@@ -187,7 +155,7 @@ bridge_setup(sbx_error_t *err)
     rtnl_addr_put(ad);
     if (r < 0 && r != -NLE_EXIST) {
         rtnl_link_put(br);
-        return nl_fail(err, r, "bridge address");
+        return apid_nl_fail(err, r, "bridge address");
     }
     struct rtnl_link *chg = rtnl_link_alloc();
     rtnl_link_set_flags(chg, IFF_UP);
@@ -195,21 +163,8 @@ bridge_setup(sbx_error_t *err)
     rtnl_link_put(chg);
     rtnl_link_put(br);
     if (r < 0)
-        return nl_fail(err, r, "bridge up");
+        return apid_nl_fail(err, r, "bridge up");
     return 0;
-}
-
-static int
-link_delete(const char *name)
-{
-    cleanup_nl_sock struct nl_sock *sk = nl_open(NULL);
-    if (!sk)
-        return -1;
-    struct rtnl_link *l = rtnl_link_alloc();
-    rtnl_link_set_name(l, name);
-    int r = rtnl_link_delete(sk, l);
-    rtnl_link_put(l);
-    return r;
 }
 
 /* ---------- nftables ---------- */
@@ -504,7 +459,7 @@ apid_net_release(const char *id, const char *addr, const char *veth)
     /* The pair goes away with the sandbox netns, but netns teardown is asynchronous in the
      * kernel; deleting the host end makes the release immediate and observable. */
     if (veth && *veth)
-        link_delete(veth);
+        apid_link_delete(veth);
 }
 
 /* After recovery: policy rules for every live sandbox, and no host veth on the bridge that no
@@ -531,7 +486,7 @@ apid_net_resync(struct apid_store *st, const char *data_dir, sbx_error_t *err)
         }
         json_decref(plan);
     }
-    cleanup_nl_sock struct nl_sock *sk = nl_open(NULL);
+    cleanup_nl_sock struct nl_sock *sk = apid_nl_open(NULL);
     struct nl_cache *cache = NULL;
     if (sk && rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache) == 0) {
         int bidx = rtnl_link_name2i(cache, N.bridge);
@@ -566,175 +521,10 @@ apid_net_shutdown(bool in_use)
         if (N.own_table)
             nft_run("delete table inet " NFT_TABLE, NULL);
         if (N.own_bridge)
-            link_delete(N.bridge);
+            apid_link_delete(N.bridge);
         unlink(N.owned_path);
     }
     nft_ctx_free(nft);
     nft = NULL;
     N.enabled = false;
-}
-
-/* ---------- monitor side: runs in the single-threaded monitor, between clone and release ---------- */
-
-static int
-set_port_isolated(struct nl_sock *sk, int ifindex, sbx_error_t *err)
-{
-    struct nl_msg *m = nlmsg_alloc_simple(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK);
-    struct ifinfomsg ifi = {.ifi_family = AF_BRIDGE, .ifi_index = ifindex};
-    int r = nlmsg_append(m, &ifi, sizeof(ifi), NLMSG_ALIGNTO);
-    struct nlattr *pi = r < 0 ? NULL : nla_nest_start(m, IFLA_PROTINFO | NLA_F_NESTED);
-    if (!pi || nla_put_u8(m, IFLA_BRPORT_ISOLATED, 1) < 0) {
-        nlmsg_free(m);
-        return sbx_make_error(err, ENOMEM, "isolated port message");
-    }
-    nla_nest_end(m, pi);
-    r = nl_send_auto(sk, m);
-    nlmsg_free(m);
-    if (r >= 0)
-        r = nl_wait_for_ack(sk);
-    return r < 0 ? nl_fail(err, r, "isolate bridge port") : 0;
-}
-
-/* In a helper that joined the sandbox netns: eth0 address, up, default route. */
-/* A netlink socket stays in the network namespace it was created in. setns() moves only the
- * calling thread, so a throw-away thread joins the sandbox's netns to create one and the
- * monitor itself never leaves the host's (a forked helper did this before: ~1 ms slower). */
-struct netns_sock {
-    pid_t pid;
-    struct nl_sock *sk;
-    sbx_error_t err;
-};
-
-static void *
-netns_sock_thread(void *arg)
-{
-    struct netns_sock *n = arg;
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)n->pid);
-    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
-        sbx_make_error(&n->err, errno, "join the sandbox netns");
-    else
-        n->sk = nl_open(&n->err);
-    return NULL;
-}
-
-static struct nl_sock *
-nl_open_in_netns(pid_t pid, sbx_error_t *err)
-{
-    struct netns_sock n = {.pid = pid};
-    pthread_t th;
-    int r = pthread_create(&th, NULL, netns_sock_thread, &n);
-    if (r) {
-        sbx_make_error(err, r, "thread for the sandbox netns");
-        return NULL;
-    }
-    pthread_join(th, NULL);
-    if (!n.sk)
-        *err = n.err;
-    return n.sk;
-}
-
-static int
-configure_inside(pid_t pid, json_t *plan, sbx_error_t *err)
-{
-    cleanup_nl_sock struct nl_sock *sk = nl_open_in_netns(pid, err);
-    if (!sk)
-        return -1;
-    struct rtnl_link *eth = NULL;
-    int r = rtnl_link_get_kernel(sk, 0, "eth0", &eth);
-    if (r < 0)
-        return nl_fail(err, r, "eth0 in the sandbox");
-    int idx = rtnl_link_get_ifindex(eth);
-    cleanup_free char *cidr =
-        xasprintf("%s/%d", json_string_value(json_object_get(plan, "address")),
-                  (int)json_integer_value(json_object_get(plan, "prefix")));
-    struct nl_addr *la = NULL, *gw = NULL, *dst = NULL;
-    struct rtnl_addr *ad = rtnl_addr_alloc();
-    nl_addr_parse(cidr, AF_INET, &la);
-    rtnl_addr_set_ifindex(ad, idx);
-    rtnl_addr_set_local(ad, la);
-    r = rtnl_addr_add(sk, ad, NLM_F_CREATE | NLM_F_EXCL);
-    rtnl_addr_put(ad);
-    nl_addr_put(la);
-    if (r < 0) {
-        rtnl_link_put(eth);
-        return nl_fail(err, r, "eth0 address");
-    }
-    struct rtnl_link *chg = rtnl_link_alloc();
-    rtnl_link_set_flags(chg, IFF_UP);
-    r = rtnl_link_change(sk, eth, chg, 0);
-    rtnl_link_put(chg);
-    rtnl_link_put(eth);
-    if (r < 0)
-        return nl_fail(err, r, "eth0 up");
-    struct rtnl_route *rt = rtnl_route_alloc();
-    struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
-    nl_addr_parse("0.0.0.0/0", AF_INET, &dst);
-    nl_addr_parse(json_string_value(json_object_get(plan, "gateway")), AF_INET, &gw);
-    rtnl_route_set_family(rt, AF_INET);
-    rtnl_route_set_dst(rt, dst);
-    rtnl_route_nh_set_ifindex(nh, idx);
-    rtnl_route_nh_set_gateway(nh, gw);
-    rtnl_route_add_nexthop(rt, nh);
-    r = rtnl_route_add(sk, rt, NLM_F_CREATE | NLM_F_EXCL);
-    rtnl_route_put(rt);
-    nl_addr_put(dst);
-    nl_addr_put(gw);
-    if (r < 0)
-        return nl_fail(err, r, "default route");
-    return 0;
-}
-
-int
-apid_net_child_setup(pid_t pid, void *data, sbx_error_t *err)
-{
-    json_t *plan = data;
-    const char *bridge = json_string_value(json_object_get(plan, "bridge"));
-    const char *veth = json_string_value(json_object_get(plan, "veth"));
-    if (!bridge || !veth)
-        return sbx_make_error(err, EINVAL, "net.json: bridge and veth required");
-    cleanup_nl_sock struct nl_sock *sk = nl_open(err);
-    if (!sk)
-        return -1;
-    struct rtnl_link *br = NULL;
-    int r = rtnl_link_get_kernel(sk, 0, bridge, &br);
-    if (r < 0)
-        return nl_fail(err, r, "sandbox bridge");
-    int bidx = rtnl_link_get_ifindex(br);
-    unsigned mtu = rtnl_link_get_mtu(br);
-    rtnl_link_put(br);
-
-    /* One RTM_NEWLINK: the host end joins the bridge up, the peer is born in the sandbox's netns
-     * already named eth0 (IFLA_NET_NS_PID), so nothing ever has to be moved or renamed. */
-    struct rtnl_link *link = rtnl_link_veth_alloc();
-    struct rtnl_link *peer = rtnl_link_veth_get_peer(link);
-    rtnl_link_set_name(link, veth);
-    rtnl_link_set_mtu(link, mtu);
-    rtnl_link_set_master(link, bidx);
-    rtnl_link_set_flags(link, IFF_UP);
-    rtnl_link_set_name(peer, "eth0");
-    rtnl_link_set_mtu(peer, mtu);
-    rtnl_link_set_ns_pid(peer, pid);
-    r = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL);
-    rtnl_link_put(peer);
-    rtnl_link_put(link);
-    if (r < 0)
-        return nl_fail(err, r, "create veth");
-    struct rtnl_link *host = NULL;
-    if ((r = rtnl_link_get_kernel(sk, 0, veth, &host)) < 0)
-        return nl_fail(err, r, "host veth");
-    int hidx = rtnl_link_get_ifindex(host);
-    rtnl_link_put(host);
-    if ((r = set_port_isolated(sk, hidx, err)) < 0)
-        goto undo;
-
-    if ((r = configure_inside(pid, plan, err)) < 0) {
-        sbx_error_wrap(err, "sandbox network");
-        goto undo;
-    }
-    return 0;
-undo:
-    link_delete(veth);
-    return r;
 }

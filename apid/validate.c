@@ -63,9 +63,7 @@ apid_error_http(const sbx_error_t err, int *status, const char **code, const cha
 int64_t
 apid_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return sbx_realtime_ms();
 }
 
 void

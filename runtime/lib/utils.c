@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <sys/vfs.h>
+#include <time.h>
 
 void
 cleanup_freep(void *p)
@@ -43,6 +44,14 @@ void
 cleanup_strvp(char ***v)
 {
     strv_free(*v);
+}
+
+int64_t
+sbx_realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void

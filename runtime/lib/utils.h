@@ -37,6 +37,8 @@ void cleanup_dirp(DIR **d);
 void cleanup_strvp(char ***v);
 /* Closes the descriptors that are >= 0 and sets them to -1. */
 void close_fds(int *fds, size_t n);
+/* Wall-clock time in milliseconds since the epoch. */
+int64_t sbx_realtime_ms(void);
 #define cleanup_free __attribute__((cleanup(cleanup_freep)))
 #define cleanup_close __attribute__((cleanup(cleanup_closep)))
 #define cleanup_file __attribute__((cleanup(cleanup_filep)))
