@@ -139,13 +139,13 @@ sbx_caps_drop_bounding(uint64_t bounding)
     for (int c = 0; c <= last; c++) {
         if (bounding & (UINT64_C(1) << c))
             continue;
-        int r = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            continue;
-        if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
-            return -errno;
+        /* Dropped without reading first (half the syscalls); without CAP_SETPCAP a drop fails
+         * even for a capability already gone, which is no failure. */
+        if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+            int e = errno;
+            if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) != 0)
+                return -e;
+        }
     }
     return 0;
 }

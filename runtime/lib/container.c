@@ -1,4 +1,5 @@
 #include "container.h"
+#include "caps.h"
 #include "cgroup.h"
 #include "linux.h"
 #include "seccomp.h"
@@ -487,6 +488,8 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     if (o->detach && spec->terminal && !o->console_socket)
         return sbx_make_error(err, 0, "process.terminal needs --console-socket when detached");
     cc.in_userns = spec->ns_enabled[SBX_NS_USER];
+    /* Probed here once (42 prctl calls) so the child, its init and the workload inherit it. */
+    sbx_caps_last_cap();
     if (spec->seccomp) {
         cleanup_free char *cache = xasprintf("%s/.cache/seccomp", rc.root);
         r = sbx_seccomp_compile_cached(spec->seccomp, cache, &cc.bpf, err);
