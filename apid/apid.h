@@ -49,6 +49,8 @@ int apid_config_parse(struct apid_config *cfg, int argc, char **argv, sbx_error_
 /* Re-reads only the settings that are safe to change at run time (SIGHUP). */
 int apid_config_reload(struct apid_config *cfg, sbx_error_t *err);
 int apid_config_load_file(struct apid_config *cfg, const char *path, sbx_error_t *err);
+/* <run-dir>/.sandboxes: per-sandbox files (see sandbox.c); caller frees. */
+char *apid_sandboxes_dir(const struct apid_config *cfg);
 
 /* ---------- logging (log.c) ---------- */
 
@@ -220,7 +222,7 @@ void apid_net_veth_name(const char *id, char out[16]);
 json_t *apid_net_plan(const char *id, const char *addr, json_t *policy);
 int apid_net_attach(const char *id, const char *addr, json_t *policy, sbx_error_t *err);
 void apid_net_release(const char *id, const char *addr, const char *veth);
-int apid_net_resync(struct apid_store *st, const char *data_dir, sbx_error_t *err);
+int apid_net_resync(struct apid_store *st, const char *sandboxes_dir, sbx_error_t *err);
 void apid_net_shutdown(bool in_use);
 /* Validates a create request's networkPolicy into the normalized form. */
 int apid_parse_net_policy(json_t *v, const char *server_default, json_t **out, sbx_error_t *err);

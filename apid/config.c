@@ -78,8 +78,9 @@ static const char usage[] =
     "Usage: sbx-apid [OPTIONS]\n"
     "OpenSandbox-compatible lifecycle API for sbx sandboxes.\n\n"
     "  --listen HOST:PORT       address to serve on (default 127.0.0.1:8080)\n"
-    "  --data-dir DIR           SQLite store and per-sandbox files (default /var/lib/sbx)\n"
-    "  --run-dir DIR            runtime state of running sandboxes (default /run/sbx)\n"
+    "  --data-dir DIR           SQLite store (default /var/lib/sbx)\n"
+    "  --run-dir DIR            runtime state and files of live sandboxes, best on a tmpfs\n"
+    "                           (default /run/sbx)\n"
     "  --images-dir DIR         local images, one directory each (default /var/lib/sbx/images)\n"
     "  --agent PATH|none        sbx-agent binary started in every sandbox (default: sbx-agent\n"
     "                           next to sbx-apid, else /usr/local/bin/sbx-agent; none: run the\n"
@@ -454,4 +455,10 @@ apid_config_reload(struct apid_config *cfg, sbx_error_t *err)
     cfg->log_level = tmp.log_level;
     apid_log_setup(cfg->log_level, cfg->log_json);
     return 0;
+}
+
+char *
+apid_sandboxes_dir(const struct apid_config *cfg)
+{
+    return xasprintf("%s/.sandboxes", cfg->run_dir);
 }

@@ -9,6 +9,8 @@
 
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 
 int
 main(int argc, char **argv)
@@ -51,14 +53,20 @@ main(int argc, char **argv)
     else if (access(cfg.agent_path, X_OK) < 0)
         log_warn("sbx-agent `%s` is not executable: creates will fail", cfg.agent_path);
 
-    cleanup_free char *sbdir = xasprintf("%s/sandboxes", cfg.data_dir);
-    /* The sandboxes directory is traversable (not listable) so that each sandbox's id-mapped
+    cleanup_free char *sbdir = apid_sandboxes_dir(&cfg);
+    /* Traversable (not listable), like libsbx's state root, so that each sandbox's id-mapped
      * root can reach the token file that is bind-mounted into it. */
-    if (mkdir_p(sbdir, 0711, &err) < 0 || chmod(sbdir, 0711) < 0 ||
-        mkdir_p(cfg.run_dir, 0700, &err) < 0) {
+    if (mkdir_p(cfg.data_dir, 0700, &err) < 0 || mkdir_p(cfg.run_dir, 0711, &err) < 0 ||
+        mkdir_p(sbdir, 0711, &err) < 0 || chmod(sbdir, 0711) < 0) {
         sbx_error_print("sbx-apid", &err);
         return 1;
     }
+    struct statfs run_fs;
+    if (statfs(cfg.run_dir, &run_fs) == 0 && run_fs.f_type != TMPFS_MAGIC)
+        log_warn("run dir `%s` is not on a tmpfs: creating and removing each sandbox's files "
+                 "there slows later creates (on ext4, inode allocation skips recently freed "
+                 "inodes); /run is a tmpfs on systemd hosts",
+                 cfg.run_dir);
     if (cfg.agent_path && *cfg.agent_path && strcmp(cfg.agent_path, "none")) {
         /* Each sandbox's root is an unprivileged host id that must reach its token file. */
         cleanup_free char *p = realpath(sbdir, NULL);
@@ -90,7 +98,7 @@ main(int argc, char **argv)
      * and is re-synced after it (rules of the survivors, stray host links). */
     if (apid_store_open(dbpath, &ctx.store, &err) < 0 || apid_mgr_init(&ctx, &err) < 0 ||
         apid_net_init(&cfg, &err) < 0 || apid_net_load(ctx.store, &err) < 0 ||
-        apid_mgr_recover(&err) < 0 || apid_net_resync(ctx.store, cfg.data_dir, &err) < 0 ||
+        apid_mgr_recover(&err) < 0 || apid_net_resync(ctx.store, sbdir, &err) < 0 ||
         apid_mgr_start_threads(&err) < 0 ||
         apid_http_start(&ctx, &err) < 0) {
         log_err("%s", err ? err->msg : "start-up failed");

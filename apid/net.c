@@ -465,7 +465,7 @@ apid_net_release(const char *id, const char *addr, const char *veth)
 /* After recovery: policy rules for every live sandbox, and no host veth on the bridge that no
  * live sandbox owns. */
 int
-apid_net_resync(struct apid_store *st, const char *data_dir, sbx_error_t *err)
+apid_net_resync(struct apid_store *st, const char *sandboxes_dir, sbx_error_t *err)
 {
     if (!N.enabled)
         return 0;
@@ -477,7 +477,7 @@ apid_net_resync(struct apid_store *st, const char *data_dir, sbx_error_t *err)
     for (size_t i = 0; i < n; i++) {
         if (!all[i]->address || apid_state_terminal(all[i]->state))
             continue;
-        cleanup_free char *p = xasprintf("%s/sandboxes/%s/net.json", data_dir, all[i]->id);
+        cleanup_free char *p = xasprintf("%s/%s/net.json", sandboxes_dir, all[i]->id);
         json_t *plan = json_load_file(p, 0, NULL);
         sbx_error_t e = NULL;
         if (policy_apply(all[i]->id, all[i]->address, json_object_get(plan, "policy"), &e) < 0) {

@@ -144,7 +144,7 @@ expect_err "body over --max-body → 413" 413 SANDBOX::REQUEST_TOO_LARGE POST /v
 api GET /v1/sandboxes
 expect_eq "bad input left no sandbox in the store" 0 "$(jqb .pagination.totalItems)"
 expect_eq "bad input left no runtime state" "" "$(ls "$RUN")"
-expect_eq "bad input left no sandbox files" "" "$(ls "$DATA/sandboxes")"
+expect_eq "bad input left no sandbox files" "" "$(ls "$RUN/.sandboxes")"
 kill -0 $APID_PID && ok "apid survived the bad input" || not_ok "apid survived the bad input"
 
 # ---- create + get
@@ -356,7 +356,7 @@ done
 expect_eq "every live sandbox has its processes" 0 "$mismatch"
 known=$(echo "$LIST" | jq -r '.items[].id' | sort | tr '\n' ' ')
 expect_eq "no runtime state the store does not know" "" "$(for d in $(ls "$RUN"); do case " $known" in *" $d "*) ;; *) echo "$d";; esac; done)"
-expect_eq "no sandbox files the store does not know" "" "$(for d in $(ls "$DATA/sandboxes"); do case " $known" in *" $d "*) ;; *) echo "$d";; esac; done)"
+expect_eq "no sandbox files the store does not know" "" "$(for d in $(ls "$RUN/.sandboxes"); do case " $known" in *" $d "*) ;; *) echo "$d";; esac; done)"
 
 # ---- SIGHUP reload: the key comes from the config file
 echo "{\"api-key\":\"$KEY-2\"}" >"$T/apid.json"

@@ -229,5 +229,5 @@ cleanup
 sleep 0.5
 ids=$(sort -u "$T/seen" | paste -sd'|')
 expect_eq "no leaked mounts, cgroups or state of this test's sandboxes" "" "$(host_snapshot | grep -E "${ids:-none}")"
-expect_eq "no runtime state or sandbox directories left" "" "$(ls "$RUN" "$DATA/sandboxes" 2>/dev/null | grep -v ':$' | grep .)"
+expect_eq "no runtime state or sandbox directories left" "" "$(ls "$RUN" "$RUN/.sandboxes" 2>/dev/null | grep -v ':$' | grep .)"
 finish
