@@ -40,7 +40,7 @@ ifneq ($(wildcard apid/agent/main.c),)
 BINS += $(BUILD)/bin/sbx-agent
 endif
 
-.PHONY: all deps install rootfs check unit run bench asan format clean vm-check
+.PHONY: all deps install rootfs check unit run bench profile asan format clean vm-check
 all: $(BINS) $(BUILD)/lib/libsbx.a
 
 deps:
@@ -118,15 +118,26 @@ run: deps
 	$(MAKE) rootfs
 	exec $(BUILD)/bin/sbx-apid --pool local/busybox:4
 
-# Each script is bounded in time and removes what it creates; apid runs in private netns.
+# Each script is bounded in time and removes what it creates; apid runs in private netns. The
+# last table collects every figure with its goal and its ratio to the best peer.
 bench: deps
 	$(MAKE) all
 	$(MAKE) rootfs
-	tests/bench/run.sh
-	bash tests/bench/agent.sh
-	bash tests/bench/proxy.sh
-	bash tests/bench/apid.sh
+	rm -f $(BUILD)/bench-results.tsv
+	export SBX_BENCH_RESULTS=$(CURDIR)/$(BUILD)/bench-results.tsv && \
+	tests/bench/run.sh && \
+	bash tests/bench/agent.sh && \
+	bash tests/bench/proxy.sh && \
+	bash tests/bench/apid.sh && \
 	N=$${N:-100} bash tests/bench/density.sh
+	@echo; echo "== summary ($(BUILD)/bench-results.tsv)"
+	@tests/bench/summary.sh $(BUILD)/bench-results.tsv
+
+# perf profile of sbxrun and of apid's cold create (CPU by process, syscall and symbol).
+profile: deps
+	$(MAKE) all
+	$(MAKE) rootfs
+	bash tests/bench/profile.sh
 
 # Warnings are not errors here: GCC reports false stringop-overread positives under ASan.
 asan:

@@ -8,6 +8,7 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 AGENT=${SBX_BIN:-$TOP/build/bin}/sbx-agent
 N1=${1:-500}
 N16=${2:-100}
+. "$TOP/tests/bench/result.sh"
 [ -x "$AGENT" ] || { echo "build $AGENT first (make build/bin/sbx-agent)"; exit 1; }
 T=$(mktemp -d)
 TOKEN=bench-$RANDOM$RANDOM
@@ -47,9 +48,12 @@ stats() { # FILE COLUMN LABEL
 
 echo "sbx-agent bench on $(nproc) CPUs, $(uname -r); agent pid $APID"
 echo "idle agent VmRSS: $(awk '/^VmRSS/{print $2, $3}' /proc/$APID/status)"
+result "sbx-agent idle RSS" "$(awk '/^VmRSS/{print $2 / 1024}' /proc/$APID/status)" MiB lower 2
 client 20 "$T/warm"
 client "$N1" "$T/c1"
 stats "$T/c1" 2 "exec true round trip, 1 client"
+result "sbx-agent exec \`true\` round trip p50, 1 client" \
+	"$(sort -n -k2 "$T/c1" | awk '{v[NR]=$2*1000} END {print v[int((NR - 1) * 0.50) + 1]}')" ms lower 2
 stats "$T/c1" 1 "SSE first byte (init), 1 client"
 for i in $(seq 16); do client "$N16" "$T/c16.$i" & done
 wait $(jobs -p | grep -v "^$APID$") 2>/dev/null

@@ -16,6 +16,7 @@ set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${SBX_BIN:-$TOP/build/bin}
 N1=${N1:-20} N16=${N16:-64} POOL=${POOL:-96} THRU=${THRU:-96}
+. "$TOP/tests/bench/result.sh"
 [ "$(id -u)" = 0 ] || { echo "apid bench: needs root" >&2; exit 1; }
 command -v hey >/dev/null || { echo "apid bench: needs hey (scripts/install-deps.sh)" >&2; exit 1; }
 T=$(mktemp -d /var/tmp/sbx-bench-apid.XXXXXX)
@@ -56,9 +57,9 @@ trap 'stop_apid; umount -l "$T/run"; rm -rf "$T"' EXIT
 
 # latency LABEL N CONC: create → /ping ready, per request, in ms
 latency() {
-	python3 - "$BASE" "$2" "$3" "$1" <<'EOF'
+	python3 - "$BASE" "$2" "$3" "$1" "$T/latency" <<'EOF'
 import http.client, json, sys, threading, time
-base, n, conc, label = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+base, n, conc, label, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 # Readiness is probed the way a client sees it: GET /ping through apid's proxy on the client's own
 # keep-alive connection (502/503 until the agent answers).
 def ping(c, sid):
@@ -100,14 +101,16 @@ def pct(v, p):
     v = sorted(v); return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 print("%-8s c=%-3d n=%-4d  create p50 %7.2f p99 %7.2f ms | ready(/ping) p50 %7.2f p99 %7.2f ms | %6.1f sandboxes/s"
       % (label, conc, n, pct(created, 50), pct(created, 99), pct(ready, 50), pct(ready, 99), n / wall))
+open(out, "w").write("%f %f\n" % (pct(ready, 50), pct(ready, 99)))
 EOF
 }
 throughput() { # LABEL N
-	local out
-	out=$(timeout 60 hey -n "$2" -c 16 -t 60 -m POST -T application/json \
+	local out c=$(($2 < 16 ? $2 : 16)) # hey refuses fewer requests than clients
+	out=$(timeout 60 hey -n "$2" -c "$c" -t 60 -m POST -T application/json \
 		-d '{"image":{"uri":"local/busybox"},"entrypoint":["sleep","100000"]}' "$BASE/v1/sandboxes" 2>&1)
 	# hey leaves out percentiles it has too few samples for (99% under 100 requests).
-	printf '%-8s hey -n %s -c 16: %s creates/s, p50 %s s, p95 %s s, p99 %s s, status %s\n' "$1" "$2" \
+	echo "$out" | awk '/Requests\/sec/{print $2}' >"$T/rate"
+	printf '%-8s hey -n %s -c %s: %s creates/s, p50 %s s, p95 %s s, p99 %s s, status %s\n' "$1" "$2" "$c" \
 		"$(echo "$out" | awk '/Requests\/sec/{print $2}')" \
 		"$(echo "$out" | awk '/ 50% in/{print $3}')" "$(echo "$out" | awk '/ 95% in/{print $3}')" \
 		"$(echo "$out" | awk '/ 99% in/{print $3}' | grep . || echo n/a)" \
@@ -119,14 +122,19 @@ start_apid
 latency cold 1 1 >/dev/null # warm the page cache
 delete_all
 latency cold "$N1" 1; delete_all
+result "apid create -> agent ready p50, cold" "$(cut -d' ' -f1 "$T/latency")" ms lower 10 \
+	published:hosted-services 90
 latency cold "$N16" 16; delete_all
 throughput cold "$THRU"; delete_all
 stop_apid
 
 start_apid --pool "local/busybox:$POOL" --pool-concurrency 4
 wait_pool "$POOL"; latency pooled "$N1" 1; delete_all
+result "apid create -> agent ready p50, pooled" "$(cut -d' ' -f1 "$T/latency")" ms lower 2 \
+	published:pooled-docker 50
 wait_pool "$POOL"; latency pooled "$N16" 16; delete_all
 wait_pool "$POOL"; throughput pooled "$THRU"
+result "apid pooled creates/s (hey -c 16)" "$(cat "$T/rate")" "/s" higher 500 published:pooled-docker 500
 curl -s "$BASE/metrics" | grep -E '^sbx_apid_pool_claims_total'
 delete_all
 stop_apid

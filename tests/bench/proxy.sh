@@ -5,7 +5,8 @@
 set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${SBX_BIN:-$TOP/build/bin}
-N=${N:-500} DUR=${DUR:-10}
+N=${N:-500} DUR=${DUR:-10} NCMD=${NCMD:-200}
+. "$TOP/tests/bench/result.sh"
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 0; }
 command -v wrk >/dev/null || { echo "wrk missing (scripts/install-deps.sh)"; exit 0; }
 NS=sbxbench-$$ T=$(mktemp -d /tmp/sbx-bench.XXXXXX); chmod 711 "$T"
@@ -27,17 +28,23 @@ p50() { # URL [curl args] → median ms of N sequential requests (one curl proce
 	X curl -s "$@" -o /dev/null -w '%{time_total}\n' $(for _ in $(seq $N); do echo "$url"; done) |
 		sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)] * 1000}'
 }
-echo "direct  p50: $(p50 "$DIRECT" -H "X-EXECD-ACCESS-TOKEN: $TOK") ms   (curl, $N sequential GET /ping, keep-alive)"
-echo "proxied p50: $(p50 "$PROXY") ms"
+direct=$(p50 "$DIRECT" -H "X-EXECD-ACCESS-TOKEN: $TOK") proxied=$(p50 "$PROXY")
+echo "direct  p50: $direct ms   (curl, $N sequential GET /ping, keep-alive)"
+echo "proxied p50: $proxied ms"
+result "apid proxy overhead p50 (GET /ping)" "$(awk -v p="$proxied" -v d="$direct" 'BEGIN{printf "%.3f", p - d}')" ms lower 0.3
 echo "+ wrk -t2 -c16 -d${DUR}s $PROXY"
-X wrk -t2 -c16 -d${DUR}s "$PROXY"
+X wrk -t2 -c16 -d${DUR}s "$PROXY" | tee "$T/wrk"
+result "apid proxied requests/s (wrk -c16)" "$(awk '/^Requests\/sec/{print $2}' "$T/wrk")" "/s" higher 5000
 echo "+ wrk -t2 -c16 -d${DUR}s -H 'X-EXECD-ACCESS-TOKEN: …' $DIRECT"
 X wrk -t2 -c16 -d${DUR}s -H "X-EXECD-ACCESS-TOKEN: $TOK" "$DIRECT"
 
 # Exec round trip through the proxy: POST /command {"command":"echo hi"} until the SSE stream ends
 # (execution_complete), 200 sequential requests, one curl process per request.
 CMD=$BASE/sandboxes/$ID/proxy/44772/command
-for _ in $(seq 200); do
+for _ in $(seq "$NCMD"); do
 	X curl -s -N -o /dev/null -w '%{time_total}\n' -X POST -H 'Content-Type: application/json' \
 		-d '{"command":"echo hi"}' "$CMD"
-done | sort -n | awk '{a[NR]=$1} END {printf "exec `echo hi` via proxy: p50 %.3f ms, p99 %.3f ms (n=%d)\n", a[int((NR+1)/2)]*1000, a[int(NR*0.99)]*1000, NR}'
+done | sort -n >"$T/cmd"
+awk '{a[NR]=$1} END {printf "exec `echo hi` via proxy: p50 %.3f ms, p99 %.3f ms (n=%d)\n", a[int((NR+1)/2)]*1000, a[int(NR*0.99)]*1000, NR}' "$T/cmd"
+result "agent exec \`echo hi\` via apid proxy, p50" "$(awk '{a[NR]=$1} END {print a[int((NR+1)/2)]*1000}' "$T/cmd")" ms lower
+result "agent exec \`echo hi\` via apid proxy, p99" "$(awk '{a[NR]=$1} END {print a[int(NR*0.99)]*1000}' "$T/cmd")" ms lower

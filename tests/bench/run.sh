@@ -5,7 +5,8 @@
 set -eu
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 SBXRUN=$TOP/build/bin/sbxrun
-RUNS=${RUNS:-200}
+RUNS=${RUNS:-200} WARMUP=${WARMUP:-10}
+. "$TOP/tests/bench/result.sh"
 IMAGES=${SBX_IMAGES:-/var/lib/sbx/images}
 ROOTFS=$IMAGES/busybox/rootfs
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (crun/runc need it)" >&2; exit 1; }
@@ -39,7 +40,7 @@ cmds=(
 )
 names=(sbxrun bwrap crun runc unshare)
 echo "bench: $RUNS runs each, $(nproc) CPUs, kernel $(uname -r)"
-hyperfine -N --warmup 10 --runs "$RUNS" --export-json "$work/seq.json" "${cmds[@]}" >/dev/null 2>"$work/hf.err" ||
+hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/seq.json" "${cmds[@]}" >/dev/null 2>"$work/hf.err" ||
 	{ cat "$work/hf.err"; exit 1; }
 
 printf '\n%-10s %10s %10s %12s %10s\n' runtime median_ms p99_ms sandboxes/s vs_sbxrun
@@ -51,6 +52,16 @@ for i in "${!names[@]}"; do
 		awk '{printf "%-10s %10.2f %10.2f %12.1f %9.2fx\n", $1, $2, $3, $4, $5}'
 done
 
+# Best peer by median and by p99 (every runtime but sbxrun).
+read -r sbx_med sbx_p99 < <(jq -r '.results[0] | (.times | sort) as $t | "\(.median*1000) \($t[(($t|length)*0.99|floor)]*1000)"' "$work/seq.json")
+best() { # jq expression over a result → "name value" of the smallest among the peers
+	jq -r --arg names "${names[*]}" "[.results | to_entries[] | select(.key > 0) | {n: (\$names | split(\" \"))[.key], v: (.value | $1)}] | min_by(.v) | \"\(.n) \(.v)\"" "$work/seq.json"
+}
+read -r peer_med med < <(best '.median*1000')
+read -r peer_p99 p99 < <(best '(.times | sort) as $t | $t[(($t|length)*0.99|floor)]*1000')
+result "sbxrun run /bin/true, median" "$sbx_med" ms lower peer "$peer_med" "$med"
+result "sbxrun run /bin/true, p99" "$sbx_p99" ms lower - "$peer_p99" "$p99"
+
 # Two at a time: wall time for 2*N sandboxes with 2 workers, as sandboxes/s.
 echo
 echo "2-parallel ($RUNS sandboxes per runtime):"
@@ -58,6 +69,12 @@ for i in 0 1 4; do
 	start=$(date +%s.%N)
 	seq "$RUNS" | xargs -P 2 -I{} sh -c "${cmds[$i]} >/dev/null" 
 	end=$(date +%s.%N)
-	awk -v n="$RUNS" -v s="$start" -v e="$end" -v name="${names[$i]}" 'BEGIN{printf "%-10s %8.1f sandboxes/s\n", name, n/(e-s)}'
+	rate=$(awk -v n="$RUNS" -v s="$start" -v e="$end" 'BEGIN{printf "%.1f", n/(e-s)}')
+	printf '%-10s %8.1f sandboxes/s\n' "${names[$i]}" "$rate"
+	if [ "$i" = 0 ]; then sbx_rate=$rate
+	elif [ -z "${peer_rate:-}" ] || awk -v a="$rate" -v b="$peer_rate" 'BEGIN{exit !(a > b)}'; then
+		peer_rate=$rate peer_rate_name=${names[$i]}
+	fi
 done
+result "sbxrun run /bin/true, 2 in parallel" "$sbx_rate" "/s" higher peer "$peer_rate_name" "$peer_rate"
 echo "(crun/runc are not run in parallel: one bundle, one container id at a time)"
