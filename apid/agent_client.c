@@ -174,15 +174,11 @@ send_all(int fd, const char *p, size_t n, int64_t deadline, sbx_error_t *err)
 }
 
 int
-apid_agent_request(const struct apid_agent_target *t, const char *method, const char *path,
-                   const char *ctype, const void *body, size_t len, int timeout_ms,
-                   size_t max_body, struct apid_http_resp *out, sbx_error_t *err)
+apid_agent_send(const struct apid_agent_target *t, const char *method, const char *path,
+                const char *ctype, const void *body, size_t len, int timeout_ms, sbx_error_t *err)
 {
-    memset(out, 0, sizeof(*out));
-    if (!max_body)
-        max_body = MAX_BODY_DEFAULT;
     int64_t deadline = apid_now_ms() + timeout_ms;
-    cleanup_close int fd = apid_agent_connect(t, timeout_ms, err);
+    int fd = apid_agent_connect(t, timeout_ms, err);
     if (fd < 0)
         return fd;
     cleanup_free char *head =
@@ -193,9 +189,34 @@ apid_agent_request(const struct apid_agent_target *t, const char *method, const 
     int r = send_all(fd, head, strlen(head), deadline, err);
     if (r == 0 && len)
         r = send_all(fd, body, len, deadline, err);
-    if (r < 0)
+    if (r < 0) {
+        close(fd);
         return r;
+    }
+    return fd;
+}
 
+int
+apid_agent_request(const struct apid_agent_target *t, const char *method, const char *path,
+                   const char *ctype, const void *body, size_t len, int timeout_ms,
+                   size_t max_body, struct apid_http_resp *out, sbx_error_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    int fd = apid_agent_send(t, method, path, ctype, body, len, timeout_ms, err);
+    if (fd < 0)
+        return fd;
+    return apid_agent_recv(fd, timeout_ms, max_body, out, err);
+}
+
+int
+apid_agent_recv(int fd_in, int timeout_ms, size_t max_body, struct apid_http_resp *out,
+                sbx_error_t *err)
+{
+    cleanup_close int fd = fd_in;
+    memset(out, 0, sizeof(*out));
+    if (!max_body)
+        max_body = MAX_BODY_DEFAULT;
+    int64_t deadline = apid_now_ms() + timeout_ms;
     size_t cap = 16384, n = 0, hlen = 0;
     char *buf = xmalloc0(cap + 1);
     bool chunked = false, eof = false;

@@ -32,6 +32,13 @@ int apid_agent_connect(const struct apid_agent_target *t, int timeout_ms, sbx_er
 int apid_agent_request(const struct apid_agent_target *t, const char *method, const char *path,
                        const char *ctype, const void *body, size_t len, int timeout_ms,
                        size_t max_body, struct apid_http_resp *out, sbx_error_t *err);
+/* The two halves of apid_agent_request, for a caller with other work to do while the agent
+ * answers: send returns the connection (or -1), recv reads the response and closes it. */
+int apid_agent_send(const struct apid_agent_target *t, const char *method, const char *path,
+                    const char *ctype, const void *body, size_t len, int timeout_ms,
+                    sbx_error_t *err);
+int apid_agent_recv(int fd, int timeout_ms, size_t max_body, struct apid_http_resp *out,
+                    sbx_error_t *err);
 /* Polls GET /ping until it answers 200 or timeout_ms passes. */
 int apid_agent_wait_ready(const struct apid_agent_target *t, int timeout_ms, sbx_error_t *err);
 

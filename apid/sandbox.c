@@ -659,11 +659,8 @@ apid_mgr_adopt(struct apid_sandbox *sb, sbx_error_t *err)
     free(sb->message);
     sb->reason = xstrdup("CONTAINER_RUNNING");
     sb->message = xstrdup("sandbox is running (from the warm pool)");
+    /* One transaction: the row is born with its processes (a pooled member already runs). */
     int r = apid_store_insert(ctx->store, sb, err);
-    if (r == 0 && (r = apid_store_set_runtime(ctx->store, sb->id, sb->pid, sb->pid_start,
-                                              sb->monitor_pid, sb->monitor_start, sb->cgroup,
-                                              err)) < 0)
-        apid_store_delete(ctx->store, sb->id, NULL);
     if (r == 0)
         watch_add(sb->id, sb->pid, sb->pid_start);
     sb_unlock(sb->id);

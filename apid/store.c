@@ -211,8 +211,9 @@ apid_store_insert(struct apid_store *s, const struct apid_sandbox *sb, sbx_error
     if (sqlite3_prepare_v2(s->db,
                            "INSERT INTO sandboxes(id,state,reason,message,last_transition_ms,"
                            "created_ms,expires_ms,image,entrypoint,env,metadata,resource_limits,"
-                           "cpu_milli,memory,pids,token,address,veth)"
-                           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           "cpu_milli,memory,pids,token,address,veth,pid,pid_start,monitor_pid,"
+                           "monitor_start,cgroup)"
+                           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK) {
         r = db_fail(s, "insert", err);
         goto rollback;
@@ -238,6 +239,11 @@ apid_store_insert(struct apid_store *s, const struct apid_sandbox *sb, sbx_error
     bind_text(st, 16, sb->token);
     bind_text(st, 17, sb->address);
     bind_text(st, 18, sb->veth);
+    sqlite3_bind_int64(st, 19, sb->pid);
+    sqlite3_bind_int64(st, 20, (sqlite3_int64)sb->pid_start);
+    sqlite3_bind_int64(st, 21, sb->monitor_pid);
+    sqlite3_bind_int64(st, 22, (sqlite3_int64)sb->monitor_start);
+    bind_text(st, 23, sb->cgroup);
     if (sqlite3_step(st) != SQLITE_DONE) {
         r = db_fail(s, "insert", err);
         goto rollback;
