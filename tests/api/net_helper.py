@@ -5,6 +5,11 @@
                         WebSocket echo (one text frame back per frame received)
   sse URL               prints "<seconds since start> <line>" per received data: line
   ws URL TEXT           WebSocket handshake through URL, sends TEXT, prints the echo
+  burst API KEY BODY THREADS EACH
+                        THREADS clients each create EACH sandboxes through the API at API (an
+                        http://host:port base) and connect to each one's agent at its address the
+                        moment the create returns, until the agent accepts (refusals while it
+                        starts are expected); prints one created id per line
 """
 import base64, hashlib, os, socket, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -96,10 +101,41 @@ class H(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def burst(api, key, body, threads, each):
+    import http.client, json, threading
+    u = urlsplit(api)
+    ids, lock = [], threading.Lock()
+
+    def client():
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        hdr = {"Content-Type": "application/json", "OPEN-SANDBOX-API-KEY": key}
+        for _ in range(each):
+            c.request("POST", "/v1/sandboxes", body, hdr)
+            sid = json.loads(c.getresponse().read())["id"]
+            c.request("GET", "/v1/sandboxes/%s/endpoints/44772?direct=true" % sid, headers=hdr)
+            host, port = json.loads(c.getresponse().read())["endpoint"].split(":")
+            for _ in range(20000):  # bounded: ~10 s of refusals at most
+                try:
+                    socket.create_connection((host, int(port)), timeout=10).close()
+                    break
+                except ConnectionRefusedError:
+                    time.sleep(0.0005)
+            with lock:
+                ids.append(sid)
+
+    ts = [threading.Thread(target=client) for _ in range(threads)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    print("\n".join(ids))
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "serve":
         ThreadingHTTPServer(("0.0.0.0", int(sys.argv[2])), H).serve_forever()
+    if cmd == "burst":
+        burst(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+        return
     u = urlsplit(sys.argv[2])
     s = socket.create_connection((u.hostname, u.port or 80), timeout=10)
     path = u.path + ("?" + u.query if u.query else "")

@@ -153,6 +153,17 @@ expect_eq "A has a default route via the gateway" "default via 10.88.0.1 dev eth
 expect_eq "the host end is an isolated bridge port" "isolated on" \
 	"$(X bridge -d link show dev "vsbx${A:0:8}${A:9:2}" | grep -o 'isolated on')"
 
+# ---- under load the network works when the create returns. The host end's bridge port starts
+# forwarding asynchronously in the kernel; a connection made before that loses its SYN and
+# waits out TCP's 1 s retransmission. 16 clients create 3 sandboxes each and connect to each
+# agent the moment its create returns: no SYN may need a retransmission.
+syn_retrans() { X awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) n[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (n[i] == "TCPSynRetrans") print $i }' /proc/net/netstat; }
+syn0=$(syn_retrans)
+X timeout 120 python3 "$HELPER" burst "$BASE" "$KEY" "{$BB,\"entrypoint\":[\"sleep\",\"1000\"]}" 16 3 >"$T/burst"
+expect_eq "48 concurrent creates, each agent reached at once" 48 "$(grep -c . "$T/burst")"
+expect_eq "no SYN to a new sandbox was retransmitted" "$syn0" "$(syn_retrans)"
+for id in $(cat "$T/burst"); do api DELETE /v1/sandboxes/$id; done
+
 # ---- proxy behaviour
 out=$(run $A 'echo hello-$((6*7))')
 expect_eq "a command runs through the proxy (SSE)" "hello-42" "$out"
