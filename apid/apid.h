@@ -298,6 +298,8 @@ void apid_proxy_body(struct apid_proxy *px, const char *data, size_t len);
 struct MHD_Response *apid_proxy_response(struct apid_proxy **px, int *status, char *msg,
                                          size_t msglen);
 void apid_proxy_free(struct apid_proxy *px);
+/* Ends every proxied connection to sandbox `id` (it is being deleted). */
+void apid_proxy_abort(const char *id);
 
 /* ---------- HTTP (http.c) ---------- */
 

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/if.h>
+#include <linux/if_bridge.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 
@@ -174,31 +175,59 @@ configure_inside(pid_t pid, json_t *plan, sbx_error_t *err)
     return 0;
 }
 
-/* The host end gets its carrier when eth0 comes up, but its operstate, and with it the bridge
- * port's forwarding state, only change when the kernel's linkwatch work runs, later and under
- * rtnl_lock; until then the bridge drops what it should forward to the sandbox. With 16 creates
- * at once, 7 of 64 first connections to a new sandbox lost their SYN and waited out TCP's 1 s
- * retransmission. So the network counts as set up once the port is up (bounded: a late port
- * delays the first packets, never the sandbox). */
-static void
-wait_port_up(struct nl_sock *sk, int ifindex, const char *name)
+/* The bridge port state of ifindex (BR_STATE_*), -1 if unknown. A raw RTM_GETLINK: libnl's link
+ * cache does not parse a bridge port's IFLA_INFO_SLAVE_DATA. sk must not auto-ack. */
+static int
+port_state(struct nl_sock *sk, int ifindex)
 {
+    struct nl_msg *m = nlmsg_alloc_simple(RTM_GETLINK, NLM_F_REQUEST);
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = ifindex};
+    if (!m || nlmsg_append(m, &ifi, sizeof(ifi), NLMSG_ALIGNTO) < 0 || nl_send_auto(sk, m) < 0) {
+        nlmsg_free(m);
+        return -1;
+    }
+    nlmsg_free(m);
+    struct sockaddr_nl from;
+    unsigned char *buf = NULL;
+    int n = nl_recv(sk, &from, &buf, NULL), state = -1;
+    struct nlmsghdr *h = (struct nlmsghdr *)buf;
+    struct nlattr *tb[IFLA_MAX + 1], *li[IFLA_INFO_MAX + 1], *bp[IFLA_BRPORT_MAX + 1];
+    if (n > 0 && nlmsg_ok(h, n) && h->nlmsg_type == RTM_NEWLINK &&
+        nlmsg_parse(h, sizeof(struct ifinfomsg), tb, IFLA_MAX, NULL) == 0 && tb[IFLA_LINKINFO] &&
+        nla_parse_nested(li, IFLA_INFO_MAX, tb[IFLA_LINKINFO], NULL) == 0 &&
+        li[IFLA_INFO_SLAVE_DATA] &&
+        nla_parse_nested(bp, IFLA_BRPORT_MAX, li[IFLA_INFO_SLAVE_DATA], NULL) == 0 &&
+        bp[IFLA_BRPORT_STATE])
+        state = nla_get_u8(bp[IFLA_BRPORT_STATE]);
+    free(buf);
+    return state;
+}
+
+/* The host end gets its carrier when eth0 comes up, but its queueing discipline, operstate and
+ * the bridge port's forwarding state change only when the kernel's linkwatch work runs, later
+ * and under rtnl_lock; until then the bridge drops what it should forward to the sandbox. With
+ * 16 creates at once, 7 of 64 first connections to a new sandbox lost their SYN and waited out
+ * TCP's 1 s retransmission. So the network counts as set up once the port forwards, the last
+ * of those steps (bounded: a late port delays the first packets, never the sandbox). */
+static void
+wait_port_forwarding(int ifindex, const char *name)
+{
+    cleanup_nl_sock struct nl_sock *sk = apid_nl_open(NULL);
+    if (!sk)
+        return;
+    nl_socket_disable_auto_ack(sk);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 2000, now;
     do {
-        struct rtnl_link *l = NULL;
-        if (rtnl_link_get_kernel(sk, ifindex, NULL, &l) < 0)
-            return;
-        uint8_t op = rtnl_link_get_operstate(l);
-        rtnl_link_put(l);
-        if (op == IF_OPER_UP)
+        int st = port_state(sk, ifindex);
+        if (st == BR_STATE_FORWARDING || st < 0)
             return;
         usleep(100);
         clock_gettime(CLOCK_MONOTONIC, &ts);
         now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     } while (now < deadline);
-    fprintf(stderr, "sbx-monitor: %s: bridge port not up after 2 s; continuing\n", name);
+    fprintf(stderr, "sbx-monitor: %s: bridge port not forwarding after 2 s; continuing\n", name);
 }
 
 int
@@ -248,7 +277,7 @@ apid_net_child_setup(pid_t pid, void *data, sbx_error_t *err)
         sbx_error_wrap(err, "sandbox network");
         goto undo;
     }
-    wait_port_up(sk, hidx, veth);
+    wait_port_forwarding(hidx, veth);
     return 0;
 undo:
     apid_link_delete(veth);

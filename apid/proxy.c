@@ -41,6 +41,8 @@ apid_proxy_setup(struct apid_store *store)
 
 struct apid_proxy {
     int fd;
+    char id[65];            /* the sandbox, for apid_proxy_abort() */
+    struct apid_proxy *next; /* in `open_list` while fd is open */
     bool chunked_up;  /* request body re-chunked upstream */
     bool head_req;
     bool ws;
@@ -84,13 +86,48 @@ hdr_printf(struct apid_proxy *px, const char *fmt, ...)
     free(s);
 }
 
+/* Every open upstream connection, by sandbox: deleting a sandbox destroys its network namespace
+ * without a FIN or RST reaching apid, and a thread reading a response from it would otherwise
+ * wait out IO_TIMEOUT_S (and hold up apid's shutdown, which waits for connection threads). */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct apid_proxy *open_list;
+
+static void
+track(struct apid_proxy *px, bool add)
+{
+    pthread_mutex_lock(&open_lock);
+    if (add) {
+        px->next = open_list;
+        open_list = px;
+    } else {
+        for (struct apid_proxy **pp = &open_list; *pp; pp = &(*pp)->next)
+            if (*pp == px) {
+                *pp = px->next;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&open_lock);
+}
+
+void
+apid_proxy_abort(const char *id)
+{
+    pthread_mutex_lock(&open_lock);
+    for (struct apid_proxy *px = open_list; px; px = px->next)
+        if (!strcmp(px->id, id))
+            shutdown(px->fd, SHUT_RDWR); /* the reader sees EOF; its owner closes the fd */
+    pthread_mutex_unlock(&open_lock);
+}
+
 void
 apid_proxy_free(struct apid_proxy *px)
 {
     if (!px)
         return;
-    if (px->fd >= 0)
+    if (px->fd >= 0) {
+        track(px, false);
         close(px->fd);
+    }
     free(px->ib);
     free(px->hdr);
     free(px);
@@ -166,8 +203,14 @@ connect_timeout(const struct sockaddr_in *sa, int timeout_ms)
             return r == 0 ? -ETIMEDOUT : -(soerr ? soerr : ECONNREFUSED);
         }
     }
-    /* Blocking from here on: each proxied request has its own MHD thread. */
+    /* Blocking from here on: each proxied request has its own MHD thread. Keepalive finds a
+     * sandbox that vanished without closing (its namespace torn down) within ~1 minute. */
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    int idle = 30, intvl = 10, cnt = 3;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
     struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -228,6 +271,8 @@ apid_proxy_open(struct MHD_Connection *c, const char *id, int port, const char *
 
     struct apid_proxy *px = xmalloc0(sizeof(*px));
     px->fd = fd;
+    snprintf(px->id, sizeof(px->id), "%s", id);
+    track(px, true);
     px->head_req = !strcmp(method, "HEAD");
     const char *conn = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Connection");
     const char *upg = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Upgrade");

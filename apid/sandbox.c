@@ -273,6 +273,7 @@ destroy(struct apid_sandbox *sb, const char *reason, sbx_error_t *err)
     unsigned long long mstart;
     monitor_of(sb, &mon, &mstart);
     release_runtime(sb->id, mon, mstart);
+    apid_proxy_abort(sb->id);
     apid_net_release(sb->id, sb->address, sb->veth);
     cleanup_free char *dir = sb_dir(sb->id);
     if ((r = rm_rf(dir, err)) < 0)
