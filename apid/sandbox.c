@@ -268,6 +268,8 @@ destroy(struct apid_sandbox *sb, const char *reason, sbx_error_t *err)
         if (r < 0)
             return r;
     }
+    /* Logged before the row goes: a kill -9 after it leaves no trace of why it went. */
+    log_info("sandbox %s: removing (reason %s)", sb->id, reason);
     watch_remove(sb->id);
     pid_t mon;
     unsigned long long mstart;

@@ -346,7 +346,10 @@ lost=0
 for id in "${created[@]}"; do
 	api GET /v1/sandboxes/$id
 	# A 202 that reached the client must name a sandbox that still exists or was deleted on purpose.
-	[ "$CODE" = 200 ] || grep -q "$id removed" "$LOG" || lost=$((lost + 1))
+	[ "$CODE" = 200 ] || grep -qE "$id(: removing| removed)" "$LOG" || {
+		lost=$((lost + 1))
+		echo "# lost $id: GET $CODE $BODY"; grep "$id" "$LOG" | sed 's/^/#   /'
+	}
 done
 expect_eq "no acknowledged sandbox lost" 0 "$lost"
 mismatch=0
