@@ -12,7 +12,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 #include <linux/if.h>
 #include <linux/if_bridge.h>
@@ -210,23 +209,16 @@ port_state(struct nl_sock *sk, int ifindex)
  * TCP's 1 s retransmission. So the network counts as set up once the port forwards, the last
  * of those steps (bounded: a late port delays the first packets, never the sandbox). */
 static void
-wait_port_forwarding(int ifindex, const char *name)
+wait_port_forwarding(struct nl_sock *sk, int ifindex, const char *name)
 {
-    cleanup_nl_sock struct nl_sock *sk = apid_nl_open(NULL);
-    if (!sk)
-        return;
     nl_socket_disable_auto_ack(sk);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 2000, now;
+    int64_t deadline = sbx_monotonic_ms() + 2000;
     do {
         int st = port_state(sk, ifindex);
         if (st == BR_STATE_FORWARDING || st < 0)
             return;
         usleep(100);
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    } while (now < deadline);
+    } while (sbx_monotonic_ms() < deadline);
     fprintf(stderr, "sbx-monitor: %s: bridge port not forwarding after 2 s; continuing\n", name);
 }
 
@@ -277,7 +269,7 @@ apid_net_child_setup(pid_t pid, void *data, sbx_error_t *err)
         sbx_error_wrap(err, "sandbox network");
         goto undo;
     }
-    wait_port_forwarding(hidx, veth);
+    wait_port_forwarding(sk, hidx, veth); /* sk's last use: it may stop auto-acking */
     return 0;
 undo:
     apid_link_delete(veth);

@@ -46,12 +46,24 @@ cleanup_strvp(char ***v)
     strv_free(*v);
 }
 
+static int64_t
+clock_ms(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int64_t
 sbx_realtime_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_ms(CLOCK_REALTIME);
+}
+
+int64_t
+sbx_monotonic_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
 }
 
 void

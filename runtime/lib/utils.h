@@ -39,6 +39,8 @@ void cleanup_strvp(char ***v);
 void close_fds(int *fds, size_t n);
 /* Wall-clock time in milliseconds since the epoch. */
 int64_t sbx_realtime_ms(void);
+/* A monotonic clock in milliseconds, for deadlines. */
+int64_t sbx_monotonic_ms(void);
 #define cleanup_free __attribute__((cleanup(cleanup_freep)))
 #define cleanup_close __attribute__((cleanup(cleanup_closep)))
 #define cleanup_file __attribute__((cleanup(cleanup_filep)))
