@@ -8,7 +8,7 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 AGENT=${SBX_BIN:-$TOP/build/bin}/sbx-agent
 N1=${1:-500}
 N16=${2:-100}
-. "$TOP/tests/bench/result.sh"
+. "$TOP/tests/bench/lib.sh"
 [ -x "$AGENT" ] || { echo "build $AGENT first (make build/bin/sbx-agent)"; exit 1; }
 T=$(mktemp -d)
 TOKEN=bench-$RANDOM$RANDOM

@@ -4,24 +4,15 @@
 # hey (pooled: as many requests as the pool holds, so every one is a claim). Bounded: every phase
 # has a request count and hey a 60 s cap; everything created is deleted, apid is stopped.
 #   tests/bench/apid.sh            N1=20 N16=64 POOL=96 THRU=96 (env overrides)
-# apid creates its bridge and nftables table in the network namespace it runs in: run this whole
-# script in a private one (lo only), never in the host's.
-if [ -z "${SBX_PRIVATE_NETNS:-}" ]; then
-	export SBX_PRIVATE_NETNS=1
-	# A private mount namespace too, for apid's run dir on a tmpfs as /run is on systemd hosts
-	# (this VM's /run is ext4: per-sandbox file churn there slows every later create).
-	exec unshare -n -m --propagation private sh -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
 set -u
+. "$(dirname "$0")/lib.sh"
+bench_isolate "$0" "$@"
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${SBX_BIN:-$TOP/build/bin}
 N1=${N1:-20} N16=${N16:-64} POOL=${POOL:-96} THRU=${THRU:-96}
-. "$TOP/tests/bench/result.sh"
 [ "$(id -u)" = 0 ] || { echo "apid bench: needs root" >&2; exit 1; }
 command -v hey >/dev/null || { echo "apid bench: needs hey (scripts/install-deps.sh)" >&2; exit 1; }
-T=$(mktemp -d /var/tmp/sbx-bench-apid.XXXXXX)
-mkdir "$T/run" && mount -t tmpfs -o mode=711 tmpfs "$T/run"
-chmod 711 "$T"
+bench_workdir bench-apid || exit 1
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 BASE=http://127.0.0.1:$PORT
 APID_PID=
@@ -53,7 +44,7 @@ wait_pool() { # N, ≤ 120 s
 	done
 	echo "pool did not reach $1" >&2
 }
-trap 'stop_apid; umount -l "$T/run"; rm -rf "$T"' EXIT
+trap 'stop_apid; bench_workdir_remove' EXIT
 
 # latency LABEL N CONC: create → /ping ready, per request, in ms
 latency() {

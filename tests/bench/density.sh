@@ -4,30 +4,21 @@
 # and N sandboxes, and checks that nothing of them is left (runtime state, sandbox directories,
 # cgroups, mounts, links, processes). Bounded: creates time out, deletes run 8 at a time.
 #   tests/bench/density.sh          N=100 (N=1000 for the full run)
-# apid creates its bridge and nftables table in the network namespace it runs in: run this whole
-# script in a private one (lo only), never in the host's.
-if [ -z "${SBX_PRIVATE_NETNS:-}" ]; then
-	export SBX_PRIVATE_NETNS=1
-	# A private mount namespace too, for apid's run dir on a tmpfs as /run is on systemd hosts
-	# (this VM's /run is ext4: per-sandbox file churn there slows every later create).
-	exec unshare -n -m --propagation private sh -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
 set -u
+. "$(dirname "$0")/lib.sh"
+bench_isolate "$0" "$@"
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${SBX_BIN:-$TOP/build/bin}
 N=${N:-100} PAR=${PAR:-8}
 [ "$(id -u)" = 0 ] || { echo "density: needs root" >&2; exit 1; }
 . "$TOP/tests/lib.sh"
-. "$TOP/tests/bench/result.sh"
-T=$(mktemp -d /var/tmp/sbx-bench-density.XXXXXX)
-mkdir "$T/run" && mount -t tmpfs -o mode=711 tmpfs "$T/run"
-chmod 711 "$T"
+bench_workdir bench-density || exit 1
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 BASE=http://127.0.0.1:$PORT
 "$BIN/sbx-apid" --listen 127.0.0.1:$PORT --data-dir "$T/data" --run-dir "$T/run" \
 	--agent "$BIN/sbx-agent" --log-level warn >"$T/apid.log" 2>&1 &
 APID_PID=$!
-trap 'kill -TERM $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null; umount -l "$T/run"; rm -rf "$T"' EXIT
+trap 'kill -TERM $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null; bench_workdir_remove' EXIT
 for _ in $(seq 200); do curl -s -o /dev/null "$BASE/health" && break; sleep 0.05; done
 
 memavail() { awk '/^MemAvailable:/{print $2}' /proc/meminfo; } # KiB

@@ -9,10 +9,8 @@
 # bench/apid.sh and bench/run.sh for wall time.
 #   N1=200 N2=60 tests/bench/profile.sh      (perf.data files kept under $OUT, default a temp dir)
 set -u
-if [ -z "${SBX_PRIVATE_NETNS:-}" ]; then
-	export SBX_PRIVATE_NETNS=1
-	exec unshare -n -m --propagation private sh -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
+. "$(dirname "$0")/lib.sh"
+bench_isolate "$0" "$@"
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${SBX_BIN:-$TOP/build/bin}
 N1=${N1:-200} N2=${N2:-60}
@@ -20,9 +18,7 @@ N1=${N1:-200} N2=${N2:-60}
 command -v perf >/dev/null || { echo "profile: needs perf (linux-perf; scripts/install-deps.sh)" >&2; exit 1; }
 OUT=${OUT:-$(mktemp -d /tmp/sbx-profile.XXXXXX)}
 mkdir -p "$OUT" || exit 1
-T=$(mktemp -d /var/tmp/sbx-profile.XXXXXX)
-chmod 711 "$T"
-mkdir "$T/run" && mount -t tmpfs -o mode=711 tmpfs "$T/run"
+bench_workdir profile || exit 1
 APID_PID=
 cleanup() {
 	if [ -n "$APID_PID" ]; then
@@ -32,8 +28,7 @@ cleanup() {
 		kill -TERM "$APID_PID" 2>/dev/null
 		wait "$APID_PID" 2>/dev/null
 	fi
-	umount -l "$T/run"
-	rm -rf "$T"
+	bench_workdir_remove
 }
 trap cleanup EXIT
 

@@ -6,7 +6,7 @@ set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${SBX_BIN:-$TOP/build/bin}
 N=${N:-500} DUR=${DUR:-10} NCMD=${NCMD:-200}
-. "$TOP/tests/bench/result.sh"
+. "$TOP/tests/bench/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 0; }
 command -v wrk >/dev/null || { echo "wrk missing (scripts/install-deps.sh)"; exit 0; }
 NS=sbxbench-$$ T=$(mktemp -d /tmp/sbx-bench.XXXXXX); chmod 711 "$T"

@@ -6,7 +6,7 @@ set -eu
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 SBXRUN=$TOP/build/bin/sbxrun
 RUNS=${RUNS:-200} WARMUP=${WARMUP:-10}
-. "$TOP/tests/bench/result.sh"
+. "$TOP/tests/bench/lib.sh"
 IMAGES=${SBX_IMAGES:-/var/lib/sbx/images}
 ROOTFS=$IMAGES/busybox/rootfs
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (crun/runc need it)" >&2; exit 1; }

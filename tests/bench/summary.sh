@@ -1,5 +1,5 @@
 #!/bin/bash
-# The final table of `make bench`: every figure recorded with `result` (tests/bench/result.sh),
+# The final table of `make bench`: every figure recorded with `result` (tests/bench/lib.sh),
 # its goal from issue 9 and its ratio to the best peer (measured side by side, or published).
 #   tests/bench/summary.sh RESULTS_FILE
 set -u
