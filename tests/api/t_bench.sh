@@ -25,6 +25,7 @@ run_bench() { # NAME COMMAND...
 	fi
 }
 run_bench run env RUNS=3 WARMUP=1 "$B/run.sh"
+run_bench cgjoin bash "$B/cgjoin.sh" 2
 run_bench agent bash "$B/agent.sh" 5 2
 run_bench proxy env N=10 DUR=1 NCMD=5 bash "$B/proxy.sh"
 run_bench apid env N1=2 N16=4 POOL=6 THRU=6 bash "$B/apid.sh"
@@ -38,7 +39,7 @@ for m in "sbxrun run /bin/true, median" "sbxrun run /bin/true, p99" \
 	"apid proxied requests/s (wrk -c16)" "agent exec \`echo hi\` via apid proxy, p50" \
 	"apid create -> agent ready p50, cold" "apid create -> agent ready p50, pooled" \
 	"apid pooled creates/s (hey -c 16)" "host memory per idle sandbox (N=3)" \
-	"apid RSS with 3 sandboxes"; do
+	"apid RSS with 3 sandboxes" "cgroup v1 join, 8 hierarchies, mean"; do
 	v=$(awk -F'\t' -v m="$m" '$1 == m {print $2}' "$SBX_BENCH_RESULTS" 2>/dev/null)
 	expect_match "result: $m is a number" '^-?[0-9]+(\.[0-9]+)?$' "$v"
 done
@@ -58,5 +59,5 @@ expect_match "profile names the sandbox processes" 'sbx-monitor|sbx-init' "$(cat
 expect_match "profile shows syscalls by CPU" '__x64_sys_|__do_sys_' "$(cat "$T/profile.log")"
 
 expect_eq "benches left the host as it was" "$before" "$(host_snapshot)"
-expect_eq "no bench temp dirs left" "" "$(ls -d /var/tmp/sbx-bench-* /var/tmp/sbx-profile.* /tmp/sbx-bench.* 2>/dev/null)"
+expect_eq "no bench temp dirs left" "" "$(ls -d /var/tmp/sbx-bench-* /var/tmp/sbx-profile.* /tmp/sbx-bench.* /tmp/sbx-cgjoin.* 2>/dev/null)"
 finish
