@@ -391,7 +391,11 @@ wait_loop(struct run_ctx *rc, int sigfd, int timerfd, struct sbx_exit *res, sbx_
     bool child_gone = false, sync_open = true;
     struct sbx_sync_msg m;
     while (!child_gone) {
-        struct pollfd pfd[3] = {{sigfd, POLLIN, 0}, {rc->sync_fd, sync_open ? POLLIN : 0, 0},
+        /* A closed socket reports POLLHUP even with no events asked for: once it is done, leave
+         * it out, or this loop spins until init is reaped. The spinning is worse than wasted CPU:
+         * init's exit waits for expedited RCU grace periods (unmounting its root), which a CPU
+         * looping through syscalls holds up until the next tick (~4 ms per sandbox). */
+        struct pollfd pfd[3] = {{sigfd, POLLIN, 0}, {sync_open ? rc->sync_fd : -1, POLLIN, 0},
                                 {timerfd, POLLIN, 0}};
         if (poll(pfd, 3, -1) < 0) {
             if (errno == EINTR)

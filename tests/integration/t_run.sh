@@ -109,6 +109,31 @@ expect_eq "delete --force removes a dead sbxrun's leftovers" "0" "$(status "$SBX
 exec 9>"$tmp/status2"; R "${BB[@]}" --json-status-fd 9 -- sh -c 'exit 3'; exec 9>&-
 expect_match "--json-status-fd reports start and exit" '"pid":[0-9]+.*' "$(head -1 "$tmp/status2")"
 expect_match "--json-status-fd exit line" '"exit-code":3.*"oom":false' "$(tail -1 "$tmp/status2")"
+# While init's exit waits for the sandbox's last processes to be reaped, sbxrun must sleep, not
+# spin: it once kept polling its closed sync socket (POLLHUP is reported even when not asked
+# for), burning a CPU and holding up the RCU grace periods init's exit waits for. A process
+# nsenter put into the sandbox's pid namespace, whose (stopped) parent outside cannot reap it,
+# holds init's exit open for as long as the test likes.
+exec 9>"$tmp/status3"
+"$SBXRUN" run "${BB[@]}" --id "$TAG-linger" --json-status-fd 9 -- sleep 1 & p=$!
+exec 9>&-
+for _ in $(seq 50); do grep -q '"pid"' "$tmp/status3" && break; sleep 0.1; done
+ipid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$tmp/status3" | head -1)
+nsenter --target "${ipid:-1}" --pid -- sleep 60 & ns=$!
+for _ in $(seq 50); do pgrep -P $ns >/dev/null && break; sleep 0.1; done
+kill -STOP $ns
+held=no
+for _ in $(seq 50); do
+	[ "$(awk '{print $3}' /proc/$(pgrep -P $ns)/stat 2>/dev/null)" = Z ] && { held=yes; break; }
+	sleep 0.1
+done
+t0=$(awk '{print $14 + $15}' /proc/$p/stat 2>/dev/null); sleep 1
+t1=$(awk '{print $14 + $15}' /proc/$p/stat 2>/dev/null)
+kill -CONT $ns; wait $ns 2>/dev/null; wait $p; rc=$?
+expect_eq "sbxrun exits with the workload's status after a lingering process" "0 yes" "$rc $held"
+used=$(( ${t1:-999} - ${t0:-0} ))
+[ "$used" -lt 20 ] && ok "sbxrun sleeps while init's exit is held open (${used} ticks in 1 s)" ||
+	not_ok "sbxrun sleeps while init's exit is held open (${used} ticks of CPU in 1 s)"
 
 # --- exit statuses ---
 expect_eq "exit status passes through" "3" "$(status R "${BB[@]}" -- sh -c 'exit 3')"
