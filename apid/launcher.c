@@ -83,25 +83,18 @@ apid_launcher_spawn(const char *id, const char *dir, const char *state_root,
         len += n;
     }
     char reply[512];
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct iovec iov = {.iov_base = reply, .iov_len = sizeof(reply) - 1};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
+    int fd = -1;
+    size_t nfd = 0;
     pthread_mutex_lock(&launcher_lock);
-    ssize_t n = -1;
+    ssize_t n = -EPIPE;
     if (launcher_fd >= 0 && TEMP_FAILURE_RETRY(send(launcher_fd, msg, len, MSG_NOSIGNAL)) >= 0)
-        n = TEMP_FAILURE_RETRY(recvmsg(launcher_fd, &mh, MSG_CMSG_CLOEXEC));
+        n = sbx_recv_fds(launcher_fd, reply, sizeof(reply) - 1, &fd, 1, &nfd);
+    else if (launcher_fd >= 0)
+        n = -errno;
     pthread_mutex_unlock(&launcher_lock);
     if (n <= 0)
-        return sbx_make_error(err, n < 0 ? errno : EPIPE, "launcher is gone");
+        return sbx_make_error(err, n < 0 ? (int)-n : EPIPE, "launcher is gone");
     reply[n] = '\0';
-    int fd = -1;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(&fd, CMSG_DATA(c), sizeof(int));
     if (strncmp(reply, "ok ", 3) != 0) {
         if (fd >= 0)
             close(fd);

@@ -124,22 +124,7 @@ monitor_main(const char *id, const char *dir, const char *state_root, const char
 static int
 send_reply(int sock, const char *msg, int fd)
 {
-    struct iovec iov = {.iov_base = (void *)msg, .iov_len = strlen(msg)};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (fd >= 0) {
-        mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof(u.buf);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    return TEMP_FAILURE_RETRY(sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 ? -1 : 0;
+    return sbx_send_fds(sock, msg, strlen(msg), &fd, fd >= 0 ? 1 : 0) < 0 ? -1 : 0;
 }
 
 static void

@@ -656,20 +656,7 @@ sbx_child_setup_pty(struct sbx_child_ctx *c)
         return -e;
     }
     char byte = 0;
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    memset(&u, 0, sizeof(u));
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &master, sizeof(int));
-    int r = TEMP_FAILURE_RETRY(sendmsg(c->console_fd, &mh, MSG_NOSIGNAL)) < 0 ? -errno : 0;
+    int r = sbx_send_fds(c->console_fd, &byte, 1, &master, 1);
     close(master);
     close(c->console_fd);
     c->console_fd = -1;

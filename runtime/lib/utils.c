@@ -5,6 +5,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <sys/vfs.h>
@@ -74,6 +75,59 @@ close_fds(int *fds, size_t n)
             close(fds[i]);
             fds[i] = -1;
         }
+}
+
+union fd_cmsg {
+    char buf[CMSG_SPACE(sizeof(int) * SBX_MAX_PASSED_FDS)];
+    struct cmsghdr align;
+};
+
+int
+sbx_send_fds(int sock, const void *buf, size_t len, const int *fds, size_t n)
+{
+    if (n > SBX_MAX_PASSED_FDS)
+        return -E2BIG;
+    union fd_cmsg u;
+    memset(&u, 0, sizeof(u));
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (n > 0) {
+        mh.msg_control = u.buf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+    }
+    return TEMP_FAILURE_RETRY(sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 ? -errno : 0;
+}
+
+ssize_t
+sbx_recv_fds(int sock, void *buf, size_t len, int *fds, size_t max, size_t *n)
+{
+    union fd_cmsg u;
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof(u.buf)};
+    *n = 0;
+    ssize_t r = TEMP_FAILURE_RETRY(recvmsg(sock, &mh, MSG_CMSG_CLOEXEC));
+    if (r < 0)
+        return -errno;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (*n < max)
+                fds[(*n)++] = fd;
+            else
+                close(fd);
+        }
+    }
+    return r;
 }
 
 void *

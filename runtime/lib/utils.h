@@ -37,6 +37,13 @@ void cleanup_dirp(DIR **d);
 void cleanup_strvp(char ***v);
 /* Closes the descriptors that are >= 0 and sets them to -1. */
 void close_fds(int *fds, size_t n);
+/* One message of len bytes carrying n descriptors (SCM_RIGHTS, at most SBX_MAX_PASSED_FDS).
+ * Returns 0 or -errno. */
+#define SBX_MAX_PASSED_FDS 16
+int sbx_send_fds(int sock, const void *buf, size_t len, const int *fds, size_t n);
+/* Receives one message into buf and the descriptors that came with it (close-on-exec) into fds;
+ * any beyond max are closed. Returns the byte count (0: peer gone) or -errno. */
+ssize_t sbx_recv_fds(int sock, void *buf, size_t len, int *fds, size_t max, size_t *n);
 /* Wall-clock time in milliseconds since the epoch. */
 int64_t sbx_realtime_ms(void);
 /* A monotonic clock in milliseconds, for deadlines. */
