@@ -465,6 +465,41 @@ wait_loop(struct run_ctx *rc, int sigfd, int timerfd, struct sbx_exit *res, sbx_
     return 0;
 }
 
+/* Creates the sandbox's cgroup in rc->cg (none for a rootless caller without delegation and
+ * without limits) and, on v1, opens the files through which its first process joins it (see
+ * sbx_cgroup_self_join_fds()). Returns their number or a negative error. */
+static int
+create_cgroup(struct run_ctx *rc, int *join_fds, size_t max, sbx_error_t *err)
+{
+    const sbx_spec_t *spec = rc->spec;
+    /* OCI cgroupsPath names the sandbox's own cgroup (containerd: /default/<id>); sbx's default
+     * is a child named after the id below `sbx` in the caller's cgroup. */
+    cleanup_free char *cg_parent = NULL, *cg_name = NULL;
+    if (rc->o->cgroup_parent) {
+        cg_parent = xstrdup(rc->o->cgroup_parent);
+    } else if (spec->cgroups_path && strchr(spec->cgroups_path, ':')) {
+        return sbx_make_error(err, ENOTSUP, "cgroupsPath `%s` is in systemd form "
+                                            "(slice:prefix:name); sbxrun manages cgroupfs "
+                                            "directly", spec->cgroups_path);
+    } else if (spec->cgroups_path) {
+        cg_parent = xstrdup(spec->cgroups_path);
+        size_t n = strlen(cg_parent);
+        while (n > 1 && cg_parent[n - 1] == '/')
+            cg_parent[--n] = '\0';
+        char *slash = strrchr(cg_parent, '/');
+        cg_name = xstrdup(slash ? slash + 1 : cg_parent);
+        if (slash)
+            slash[slash == cg_parent ? 1 : 0] = '\0';
+        else
+            cg_parent[0] = '\0';
+    }
+    int r = sbx_cgroup_create(cg_parent, cg_name && *cg_name ? cg_name : rc->o->id,
+                              &rc->spec->resources, &rc->cg, err);
+    if (r < 0 || rc->cg == NULL)
+        return r < 0 ? r : 0;
+    return sbx_cgroup_self_join_fds(rc->cg, join_fds, max, err);
+}
+
 int
 sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exit *res,
                   sbx_error_t *err)
@@ -473,7 +508,8 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     struct run_ctx rc = {.o = o, .spec = spec, .sync_fd = -1,
                          .root = o->state_root ? o->state_root : SBX_DEFAULT_STATE_ROOT};
     struct sbx_child_ctx cc = {.spec = spec, .sync_fd = -1, .parent_pid = getpid(),
-                               .start_fd = -1, .console_fd = -1, .pty_slave = -1};
+                               .start_fd = -1, .console_fd = -1, .pty_slave = -1,
+                               .proc_self_fd = -1};
     for (int t = 0; t < SBX_NS_COUNT; t++)
         cc.ns_fd[t] = -1;
     memset(res, 0, sizeof(*res));
@@ -551,35 +587,6 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
         goto fail;
     }
 
-    if (geteuid() == 0 || resources_requested(&spec->resources)) {
-        /* OCI cgroupsPath names the sandbox's own cgroup (containerd: /default/<id>); sbx's
-         * default is a child named after the id below `sbx` in the caller's cgroup. */
-        cleanup_free char *cg_parent = NULL, *cg_name = NULL;
-        if (o->cgroup_parent) {
-            cg_parent = xstrdup(o->cgroup_parent);
-        } else if (spec->cgroups_path && strchr(spec->cgroups_path, ':')) {
-            r = sbx_make_error(err, ENOTSUP, "cgroupsPath `%s` is in systemd form "
-                                             "(slice:prefix:name); sbxrun manages cgroupfs "
-                                             "directly", spec->cgroups_path);
-            goto fail;
-        } else if (spec->cgroups_path) {
-            cg_parent = xstrdup(spec->cgroups_path);
-            size_t n = strlen(cg_parent);
-            while (n > 1 && cg_parent[n - 1] == '/')
-                cg_parent[--n] = '\0';
-            char *slash = strrchr(cg_parent, '/');
-            cg_name = xstrdup(slash ? slash + 1 : cg_parent);
-            if (slash)
-                slash[slash == cg_parent ? 1 : 0] = '\0';
-            else
-                cg_parent[0] = '\0';
-        }
-        r = sbx_cgroup_create(cg_parent, cg_name && *cg_name ? cg_name : o->id, &spec->resources,
-                              &rc.cg, err);
-        if (r < 0)
-            goto fail;
-    }
-
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
         r = sbx_make_error(err, errno, "socketpair");
         goto fail;
@@ -587,22 +594,26 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     rc.sync_fd = sp[0];
     cc.sync_fd = sp[1];
 
-    /* cgroup v1: the child joins by itself (see sbx_cgroup_self_join_fds()); v2: it is born in
-     * its cgroup (CLONE_INTO_CGROUP). Either way no process is ever moved into it from outside,
-     * which on v1 costs an RCU grace period. */
-    if (rc.cg) {
-        int n = sbx_cgroup_self_join_fds(rc.cg, cc.cgroup_join_fds, ARRAY_SIZE(cc.cgroup_join_fds),
-                                         err);
+    /* The network (a veth plumbed over netlink, ~2 ms) is set up while the child builds its
+     * root; the child waits for it before anything of the workload runs. Prestart hooks expect
+     * it ready (CNI plugins), so with those the old order stays. */
+    bool early_hooks = spec->n_hooks_prestart + spec->n_hooks_create_runtime > 0;
+    cc.wait_net = o->net_setup && !early_hooks;
+    /* cgroup v2: the child is born in its cgroup (CLONE_INTO_CGROUP), so that comes first. v1: the
+     * child joins by itself (see sbx_cgroup_self_join_fds()), which lets the parent make the
+     * cgroups (a directory per hierarchy and the shared parent's: ~1 ms for seven) while the
+     * child builds its root: it waits for them at its first step that needs them. Hooks see a
+     * created sandbox, cgroups included: with those, the old order. */
+    bool want_cgroup = geteuid() == 0 || resources_requested(&spec->resources);
+    cc.cgroup_late = want_cgroup && sbx_cgroup_mode() != SBX_CGROUP_UNIFIED && !early_hooks;
+    if (want_cgroup && !cc.cgroup_late) {
+        int n = create_cgroup(&rc, cc.cgroup_join_fds, ARRAY_SIZE(cc.cgroup_join_fds), err);
         if (n < 0) {
             r = n;
             goto fail;
         }
         cc.n_cgroup_join_fds = (size_t)n;
     }
-    /* The network (a veth plumbed over netlink, ~2 ms) is set up while the child builds its
-     * root; the child waits for it before anything of the workload runs. Prestart hooks expect
-     * it ready (CNI plugins), so with those the old order stays. */
-    cc.wait_net = o->net_setup && spec->n_hooks_prestart + spec->n_hooks_create_runtime == 0;
     int flags = 0;
     for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++)
         if (spec->ns_enabled[ns_flags[i].type] && !spec->ns_path[ns_flags[i].type])
@@ -685,6 +696,20 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
         }
         if (sbx_sync_send(rc.sync_fd, SYNC_GO, 0, "%s", json) < 0) {
             r = sbx_make_error(err, errno, "sandbox init exited before setup");
+            goto fail;
+        }
+    }
+    if (cc.cgroup_late) {
+        int fds[ARRAY_SIZE(cc.cgroup_join_fds)];
+        int n = create_cgroup(&rc, fds, ARRAY_SIZE(fds), err);
+        if (n < 0) {
+            r = n;
+            goto fail;
+        }
+        r = sbx_sync_send_fds(rc.sync_fd, SYNC_CGROUP, fds, (size_t)n);
+        close_fds(fds, (size_t)n);
+        if (r < 0) {
+            r = sbx_make_error(err, -r, "sandbox init exited during setup");
             goto fail;
         }
     }

@@ -50,17 +50,32 @@ sbx_sync_send(int fd, int type, int value, const char *fmt, ...)
 }
 
 int
-sbx_sync_recv(int fd, struct sbx_sync_msg *m)
+sbx_sync_send_fds(int fd, int type, const int *fds, size_t n)
 {
-    ssize_t r = TEMP_FAILURE_RETRY(recv(fd, m, sizeof(*m), 0));
-    if (r < 0)
-        return -errno;
-    if (r == 0)
-        return 0;
-    if (r != sizeof(*m))
+    struct sbx_sync_msg m = {.type = type};
+    return sbx_send_fds(fd, &m, sizeof(m), fds, n);
+}
+
+int
+sbx_sync_recv_fds(int fd, struct sbx_sync_msg *m, int *fds, size_t max, size_t *n)
+{
+    ssize_t r = sbx_recv_fds(fd, m, sizeof(*m), fds, max, n);
+    if (r <= 0)
+        return (int)r;
+    if (r != sizeof(*m)) {
+        close_fds(fds, *n);
+        *n = 0;
         return -EPROTO;
+    }
     m->msg[sizeof(m->msg) - 1] = '\0';
     return 1;
+}
+
+int
+sbx_sync_recv(int fd, struct sbx_sync_msg *m)
+{
+    size_t n;
+    return sbx_sync_recv_fds(fd, m, NULL, 0, &n);
 }
 
 static __attribute__((noreturn)) void
@@ -199,10 +214,46 @@ static char own_cgroups[4096];
 static int open_in_root(int rootfd, const char *dst, bool want_dir, bool create, char *buf,
                         size_t buflen);
 
+/* Into the sandbox's cgroups, then into a new cgroup namespace (rooted where the process is when
+ * it unshares). Without cgroup_late the child joined its v1 cgroups first thing; with it, it
+ * waits here for the parent to have made them, at its first step that needs to be inside: the
+ * view of /sys/fs/cgroup, else the end of the root's set-up. Until then it only built mounts. */
+static void
+enter_cgroup(struct sbx_child_ctx *c)
+{
+    sbx_spec_t *s = c->spec;
+    if (c->cgroup_entered)
+        return;
+    c->cgroup_entered = true;
+    if (c->cgroup_late) {
+        struct sbx_sync_msg m;
+        if (sbx_sync_recv_fds(c->sync_fd, &m, c->cgroup_join_fds, ARRAY_SIZE(c->cgroup_join_fds),
+                              &c->n_cgroup_join_fds) <= 0 || m.type != SYNC_CGROUP)
+            _exit(125); /* the parent failed and reports why */
+        int r = sbx_cgroup_join_self(c->cgroup_join_fds, c->n_cgroup_join_fds);
+        close_fds(c->cgroup_join_fds, c->n_cgroup_join_fds);
+        if (r < 0)
+            child_fail(c, -r, "join the sandbox's cgroups");
+    }
+    if (sbx_cgroup_mode() != SBX_CGROUP_UNIFIED) {
+        /* Through the directory opened at the start: by now /proc may be out of reach (the
+         * scratch root has none). */
+        int fd = openat(c->proc_self_fd, "cgroup", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, own_cgroups, sizeof(own_cgroups) - 1) : -1;
+        own_cgroups[n > 0 ? n : 0] = '\0';
+        if (fd >= 0)
+            close(fd);
+    }
+    close_fds(&c->proc_self_fd, 1);
+    if (s->ns_enabled[SBX_NS_CGROUP] && !s->ns_path[SBX_NS_CGROUP] && unshare(CLONE_NEWCGROUP) < 0)
+        child_fail(c, errno, "unshare cgroup namespace");
+}
+
 static void
 mount_v1_cgroups(struct sbx_child_ctx *c, int rootfd, const char *dest, const char *where,
                  unsigned long flags)
 {
+    enter_cgroup(c);
     char target[80];
     if (mount("cgroup", where, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755") < 0)
         child_fail(c, errno, "mount tmpfs for cgroups");
@@ -507,6 +558,42 @@ setup_chroot(struct sbx_child_ctx *c)
         child_fail(c, errno, "chdir /");
 }
 
+static bool
+paths_overlap(const char *a, const char *b)
+{
+    while (*a == '/' && a[1] == '/')
+        a++;
+    while (*b == '/' && b[1] == '/')
+        b++;
+    size_t la = strlen(a), lb = strlen(b);
+    while (la > 1 && a[la - 1] == '/')
+        la--;
+    while (lb > 1 && b[lb - 1] == '/')
+        lb--;
+    size_t n = la < lb ? la : lb;
+    if (strncmp(a, b, n) != 0)
+        return false;
+    const char *rest = la < lb ? b + n : a + n;
+    return n == 1 || *rest == '\0' || *rest == '/';
+}
+
+/* With cgroup_late, the v1 view of /sys/fs/cgroup is what makes the child wait for the parent's
+ * cgroups; mounting it after the others (and /dev's nodes) leaves the child ~1 ms more to do
+ * meanwhile. Only when the order cannot matter: no later mount above or below it. */
+static bool
+may_defer_cgroup_view(const struct sbx_child_ctx *c, size_t i)
+{
+    const sbx_spec_t *s = c->spec;
+    const struct sbx_mount *m = &s->mounts[i];
+    if (!c->cgroup_late || c->cgroup_entered || m->bind || m->propagation ||
+        sbx_cgroup_mode() == SBX_CGROUP_UNIFIED || strcmp(m->type, "cgroup") != 0)
+        return false;
+    for (size_t j = i + 1; j < s->n_mounts; j++)
+        if (paths_overlap(m->destination, s->mounts[j].destination))
+            return false;
+    return true;
+}
+
 static void
 setup_root(struct sbx_child_ctx *c)
 {
@@ -561,13 +648,20 @@ setup_root(struct sbx_child_ctx *c)
     if (rootfd < 0)
         child_fail(c, errno, "open new root");
     bool dev_tmpfs = false;
+    const struct sbx_mount *cgroup_view = NULL;
     for (size_t i = 0; i < s->n_mounts; i++) {
+        if (cgroup_view == NULL && may_defer_cgroup_view(c, i)) {
+            cgroup_view = &s->mounts[i];
+            continue;
+        }
         do_mount(c, rootfd, &s->mounts[i]);
         if (strcmp(s->mounts[i].destination, "/dev") == 0 && !s->mounts[i].bind)
             dev_tmpfs = true;
     }
     if (dev_tmpfs)
         setup_dev(c, rootfd);
+    if (cgroup_view)
+        do_mount(c, rootfd, cgroup_view);
     mask_paths(c, rootfd);
     close(rootfd);
     run_create_hooks(c, OLDROOT);
@@ -872,18 +966,11 @@ sbx_child_main(struct sbx_child_ctx *c)
         if (setresgid(0, 0, 0) == 0 && setresuid(0, 0, 0) < 0)
             child_fail(c, errno, "become root in the user namespace");
     }
-    if (sbx_cgroup_mode() != SBX_CGROUP_UNIFIED) {
-        int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd >= 0 ? read(fd, own_cgroups, sizeof(own_cgroups) - 1) : -1;
-        own_cgroups[n > 0 ? n : 0] = '\0';
-        if (fd >= 0)
-            close(fd);
-    }
+    c->proc_self_fd = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (!c->cgroup_late)
+        enter_cgroup(c);
     if (s->ns_enabled[SBX_NS_NET] && !s->ns_path[SBX_NS_NET])
         bring_up_loopback(c);
-    bool new_cgroupns = s->ns_enabled[SBX_NS_CGROUP] && !s->ns_path[SBX_NS_CGROUP];
-    if (new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
-        child_fail(c, errno, "unshare cgroup namespace");
     if (s->hostname && s->ns_enabled[SBX_NS_UTS] && sethostname(s->hostname, strlen(s->hostname)) < 0)
         child_fail(c, errno, "sethostname `%s`", s->hostname);
     if (s->domainname && s->ns_enabled[SBX_NS_UTS] &&
@@ -891,6 +978,7 @@ sbx_child_main(struct sbx_child_ctx *c)
         child_fail(c, errno, "setdomainname");
     setup_root(c);
     write_sysctls(c);
+    enter_cgroup(c);
     if (c->wait_net && (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_NET))
         _exit(125);
     if (s->terminal && c->console_fd >= 0) {

@@ -17,6 +17,7 @@ enum sbx_sync_type {
     SYNC_START,        /* parent -> child: go ahead and exec */
     SYNC_HOOKS,        /* child -> parent: root built, run prestart/createRuntime hooks now */
     SYNC_NET,          /* parent -> child: network set up (wait_net) */
+    SYNC_CGROUP,       /* parent -> child: cgroup_late's `tasks` files (SCM_RIGHTS), maybe none */
 };
 
 struct sbx_sync_msg {
@@ -43,6 +44,11 @@ struct sbx_child_ctx {
      * (sbx_cgroup_self_join_fds(): no RCU wait, unlike the parent writing the child's pid). */
     int cgroup_join_fds[8];
     size_t n_cgroup_join_fds;
+    /* v1: the parent creates the cgroups while the child builds its root, and their `tasks` files
+     * follow SYNC_GO in SYNC_CGROUP; the child takes them when it first needs to be inside. */
+    bool cgroup_late;
+    bool cgroup_entered;
+    int proc_self_fd; /* the child's /proc/self (O_PATH) until it has entered its cgroup */
     bool wait_net; /* SYNC_NET follows SYNC_GO once the parent has set up the network */
 };
 
@@ -56,6 +62,9 @@ int sbx_child_setup_pty(struct sbx_child_ctx *ctx);
 int sbx_sync_send(int fd, int type, int value, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int sbx_sync_recv(int fd, struct sbx_sync_msg *m);
+/* A message of type with descriptors, and its receiving side (fds beyond max are closed). */
+int sbx_sync_send_fds(int fd, int type, const int *fds, size_t n);
+int sbx_sync_recv_fds(int fd, struct sbx_sync_msg *m, int *fds, size_t max, size_t *n);
 
 /* Entry point of the cloned child; never returns. */
 __attribute__((noreturn)) void sbx_child_main(struct sbx_child_ctx *ctx);

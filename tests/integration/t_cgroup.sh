@@ -52,6 +52,14 @@ wait_gone() {
 }
 json_num() { printf '%s' "$2" | grep -Eo "\"$1\": *-?[0-9]+" | grep -Eo -- '-?[0-9]+$'; }
 
+# --- the sandbox's view: its own cgroup at /sys/fs/cgroup, rooted at it ---------------------
+if [ "$layout" = v2 ]; then mem=/sys/fs/cgroup/memory.max pids=/sys/fs/cgroup/pids.max
+else mem=/sys/fs/cgroup/memory/memory.limit_in_bytes pids=/sys/fs/cgroup/pids/pids.max; fi
+expect_eq "cgroup[$layout]: the sandbox sees its own limits" "67108864 512" \
+	"$(run --id "$ID-view" --memory 64M -- sh -c "echo \$(cat $mem) \$(cat $pids)" 2>&1)"
+expect_eq "cgroup[$layout]: /proc/self/cgroup is rooted at the sandbox's cgroup" "" \
+	"$(run --id "$ID-view" -- cat /proc/self/cgroup 2>&1 | grep -v ':/$')"
+
 # --- memory: OOM kill is reported, the host is fine ---------------------------------------
 rc=0
 run --id "$ID-oom" --memory 32M --json-status-fd 3 -- /sbx-probe memhog 256 \
