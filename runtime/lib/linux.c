@@ -877,7 +877,8 @@ sbx_child_exec(struct sbx_child_ctx *c)
 
 
 /* PID 1 of the sandbox: reaps every orphan, forwards termination signals to the workload and
- * reports its status. It keeps no capabilities and runs under the same seccomp filter. */
+ * reports its status. It keeps only CAP_KILL and runs under a seccomp filter of its own that
+ * allows just that (sbx_seccomp_apply_init()). */
 static __attribute__((noreturn)) void
 run_init(struct sbx_child_ctx *c, pid_t workload, sigset_t *mask)
 {
@@ -890,7 +891,7 @@ run_init(struct sbx_child_ctx *c, pid_t workload, sigset_t *mask)
     sbx_caps_apply(&init_caps);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     if (c->has_bpf)
-        sbx_seccomp_apply(&c->bpf);
+        sbx_seccomp_apply_init(&c->bpf);
     for (;;) {
         siginfo_t si;
         int sig = sigwaitinfo(mask, &si);

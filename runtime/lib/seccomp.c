@@ -606,6 +606,54 @@ sbx_bpf_free(struct sbx_bpf *bpf)
     bpf->len = 0;
 }
 
+#if defined(__x86_64__)
+#define SBX_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SBX_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+#ifdef SBX_AUDIT_ARCH
+#define ALLOW_NR(nr)                                                                               \
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+/* The sandbox's init only waits for signals, reaps, forwards signals and reports the workload's
+ * status: those calls pass, any other fails with EPERM, another ABI kills it. The workload's
+ * profile (~1,100 instructions for the default one) takes ~0.2 ms to load, as long as the rest
+ * of init's start; this one takes microseconds, and leaves next to nothing to a compromised
+ * init. */
+static const struct sock_filter init_filter[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SBX_AUDIT_ARCH, 1, 0),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#ifdef __x86_64__
+    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+#endif
+    ALLOW_NR(__NR_rt_sigtimedwait),
+    ALLOW_NR(__NR_wait4),
+    ALLOW_NR(__NR_waitid),
+    ALLOW_NR(__NR_kill),
+    ALLOW_NR(__NR_sendto),
+    ALLOW_NR(__NR_exit_group),
+    ALLOW_NR(__NR_exit),
+    ALLOW_NR(__NR_rt_sigreturn),
+    ALLOW_NR(__NR_restart_syscall),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+};
+#endif
+
+int
+sbx_seccomp_apply_init(const struct sbx_bpf *workload_bpf)
+{
+#ifdef SBX_AUDIT_ARCH
+    struct sbx_bpf init = {.insns = (struct sock_filter *)init_filter,
+                           .len = ARRAY_SIZE(init_filter)};
+    return sbx_seccomp_apply(&init);
+#else
+    return sbx_seccomp_apply(workload_bpf);
+#endif
+}
+
 int
 sbx_seccomp_apply(const struct sbx_bpf *bpf)
 {

@@ -29,5 +29,8 @@ int sbx_seccomp_compile_cached(json_t *oci_seccomp, const char *cache_dir, struc
 void sbx_bpf_free(struct sbx_bpf *bpf);
 /* Child side, async-signal-safe: installs the program (NNP must be set, or CAP_SYS_ADMIN held). */
 int sbx_seccomp_apply(const struct sbx_bpf *bpf);
+/* The sandbox init's own, much tighter filter (only what its loop calls), or the workload's on
+ * an architecture without one. */
+int sbx_seccomp_apply_init(const struct sbx_bpf *workload_bpf);
 
 #endif

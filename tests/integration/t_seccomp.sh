@@ -141,6 +141,13 @@ expect_match "seccomp: no_new_privs set" '^NoNewPrivs: 1' "$(printf '%s\n' "$v" 
 v=$(run --seccomp none -- /sbx-probe caps 2>&1)
 expect_match "seccomp none: no filter (Seccomp: 0)" '^Seccomp: 0' "$(printf '%s\n' "$v" | grep '^Seccomp:')"
 
+# The sandbox's init (PID 1) has a filter of its own, one, and CAP_KILL alone (0x20).
+v=$(run --image busybox -- grep -E '^(Seccomp|Seccomp_filters|CapEff):' /proc/1/status 2>&1 | tr -s '\t ' ' ' | xargs)
+expect_eq "seccomp: init runs under one filter with CAP_KILL only" \
+	"CapEff: 0000000000000020 Seccomp: 2 Seccomp_filters: 1" "$v"
+v=$(run --image busybox --seccomp none -- grep -E '^Seccomp:' /proc/1/status 2>&1 | tr -s '\t ' ' ')
+expect_eq "seccomp none: init has no filter either" "Seccomp: 0" "$v"
+
 # Only what appeared during this file counts: other sandboxes may come and go meanwhile.
 leaked=$(comm -13 <(printf '%s\n' "$before") <(host_snapshot))
 expect_eq "seccomp: nothing left behind on the host" "" "$leaked"

@@ -2,11 +2,13 @@
 #include "unit.h"
 #include "utils.h"
 
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -261,6 +263,67 @@ static int
 plain_getpid(void)
 {
     return getpid() > 0 ? 0 : 1;
+}
+
+/* What the sandbox's init does, each a distinct code; then what it must not be able to do. */
+static int
+check_init_filter(pid_t self)
+{
+    /* The pid comes from before the filter: getpid() fails under it, and kill(-1) would signal
+     * every process there is. */
+    if (self <= 1)
+        return 1;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    if (kill(self, SIGUSR1) < 0)
+        return 1;
+    siginfo_t si;
+    if (sigwaitinfo(&set, &si) != SIGUSR1)
+        return 2;
+    if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD)
+        return 3;
+    int sv[2] = {-1, -1};
+    if (errno_of(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv)) != EPERM)
+        return 4;
+    if (errno_of(open("/", O_RDONLY | O_DIRECTORY)) != EPERM)
+        return 5;
+    if (errno_of(syscall(SYS_getpid)) != EPERM)
+        return 6;
+    if (errno_of(fork()) != EPERM)
+        return 7;
+    return 0;
+}
+
+UNIT_TEST(seccomp, init_filter_allows_only_its_loop)
+{
+    int sv[2];
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        /* Blocked before the filter, as init's are (rt_sigprocmask is not allowed under it). */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR1);
+        pid_t self = getpid();
+        if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+            sbx_seccomp_apply_init(NULL) < 0)
+            _exit(100);
+        /* Reporting back to the parent is allowed (sendto). */
+        int code = check_init_filter(self);
+        if (send(sv[1], &code, sizeof(code), 0) != sizeof(code))
+            _exit(101);
+        _exit(code);
+    }
+    close(sv[1]);
+    int st, code = -1;
+    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+    CU_ASSERT(WIFEXITED(st));
+    CU_ASSERT_EQUAL(WEXITSTATUS(st), 0);
+    CU_ASSERT_EQUAL(recv(sv[0], &code, sizeof(code), 0), (ssize_t)sizeof(code));
+    CU_ASSERT_EQUAL(code, 0);
+    close(sv[0]);
 }
 
 UNIT_TEST(seccomp, default_filter_in_child)
