@@ -279,11 +279,25 @@ mount_v1_cgroups(struct sbx_child_ctx *c, int rootfd, const char *dest, const ch
             continue;
         if (mkdir(dst, 0755) < 0 || mount(src, dst, NULL, MS_BIND, NULL) < 0)
             child_fail(c, errno, "bind cgroup `%s`", ctrl);
-        remount_bind(dst, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, false);
     }
-    if ((flags & MS_RDONLY) &&
-        mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-        child_fail(c, errno, "remount `%s` read-only", dest);
+    const unsigned long ro = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    /* The tmpfs and the binds read-only in one mount_setattr() (5.12+), not two calls per
+     * hierarchy; else, or when the view itself stays writable, each bind on its own. */
+    if (!(flags & MS_RDONLY) || remount_bind(target, ro, true) < 0) {
+        DIR *d = opendir(target);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            char dst[PATH_MAX];
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(dst, sizeof(dst), "%s/%s", target, e->d_name);
+            remount_bind(dst, ro, false);
+        }
+        if (d)
+            closedir(d);
+        if ((flags & MS_RDONLY) && mount(NULL, target, NULL, MS_REMOUNT | ro, NULL) < 0)
+            child_fail(c, errno, "remount `%s` read-only", dest);
+    }
     close(fd);
 }
 

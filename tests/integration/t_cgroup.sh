@@ -59,6 +59,10 @@ expect_eq "cgroup[$layout]: the sandbox sees its own limits" "67108864 512" \
 	"$(run --id "$ID-view" --memory 64M -- sh -c "echo \$(cat $mem) \$(cat $pids)" 2>&1)"
 expect_eq "cgroup[$layout]: /proc/self/cgroup is rooted at the sandbox's cgroup" "" \
 	"$(run --id "$ID-view" -- cat /proc/self/cgroup 2>&1 | grep -v ':/$')"
+expect_match "cgroup[$layout]: the view is read-only, even for root inside" "Read-only file system" \
+	"$(run --id "$ID-view" --user 0 -- sh -c "echo 1 > $pids; mkdir ${pids%/*}/sub" 2>&1)"
+expect_eq "cgroup[$layout]: ... for every mount in it" "" \
+	"$(run --id "$ID-view" -- grep ' /sys/fs/cgroup' /proc/self/mountinfo 2>&1 | awk '$6 !~ /^ro,/')"
 
 # --- memory: OOM kill is reported, the host is fine ---------------------------------------
 rc=0
