@@ -39,11 +39,14 @@ for m in "sbxrun run /bin/true, median" "sbxrun run /bin/true, p99" \
 	"apid proxied requests/s (wrk -c16)" "agent exec \`echo hi\` via apid proxy, p50" \
 	"apid create -> agent ready p50, cold" "apid create -> agent ready p50, pooled" \
 	"apid pooled creates/s (hey -c 16)" "host memory per idle sandbox (N=3)" \
-	"apid RSS with 3 sandboxes" "cgroup v1 join, 8 hierarchies, mean"; do
+	"apid RSS with 3 sandboxes" "cgroup v1 join, 8 hierarchies, mean" \
+	"sbxrun /bin/true vs bwrap with sbx's isolation, median"; do
 	v=$(awk -F'\t' -v m="$m" '$1 == m {print $2}' "$SBX_BENCH_RESULTS" 2>/dev/null)
 	expect_match "result: $m is a number" '^-?[0-9]+(\.[0-9]+)?$' "$v"
 done
 # Side-by-side peers are named (the best of bwrap, crun, runc, unshare).
+expect_match "run.sh compares with bwrap given sbx's isolation" '^[0-9]+(\.[0-9]+)?$' \
+	"$(awk -F'\t' '$6 == "bwrap-hardened" {print $7}' "$SBX_BENCH_RESULTS")"
 expect_match "run.sh names its best peer" \
 	'^(bwrap|crun|runc|unshare)$' "$(awk -F'\t' '$1 == "sbxrun run /bin/true, median" {print $6}' "$SBX_BENCH_RESULTS")"
 "$B/summary.sh" "$SBX_BENCH_RESULTS" >"$T/summary" 2>&1

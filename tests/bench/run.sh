@@ -78,3 +78,37 @@ for i in 0 1 4; do
 done
 result "sbxrun run /bin/true, 2 in parallel" "$sbx_rate" "/s" higher peer "$peer_rate_name" "$peer_rate"
 echo "(crun/runc are not run in parallel: one bundle, one container id at a time)"
+
+# The peers above do less: bwrap by default has no seccomp filter, keeps root's capabilities in its
+# user namespace and masks nothing. Here bwrap gets what it can of sbxrun's isolation (sbxrun's own
+# compiled default filter, every capability dropped, uid 1000, sbxrun's masked paths, /tmp, /sys
+# read-only, a new session, death with its parent) and all three run interleaved (round-robin, so
+# drift hits each alike). It still has no cgroup, no private writable overlay and no state record,
+# which sbxrun creates and removes every run.
+bpf=$work/default.bpf
+# A state root of its own, so its filter cache holds just the default profile's entry.
+"$SBXRUN" --root "$work/state" run --net none --rootfs "$ROOTFS" -- /bin/true || exit 1
+python3 - "$bpf" "$work"/state/.cache/seccomp/* <<'PY' || { echo "bench: no compiled seccomp filter in sbxrun's cache" >&2; exit 1; }
+import struct, sys
+# An entry of runtime/lib/seccomp_cache.c: u32 length of the profile text, the text, the BPF.
+data = open(sys.argv[2], "rb").read()
+n = struct.unpack("=I", data[:4])[0]
+assert len(data) > 4 + n and (len(data) - 4 - n) % 8 == 0
+open(sys.argv[1], "wb").write(data[4 + n:])
+PY
+masks=()
+for p in /proc/acpi /proc/asound /proc/kcore /proc/keys /proc/latency_stats /proc/timer_list \
+	/proc/timer_stats /proc/sched_debug /proc/scsi /proc/interrupts /sys/firmware /sys/devices/virtual/powercap; do
+	if [ -d "$p" ]; then masks+=(--tmpfs "$p"); elif [ -e "$p" ]; then masks+=(--ro-bind /dev/null "$p"); fi
+done
+hardened="fd3=$bpf $(command -v bwrap) --unshare-all --uid 1000 --gid 1000 --ro-bind $ROOTFS / --proc /proc --dev /dev"
+hardened+=" --tmpfs /tmp --ro-bind /sys /sys ${masks[*]} --new-session --die-with-parent --cap-drop ALL --seccomp 3 /bin/true"
+echo
+echo "same isolation as far as bwrap goes ($RUNS runs each, interleaved):"
+python3 "$TOP/tests/bench/interleave.py" "$RUNS" "$WARMUP" "sbxrun=${cmds[0]}" \
+	"bwrap=$(command -v bwrap) ${cmds[1]#bwrap }" "bwrap-hardened=$hardened" >"$work/same.txt" || exit 1
+printf '%-16s %10s %10s %10s\n' runtime median_ms p99_ms mean_ms
+awk '{printf "%-16s %10.2f %10.2f %10.2f\n", $1, $2, $3, $4}' "$work/same.txt"
+read -r _ same_sbx _ _ < <(grep '^sbxrun ' "$work/same.txt")
+read -r _ same_bwh _ _ < <(grep '^bwrap-hardened ' "$work/same.txt")
+result "sbxrun /bin/true vs bwrap with sbx's isolation, median" "$same_sbx" ms lower - bwrap-hardened "$same_bwh"
