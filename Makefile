@@ -139,6 +139,7 @@ bench: deps
 	rm -f $(BUILD)/bench-results.tsv
 	export SBX_BENCH_RESULTS=$(CURDIR)/$(BUILD)/bench-results.tsv && \
 	tests/bench/run.sh && \
+	N=100 tests/bench/phases.sh && \
 	bash tests/bench/cgjoin.sh && \
 	bash tests/bench/agent.sh && \
 	bash tests/bench/proxy.sh && \

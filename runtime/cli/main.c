@@ -111,6 +111,7 @@ usage(FILE *f)
                "  --root DIR          state directory (default " SBX_DEFAULT_STATE_ROOT ")\n"
                "  --log FILE          append errors to FILE\n"
                "  --log-format FMT    text or json\n"
+               "  --debug             print a timeline of each sandbox's start and end (ms)\n"
                "  --systemd-cgroup    accepted for runc compatibility; not supported (error)\n"
                "  -h, --help          this help;  -v, --version  version\n\n"
                "`sbxrun COMMAND --help` describes each command. Exit status of `run`: the\n"
@@ -148,6 +149,7 @@ main(int argc, char **argv)
             sbx_global.systemd_cgroup = true;
             break;
         case 'd':
+            sbx_trace_start();
             break;
         case 'h':
             usage(stdout);

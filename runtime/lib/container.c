@@ -406,9 +406,10 @@ wait_loop(struct run_ctx *rc, int sigfd, int timerfd, struct sbx_exit *res, sbx_
             int r = sbx_sync_recv(rc->sync_fd, &m);
             if (r <= 0)
                 sync_open = false;
-            else if (m.type == SYNC_EXIT)
+            else if (m.type == SYNC_EXIT) {
+                sbx_trace("workload exited");
                 exit_status = m.value;
-            else if (m.type == SYNC_EXEC_FAILED || m.type == SYNC_ERROR) {
+            } else if (m.type == SYNC_EXEC_FAILED || m.type == SYNC_ERROR) {
                 if (!rc->o->quiet)
                     fprintf(stderr, "sbxrun: %s\n", m.msg);
                 res->exit_code = m.type == SYNC_ERROR ? 125 : (m.value == ENOENT ? 127 : 126);
@@ -528,6 +529,7 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     if (o->detach && spec->terminal && !o->console_socket)
         return sbx_make_error(err, 0, "process.terminal needs --console-socket when detached");
     cc.in_userns = spec->ns_enabled[SBX_NS_USER];
+    sbx_trace("spec ready");
     /* Probed here once (42 prctl calls) so the child, its init and the workload inherit it. */
     sbx_caps_last_cap();
     if (spec->seccomp) {
@@ -538,6 +540,7 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
         cc.has_bpf = cc.bpf.len > 0;
     }
 
+    sbx_trace("seccomp filter ready");
     /* Claim the id: an existing live sandbox of that name is an error, a stale record is not. */
     struct sbx_state *old = NULL;
     if (sbx_state_load(rc.root, o->id, &old, NULL) == 0) {
@@ -554,6 +557,7 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
         return r;
     }
 
+    sbx_trace("state recorded");
     sigset_t mask, old_mask;
     sigemptyset(&mask);
     int fwd[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
@@ -659,6 +663,7 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
         sbx_child_main(&cc);
     }
     rc.pid = pid;
+    sbx_trace("cloned (new namespaces)");
     close(sp[1]);
     sp[1] = -1;
     /* The child has its own copies now. */
@@ -706,6 +711,7 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
             r = n;
             goto fail;
         }
+        sbx_trace("cgroup created");
         r = sbx_sync_send_fds(rc.sync_fd, SYNC_CGROUP, fds, (size_t)n);
         close_fds(fds, (size_t)n);
         if (r < 0) {
@@ -759,6 +765,7 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     }
 
     r = wait_loop(&rc, sigfd, timerfd, res, err);
+    sbx_trace("init reaped");
     if (r < 0)
         goto fail;
     if (res->oom && !o->quiet)
@@ -773,6 +780,7 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     if (o->keep_state)
         save_state(&rc, "stopped", res, NULL);
     run_ctx_cleanup(&rc, !o->keep_state);
+    sbx_trace("cleaned up");
     run_hooks_warn(&rc, "poststop", spec->hooks_poststop, spec->n_hooks_poststop, "stopped",
                    o->quiet);
     sbx_bpf_free(&cc.bpf);

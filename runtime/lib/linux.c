@@ -234,6 +234,7 @@ enter_cgroup(struct sbx_child_ctx *c)
         close_fds(c->cgroup_join_fds, c->n_cgroup_join_fds);
         if (r < 0)
             child_fail(c, -r, "join the sandbox's cgroups");
+        sbx_trace("joined its cgroup");
     }
     if (sbx_cgroup_mode() != SBX_CGROUP_UNIFIED) {
         /* Through the directory opened at the start: by now /proc may be out of reach (the
@@ -658,6 +659,7 @@ setup_root(struct sbx_child_ctx *c)
             child_fail(c, errno, "bind rootfs `%s`", s->rootfs);
     }
 
+    sbx_trace(s->overlay_rootfs ? "overlay mounted" : "rootfs bound");
     int rootfd = open(NEWROOT, O_DIRECTORY | O_PATH | O_CLOEXEC);
     if (rootfd < 0)
         child_fail(c, errno, "open new root");
@@ -883,6 +885,7 @@ sbx_child_exec(struct sbx_child_ctx *c)
     syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
     if (c->has_bpf && !early_seccomp && sbx_seccomp_apply(&c->bpf) < 0)
         child_fail(c, errno, "load seccomp filter");
+    sbx_trace("exec");
     execve(prog, s->args, s->env);
     int e = errno;
     sbx_sync_send(c->sync_fd, SYNC_EXEC_FAILED, e, "exec `%s`: %s", s->args[0], strerror(e));
@@ -991,7 +994,9 @@ sbx_child_main(struct sbx_child_ctx *c)
     if (s->domainname && s->ns_enabled[SBX_NS_UTS] &&
         setdomainname(s->domainname, strlen(s->domainname)) < 0)
         child_fail(c, errno, "setdomainname");
+    sbx_trace("go from the parent");
     setup_root(c);
+    sbx_trace("root ready");
     write_sysctls(c);
     enter_cgroup(c);
     if (c->wait_net && (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_NET))
@@ -1012,6 +1017,7 @@ sbx_child_main(struct sbx_child_ctx *c)
     for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
         sigaddset(&mask, fwd[i]);
     sigprocmask(SIG_BLOCK, &mask, &old);
+    sbx_trace("forking the workload");
     pid_t w = fork();
     if (w < 0)
         child_fail(c, errno, "fork workload");

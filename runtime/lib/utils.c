@@ -77,6 +77,31 @@ close_fds(int *fds, size_t n)
         }
 }
 
+bool sbx_trace_on;
+static struct timespec trace_t0;
+
+void
+sbx_trace_start(void)
+{
+    clock_gettime(CLOCK_MONOTONIC, &trace_t0);
+    sbx_trace_on = true;
+}
+
+void
+sbx_trace(const char *step)
+{
+    if (!sbx_trace_on)
+        return;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    long long us = (t.tv_sec - trace_t0.tv_sec) * 1000000LL + (t.tv_nsec - trace_t0.tv_nsec) / 1000;
+    char buf[192];
+    int n = snprintf(buf, sizeof(buf), "sbxrun: debug: %4lld.%03lld ms [%d] %s\n", us / 1000,
+                     us % 1000, (int)getpid(), step);
+    if (n > 0)
+        (void)!write(STDERR_FILENO, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
 union fd_cmsg {
     char buf[CMSG_SPACE(sizeof(int) * SBX_MAX_PASSED_FDS)];
     struct cmsghdr align;

@@ -44,6 +44,12 @@ int sbx_send_fds(int sock, const void *buf, size_t len, const int *fds, size_t n
 /* Receives one message into buf and the descriptors that came with it (close-on-exec) into fds;
  * any beyond max are closed. Returns the byte count (0: peer gone) or -errno. */
 ssize_t sbx_recv_fds(int sock, void *buf, size_t len, int *fds, size_t max, size_t *n);
+/* `sbxrun --debug`: a timeline of a sandbox's start and end on stderr, one line per step with
+ * the milliseconds since sbx_trace_start() and the pid as the process sees it (init is 1, the
+ * workload 2). Cheap when off; safe after clone (no allocation). */
+extern bool sbx_trace_on;
+void sbx_trace_start(void);
+void sbx_trace(const char *step);
 /* Wall-clock time in milliseconds since the epoch. */
 int64_t sbx_realtime_ms(void);
 /* A monotonic clock in milliseconds, for deadlines. */

@@ -26,6 +26,7 @@ run_bench() { # NAME COMMAND...
 }
 run_bench run env RUNS=3 WARMUP=1 "$B/run.sh"
 run_bench cgjoin bash "$B/cgjoin.sh" 2
+run_bench phases env N=3 "$B/phases.sh"
 run_bench agent bash "$B/agent.sh" 5 2
 run_bench proxy env N=10 DUR=1 NCMD=5 bash "$B/proxy.sh"
 run_bench apid env N1=2 N16=4 POOL=6 THRU=6 bash "$B/apid.sh"
@@ -60,7 +61,12 @@ expect_match "summary of a figure without goal or peer" '^goals met: 0 of 0$' "$
 expect_eq "summary of no results fails" 1 $?
 expect_match "profile names the sandbox processes" 'sbx-monitor|sbx-init' "$(cat "$T/profile.log")"
 expect_match "profile shows syscalls by CPU" '__x64_sys_|__do_sys_' "$(cat "$T/profile.log")"
+# Every step of sbxrun's --debug timeline shows up, from the three processes.
+for step in "sbxrun: spec ready" "sbxrun: cloned (new namespaces)" "init: go from the parent" \
+	"init: root ready" "workload: exec" "sbxrun: workload exited" "sbxrun: cleaned up"; do
+	expect_match "phases: $step" "^$(printf '%s' "$step" | sed 's/[()]/\\&/g') +[0-9.]+ +[0-9.]+$" "$(cat "$T/phases.log")"
+done
 
 expect_eq "benches left the host as it was" "$before" "$(host_snapshot)"
-expect_eq "no bench temp dirs left" "" "$(ls -d /var/tmp/sbx-bench-* /var/tmp/sbx-profile.* /tmp/sbx-bench.* /tmp/sbx-cgjoin.* 2>/dev/null)"
+expect_eq "no bench temp dirs left" "" "$(ls -d /var/tmp/sbx-bench-* /var/tmp/sbx-profile.* /tmp/sbx-bench.* /tmp/sbx-cgjoin.* /tmp/sbx-phases.* 2>/dev/null)"
 finish

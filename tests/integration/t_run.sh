@@ -170,6 +170,14 @@ bad "bad rlimit" "invalid --rlimit .bogus=1." run --rlimit bogus=1 -- true
 bad "unknown command" "unknown command .frobnicate." frobnicate
 expect_eq "--help exits 0" "0" "$(status "$SBXRUN" run --help)"
 expect_match "--version" "sbxrun version" "$("$SBXRUN" --version)"
+# --debug: the start-up timeline on stderr, in order, from sbxrun, init ([1]) and the workload ([2]).
+out=$("$SBXRUN" --debug run "${BB[@]}" --id "$TAG-dbg" -- echo hi 2>"$tmp/debug")
+expect_eq "--debug leaves stdout to the workload" "hi" "$out"
+expect_eq "--debug prints each step, in time order" \
+	"spec ready|cloned (new namespaces)|[1] go from the parent|[1] root ready|[2] exec|workload exited|cleaned up" \
+	"$(grep -E 'spec ready|cloned|go from|root ready|\] exec|workload exited|cleaned up' "$tmp/debug" |
+		sort -n -k3 | sed -E 's/^sbxrun: debug: +[0-9.]+ ms \[([0-9]+)\] /\1 /; s/^[0-9]{3,} //; s/^([12]) /[\1] /' | paste -sd'|')"
+expect_eq "without --debug, nothing on stderr" "" "$("$SBXRUN" run "${BB[@]}" --id "$TAG-dbg" -- true 2>&1)"
 
 after=$(host_snapshot | grep -F "$TAG")
 expect_eq "nothing left on the host (mounts, cgroups, links, state)" "$before" "$after"
