@@ -212,6 +212,35 @@ expect_match "pooled: exit status recorded" "code 3" "$(jqb .status.message)"
 api POST /v1/sandboxes '{"image":{"uri":"local/busybox"},"entrypoint":["sleep","1000"],"resourceLimits":{"memory":"900Mi"}}'
 expect_eq "above the pool's class → cold create" "202" "$CODE"
 
+# A member whose agent refuses the entrypoint (here: it already has one, given behind apid's back)
+# is removed once adopted, and the claim goes on to the next member or a cold create.
+check "pool refilled to 2 again" wait_pool 2
+listed=$(curl -s -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes?pageSize=200" | jq -r '.items[].id')
+members=$(ls "$RUN/.sandboxes" | grep -vxF "$listed" | xargs)
+poisoned=0
+for id in $members; do
+	pid=$(jq -r .pid "$RUN/$id/state.json" 2>/dev/null)
+	code=$(nsenter --net=/proc/${pid:-0}/ns/net curl -s -o /dev/null -w '%{http_code}' -m 5 \
+		-H "X-EXECD-ACCESS-TOKEN: $(cat "$RUN/.sandboxes/$id/token" 2>/dev/null)" \
+		-H 'Content-Type: application/json' -d '{"argv":["sleep","1000"]}' http://127.0.0.1:44772/entrypoint)
+	[ "$code" = 200 ] && poisoned=$((poisoned + 1))
+done
+expect_eq "both pool members given an entrypoint behind apid's back" "2 2" "$(echo $members | wc -w) $poisoned"
+seen
+api POST /v1/sandboxes '{"image":{"uri":"local/busybox"},"entrypoint":["sh","-c","echo handed > /tmp/h; sleep 1000"],"metadata":{"sbx-session":"true"}}'
+PID3=$(jqb .id)
+expect_eq "create past refusing members → 202 Running" "202 Running" "$CODE $(jqb .status.state)"
+api POST /execute "{\"session_id\":\"$PID3\",\"command\":\"sleep 0.2; cat /tmp/h\"}"
+expect_eq "... and its own entrypoint ran" "handed" "$(jqb -r .output | tr -d '\n')"
+gone=0
+for id in $members; do
+	for _ in $(seq 50); do [ -e "$RUN/$id" ] || [ -e "$RUN/.sandboxes/$id" ] || break; sleep 0.1; done
+	[ -e "$RUN/$id" ] || [ -e "$RUN/.sandboxes/$id" ] || gone=$((gone + 1))
+	[ "$id" = "$PID3" ] && gone=-99
+done
+expect_eq "the refusing members are removed, none handed out" "2" "$gone"
+expect_eq "apid logs each refusal" "2" "$(grep -c 'refused the entrypoint' "$LOG")"
+
 # ---- /metrics
 M=$(curl -s "$BASE/metrics")
 expect_match "metrics: pool hits counted" 'sbx_apid_pool_claims_total\{result="hit"\} [1-9]' "$M"
