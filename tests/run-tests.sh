@@ -1,10 +1,10 @@
 #!/bin/bash
 # Runs every test layer and ends with one summary line: "N passed, N failed, N skipped".
-#   tests/run-tests.sh [unit|integration|api|vm]...   (default: all)
+#   tests/run-tests.sh [unit|integration|api|asan|vm]...   (default: all)
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP"
-layers=${*:-unit integration api vm}
+layers=${*:-unit integration api asan vm}
 pass=0 fail=0 skipped=0
 declare -a failures=()
 
@@ -44,6 +44,48 @@ for layer in $layers; do
 				fail=$((fail + 1)); echo "not ok - $t exited $rc without a failing check" | tee -a build/test-failures.txt
 			fi
 		done
+		;;
+	asan)
+		# sbxrun, sbx-apid and sbx-launcher built with ASan/UBSan, under the unit tests and the
+		# runtime and API suites (the agent stays the static one: it runs inside busybox images).
+		# Reports go to files, since apid's log goes with each test's temp dir; any report fails.
+		echo "== asan (ASan/UBSan build: unit, t_run, t_apid, t_session, t_net)"
+		A=build/asan
+		if ! make -s asan-build >build/asan-build.log 2>&1; then
+			fail=$((fail + 1)); echo "not ok - asan build failed" | tee -a build/test-failures.txt
+			tail -30 build/asan-build.log
+			continue
+		fi
+		out=$(ASAN_OPTIONS=detect_leaks=1 $A/bin/unit-tests 2>&1)
+		line=$(echo "$out" | grep -E '^unit: [0-9]+ passed, [0-9]+ failed' | tail -1)
+		echo "asan ${line:-unit: runner crashed}"
+		if [ -z "$line" ] || [ "$(echo "$line" | awk '{print $4}')" != 0 ]; then
+			fail=$((fail + 1)); echo "not ok - asan unit tests: ${line:-crashed}" | tee -a build/test-failures.txt
+			echo "$out" | grep -B2 -A5 -E 'FAILED|ERROR: AddressSanitizer|runtime error' | head -60
+		else
+			pass=$((pass + $(echo "$line" | awk '{print $2}')))
+		fi
+		rm -rf "$A/mix" "$A/reports"; mkdir -p "$A/mix" "$A/reports"; chmod 1777 "$A/reports"
+		cp -a build/bin/. "$A/mix/" && cp "$A"/bin/{sbxrun,sbx-apid,sbx-launcher} "$A/mix/"
+		for t in tests/integration/t_run.sh tests/api/t_apid.sh tests/api/t_session.sh tests/api/t_net.sh; do
+			echo "== asan: $t"
+			log=build/asan-$(basename "$t" .sh).log
+			SBX_BIN=$TOP/$A/mix ASAN_OPTIONS=detect_leaks=0:log_path=$TOP/$A/reports/asan \
+				UBSAN_OPTIONS=print_stacktrace=1:log_path=$TOP/$A/reports/ubsan \
+				timeout -k 10 "${SBX_TEST_TIMEOUT:-900}" bash "$t" >"$log" 2>&1; rc=$?
+			grep -c '^ok - ' "$log" | sed 's/$/ checks passed/'
+			grep '^not ok - \|^skip - ' "$log"
+			count_tap "$log" "asan: $t"
+			if [ $rc -ne 0 ] && ! grep -q '^not ok - ' "$log"; then
+				fail=$((fail + 1)); echo "not ok - asan: $t exited $rc without a failing check" | tee -a build/test-failures.txt
+			fi
+		done
+		if [ -n "$(ls -A "$A/reports")" ]; then
+			fail=$((fail + 1)); echo "not ok - sanitizer reports in $A/reports" | tee -a build/test-failures.txt
+			head -60 "$A"/reports/*
+		else
+			echo "ok - no ASan/UBSan report from any of them"; pass=$((pass + 1))
+		fi
 		;;
 	vm)
 		echo "== vm (pure cgroup v2, ../shared/tools/vmrun)"
