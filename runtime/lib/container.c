@@ -347,15 +347,9 @@ save_state(struct run_ctx *rc, const char *status, const struct sbx_exit *ex, sb
     struct sbx_state st = {0};
     cleanup_free char *cg = rc->cg ? sbx_cgroup_serialize(rc->cg) : NULL;
     cleanup_free char *created = sbx_now_rfc3339();
-    st.id = (char *)rc->o->id;
-    st.pid = rc->pid;
+    fill_state(rc, &st, status, created);
     st.pid_start = rc->pid > 0 ? sbx_pid_start_time(rc->pid) : 0;
-    st.status = (char *)status;
-    st.bundle = rc->spec->bundle;
-    st.rootfs = rc->spec->rootfs;
     st.cgroup = cg;
-    st.created = created;
-    st.annotations = json_object_get(rc->spec->root, "annotations");
     if (ex) {
         st.exit_code = ex->exit_code;
         st.oom = ex->oom;
@@ -498,6 +492,10 @@ create_cgroup(struct run_ctx *rc, int *join_fds, size_t max, sbx_error_t *err)
                               &rc->spec->resources, &rc->cg, err);
     if (r < 0 || rc->cg == NULL)
         return r < 0 ? r : 0;
+    /* On record at once: a sbxrun killed before the sandbox runs leaves a cgroup that `delete
+     * --force` must find. */
+    if ((r = save_state(rc, "creating", NULL, err)) < 0)
+        return r;
     return sbx_cgroup_self_join_fds(rc->cg, join_fds, max, err);
 }
 

@@ -38,13 +38,9 @@ run_one(const char *phase, const struct sbx_hook *h, const char *root, const cha
         _exit(127);
     }
     close(p[0]);
-    /* A hook that does not read its stdin must not kill us: EPIPE is ignored for the write only
-     * (an ignored SIGPIPE would survive into the workload's exec). */
-    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
-    sigaction(SIGPIPE, &ign, &old);
-    safe_write(p[1], state_json, strlen(state_json));
+    /* A hook that does not read its stdin must not kill us. */
+    safe_write_nosigpipe(p[1], state_json, strlen(state_json));
     close(p[1]);
-    sigaction(SIGPIPE, &old, NULL);
 
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);

@@ -77,6 +77,18 @@ close_fds(int *fds, size_t n)
         }
 }
 
+ssize_t
+safe_write_nosigpipe(int fd, const void *buf, size_t len)
+{
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigaction(SIGPIPE, &ign, &old);
+    ssize_t r = safe_write(fd, buf, len);
+    int e = errno;
+    sigaction(SIGPIPE, &old, NULL);
+    errno = e;
+    return r;
+}
+
 bool sbx_trace_on;
 static struct timespec trace_t0;
 
@@ -98,8 +110,10 @@ sbx_trace(const char *step)
     char buf[192];
     int n = snprintf(buf, sizeof(buf), "sbxrun: debug: %4lld.%03lld ms [%d] %s\n", us / 1000,
                      us % 1000, (int)getpid(), step);
+    /* A reader that went away (`sbxrun --debug run ... 2>&1 | head`) must not kill sbxrun before
+     * it has cleaned up. */
     if (n > 0)
-        (void)!write(STDERR_FILENO, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+        safe_write_nosigpipe(STDERR_FILENO, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
 union fd_cmsg {

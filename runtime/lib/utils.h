@@ -44,6 +44,9 @@ int sbx_send_fds(int sock, const void *buf, size_t len, const int *fds, size_t n
 /* Receives one message into buf and the descriptors that came with it (close-on-exec) into fds;
  * any beyond max are closed. Returns the byte count (0: peer gone) or -errno. */
 ssize_t sbx_recv_fds(int sock, void *buf, size_t len, int *fds, size_t max, size_t *n);
+/* safe_write() that a pipe without readers cannot kill: SIGPIPE is ignored for the call only
+ * (left ignored, it would survive into the exec of whatever is started next). */
+ssize_t safe_write_nosigpipe(int fd, const void *buf, size_t len);
 /* `sbxrun --debug`: a timeline of a sandbox's start and end on stderr, one line per step with
  * the milliseconds since sbx_trace_start() and the pid as the process sees it (init is 1, the
  * workload 2). Cheap when off; safe after clone (no allocation). */

@@ -178,6 +178,13 @@ expect_eq "--debug prints each step, in time order" \
 	"$(grep -E 'spec ready|cloned|go from|root ready|\] exec|workload exited|cleaned up' "$tmp/debug" |
 		sort -n -k3 | sed -E 's/^sbxrun: debug: +[0-9.]+ ms \[([0-9]+)\] /\1 /; s/^[0-9]{3,} //; s/^([12]) /[\1] /' | paste -sd'|')"
 expect_eq "without --debug, nothing on stderr" "" "$("$SBXRUN" run "${BB[@]}" --id "$TAG-dbg" -- true 2>&1)"
+# Its reader gone (`... 2>&1 | head`), --debug must not kill sbxrun before it cleans up.
+rc=$(python3 -c 'import os, subprocess, sys
+r, w = os.pipe(); os.close(r)
+print(subprocess.run(sys.argv[1:], stderr=w, stdout=subprocess.DEVNULL).returncode)' \
+	"$SBXRUN" --debug run "${BB[@]}" --id "$TAG-epipe" -- true)
+expect_eq "--debug into a pipe nobody reads: sbxrun finishes, cleans up" "0 none" \
+	"$rc $(ls -d /run/sbx/$TAG-epipe 2>/dev/null || find /sys/fs/cgroup -maxdepth 6 -name "$TAG-epipe" | head -1 | grep . || echo none)"
 
 after=$(host_snapshot | grep -F "$TAG")
 expect_eq "nothing left on the host (mounts, cgroups, links, state)" "$before" "$after"
