@@ -10,6 +10,9 @@
 #include <scmp.h>
 #include <sys/stat.h>
 
+/* 2: sections for architectures this kernel cannot run are left out. */
+#define SBX_BPF_REV 2
+
 static uint64_t
 fnv1a64(const char *s, size_t n)
 {
@@ -71,8 +74,10 @@ sbx_seccomp_compile_cached(json_t *oci_seccomp, const char *cache_dir, struct sb
     cleanup_free char *profile = json_dumps(oci_seccomp, JSON_COMPACT | JSON_SORT_KEYS);
     if (profile == NULL)
         return sbx_seccomp_compile(oci_seccomp, out, err);
-    cleanup_free char *text = xasprintf("libseccomp %u.%u.%u\n%s", v->major, v->minor, v->micro,
-                                        profile);
+    /* SBX_BPF_REV: bumped whenever sbx's own compilation changes, so no entry made before is
+     * used (the entries live on /run until a reboot). */
+    cleanup_free char *text = xasprintf("libseccomp %u.%u.%u sbx-bpf %d\n%s", v->major, v->minor,
+                                        v->micro, SBX_BPF_REV, profile);
     size_t tlen = strlen(text);
     cleanup_free char *path = xasprintf("%s/%016llx", cache_dir,
                                         (unsigned long long)fnv1a64(text, tlen));

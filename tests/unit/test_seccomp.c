@@ -3,6 +3,7 @@
 #include "utils.h"
 
 #include <fcntl.h>
+#include <linux/audit.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -62,6 +63,43 @@ UNIT_TEST(seccomp, builtin_profiles_compile)
     sbx_bpf_free(&a);
     sbx_bpf_free(&b);
     CU_ASSERT_PTR_NULL(a.insns);
+}
+
+/* Whether the program compares seccomp_data.arch with audit_arch anywhere. */
+static bool
+checks_arch(const struct sbx_bpf *bpf, uint32_t audit_arch)
+{
+    for (size_t i = 0; i < bpf->len; i++)
+        if (bpf->insns[i].code == (BPF_JMP | BPF_JEQ | BPF_K) && bpf->insns[i].k == audit_arch)
+            return true;
+    return false;
+}
+
+UNIT_TEST(seccomp, only_sections_this_kernel_can_run)
+{
+    /* The default profile lists x86_64 and aarch64; a host runs only its own. */
+    struct sbx_bpf bpf;
+    compile_named("default", &bpf);
+#if defined(__x86_64__)
+    CU_ASSERT(checks_arch(&bpf, AUDIT_ARCH_X86_64));
+    CU_ASSERT(!checks_arch(&bpf, AUDIT_ARCH_AARCH64));
+#elif defined(__aarch64__)
+    CU_ASSERT(checks_arch(&bpf, AUDIT_ARCH_AARCH64));
+    CU_ASSERT(!checks_arch(&bpf, AUDIT_ARCH_X86_64));
+#endif
+    sbx_bpf_free(&bpf);
+    /* i386 listed on an x86_64 host stays: the kernel runs it (int $0x80). */
+    char msg[512];
+    CU_ASSERT_EQUAL(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"architectures\":"
+                                "[\"SCMP_ARCH_X86_64\",\"SCMP_ARCH_X86\",\"SCMP_ARCH_AARCH64\"],"
+                                "\"syscalls\":[{\"names\":[\"read\"],\"action\":\"SCMP_ACT_ALLOW\"}]}",
+                                &bpf, msg, sizeof(msg)),
+                    0);
+#if defined(__x86_64__)
+    CU_ASSERT(checks_arch(&bpf, AUDIT_ARCH_I386));
+    CU_ASSERT(!checks_arch(&bpf, AUDIT_ARCH_AARCH64));
+#endif
+    sbx_bpf_free(&bpf);
 }
 
 UNIT_TEST(seccomp, none_is_null)
