@@ -853,6 +853,9 @@ plan_paths(struct sbx_cgroup *cg, const char *parent, const char *name, sbx_erro
         return 0;
     }
     struct stat seen[H_COUNT];
+    cleanup_free char *own_cgroups = NULL; /* /proc/self/cgroup, read once for all hierarchies */
+    if (parent == NULL && (r = read_file("/proc/self/cgroup", &own_cgroups, NULL, err)) < 0)
+        return r;
     for (int h = 0; h < H_COUNT; h++) {
         cleanup_free char *mnt = xasprintf(CG_ROOT "/%s", v1_names[h]), *own = NULL, *prel = NULL;
         struct statfs sfs;
@@ -860,7 +863,7 @@ plan_paths(struct sbx_cgroup *cg, const char *parent, const char *name, sbx_erro
             continue;
         /* cpu,cpuacct co-mounted: cpu is the primary, cpuacct an alias (found later). */
         if (parent == NULL) {
-            if (read_own_cgroup(v1_names[h], &own, NULL) < 0) continue;
+            if (sbx_cgroup_parse_proc_cgroup(own_cgroups, v1_names[h], &own, NULL) < 0) continue;
             prel = path_join3(own, CG_DEFAULT_PARENT, NULL);
             /* The default parent is sbx's own directory, whoever made it: the last sandbox to
              * leave removes it (rmdir fails while others use it, and make_dirs retries if it
