@@ -1294,6 +1294,16 @@ sbx_cgroup_kill(struct sbx_cgroup *cg, int sig, sbx_error_t *err)
     return wait_empty(pd, err);
 }
 
+int64_t
+sbx_cgroup_oom_kills(struct sbx_cgroup *cg)
+{
+    struct cg_dir *d;
+    if (cg && is_v2(cg)) return cg_read_keyed(cg->d[H_UNIFIED].fd, "memory.events", "oom_kill");
+    /* oom_kill in memory.oom_control appeared in 4.13; older kernels only have under_oom. */
+    if (cg && (d = v1dir(cg, H_MEMORY))) return cg_read_keyed(d->fd, "memory.oom_control", "oom_kill");
+    return -1;
+}
+
 int
 sbx_cgroup_stats(struct sbx_cgroup *cg, struct sbx_cgroup_stats *st, sbx_error_t *err)
 {
@@ -1306,7 +1316,7 @@ sbx_cgroup_stats(struct sbx_cgroup *cg, struct sbx_cgroup_stats *st, sbx_error_t
         st->memory_peak = cg_read_int(fd, "memory.peak");
         st->cpu_usec = cg_read_keyed(fd, "cpu.stat", "usage_usec");
         st->pids_current = cg_read_int(fd, "pids.current");
-        st->oom_kills = cg_read_keyed(fd, "memory.events", "oom_kill");
+        st->oom_kills = sbx_cgroup_oom_kills(cg);
         st->frozen = cg_read_keyed(fd, "cgroup.events", "frozen") == 1;
         return 0;
     }
@@ -1314,8 +1324,7 @@ sbx_cgroup_stats(struct sbx_cgroup *cg, struct sbx_cgroup_stats *st, sbx_error_t
     if ((d = v1dir(cg, H_MEMORY))) {
         st->memory_current = cg_read_int(d->fd, "memory.usage_in_bytes");
         st->memory_peak = cg_read_int(d->fd, "memory.max_usage_in_bytes");
-        /* oom_kill in memory.oom_control appeared in 4.13; older kernels only have under_oom. */
-        st->oom_kills = cg_read_keyed(d->fd, "memory.oom_control", "oom_kill");
+        st->oom_kills = sbx_cgroup_oom_kills(cg);
     }
     if ((d = v1dir(cg, H_CPUACCT))) {
         int64_t ns = cg_read_int(d->fd, "cpuacct.usage");

@@ -48,6 +48,8 @@ int sbx_cgroup_freeze(struct sbx_cgroup *cg, bool frozen, sbx_error_t *err);
 int sbx_cgroup_kill(struct sbx_cgroup *cg, int sig, sbx_error_t *err);
 int sbx_cgroup_pids(struct sbx_cgroup *cg, pid_t **pids, size_t *n, sbx_error_t *err);
 int sbx_cgroup_stats(struct sbx_cgroup *cg, struct sbx_cgroup_stats *st, sbx_error_t *err);
+/* OOM kills in the cgroup so far (-1: unknown); one file, where the stats read seven. */
+int64_t sbx_cgroup_oom_kills(struct sbx_cgroup *cg);
 /* Kills whatever is left, waits (bounded) for it to drain and removes every directory created. */
 int sbx_cgroup_destroy(struct sbx_cgroup *cg, sbx_error_t *err);
 void sbx_cgroup_free(struct sbx_cgroup *cg);

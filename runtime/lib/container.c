@@ -451,8 +451,7 @@ wait_loop(struct run_ctx *rc, int sigfd, int timerfd, struct sbx_exit *res, sbx_
         }
     }
     if (rc->cg) {
-        struct sbx_cgroup_stats cs;
-        if (sbx_cgroup_stats(rc->cg, &cs, NULL) == 0 && cs.oom_kills > 0)
+        if (sbx_cgroup_oom_kills(rc->cg) > 0)
             res->oom = true;
     }
     if (res->timed_out)
