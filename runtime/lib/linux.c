@@ -60,6 +60,11 @@ int
 sbx_sync_recv_fds(int fd, struct sbx_sync_msg *m, int *fds, size_t max, size_t *n)
 {
     ssize_t r = sbx_recv_fds(fd, m, sizeof(*m), fds, max, n);
+    /* A peer that exits with messages of ours unread (the child failing before it took
+     * SYNC_CGROUP or SYNC_NET) makes the kernel report ECONNRESET once, ahead of what that peer
+     * had sent before: its error report. Read on. */
+    if (r == -ECONNRESET)
+        r = sbx_recv_fds(fd, m, sizeof(*m), fds, max, n);
     if (r <= 0)
         return (int)r;
     if (r != sizeof(*m)) {
