@@ -4,6 +4,7 @@
 set -u
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${SBX_BIN:-$TOP/build/bin}
+. "$TOP/tests/ports.sh"
 SBXRUN=$BIN/sbxrun
 PROBE=$BIN/sbx-probe
 SBX_IMAGES=${SBX_IMAGES:-/var/lib/sbx/images}

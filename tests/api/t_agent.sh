@@ -17,12 +17,6 @@ require_root "agent tests" || finish
 command -v curl >/dev/null || { skip "agent tests" "curl missing"; finish; }
 
 TOKEN=tok-$RANDOM$RANDOM$RANDOM
-free_port() {
-	local p
-	for p in $(shuf -i 20000-60000 -n 50); do
-		(echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
-	done
-}
 wait_ping() { # URL
 	local i
 	for i in $(seq 1 100); do

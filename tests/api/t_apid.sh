@@ -12,7 +12,7 @@ require_root "apid" || finish
 T=$(mktemp -d /tmp/sbx-apid-test.XXXXXX)
 chmod 711 "$T" # the sandboxes' (id-mapped) root reaches its agent token below it
 DATA=$T/data RUN=$T/run LOG=$T/apid.log KEY=test-key-$$
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 # Sandboxes run the agent as their main process when it is built (SBX_APID_AGENT=none: the
 # entrypoint directly); either way the entrypoint's exit status is the sandbox's.

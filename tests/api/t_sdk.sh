@@ -14,7 +14,7 @@ node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)' || { 
 T=$(mktemp -d /tmp/sbx-sdk-test.XXXXXX)
 chmod 711 "$T" # the sandboxes' (id-mapped) root reaches its agent token below it
 KEY=sdk-key-$$
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 AGENT=${SBX_APID_AGENT:-$BIN/sbx-agent}
 [ "$AGENT" = none ] || [ -x "$AGENT" ] || AGENT=none
 APID_PID=

@@ -20,7 +20,7 @@ require_root "session" || finish
 T=$(mktemp -d /tmp/sbx-session-test.XXXXXX)
 chmod 711 "$T"
 DATA=$T/data RUN=$T/run LOG=$T/apid.log KEY=test-key-$$
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 IDLE=6
 APID_PID=

@@ -12,13 +12,14 @@ N16=${2:-100}
 [ -x "$AGENT" ] || { echo "build $AGENT first (make build/bin/sbx-agent)"; exit 1; }
 T=$(mktemp -d)
 TOKEN=bench-$RANDOM$RANDOM
-PORT=
-for p in $(shuf -i 20000-60000 -n 50); do (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null || { PORT=$p; break; }; done
+PORT=$(free_port)
 SBX_AGENT_TOKEN=$TOKEN "$AGENT" --listen 127.0.0.1:$PORT --max-commands 64 --user "$(id -u):$(id -g)" 2>"$T/agent.log" &
 APID=$!
 trap 'kill $APID 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
 URL=http://127.0.0.1:$PORT
 for i in $(seq 100); do curl -s -o /dev/null -H "X-EXECD-ACCESS-TOKEN: $TOKEN" "$URL/ping" && break; sleep 0.05; done
+curl -s -o /dev/null -H "X-EXECD-ACCESS-TOKEN: $TOKEN" "$URL/ping" ||
+	{ echo "agent bench: the agent did not come up on $URL:"; cat "$T/agent.log"; exit 1; }
 
 # One curl process per client, all requests on one keep-alive connection; -w prints per transfer.
 client() { # N OUTFILE

@@ -13,7 +13,7 @@ N1=${N1:-20} N16=${N16:-64} POOL=${POOL:-96} THRU=${THRU:-96}
 [ "$(id -u)" = 0 ] || { echo "apid bench: needs root" >&2; exit 1; }
 command -v hey >/dev/null || { echo "apid bench: needs hey (scripts/install-deps.sh)" >&2; exit 1; }
 bench_workdir bench-apid || exit 1
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 APID_PID=
 

@@ -1,4 +1,5 @@
 # Sourced by the bench scripts.
+. "$(dirname "${BASH_SOURCE[0]}")/../ports.sh"
 #
 # `result` records one figure for the final table of `make bench` (tests/bench/summary.sh) when
 # SBX_BENCH_RESULTS names a file; otherwise it does nothing.
