@@ -471,10 +471,6 @@ create_cgroup(struct run_ctx *rc, int *join_fds, size_t max, sbx_error_t *err)
     cleanup_free char *cg_parent = NULL, *cg_name = NULL;
     if (rc->o->cgroup_parent) {
         cg_parent = xstrdup(rc->o->cgroup_parent);
-    } else if (spec->cgroups_path && strchr(spec->cgroups_path, ':')) {
-        return sbx_make_error(err, ENOTSUP, "cgroupsPath `%s` is in systemd form "
-                                            "(slice:prefix:name); sbxrun manages cgroupfs "
-                                            "directly", spec->cgroups_path);
     } else if (spec->cgroups_path) {
         cg_parent = xstrdup(spec->cgroups_path);
         size_t n = strlen(cg_parent);
@@ -517,6 +513,11 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
                                       "at most 64)", o->id ? o->id : "");
     if ((r = validate(spec, err)) < 0)
         return r;
+    /* Refused before anything exists: on v1 the cgroup is only made after the clone. */
+    if (!o->cgroup_parent && spec->cgroups_path && strchr(spec->cgroups_path, ':'))
+        return sbx_make_error(err, ENOTSUP, "cgroupsPath `%s` is in systemd form "
+                                            "(slice:prefix:name); sbxrun manages cgroupfs "
+                                            "directly", spec->cgroups_path);
     if (!spec->ns_enabled[SBX_NS_MOUNT] && !o->quiet &&
         (spec->n_mounts > 0 || spec->n_devices > 0 || strv_len(spec->masked_paths) > 0 ||
          strv_len(spec->readonly_paths) > 0))

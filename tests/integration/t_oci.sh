@@ -50,6 +50,21 @@ EOF
 }
 state_of() { S state "$1" 2>/dev/null | sed -n 's/.*"status": "\([a-z]*\)".*/\1/p'; }
 
+# cgroupsPath in systemd's slice:prefix:name form is refused, before anything is made.
+cp "$TMP/b/config.json" "$TMP/config.saved"
+python3 - "$TMP/b/config.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c['linux']['cgroupsPath'] = 'system.slice:sbx:cbad'
+c['process']['args'] = ['true']
+c['process']['terminal'] = False
+json.dump(c, open(sys.argv[1], 'w'))
+EOF
+out=$(S run --bundle "$TMP/b" cbad 2>&1); rc=$?
+expect_eq "systemd-form cgroupsPath: exit 125, said so, nothing made" "125 yes none" \
+	"$rc $(printf '%s' "$out" | grep -q 'systemd form' && echo yes) $(ls "$ROOT" 2>/dev/null | grep -x cbad || find /sys/fs/cgroup -maxdepth 6 -name cbad | grep . || echo none)"
+cp "$TMP/config.saved" "$TMP/b/config.json"
+
 setargs '["sh","-c","echo started > /dev/shm/x; sleep 30"]'
 check "create returns" S create --bundle "$TMP/b" --pid-file "$TMP/pid" c1
 expect_eq "state after create" created "$(state_of c1)"
