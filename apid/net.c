@@ -137,7 +137,6 @@ bridge_setup(sbx_error_t *err)
         unsigned char mac[6] = {0x02, 0x53, 0x42, 0x58, 0x00, 0x01};
         if (getrandom(mac + 2, 4, 0) != 4)
             memcpy(mac + 2, "SBX0", 4);
-        mac[0] = (unsigned char)((mac[0] & 0xfc) | 0x02);
         struct nl_addr *ma = nl_addr_build(AF_LLC, mac, sizeof(mac));
         rtnl_link_set_addr(nb, ma);
         nl_addr_put(ma);
@@ -154,29 +153,9 @@ bridge_setup(sbx_error_t *err)
         rtnl_link_put(br);
         return sbx_make_error(err, 0, "--bridge %s exists and is not a bridge", N.bridge);
     }
-    int idx = rtnl_link_get_ifindex(br);
     /* The gateway address; EEXIST when a previous apid left it there. */
-    struct rtnl_addr *ad = rtnl_addr_alloc();
-    struct nl_addr *la = NULL;
     cleanup_free char *gw = xasprintf("%s/%d", N.gateway, N.prefix);
-    nl_addr_parse(gw, AF_INET, &la);
-    rtnl_addr_set_ifindex(ad, idx);
-    rtnl_addr_set_local(ad, la);
-    r = rtnl_addr_add(sk, ad, NLM_F_CREATE | NLM_F_EXCL);
-    nl_addr_put(la);
-    rtnl_addr_put(ad);
-    if (r < 0 && r != -NLE_EXIST) {
-        rtnl_link_put(br);
-        return apid_nl_fail(err, r, "bridge address");
-    }
-    struct rtnl_link *chg = rtnl_link_alloc();
-    rtnl_link_set_flags(chg, IFF_UP);
-    r = rtnl_link_change(sk, br, chg, 0);
-    rtnl_link_put(chg);
-    rtnl_link_put(br);
-    if (r < 0)
-        return apid_nl_fail(err, r, "bridge up");
-    return 0;
+    return apid_nl_addr_up(sk, br, gw, true, "bridge", err);
 }
 
 /* ---------- nftables ---------- */

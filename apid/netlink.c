@@ -123,6 +123,36 @@ nl_open_in_netns(pid_t pid, sbx_error_t *err)
     return n.sk;
 }
 
+int
+apid_nl_addr_up(struct nl_sock *sk, struct rtnl_link *link, const char *cidr, bool exist_ok,
+                const char *what, sbx_error_t *err)
+{
+    char msg[64];
+    struct nl_addr *la = NULL;
+    struct rtnl_addr *ad = rtnl_addr_alloc();
+    nl_addr_parse(cidr, AF_INET, &la);
+    rtnl_addr_set_ifindex(ad, rtnl_link_get_ifindex(link));
+    rtnl_addr_set_local(ad, la);
+    int r = rtnl_addr_add(sk, ad, NLM_F_CREATE | NLM_F_EXCL);
+    rtnl_addr_put(ad);
+    nl_addr_put(la);
+    if (r < 0 && !(exist_ok && r == -NLE_EXIST)) {
+        rtnl_link_put(link);
+        snprintf(msg, sizeof(msg), "%s address", what);
+        return apid_nl_fail(err, r, msg);
+    }
+    struct rtnl_link *chg = rtnl_link_alloc();
+    rtnl_link_set_flags(chg, IFF_UP);
+    r = rtnl_link_change(sk, link, chg, 0);
+    rtnl_link_put(chg);
+    rtnl_link_put(link);
+    if (r < 0) {
+        snprintf(msg, sizeof(msg), "%s up", what);
+        return apid_nl_fail(err, r, msg);
+    }
+    return 0;
+}
+
 static int
 configure_inside(pid_t pid, json_t *plan, sbx_error_t *err)
 {
@@ -137,25 +167,9 @@ configure_inside(pid_t pid, json_t *plan, sbx_error_t *err)
     cleanup_free char *cidr =
         xasprintf("%s/%d", json_string_value(json_object_get(plan, "address")),
                   (int)json_integer_value(json_object_get(plan, "prefix")));
-    struct nl_addr *la = NULL, *gw = NULL, *dst = NULL;
-    struct rtnl_addr *ad = rtnl_addr_alloc();
-    nl_addr_parse(cidr, AF_INET, &la);
-    rtnl_addr_set_ifindex(ad, idx);
-    rtnl_addr_set_local(ad, la);
-    r = rtnl_addr_add(sk, ad, NLM_F_CREATE | NLM_F_EXCL);
-    rtnl_addr_put(ad);
-    nl_addr_put(la);
-    if (r < 0) {
-        rtnl_link_put(eth);
-        return apid_nl_fail(err, r, "eth0 address");
-    }
-    struct rtnl_link *chg = rtnl_link_alloc();
-    rtnl_link_set_flags(chg, IFF_UP);
-    r = rtnl_link_change(sk, eth, chg, 0);
-    rtnl_link_put(chg);
-    rtnl_link_put(eth);
-    if (r < 0)
-        return apid_nl_fail(err, r, "eth0 up");
+    if ((r = apid_nl_addr_up(sk, eth, cidr, false, "eth0", err)) < 0)
+        return r;
+    struct nl_addr *gw = NULL, *dst = NULL;
     struct rtnl_route *rt = rtnl_route_alloc();
     struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
     nl_addr_parse("0.0.0.0/0", AF_INET, &dst);
