@@ -219,10 +219,11 @@ static char own_cgroups[4096];
 static int open_in_root(int rootfd, const char *dst, bool want_dir, bool create, char *buf,
                         size_t buflen);
 
-/* Into the sandbox's cgroups, then into a new cgroup namespace (rooted where the process is when
- * it unshares). Without cgroup_late the child joined its v1 cgroups first thing; with it, it
- * waits here for the parent to have made them, at its first step that needs to be inside: the
- * view of /sys/fs/cgroup, else the end of the root's set-up. Until then it only built mounts. */
+/* Into the sandbox's cgroups (v1: by itself, through the `tasks` files the parent opened), then
+ * into a new cgroup namespace (rooted where the process is when it unshares). Without
+ * cgroup_late this runs right after SYNC_GO; with it, the child waits here for the parent to have
+ * made the cgroups, at its first step that needs to be inside: the view of /sys/fs/cgroup, else
+ * the end of the root's set-up. Until then it only built mounts. */
 static void
 enter_cgroup(struct sbx_child_ctx *c)
 {
@@ -235,6 +236,8 @@ enter_cgroup(struct sbx_child_ctx *c)
         if (sbx_sync_recv_fds(c->sync_fd, &m, c->cgroup_join_fds, ARRAY_SIZE(c->cgroup_join_fds),
                               &c->n_cgroup_join_fds) <= 0 || m.type != SYNC_CGROUP)
             _exit(125); /* the parent failed and reports why */
+    }
+    if (c->n_cgroup_join_fds > 0) { /* v2: born in its cgroup */
         int r = sbx_cgroup_join_self(c->cgroup_join_fds, c->n_cgroup_join_fds);
         close_fds(c->cgroup_join_fds, c->n_cgroup_join_fds);
         if (r < 0)
@@ -606,7 +609,7 @@ may_defer_cgroup_view(const struct sbx_child_ctx *c, size_t i)
     const sbx_spec_t *s = c->spec;
     const struct sbx_mount *m = &s->mounts[i];
     if (!c->cgroup_late || c->cgroup_entered || m->bind || m->propagation ||
-        sbx_cgroup_mode() == SBX_CGROUP_UNIFIED || strcmp(m->type, "cgroup") != 0)
+        strcmp(m->type, "cgroup") != 0)
         return false;
     for (size_t j = i + 1; j < s->n_mounts; j++)
         if (paths_overlap(m->destination, s->mounts[j].destination))
@@ -969,15 +972,10 @@ sbx_child_main(struct sbx_child_ctx *c)
      * pidns. A created (OCI) sandbox outlives `sbxrun create` by design. */
     if (!c->wait_for_start)
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    /* While the parent writes our id maps: join the cgroups (v1) before anything else happens. */
-    int cgroup_joined = sbx_cgroup_join_self(c->cgroup_join_fds, c->n_cgroup_join_fds);
-    close_fds(c->cgroup_join_fds, c->n_cgroup_join_fds);
     /* getppid() is 0 across a pid namespace, so the parent's death before the prctl is detected
      * by the sync socket instead: its end closes and the recv below returns 0. */
     if (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_GO)
         _exit(125);
-    if (cgroup_joined < 0)
-        child_fail(c, -cgroup_joined, "join the sandbox's cgroups");
     snprintf(c->state_json, sizeof(c->state_json), "%s", m.msg);
     join_namespaces(c);
     /* Not dumpable: sandbox processes cannot ptrace us or open /proc/1/exe (CVE-2019-5736).

@@ -40,8 +40,8 @@ struct sbx_child_ctx {
     int ns_fd[SBX_NS_COUNT]; /* namespaces to join (linux.namespaces[].path), else -1 */
     bool join_only;      /* sbxrun exec: namespaces already joined, only exec the process */
     char state_json[1024]; /* OCI state for createContainer/startContainer hooks */
-    /* cgroup v1: the child moves itself into its cgroups through these before anything else
-     * (sbx_cgroup_self_join_fds(): no RCU wait, unlike the parent writing the child's pid). */
+    /* cgroup v1: the child moves itself into its cgroups through these (enter_cgroup(); see
+     * sbx_cgroup_self_join_fds(): no RCU wait, unlike the parent writing the child's pid). */
     int cgroup_join_fds[8];
     size_t n_cgroup_join_fds;
     /* v1: the parent creates the cgroups while the child builds its root, and their `tasks` files
