@@ -13,7 +13,7 @@ N=${N:-100} PAR=${PAR:-8}
 [ "$(id -u)" = 0 ] || { echo "density: needs root" >&2; exit 1; }
 . "$TOP/tests/lib.sh"
 bench_workdir bench-density || exit 1
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 "$BIN/sbx-apid" --listen 127.0.0.1:$PORT --data-dir "$T/data" --run-dir "$T/run" \
 	--agent "$BIN/sbx-agent" --log-level warn >"$T/apid.log" 2>&1 &

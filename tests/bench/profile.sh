@@ -52,7 +52,7 @@ report "$OUT/sbxrun.data" sbxrun,sbx-init,true
 
 echo
 echo "== 2. apid cold create x $N2"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 "$BIN/sbx-apid" --listen 127.0.0.1:$PORT --data-dir "$T/data" --run-dir "$T/run" \
 	--agent "$BIN/sbx-agent" --log-level warn >"$T/apid.log" 2>&1 &
