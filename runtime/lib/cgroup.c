@@ -53,7 +53,7 @@ struct cg_dir {
 
 struct sbx_cgroup {
     enum sbx_cgroup_mode mode;
-    char *rel; /* "/sbx/ID", relative to the hierarchy root */
+    char *rel; /* "/sbx-ID" (v1), "/sbx/ID" (v2) or PARENT/ID: relative to the hierarchy root */
     struct cg_dir d[H_COUNT];
 };
 
@@ -853,6 +853,7 @@ plan_paths(struct sbx_cgroup *cg, const char *parent, const char *name, sbx_erro
         return 0;
     }
     struct stat seen[H_COUNT];
+    cleanup_free char *leaf = parent ? xstrdup(name) : xasprintf(CG_DEFAULT_PARENT "-%s", name);
     cleanup_free char *own_cgroups = NULL; /* /proc/self/cgroup, read once for all hierarchies */
     if (parent == NULL && (r = read_file("/proc/self/cgroup", &own_cgroups, NULL, err)) < 0)
         return r;
@@ -862,21 +863,21 @@ plan_paths(struct sbx_cgroup *cg, const char *parent, const char *name, sbx_erro
         if (statfs(mnt, &sfs) < 0 || sfs.f_type != CGROUP_SUPER_MAGIC || stat(mnt, &seen[h]) < 0)
             continue;
         /* cpu,cpuacct co-mounted: cpu is the primary, cpuacct an alias (found later). */
+        /* By default the leaf is a `sbx-ID` child of the caller's own cgroup: v1 has no
+         * internal-process rule that would need a parent of sbx's own, and a shared `sbx`
+         * parent (which the last sandbox to leave must remove, or it blocks the removal of
+         * the caller's cgroup) doubled the kernel's cgroup work of every sandbox: seven more
+         * mkdir and rmdir, each building a directory of control files. */
         if (parent == NULL) {
             if (sbx_cgroup_parse_proc_cgroup(own_cgroups, v1_names[h], &own, NULL) < 0) continue;
-            prel = path_join3(own, CG_DEFAULT_PARENT, NULL);
-            /* The default parent is sbx's own directory, whoever made it: the last sandbox to
-             * leave removes it (rmdir fails while others use it, and make_dirs retries if it
-             * vanishes under a concurrent create). On v2 it also carries subtree_control, which
-             * a concurrent create would have to redo, so it stays there. */
-            cg->d[h].parent_created = true;
+            prel = path_join3(own, NULL, NULL);
         } else
             prel = path_join3("", parent, NULL);
         cg->d[h].parent = path_join3(mnt, prel, NULL);
-        cg->d[h].path = path_join3(mnt, prel, name);
+        cg->d[h].path = path_join3(mnt, prel, leaf);
         if (cg->rel == NULL || h == H_MEMORY) {
             free(cg->rel);
-            cg->rel = path_join3("", prel, name);
+            cg->rel = path_join3("", prel, leaf);
         }
         for (int j = 0; j < h; j++)
             if (cg->d[j].path && seen[j].st_dev == seen[h].st_dev &&

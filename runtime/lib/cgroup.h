@@ -1,7 +1,8 @@
 /* One cgroup interface over cgroup v2 (primary) and v1/hybrid hosts (memory, cpu, cpuacct, pids,
  * freezer, blkio, cpuset and devices hierarchies). sbx only ever creates, changes and removes
- * cgroups below a directory it created itself (a `sbx` child of the caller's cgroup, or a
- * configured parent, whose missing levels it creates and removes again). */
+ * the sandbox's own cgroup (v1: `sbx-ID` below the caller's cgroup; v2: `ID` below a `sbx`
+ * child of it) or one below a configured parent, whose missing levels it creates and removes
+ * again. */
 #ifndef SBX_CGROUP_H
 #define SBX_CGROUP_H
 
@@ -53,7 +54,7 @@ int64_t sbx_cgroup_oom_kills(struct sbx_cgroup *cg);
 /* Kills whatever is left, waits (bounded) for it to drain and removes every directory created. */
 int sbx_cgroup_destroy(struct sbx_cgroup *cg, sbx_error_t *err);
 void sbx_cgroup_free(struct sbx_cgroup *cg);
-/* Path used for /proc/<pid>/cgroup-relative display, e.g. "/sbx/ID". */
+/* Path used for /proc/<pid>/cgroup-relative display, e.g. "/sbx-ID" (v1). */
 const char *sbx_cgroup_path(const struct sbx_cgroup *cg);
 
 #endif

@@ -35,7 +35,10 @@ before=$(host_snapshot | grep -F "$ID" || true)
 run() { timeout -k 5 60 "$SBXRUN" run --image "$IMG" --bind "$PROBE:/sbx-probe:ro" "$@"; }
 
 # The leaf directories of sandbox $1, if any are left, in any hierarchy.
-leftover_cgroups() { find /sys/fs/cgroup -mindepth 1 -maxdepth 7 -type d -name "$1" 2>/dev/null; }
+# (v1: `sbx-ID` below the caller's cgroup; v2: ID below its `sbx` child.)
+leftover_cgroups() {
+	find /sys/fs/cgroup -mindepth 1 -maxdepth 7 -type d \( -name "$1" -o -name "sbx-$1" \) 2>/dev/null
+}
 # Waits up to 10 s for CMD to succeed.
 wait_for() { local i; for i in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 # Waits up to 10 s for process $1 (one this script started) to exit, and reaps it.
@@ -63,6 +66,25 @@ expect_match "cgroup[$layout]: the view is read-only, even for root inside" "Rea
 	"$(run --id "$ID-view" --user 0 -- sh -c "echo 1 > $pids; mkdir ${pids%/*}/sub" 2>&1)"
 expect_eq "cgroup[$layout]: ... for every mount in it" "" \
 	"$(run --id "$ID-view" -- grep ' /sys/fs/cgroup' /proc/self/mountinfo 2>&1 | awk '$6 !~ /^ro,/')"
+
+# --- where the cgroup is: leftover_cgroups must find a live one, or its checks prove nothing ---
+run --id "$ID-where" -- sleep 30 >/dev/null 2>&1 &
+where_pid=$!
+bg+=("$where_pid")
+wait_for test -n "$(leftover_cgroups "$ID-where")"
+if [ "$layout" = v2 ]; then want="/sbx/$ID-where"; else want="/sbx-$ID-where"; fi
+expect_eq "cgroup[$layout]: the sandbox's cgroup is \$own$want in every hierarchy" "" \
+	"$(leftover_cgroups "$ID-where" | while read -r d; do
+		h=${d#/sys/fs/cgroup}; h=${h#/}; h=${h%%/*}
+		[ "$layout" = v2 ] && own=$(awk -F: '$1 == 0 {print $3}' /proc/self/cgroup) h= ||
+			own=$(awk -F: -v h="$h" '$2 == h {print $3; next} {n = split($2, c, ","); for (i = 1; i <= n; i++) if (c[i] == h) print $3}' /proc/self/cgroup)
+		[ "$d" = "/sys/fs/cgroup${h:+/$h}${own%/}$want" ] || echo "unexpected: $d"
+	done)"
+expect_match "cgroup[$layout]: ... in more than one hierarchy on v1" "$([ "$layout" = v2 ] && echo '^1$' || echo '^[2-9]$')" \
+	"$(leftover_cgroups "$ID-where" | wc -l)"
+"$SBXRUN" kill "$ID-where" KILL >/dev/null 2>&1
+wait_gone "$where_pid"
+expect_eq "cgroup[$layout]: ... and gone after the sandbox" "" "$(leftover_cgroups "$ID-where")"
 
 # --- memory: OOM kill is reported, the host is fine ---------------------------------------
 rc=0

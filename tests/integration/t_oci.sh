@@ -30,7 +30,7 @@ trap cleanup EXIT
 # Other sandboxes (other tests, apid) may come and go meanwhile: a leak is a new sbx cgroup
 # that is empty, or one of our ids.
 empty_sbx_cgroups() {
-	find /sys/fs/cgroup -mindepth 2 -maxdepth 7 -type d -path '*/sbx/*' 2>/dev/null |
+	find /sys/fs/cgroup -mindepth 2 -maxdepth 7 -type d \( -path '*/sbx/*' -o -name 'sbx-*' \) 2>/dev/null |
 		while read -r d; do [ -s "$d/cgroup.procs" ] || echo "$d"; done | sort
 }
 before=$(empty_sbx_cgroups)
