@@ -428,11 +428,19 @@ sbx_config_set_net_host(json_t *cfg)
 int
 sbx_config_set_seccomp(json_t *cfg, const char *name_or_path, sbx_error_t *err)
 {
+    json_t *lx = json_object_get(cfg, "linux");
+    /* A built-in profile is named, not copied in: the runtime reads it only when its compiled
+     * filter is not cached, which saves parsing and re-serialising it at every start. */
+    if (name_or_path && sbx_seccomp_builtin_text(name_or_path, NULL)) {
+        json_object_del(lx, "seccomp");
+        sbx_config_annotate(cfg, "run.sbx.seccomp", name_or_path);
+        return 0;
+    }
     json_t *prof = NULL;
     int r = sbx_seccomp_profile_load(name_or_path, &prof, err);
     if (r < 0)
         return r;
-    json_t *lx = json_object_get(cfg, "linux");
+    sbx_config_annotate(cfg, "run.sbx.seccomp", NULL);
     if (prof)
         json_object_set_new(lx, "seccomp", prof);
     else

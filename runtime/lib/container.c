@@ -530,13 +530,10 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     sbx_trace("spec ready");
     /* Probed here once (42 prctl calls) so the child, its init and the workload inherit it. */
     sbx_caps_last_cap();
-    if (spec->seccomp) {
-        cleanup_free char *cache = xasprintf("%s/.cache/seccomp", rc.root);
-        r = sbx_seccomp_compile_cached(spec->seccomp, cache, &cc.bpf, err);
-        if (r < 0)
-            return sbx_error_wrap(err, "seccomp profile");
-        cc.has_bpf = cc.bpf.len > 0;
-    }
+    cleanup_free char *seccomp_cache = xasprintf("%s/.cache/seccomp", rc.root);
+    if ((r = sbx_seccomp_compile_spec(spec, seccomp_cache, &cc.bpf, err)) < 0)
+        return sbx_error_wrap(err, "seccomp profile");
+    cc.has_bpf = cc.bpf.len > 0;
 
     sbx_trace("seccomp filter ready");
     /* Claim the id: an existing live sandbox of that name is an error, a stale record is not. */

@@ -113,13 +113,11 @@ sbx_container_exec(const char *root, const char *id, const struct sbx_exec_opts 
     }
     cc.spec = spec;
     cc.in_userns = spec->ns_enabled[SBX_NS_USER];
-    if (spec->seccomp) {
-        if ((r = sbx_seccomp_compile(spec->seccomp, &cc.bpf, err)) < 0) {
-            sbx_error_wrap(err, "seccomp profile");
-            goto out;
-        }
-        cc.has_bpf = cc.bpf.len > 0;
+    if ((r = sbx_seccomp_compile_spec(spec, NULL, &cc.bpf, err)) < 0) {
+        sbx_error_wrap(err, "seccomp profile");
+        goto out;
     }
+    cc.has_bpf = cc.bpf.len > 0;
     if (st->cgroup && (r = sbx_cgroup_open(st->cgroup, &cg, err)) < 0)
         goto out;
     for (size_t i = 0; i < ARRAY_SIZE(join_order); i++) {

@@ -54,6 +54,19 @@ cleanup_seccomp_ctx(scmp_filter_ctx *ctx)
 }
 #define cleanup_scmp __attribute__((cleanup(cleanup_seccomp_ctx)))
 
+/* The embedded file DIR/NAME.json, or NULL. */
+static const struct sbx_embedded_file *
+embedded_find(const char *dir, const char *name)
+{
+    if (name == NULL || strchr(name, '/'))
+        return NULL;
+    cleanup_free char *want = xasprintf("%s/%s.json", dir, name);
+    for (const struct sbx_embedded_file *f = sbx_embedded_files; f->name; f++)
+        if (strcmp(f->name, want) == 0)
+            return f;
+    return NULL;
+}
+
 int
 sbx_profile_load_json(const char *kind, const char *dir, const char *name_or_path, json_t **out,
                       sbx_error_t *err)
@@ -72,20 +85,26 @@ sbx_profile_load_json(const char *kind, const char *dir, const char *name_or_pat
         *out = j;
         return 0;
     }
-    cleanup_free char *want = xasprintf("%s/%s.json", dir, name_or_path);
-    for (const struct sbx_embedded_file *f = sbx_embedded_files; f->name; f++) {
-        if (strcmp(f->name, want) != 0)
-            continue;
-        j = json_loadb(f->data, f->len, JSON_REJECT_DUPLICATES, &jerr);
-        if (j == NULL)
-            return sbx_make_error(err, 0, "embedded %s profile `%s`: %s (line %d)", kind,
-                                  name_or_path, jerr.text, jerr.line);
-        *out = j;
-        return 0;
-    }
-    return sbx_make_error(err, ENOENT,
-                          "unknown %s profile `%s` (use a built-in name or a path containing '/')",
-                          kind, name_or_path);
+    const struct sbx_embedded_file *f = embedded_find(dir, name_or_path);
+    if (f == NULL)
+        return sbx_make_error(
+            err, ENOENT, "unknown %s profile `%s` (use a built-in name or a path containing '/')",
+            kind, name_or_path);
+    j = json_loadb((const char *)f->data, f->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL)
+        return sbx_make_error(err, 0, "embedded %s profile `%s`: %s (line %d)", kind,
+                              name_or_path, jerr.text, jerr.line);
+    *out = j;
+    return 0;
+}
+
+const char *
+sbx_seccomp_builtin_text(const char *name, size_t *len)
+{
+    const struct sbx_embedded_file *f = embedded_find("profiles", name);
+    if (f && len)
+        *len = f->len;
+    return f ? (const char *)f->data : NULL;
 }
 
 int

@@ -23,9 +23,13 @@ int sbx_seccomp_compile(json_t *oci_seccomp, struct sbx_bpf *out, sbx_error_t *e
  * appears in error messages. */
 int sbx_profile_load_json(const char *kind, const char *dir, const char *name_or_path, json_t **out,
                           sbx_error_t *err);
-/* Same, through a cache directory of compiled filters (NULL: no cache). */
-int sbx_seccomp_compile_cached(json_t *oci_seccomp, const char *cache_dir, struct sbx_bpf *out,
-                               sbx_error_t *err);
+/* The embedded text of built-in profile `name` ("default", "strict"), or NULL. */
+const char *sbx_seccomp_builtin_text(const char *name, size_t *len);
+/* The workload's filter of a spec: its linux.seccomp, or the built-in profile its annotation
+ * run.sbx.seccomp names (parsed only when not cached), or none (out->len 0). With a cache_dir,
+ * compiled filters are kept there (seccomp_cache.c). */
+int sbx_seccomp_compile_spec(const sbx_spec_t *s, const char *cache_dir, struct sbx_bpf *out,
+                             sbx_error_t *err);
 void sbx_bpf_free(struct sbx_bpf *bpf);
 /* Child side, async-signal-safe: installs the program (NNP must be set, or CAP_SYS_ADMIN held). */
 int sbx_seccomp_apply(const struct sbx_bpf *bpf);

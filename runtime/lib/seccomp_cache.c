@@ -4,6 +4,7 @@
  * empty after a reboot or an upgrade). An entry stores the full canonical profile text and is used
  * only when that text matches byte for byte, so a hash collision can never select another filter. */
 #include "seccomp.h"
+#include "spec.h"
 #include "utils.h"
 
 #include <fcntl.h>
@@ -64,27 +65,64 @@ cache_store(const char *dir, const char *path, const char *text, size_t tlen,
         unlink(tmp);
 }
 
-int
-sbx_seccomp_compile_cached(json_t *oci_seccomp, const char *cache_dir, struct sbx_bpf *out,
-                           sbx_error_t *err)
+/* The cache entry keyed by the full `text`; on a miss, compiles `profile` or, when that is NULL,
+ * the built-in profile `builtin`, parsed only then. */
+static int
+compile_keyed(const char *cache_dir, const char *text, json_t *profile, const char *builtin,
+              struct sbx_bpf *out, sbx_error_t *err)
 {
-    if (cache_dir == NULL)
-        return sbx_seccomp_compile(oci_seccomp, out, err);
-    const struct scmp_version *v = seccomp_version();
-    cleanup_free char *profile = json_dumps(oci_seccomp, JSON_COMPACT | JSON_SORT_KEYS);
-    if (profile == NULL)
-        return sbx_seccomp_compile(oci_seccomp, out, err);
-    /* SBX_BPF_REV: bumped whenever sbx's own compilation changes, so no entry made before is
-     * used (the entries live on /run until a reboot). */
-    cleanup_free char *text = xasprintf("libseccomp %u.%u.%u sbx-bpf %d\n%s", v->major, v->minor,
-                                        v->micro, SBX_BPF_REV, profile);
     size_t tlen = strlen(text);
     cleanup_free char *path = xasprintf("%s/%016llx", cache_dir,
                                         (unsigned long long)fnv1a64(text, tlen));
     if (cache_load(path, text, tlen, out) == 0)
         return 0;
-    int r = sbx_seccomp_compile(oci_seccomp, out, err);
+    json_t *parsed = NULL;
+    int r = profile ? 0 : sbx_seccomp_profile_load(builtin, &parsed, err);
+    if (r == 0)
+        r = sbx_seccomp_compile(profile ? profile : parsed, out, err);
+    json_decref(parsed);
     if (r == 0 && out->len > 0)
         cache_store(cache_dir, path, text, tlen, out);
     return r;
+}
+
+int
+sbx_seccomp_compile_spec(const sbx_spec_t *s, const char *cache_dir, struct sbx_bpf *out,
+                         sbx_error_t *err)
+{
+    *out = (struct sbx_bpf){0};
+    if (s->seccomp == NULL && s->seccomp_builtin == NULL)
+        return 0;
+    if (cache_dir == NULL) {
+        if (s->seccomp)
+            return sbx_seccomp_compile(s->seccomp, out, err);
+        json_t *parsed = NULL;
+        int r = sbx_seccomp_profile_load(s->seccomp_builtin, &parsed, err);
+        if (r == 0)
+            r = sbx_seccomp_compile(parsed, out, err);
+        json_decref(parsed);
+        return r;
+    }
+    /* SBX_BPF_REV: bumped whenever sbx's own compilation changes, so no entry made before is
+     * used (the entries live on /run until a reboot). A built-in profile is keyed by its
+     * embedded text as it is: parsing and re-serialising it (~0.3 ms) cost more than the rest of
+     * sbxrun's own work before clone, and is only needed on a miss. */
+    const struct scmp_version *v = seccomp_version();
+    cleanup_free char *head = xasprintf("libseccomp %u.%u.%u sbx-bpf %d\n", v->major, v->minor,
+                                        v->micro, SBX_BPF_REV);
+    if (s->seccomp == NULL) {
+        size_t len = 0;
+        const char *builtin = sbx_seccomp_builtin_text(s->seccomp_builtin, &len);
+        if (builtin == NULL)
+            return sbx_make_error(err, ENOENT, "no built-in seccomp profile `%s`",
+                                  s->seccomp_builtin);
+        cleanup_free char *text =
+            xasprintf("%sbuilt-in %s\n%.*s", head, s->seccomp_builtin, (int)len, builtin);
+        return compile_keyed(cache_dir, text, NULL, s->seccomp_builtin, out, err);
+    }
+    cleanup_free char *profile = json_dumps(s->seccomp, JSON_COMPACT | JSON_SORT_KEYS);
+    if (profile == NULL)
+        return sbx_seccomp_compile(s->seccomp, out, err);
+    cleanup_free char *text = xasprintf("%s%s", head, profile);
+    return compile_keyed(cache_dir, text, s->seccomp, NULL, out, err);
 }

@@ -1,4 +1,5 @@
 #include "spec.h"
+#include "seccomp.h"
 #include "utils.h"
 
 #include <inttypes.h>
@@ -607,6 +608,20 @@ sbx_spec_parse(json_t *root, const char *bundle, sbx_spec_t **out, sbx_error_t *
         return sbx_make_error(err, 0, "config: bad run.sbx.rootfs.size `%s`", sz);
     }
     s->image_dir = xstrdup(json_string_value(json_object_get(ann, "run.sbx.image")));
+    json_t *builtin = json_object_get(ann, "run.sbx.seccomp");
+    if (builtin) {
+        const char *name = json_string_value(builtin);
+        const char *bad = s->seccomp ? "cannot be combined with linux.seccomp"
+                          : !sbx_seccomp_builtin_text(name, NULL)
+                              ? "names no built-in profile (default, strict)"
+                              : NULL;
+        if (bad) {
+            sbx_spec_free(s);
+            return sbx_make_error(err, EINVAL, "config: annotation run.sbx.seccomp `%s` %s",
+                                  name ? name : "(not a string)", bad);
+        }
+        s->seccomp_builtin = xstrdup(name);
+    }
     *out = s;
     return 0;
 }
@@ -685,5 +700,6 @@ sbx_spec_free(sbx_spec_t *s)
     free_hooks(s->hooks_poststart, s->n_hooks_poststart);
     free_hooks(s->hooks_poststop, s->n_hooks_poststop);
     free(s->image_dir);
+    free(s->seccomp_builtin);
     free(s);
 }

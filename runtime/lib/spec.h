@@ -125,6 +125,7 @@ struct sbx_spec {
     struct sbx_resources resources;
     char *cgroups_path;
     json_t *seccomp;      /* linux.seccomp, borrowed from root */
+    char *seccomp_builtin; /* or annotation run.sbx.seccomp: a built-in profile's name */
     json_t *sysctl;       /* borrowed */
     struct sbx_device *devices;
     size_t n_devices;

@@ -219,6 +219,14 @@ UNIT_TEST(runtime, oci_config_errors)
     expect_parse_error("\"limit\":7", "\"limit\":0", "pids limit");
     expect_parse_error("\"run.sbx.rootfs.size\":\"1M\"", "\"run.sbx.rootfs.size\":\"big\"",
                        "run.sbx.rootfs.size");
+    expect_parse_error("\"run.sbx.init\":\"true\"",
+                       "\"run.sbx.init\":\"true\",\"run.sbx.seccomp\":\"bogus\"",
+                       "run.sbx.seccomp `bogus` names no built-in profile");
+    expect_parse_error("\"run.sbx.init\":\"true\"",
+                       "\"run.sbx.init\":\"true\",\"run.sbx.seccomp\":\"../default\"",
+                       "names no built-in profile");
+    expect_parse_error("\"run.sbx.init\":\"true\"", "\"run.sbx.init\":\"true\",\"run.sbx.seccomp\":1",
+                       "run.sbx.seccomp `(not a string)`");
 }
 
 UNIT_TEST(runtime, config_builders)
@@ -266,7 +274,9 @@ UNIT_TEST(runtime, config_builders)
     CU_ASSERT(s->overlay_rootfs && s->own_init);
     CU_ASSERT_EQUAL(s->resources.pids_limit, SBX_DEFAULT_PIDS_LIMIT);
     CU_ASSERT(s->ns_enabled[SBX_NS_NET] && s->ns_enabled[SBX_NS_CGROUP]);
-    CU_ASSERT_PTR_NOT_NULL(s->seccomp);
+    /* The default profile by name, parsed only when its filter is not cached. */
+    CU_ASSERT_PTR_NULL(s->seccomp);
+    CU_ASSERT_STRING_EQUAL(s->seccomp_builtin ? s->seccomp_builtin : "", "default");
     bool ro_bind = false, tmpfs = false;
     for (size_t i = 0; i < s->n_mounts; i++) {
         if (strcmp(s->mounts[i].destination, "/data") == 0)
@@ -283,6 +293,34 @@ UNIT_TEST(runtime, config_builders)
         CU_ASSERT_EQUAL(s->uid_maps[0].size, SBX_ID_RANGE);
     }
     sbx_spec_free(s);
+    /* A profile file is copied in instead, and replaces the name. */
+    char path[] = "/tmp/sbx-unit-profile-XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    const char *p = "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[]}";
+    CU_ASSERT_EQUAL(write(fd, p, strlen(p)), (ssize_t)strlen(p));
+    close(fd);
+    CU_ASSERT_EQUAL(sbx_config_set_seccomp(cfg, path, &err), 0);
+    unlink(path);
+    CU_ASSERT_EQUAL_FATAL(sbx_spec_parse(cfg, NULL, &s, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(s->seccomp);
+    CU_ASSERT_PTR_NULL(s->seccomp_builtin);
+    sbx_spec_free(s);
+    CU_ASSERT_EQUAL(sbx_config_set_seccomp(cfg, "none", &err), 0);
+    CU_ASSERT_EQUAL_FATAL(sbx_spec_parse(cfg, NULL, &s, &err), 0);
+    CU_ASSERT(s->seccomp == NULL && s->seccomp_builtin == NULL);
+    sbx_spec_free(s);
+    CU_ASSERT_EQUAL(sbx_config_set_seccomp(cfg, "strict", &err), 0);
+    CU_ASSERT_EQUAL_FATAL(sbx_spec_parse(cfg, NULL, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s->seccomp_builtin ? s->seccomp_builtin : "", "strict");
+    sbx_spec_free(s);
+    /* Both at once (a hand-written bundle) is refused rather than guessed at. */
+    json_object_set_new(json_object_get(cfg, "linux"), "seccomp",
+                        json_pack("{s:s}", "defaultAction", "SCMP_ACT_ALLOW"));
+    CU_ASSERT(sbx_spec_parse(cfg, NULL, &s, &err) < 0);
+    CU_ASSERT_PTR_NOT_NULL(err ? strstr(err->msg, "cannot be combined with linux.seccomp") : NULL);
+    sbx_error_release(&err);
+    CU_ASSERT_EQUAL(sbx_config_set_seccomp(cfg, "default", &err), 0);
     sbx_config_set_net_host(cfg);
     CU_ASSERT_EQUAL_FATAL(sbx_spec_parse(cfg, NULL, &s, &err), 0);
     CU_ASSERT_FALSE(s->ns_enabled[SBX_NS_NET]);

@@ -1,7 +1,9 @@
 #include "seccomp.h"
+#include "spec.h"
 #include "unit.h"
 #include "utils.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/sched.h>
@@ -100,6 +102,71 @@ UNIT_TEST(seccomp, only_sections_this_kernel_can_run)
     CU_ASSERT(!checks_arch(&bpf, AUDIT_ARCH_AARCH64));
 #endif
     sbx_bpf_free(&bpf);
+}
+
+static size_t
+count_files(const char *dir)
+{
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static bool
+same_bpf(const struct sbx_bpf *a, const struct sbx_bpf *b)
+{
+    return a->len == b->len && a->len > 0 &&
+           memcmp(a->insns, b->insns, a->len * sizeof(*a->insns)) == 0;
+}
+
+/* A built-in profile named by the spec is compiled exactly as its parsed text would be, is cached
+ * under its own key, and a name that is not built in is an error, not an empty filter. */
+UNIT_TEST(seccomp, builtin_by_name_through_the_cache)
+{
+    char dir[] = "/tmp/sbx-unit-cache-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    sbx_error_t err = NULL;
+    struct sbx_bpf want, miss, hit, uncached, by_json;
+    compile_named("default", &want);
+    sbx_spec_t s = {.seccomp_builtin = "default"};
+    CU_ASSERT_EQUAL_FATAL(sbx_seccomp_compile_spec(&s, dir, &miss, &err), 0);
+    CU_ASSERT(same_bpf(&miss, &want));
+    CU_ASSERT_EQUAL(count_files(dir), 1);
+    CU_ASSERT_EQUAL_FATAL(sbx_seccomp_compile_spec(&s, dir, &hit, &err), 0);
+    CU_ASSERT(same_bpf(&hit, &want));
+    CU_ASSERT_EQUAL(count_files(dir), 1);
+    CU_ASSERT_EQUAL_FATAL(sbx_seccomp_compile_spec(&s, NULL, &uncached, &err), 0);
+    CU_ASSERT(same_bpf(&uncached, &want));
+
+    /* The same profile as a linux.seccomp object: same program, an entry of its own. */
+    CU_ASSERT_EQUAL_FATAL(sbx_seccomp_profile_load("default", &s.seccomp, &err), 0);
+    s.seccomp_builtin = NULL;
+    CU_ASSERT_EQUAL_FATAL(sbx_seccomp_compile_spec(&s, dir, &by_json, &err), 0);
+    CU_ASSERT(same_bpf(&by_json, &want));
+    CU_ASSERT_EQUAL(count_files(dir), 2);
+    json_decref(s.seccomp);
+
+    struct sbx_bpf none = {0};
+    sbx_spec_t nothing = {0};
+    CU_ASSERT_EQUAL(sbx_seccomp_compile_spec(&nothing, dir, &none, &err), 0);
+    CU_ASSERT_EQUAL(none.len, 0);
+    sbx_spec_t bogus = {.seccomp_builtin = "bogus"};
+    CU_ASSERT(sbx_seccomp_compile_spec(&bogus, dir, &none, &err) < 0);
+    CU_ASSERT_PTR_NOT_NULL(err ? strstr(err->msg, "bogus") : NULL);
+    sbx_error_release(&err);
+    CU_ASSERT_PTR_NULL(sbx_seccomp_builtin_text("../profiles/default", NULL));
+    size_t len = 0;
+    CU_ASSERT_PTR_NOT_NULL(sbx_seccomp_builtin_text("strict", &len));
+    CU_ASSERT(len > 100);
+
+    struct sbx_bpf *all[] = {&want, &miss, &hit, &uncached, &by_json};
+    for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+        sbx_bpf_free(all[i]);
+    CU_ASSERT_EQUAL(rm_rf(dir, NULL), 0);
 }
 
 UNIT_TEST(seccomp, none_is_null)
