@@ -18,6 +18,8 @@ run_usage(FILE *f)
         "                        (default: host)\n"
         "  --rootfs DIR          use DIR as the read-only lower layer instead of an image\n"
         "  --rootfs-rw           write straight into the rootfs instead of a private overlay\n"
+        "  --read-only           read-only root and no private writable layer; /tmp, /dev/shm\n"
+        "                        and --tmpfs/--bind targets stay writable\n"
         "  --disk SIZE           size of the private writable layer (tmpfs; default unlimited\n"
         "                        within --memory)\n"
         "  --bundle DIR          run an OCI bundle (config.json + rootfs); flags then override it\n"
@@ -66,7 +68,7 @@ enum {
     OPT_STATUS_FD, OPT_ID, OPT_ROOTFS_RW, OPT_AS_PID1, OPT_MEMORY_SWAP, OPT_CPUS, OPT_CPU_WEIGHT,
     OPT_PIDS, OPT_IO_WEIGHT, OPT_DISK, OPT_NOFILE, OPT_RLIMIT, OPT_SECCOMP, OPT_CAP_ADD,
     OPT_CAP_DROP, OPT_CGROUP_PARENT, OPT_PID_FILE, OPT_DETACH, OPT_CONSOLE, OPT_NO_PIVOT,
-    OPT_KEEP,
+    OPT_KEEP, OPT_READ_ONLY,
 };
 
 static int
@@ -172,6 +174,7 @@ cmd_run(int argc, char **argv)
         {"console-socket", required_argument, NULL, OPT_CONSOLE},
         {"no-pivot", no_argument, NULL, OPT_NO_PIVOT},
         {"keep", no_argument, NULL, OPT_KEEP},
+        {"read-only", no_argument, NULL, OPT_READ_ONLY},
         {NULL, 0, NULL, 0},
     };
     const char *rootfs = NULL, *image = NULL, *bundle = NULL, *user = NULL, *cwd = NULL,
@@ -179,7 +182,7 @@ cmd_run(int argc, char **argv)
     cleanup_strv char **envs = NULL, **binds = NULL, **tmpfs = NULL, **cap_add = NULL,
                       **cap_drop = NULL, **rlimits = NULL;
     struct sbx_run_opts ro = {.json_status_fd = -1, .state_root = sbx_global.root};
-    bool rootfs_rw = false, as_pid1 = false;
+    bool rootfs_rw = false, as_pid1 = false, read_only = false;
     int64_t memory = -1, memory_swap = -1, millicpus = -1, cpu_weight = -1, pids = -1,
             io_weight = -1, nofile = -1, v;
     int c;
@@ -266,10 +269,16 @@ cmd_run(int argc, char **argv)
         case OPT_CONSOLE: ro.console_socket = optarg; break;
         case OPT_NO_PIVOT: ro.no_pivot = true; break;
         case OPT_KEEP: ro.keep_state = true; break;
+        case OPT_READ_ONLY: read_only = true; break;
         default:
             fprintf(stderr, "Try `sbxrun run --help`.\n");
             return EXIT_RUNTIME;
         }
+    }
+    if (read_only && (rootfs_rw || disk)) {
+        cli_errorf("--read-only cannot be combined with %s (a read-only root has no writable "
+                   "layer)", rootfs_rw ? "--rootfs-rw" : "--disk");
+        return EXIT_RUNTIME;
     }
     char *const *cmd = argv + optind;
     sbx_error_t err = NULL;
@@ -361,6 +370,16 @@ cmd_run(int argc, char **argv)
         goto fail;
     if (disk)
         sbx_config_annotate(cfg, "run.sbx.rootfs.size", disk);
+    if (read_only) {
+        json_t *root = json_object_get(cfg, "root");
+        if (!json_is_object(root)) {
+            cli_errorf("--read-only: the config has no root object");
+            json_decref(cfg);
+            return EXIT_RUNTIME;
+        }
+        json_object_set_new(root, "readonly", json_true());
+        sbx_config_annotate(cfg, "run.sbx.rootfs.overlay", NULL);
+    }
     if (nofile > 0)
         sbx_config_set_rlimit(cfg, "RLIMIT_NOFILE", nofile, nofile);
     for (char **r = rlimits; r && *r; r++) {

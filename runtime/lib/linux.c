@@ -637,7 +637,7 @@ setup_root(struct sbx_child_ctx *c)
     if (mount("sbx-scratch", SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
         child_fail(c, errno, "mount scratch tmpfs");
     if (chdir(SCRATCH) < 0 || mkdir("oldroot", 0700) < 0 || mkdir("newroot", 0755) < 0 ||
-        mkdir("upper", 0755) < 0 || mkdir("work", 0755) < 0)
+        (s->overlay_rootfs && (mkdir("upper", 0755) < 0 || mkdir("work", 0755) < 0)))
         child_fail(c, errno, "prepare scratch root");
     if (syscall(SYS_pivot_root, ".", "oldroot") < 0)
         child_fail(c, errno, "pivot_root into scratch root");
@@ -663,8 +663,14 @@ setup_root(struct sbx_child_ctx *c)
                 child_fail(c, e, "mount overlay on rootfs `%s`", s->rootfs);
         }
     } else {
+        /* A bind keeps the host mount's flags: nosuid and nodev as on the overlay, or a device
+         * node or setuid file in the image would work in the sandbox. */
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
         if (mount(lower, NEWROOT, NULL, MS_BIND | MS_REC, NULL) < 0)
             child_fail(c, errno, "bind rootfs `%s`", s->rootfs);
+        if (syscall(SYS_mount_setattr, AT_FDCWD, NEWROOT, AT_RECURSIVE, &attr, sizeof(attr)) < 0 &&
+            (errno != ENOSYS || remount_bind(NEWROOT, MS_NOSUID | MS_NODEV, false) < 0))
+            child_fail(c, errno, "make rootfs `%s` nosuid,nodev", s->rootfs);
     }
 
     sbx_trace(s->overlay_rootfs ? "overlay mounted" : "rootfs bound");

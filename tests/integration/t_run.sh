@@ -57,6 +57,16 @@ expect_eq "writes to the rootfs stay in the private overlay" "absent" \
 expect_eq "the next sandbox does not see them" "absent" "$(R "${BB[@]}" -- sh -c '[ -e /etc/hostname-test ] && echo present || echo absent')"
 expect_eq "--rootfs-rw binds the rootfs itself" "EACCES" \
 	"$(R "${BB[@]}" --rootfs-rw -- sh -c 'touch /etc/x 2>/dev/null && echo OK || echo EACCES')"
+expect_eq "--read-only: the root cannot be written, even by root inside" "EROFS EROFS" \
+	"$(R "${BB[@]}" --read-only --user 0 -- sh -c 'for f in /etc/x /x; do touch $f 2>/dev/null && echo written || echo EROFS; done' | xargs)"
+expect_eq "--read-only: /tmp and /dev/shm stay writable" "ok ok" \
+	"$(R "${BB[@]}" --read-only -- sh -c 'for d in /tmp /dev/shm; do echo x > $d/f && echo ok; done' | xargs)"
+expect_eq "--read-only: no overlay, the image itself, read-only" "ro ext4" \
+	"$(R "${BB[@]}" --read-only -- sh -c 'awk "\$5 == \"/\" {print substr(\$6, 1, 2)}" /proc/self/mountinfo; stat -f -c %T /' | xargs | sed "s/ext2\/ext3/ext4/")"
+for mode in --read-only --rootfs-rw; do
+	expect_match "$mode: the root is nosuid,nodev like the overlay (no device node or setuid file of the image works)" \
+		"(^|,)nosuid,nodev(,|$)" "$(R "${BB[@]}" $mode -- awk '$5 == "/" {print $6}' /proc/self/mountinfo)"
+done
 expect_eq "/tmp is a tmpfs" "tmpfs" "$(R "${BB[@]}" -- stat -f -c %T /tmp)"
 expect_eq "/proc is a fresh procfs" "proc" "$(R "${BB[@]}" -- stat -f -c %T /proc)"
 expect_eq "/proc/kcore is masked (or absent)" "0" "$(R "${BB[@]}" --user 0 -- sh -c '[ -e /proc/kcore ] && wc -c < /proc/kcore || echo 0')"
@@ -167,6 +177,8 @@ bad "bad id" "invalid --id" run --id '../x' -- true
 bad "no command" "no command given" run
 bad "cwd missing inside (child-side failure)" "chdir to cwd ./nonexistent." run --id "$TAG-cwdfail" "${BB[@]}" --cwd /nonexistent -- true
 bad "bad rlimit" "invalid --rlimit .bogus=1." run --rlimit bogus=1 -- true
+bad "--read-only with --rootfs-rw" "--read-only cannot be combined with --rootfs-rw" run --read-only --rootfs-rw -- true
+bad "--read-only with --disk" "--read-only cannot be combined with --disk" run --read-only --disk 1G -- true
 bad "unknown command" "unknown command .frobnicate." frobnicate
 expect_eq "--help exits 0" "0" "$(status "$SBXRUN" run --help)"
 expect_match "--version" "sbxrun version" "$("$SBXRUN" --version)"
