@@ -467,7 +467,7 @@ create_cgroup(struct run_ctx *rc, int *join_fds, size_t max, sbx_error_t *err)
 {
     const sbx_spec_t *spec = rc->spec;
     /* OCI cgroupsPath names the sandbox's own cgroup (containerd: /default/<id>); sbx's default
-     * is a child named after the id below `sbx` in the caller's cgroup. */
+     * is named after the id, below the caller's cgroup (see sbx_cgroup_create()). */
     cleanup_free char *cg_parent = NULL, *cg_name = NULL;
     if (rc->o->cgroup_parent) {
         cg_parent = xstrdup(rc->o->cgroup_parent);
@@ -487,11 +487,15 @@ create_cgroup(struct run_ctx *rc, int *join_fds, size_t max, sbx_error_t *err)
                               &rc->spec->resources, &rc->cg, err);
     if (r < 0 || rc->cg == NULL)
         return r < 0 ? r : 0;
-    /* On record at once: a sbxrun killed before the sandbox runs leaves a cgroup that `delete
-     * --force` must find. */
-    if ((r = save_state(rc, "creating", NULL, err)) < 0)
-        return r;
     return sbx_cgroup_self_join_fds(rc->cg, join_fds, max, err);
+}
+
+/* A new cgroup goes on record at once: a sbxrun killed before the sandbox runs leaves a cgroup
+ * that `delete --force` must find. */
+static int
+record_cgroup(struct run_ctx *rc, sbx_error_t *err)
+{
+    return rc->cg ? save_state(rc, "creating", NULL, err) : 0;
 }
 
 int
@@ -612,6 +616,8 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
             goto fail;
         }
         cc.n_cgroup_join_fds = (size_t)n;
+        if ((r = record_cgroup(&rc, err)) < 0)
+            goto fail;
     }
     int flags = 0;
     for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++)
@@ -713,6 +719,9 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
             r = sbx_make_error(err, -r, "sandbox init exited during setup");
             goto fail;
         }
+        /* After the hand-over, which the child is waiting for (~0.1 ms sooner). */
+        if ((r = record_cgroup(&rc, err)) < 0)
+            goto fail;
     }
     if (cc.wait_net) {
         if ((r = o->net_setup(pid, o->net_data, err)) < 0)

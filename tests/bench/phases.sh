@@ -2,11 +2,12 @@
 # Where the time of one `sbxrun run /bin/true` goes: N runs of `sbxrun --debug run`, then for each
 # step of its timeline the median time it was reached (ms since sbxrun's main) and the median gap
 # to the step before it. [1] is the sandbox's init, [2] the workload, the rest sbxrun itself.
-#   N=100 tests/bench/phases.sh
+#   N=100 [ARGS=--read-only] tests/bench/phases.sh      (ARGS: sbxrun run flags; "" for the overlay)
 set -eu
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 SBXRUN=$TOP/build/bin/sbxrun
 N=${N:-100}
+ARGS=${ARGS---read-only}
 ROOTFS=${SBX_IMAGES:-/var/lib/sbx/images}/busybox/rootfs
 [ "$(id -u)" = 0 ] || { echo "phases: run as root" >&2; exit 1; }
 # Same conditions as run.sh: a private mount namespace with /run on a tmpfs.
@@ -18,12 +19,12 @@ if [ -z "${SBX_BENCH_NS:-}" ]; then
 fi
 out=$(mktemp /tmp/sbx-phases.XXXXXX)
 trap 'rm -f "$out"' EXIT
-for i in $(seq 5); do "$SBXRUN" run --net none --rootfs "$ROOTFS" -- /bin/true; done # warm-up
+for i in $(seq 5); do "$SBXRUN" run $ARGS --net none --rootfs "$ROOTFS" -- /bin/true; done # warm-up
 for i in $(seq "$N"); do
 	echo "run $i" >>"$out"
-	"$SBXRUN" --debug run --net none --rootfs "$ROOTFS" -- /bin/true 2>>"$out"
+	"$SBXRUN" --debug run $ARGS --net none --rootfs "$ROOTFS" -- /bin/true 2>>"$out"
 done
-echo "sbxrun run /bin/true, $N runs, $(nproc) CPUs, kernel $(uname -r): median per step"
+echo "sbxrun run $ARGS /bin/true, $N runs, $(nproc) CPUs, kernel $(uname -r): median per step"
 python3 - "$out" <<'PY'
 import re, statistics, sys
 runs, cur = [], None
