@@ -889,6 +889,32 @@ plan_paths(struct sbx_cgroup *cg, const char *parent, const char *name, sbx_erro
     return 0;
 }
 
+/* v1: a cpuset cgroup without cpus/mems of its own takes its parent's, and blkio only weights IO;
+ * sbx reads no statistics from either. A sandbox that asks for no such limit is left in the
+ * caller's cgroup there: two hierarchies fewer to make, fill, join, show and remove (~0.15 ms
+ * of every start and exit). A hierarchy co-mounted with a used one stays. */
+static void
+skip_idle_v1(struct sbx_cgroup *cg, const struct sbx_resources *res)
+{
+    const struct {
+        enum cg_hier h;
+        bool wanted;
+    } idle[] = {
+        {H_CPUSET, res && (res->cpuset_cpus || res->cpuset_mems)},
+        {H_BLKIO, res && res->io_weight >= 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(idle); i++) {
+        struct cg_dir *d = &cg->d[idle[i].h];
+        bool shared = d->alias >= 0;
+        for (int j = 0; j < H_COUNT; j++)
+            shared = shared || (cg->d[j].path && cg->d[j].alias == (int)idle[i].h);
+        if (idle[i].wanted || d->path == NULL || shared) continue;
+        free(d->path);
+        free(d->parent);
+        d->path = d->parent = NULL;
+    }
+}
+
 int
 sbx_cgroup_create(const char *parent, const char *name, const struct sbx_resources *res,
                   struct sbx_cgroup **out, sbx_error_t *err)
@@ -947,6 +973,7 @@ sbx_cgroup_create(const char *parent, const char *name, const struct sbx_resourc
         d->parent_created = d->parent_created || created;
         if ((r = open_dir(d, err)) < 0) goto fail;
     } else {
+        skip_idle_v1(cg, res);
         for (int h = 0; h < H_COUNT; h++) {
             struct cg_dir *d = &cg->d[h];
             if (d->path == NULL || d->alias >= 0) continue;
