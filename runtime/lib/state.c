@@ -9,12 +9,29 @@ char *
 sbx_now_rfc3339(void)
 {
     struct timespec ts;
-    struct tm tm;
-    char buf[64];
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-    return xasprintf("%s.%09ldZ", buf, ts.tv_nsec);
+    return sbx_rfc3339(&ts);
+}
+
+char *
+sbx_rfc3339(const struct timespec *ts)
+{
+    /* By hand, not gmtime_r(): glibc's reads /etc/localtime (tzset, for leap seconds) at every
+     * sandbox start, for a UTC time that needs no zone. Days to civil date: H. Hinnant's
+     * algorithm, proleptic Gregorian. */
+    long long secs = ts->tv_sec, days = secs / 86400, rem = secs % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        days--;
+    }
+    long long z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1;
+    long long m = mp < 10 ? mp + 3 : mp - 9, y = yoe + era * 400 + (m <= 2);
+    return xasprintf("%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%09ldZ", y, m, d, rem / 3600,
+                     rem / 60 % 60, rem % 60, ts->tv_nsec);
 }
 
 static unsigned long long

@@ -6,6 +6,7 @@
 
 #include "sbx.h"
 #include <jansson.h>
+#include <time.h>
 
 struct sbx_state {
     char *id;
@@ -34,5 +35,7 @@ unsigned long long sbx_pid_start_time(pid_t pid);
 /* "running"/"paused"/"stopped"... as seen now (pid liveness + cgroup freezer). */
 const char *sbx_state_current_status(const struct sbx_state *st);
 char *sbx_now_rfc3339(void);
+/* ts as UTC, "2006-01-02T15:04:05.000000000Z". */
+char *sbx_rfc3339(const struct timespec *ts);
 
 #endif

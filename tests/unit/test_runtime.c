@@ -2,6 +2,7 @@
  * OCI config parser and the flag-to-config builders. */
 #include "config.h"
 #include "spec.h"
+#include "state.h"
 #include "unit.h"
 #include "utils.h"
 
@@ -326,6 +327,30 @@ UNIT_TEST(runtime, config_builders)
     CU_ASSERT_FALSE(s->ns_enabled[SBX_NS_NET]);
     sbx_spec_free(s);
     json_decref(cfg);
+}
+
+/* The hand-made UTC conversion agrees with gmtime_r() across leap years, centuries and eras. */
+UNIT_TEST(runtime, rfc3339_matches_gmtime)
+{
+    static const long long fixed[] = {0, 59, 86399, 86400, 951782400 /* 2000-02-29 */, 951868800,
+                                      4107542400LL /* 2100-03-01 */, 1798761599,
+                                      253402300799LL /* 9999-12-31T23:59:59 */};
+    unsigned seed = 42;
+    for (int i = 0; i < 2000; i++) {
+        long long t = i < (int)ARRAY_SIZE(fixed) ? fixed[i]
+                                                 : (long long)(rand_r(&seed) % 2000000) * 12343;
+        struct timespec ts = {.tv_sec = t, .tv_nsec = 123456789};
+        struct tm tm;
+        time_t tt = t;
+        char want[64];
+        gmtime_r(&tt, &tm);
+        strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S.123456789Z", &tm);
+        char *got = sbx_rfc3339(&ts);
+        if (strcmp(got, want) != 0)
+            fprintf(stderr, "\n  %lld: got %s, want %s\n", t, got, want);
+        CU_ASSERT_STRING_EQUAL(got, want);
+        free(got);
+    }
 }
 
 UNIT_TEST(runtime, passwd_home)
