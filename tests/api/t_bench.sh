@@ -34,8 +34,9 @@ run_bench density env N=3 PAR=3 DROP_CACHES=0 bash "$B/density.sh"
 run_bench profile env N1=3 N2=2 OUT="$T/perf" bash "$B/profile.sh"
 
 # Every figure of the final table, each a number.
-for m in "sbxrun run /bin/true, median" "sbxrun run /bin/true, p99" \
-	"sbxrun run /bin/true, 2 in parallel" "sbx-agent idle RSS" \
+for m in "sbxrun run --read-only /bin/true, median" "sbxrun run --read-only /bin/true, p99" \
+	"sbxrun run --read-only /bin/true, 2 in parallel" "sbxrun /bin/true, default overlay root, median" \
+	"sbxrun /bin/true, default overlay root, 2 parallel" "sbx-agent idle RSS" \
 	"sbx-agent exec \`true\` round trip p50, 1 client" "apid proxy overhead p50 (GET /ping)" \
 	"apid proxied requests/s (wrk -c16)" "agent exec \`echo hi\` via apid proxy, p50" \
 	"apid create -> agent ready p50, cold" "apid create -> agent ready p50, pooled" \
@@ -49,12 +50,14 @@ done
 expect_match "run.sh compares with bwrap given sbx's isolation" '^[0-9]+(\.[0-9]+)?$' \
 	"$(awk -F'\t' '$6 == "bwrap-hardened" {print $7}' "$SBX_BENCH_RESULTS")"
 expect_match "run.sh names its best peer" \
-	'^(bwrap|crun|runc|unshare)$' "$(awk -F'\t' '$1 == "sbxrun run /bin/true, median" {print $6}' "$SBX_BENCH_RESULTS")"
+	'^(bwrap|crun|runc|unshare)$' "$(awk -F'\t' '$1 == "sbxrun run --read-only /bin/true, median" {print $6}' "$SBX_BENCH_RESULTS")"
+expect_match "... the overlay row is measured against the same peer, not counted as one" \
+	'^(bwrap|crun|runc|unshare) -$' "$(awk -F'\t' '$1 == "sbxrun /bin/true, default overlay root, median" {print $6, $5}' "$SBX_BENCH_RESULTS")"
 "$B/summary.sh" "$SBX_BENCH_RESULTS" >"$T/summary" 2>&1
 expect_eq "summary exits 0" 0 $?
 sed 's/^/    /' "$T/summary" # the smoke run's table (tiny counts: the figures mean little)
 expect_match "summary ends with the goals line" '^goals met: [0-9]+ of 10$' "$(tail -1 "$T/summary")"
-expect_match "summary has a ratio for sbxrun" 'sbxrun run /bin/true, median .*x (better|worse)' "$(cat "$T/summary")"
+expect_match "summary has a ratio for sbxrun" 'sbxrun run --read-only /bin/true, median .*x (better|worse)' "$(cat "$T/summary")"
 printf 'x\t1\tms\tlower\t-\t-\t-\n' >"$T/bad.tsv"
 expect_match "summary of a figure without goal or peer" '^goals met: 0 of 0$' "$("$B/summary.sh" "$T/bad.tsv" | tail -1)"
 "$B/summary.sh" "$T/missing.tsv" >/dev/null 2>&1
