@@ -889,10 +889,12 @@ plan_paths(struct sbx_cgroup *cg, const char *parent, const char *name, sbx_erro
     return 0;
 }
 
-/* v1: a cpuset cgroup without cpus/mems of its own takes its parent's, and blkio only weights IO;
- * sbx reads no statistics from either. A sandbox that asks for no such limit is left in the
- * caller's cgroup there: two hierarchies fewer to make, fill, join, show and remove (~0.15 ms
- * of every start and exit). A hierarchy co-mounted with a used one stays. */
+/* v1: a cpuset cgroup without cpus/mems of its own takes its parent's, blkio only weights IO, and
+ * a devices cgroup without rules allows what its parent does; sbx reads no statistics from them.
+ * A sandbox that asks for no such limit is left in the caller's cgroup there: three hierarchies
+ * fewer to make, fill, join, show and remove (~0.5 ms of every start and exit). A hierarchy
+ * co-mounted with a used one stays. (The sandbox cannot make device nodes either way: no
+ * mknod in a user namespace, and its root and /dev are nodev or hold only the standard nodes.) */
 static void
 skip_idle_v1(struct sbx_cgroup *cg, const struct sbx_resources *res)
 {
@@ -902,6 +904,7 @@ skip_idle_v1(struct sbx_cgroup *cg, const struct sbx_resources *res)
     } idle[] = {
         {H_CPUSET, res && (res->cpuset_cpus || res->cpuset_mems)},
         {H_BLKIO, res && res->io_weight >= 0},
+        {H_DEVICES, res && res->devices},
     };
     for (size_t i = 0; i < ARRAY_SIZE(idle); i++) {
         struct cg_dir *d = &cg->d[idle[i].h];

@@ -82,12 +82,12 @@ expect_eq "cgroup[$layout]: the sandbox's cgroup is \$own$want in every hierarch
 	done)"
 expect_match "cgroup[$layout]: ... in more than one hierarchy on v1" "$([ "$layout" = v2 ] && echo '^1$' || echo '^[2-9]$')" \
 	"$(leftover_cgroups "$ID-where" | wc -l)"
-if [ "$layout" != v2 ] && [ -d /sys/fs/cgroup/cpuset ] && [ -d /sys/fs/cgroup/blkio ] &&
-	[ ! -L /sys/fs/cgroup/cpuset ] && [ ! -L /sys/fs/cgroup/blkio ]; then
-	expect_eq "cgroup[$layout]: no cpuset or blkio cgroup unless a limit needs one (they would constrain nothing)" "" \
-		"$(leftover_cgroups "$ID-where" | grep -E '^/sys/fs/cgroup/(cpuset|blkio)/')"
-	expect_eq "cgroup[$layout]: ... and the sandbox's view shows neither" "" \
-		"$(run --id "$ID-view" -- ls /sys/fs/cgroup 2>&1 | grep -E '^(cpuset|blkio)$')"
+if [ "$layout" != v2 ] && [ -d /sys/fs/cgroup/cpuset ] && [ -d /sys/fs/cgroup/blkio ] && [ -d /sys/fs/cgroup/devices ] &&
+	[ ! -L /sys/fs/cgroup/cpuset ] && [ ! -L /sys/fs/cgroup/blkio ] && [ ! -L /sys/fs/cgroup/devices ]; then
+	expect_eq "cgroup[$layout]: no cpuset, blkio or devices cgroup unless a limit needs one (they would constrain nothing)" "" \
+		"$(leftover_cgroups "$ID-where" | grep -E '^/sys/fs/cgroup/(cpuset|blkio|devices)/')"
+	expect_eq "cgroup[$layout]: ... and the sandbox's view shows none of them" "" \
+		"$(run --id "$ID-view" -- ls /sys/fs/cgroup 2>&1 | grep -E '^(cpuset|blkio|devices)$')"
 	expect_eq "cgroup[$layout]: --io-weight puts it in a blkio cgroup of its own" "blkio /" \
 		"$(run --id "$ID-view" --io-weight 100 -- sh -c 'ls /sys/fs/cgroup | grep -x blkio; grep -o ":blkio:.*" /proc/self/cgroup | cut -d: -f3' 2>&1 | xargs)"
 fi
