@@ -690,17 +690,21 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     if (o->net_setup && !cc.wait_net && (r = o->net_setup(pid, o->net_data, err)) < 0)
         goto fail;
     {
-        /* The state for the hooks that run inside the sandbox travels with the go-ahead. */
+        /* The state for the hooks that run inside the sandbox travels with the go-ahead (only
+         * for those: the child is waiting for it). */
         struct sbx_state hs = {0};
-        cleanup_free char *created = sbx_now_rfc3339();
-        fill_state(&rc, &hs, "created", created);
-        cleanup_free char *json = sbx_state_oci_json(&hs, "created");
-        if (strlen(json) >= sizeof(((struct sbx_sync_msg *)0)->msg)) {
-            free(json);
-            hs.annotations = NULL;
+        cleanup_free char *created = NULL, *json = NULL;
+        if (spec->n_hooks_create_container + spec->n_hooks_start_container > 0) {
+            created = sbx_now_rfc3339();
+            fill_state(&rc, &hs, "created", created);
             json = sbx_state_oci_json(&hs, "created");
+            if (strlen(json) >= sizeof(((struct sbx_sync_msg *)0)->msg)) {
+                free(json);
+                hs.annotations = NULL;
+                json = sbx_state_oci_json(&hs, "created");
+            }
         }
-        if (sbx_sync_send(rc.sync_fd, SYNC_GO, 0, "%s", json) < 0) {
+        if (sbx_sync_send(rc.sync_fd, SYNC_GO, 0, "%s", json ? json : "") < 0) {
             r = sbx_make_error(err, errno, "sandbox init exited before setup");
             goto fail;
         }
