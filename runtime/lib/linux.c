@@ -144,57 +144,61 @@ remount_bind(const char *path, unsigned long flags, bool recursive)
     return -errno;
 }
 
+/* Creates `path` inside the root (a directory, or an empty file when !want_dir) and whatever of
+ * its parents is missing, each step resolved from the root with RESOLVE_IN_ROOT. */
+static int
+make_in_root(int rootfd, char *path, bool want_dir, const struct open_how *how)
+{
+    char *slash = strrchr(path, '/');
+    if (slash == NULL || slash[1] == '\0')
+        return -EINVAL;
+    *slash = '\0';
+    const char *parent_path = path[0] ? path : "/";
+    int parent = syscall(SYS_openat2, rootfd, parent_path, how, sizeof(*how));
+    if (parent < 0 && errno == ENOENT && path[0]) {
+        int r = make_in_root(rootfd, path, true, how);
+        if (r < 0) {
+            *slash = '/';
+            return r;
+        }
+        parent = syscall(SYS_openat2, rootfd, parent_path, how, sizeof(*how));
+    }
+    *slash = '/';
+    if (parent < 0)
+        return -errno;
+    int r;
+    if (want_dir)
+        r = mkdirat(parent, slash + 1, 0755);
+    else if ((r = openat(parent, slash + 1, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644)) >= 0)
+        r = close(r);
+    int e = errno;
+    close(parent);
+    return r < 0 && e != EEXIST ? -e : 0;
+}
+
 /* Resolves dst inside NEWROOT without letting symlinks in the (untrusted) image escape it
- * (CVE-2021-30465 class): each component is created or opened relative to the root with
- * openat2(RESOLVE_IN_ROOT). Returns "/proc/self/fd/N"-style path in buf and the fd. */
+ * (CVE-2021-30465 class): openat2(RESOLVE_IN_ROOT), and with `create` what is missing is made
+ * first (mkdir -p), each step resolved the same way. Returns the fd, and in buf a
+ * "/proc/self/fd/N" path to it. */
 static int
 open_in_root(int rootfd, const char *dst, bool want_dir, bool create, char *buf, size_t buflen)
 {
     struct open_how how = {.flags = O_PATH | O_CLOEXEC,
                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s", dst);
-    if (create) {
-        /* mkdir -p, each step resolved inside the root. */
-        for (char *p = path + 1;; p++) {
-            if (*p != '/' && *p != '\0')
-                continue;
-            char saved = *p;
-            *p = '\0';
-            bool last = saved == '\0' || p[1] == '\0';
-            int fd = syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
-            if (fd < 0 && errno == ENOENT) {
-                char *slash = strrchr(path, '/');
-                *slash = '\0';
-                int parent = syscall(SYS_openat2, rootfd, path[0] ? path : "/", &how, sizeof(how));
-                *slash = '/';
-                if (parent < 0)
-                    return -errno;
-                int r;
-                if (!last || want_dir)
-                    r = mkdirat(parent, slash + 1, 0755);
-                else {
-                    r = openat(parent, slash + 1, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-                    if (r >= 0) {
-                        close(r);
-                        r = 0;
-                    }
-                }
-                int e = errno;
-                close(parent);
-                if (r < 0 && e != EEXIST)
-                    return -e;
-            } else if (fd >= 0) {
-                close(fd);
-            } else {
-                return -errno;
-            }
-            *p = saved;
-            if (last)
-                break;
-        }
-    }
+    /* Most targets exist (/proc, /sys, /tmp in the image): one syscall for them, not one per
+     * path component. */
     int fd = syscall(SYS_openat2, rootfd, dst, &how, sizeof(how));
+    if (fd < 0 && errno == ENOENT && create) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s", dst);
+        size_t n = strlen(path);
+        while (n > 1 && path[n - 1] == '/')
+            path[--n] = '\0';
+        int r = make_in_root(rootfd, path, want_dir, &how);
+        if (r < 0)
+            return r;
+        fd = syscall(SYS_openat2, rootfd, dst, &how, sizeof(how));
+    }
     if (fd < 0)
         return -errno;
     /* The host /proc under the old root: the new root has no /proc of its own yet. */

@@ -67,6 +67,23 @@ for mode in --read-only --rootfs-rw; do
 	expect_match "$mode: the root is nosuid,nodev like the overlay (no device node or setuid file of the image works)" \
 		"(^|,)nosuid,nodev(,|$)" "$(R "${BB[@]}" $mode -- awk '$5 == "/" {print $6}' /proc/self/mountinfo)"
 done
+# Mount targets are resolved inside the root: symlinks in the (untrusted) image cannot send a
+# mount, or the directories made for one, onto the host (CVE-2021-30465 class).
+cp -a "$SBX_IMAGES/busybox/rootfs" "$tmp/evil"
+mkdir "$tmp/host-side"; chmod 777 "$tmp/host-side"
+ln -s /tmp "$tmp/evil/abs"                          # absolute: the host has a /tmp too
+ln -s ../../../../../../../../../tmp "$tmp/evil/rel" # climbing out, relatively
+ln -s /etc "$tmp/evil/etclink"
+ln -s "$tmp/host-side" "$tmp/evil/dangling"          # exists on the host only
+out=$(R --rootfs "$tmp/evil" --tmpfs "/abs/$TAG-a/deep" --tmpfs "/rel/$TAG-r" \
+	--bind "$tmp/share:/etclink/$TAG-b" -- \
+	sh -c "stat -f -c %T /tmp/$TAG-a/deep /tmp/$TAG-r; ls -d /etc/$TAG-b" 2>&1)
+expect_eq "symlinked mount targets resolve inside the root" "tmpfs tmpfs /etc/$TAG-b" "$(echo $out)"
+expect_eq "... and nothing is made through them on the host" "" \
+	"$(ls -d /tmp/$TAG-a /tmp/$TAG-r /etc/$TAG-b 2>/dev/null)"
+out=$(R --rootfs "$tmp/evil" --tmpfs /dangling/x -- true 2>&1)
+expect_match "a target through a link to a host-only path is refused" "dangling/x.*No such file" "$out"
+expect_eq "... and nothing is made on the host" "" "$(ls -A "$tmp/host-side")"
 expect_eq "/tmp is a tmpfs" "tmpfs" "$(R "${BB[@]}" -- stat -f -c %T /tmp)"
 expect_eq "/proc is a fresh procfs" "proc" "$(R "${BB[@]}" -- stat -f -c %T /proc)"
 expect_eq "/proc/kcore is masked (or absent)" "0" "$(R "${BB[@]}" --user 0 -- sh -c '[ -e /proc/kcore ] && wc -c < /proc/kcore || echo 0')"
