@@ -61,8 +61,12 @@ expect_eq "--read-only: the root cannot be written, even by root inside" "EROFS 
 	"$(R "${BB[@]}" --read-only --user 0 -- sh -c 'for f in /etc/x /x; do touch $f 2>/dev/null && echo written || echo EROFS; done' | xargs)"
 expect_eq "--read-only: /tmp and /dev/shm stay writable" "ok ok" \
 	"$(R "${BB[@]}" --read-only -- sh -c 'for d in /tmp /dev/shm; do echo x > $d/f && echo ok; done' | xargs)"
-expect_eq "--read-only: no overlay, the image itself, read-only" "ro $(stat -f -c %T "$SBX_IMAGES/busybox/rootfs")" \
-	"$(R "${BB[@]}" --read-only -- sh -c 'awk "\$5 == \"/\" {print substr(\$6, 1, 2)}" /proc/self/mountinfo; stat -f -c %T /' | xargs)"
+# The root mount: a bind of the image (a subdirectory of its file system) or sbx's overlay.
+root_kind() { awk '$5 == "/" {print substr($6, 1, 2), ($4 != "/" && $0 !~ /upperdir=\/upper/) ? "image" : "overlay"}' /proc/self/mountinfo; }
+expect_eq "the default root is the private overlay (the check below can tell)" "rw overlay" \
+	"$(R "${BB[@]}" -- sh -c "$(declare -f root_kind); root_kind")"
+expect_eq "--read-only: no overlay, the image itself, read-only" "ro image" \
+	"$(R "${BB[@]}" --read-only -- sh -c "$(declare -f root_kind); root_kind")"
 for mode in --read-only --rootfs-rw; do
 	expect_match "$mode: the root is nosuid,nodev like the overlay (no device node or setuid file of the image works)" \
 		"(^|,)nosuid,nodev(,|$)" "$(R "${BB[@]}" $mode -- awk '$5 == "/" {print $6}' /proc/self/mountinfo)"
