@@ -5,7 +5,7 @@
 . "$(dirname "$0")/../lib.sh"
 require_root "bench smoke" || finish
 [ -d "$SBX_IMAGES/busybox" ] || { skip "bench smoke" "no busybox image (make rootfs)"; finish; }
-for t in hyperfine crun runc bwrap hey wrk perf; do
+for t in crun runc bwrap hey wrk perf python3; do
 	command -v $t >/dev/null || { skip "bench smoke" "$t missing (scripts/install-deps.sh)"; finish; }
 done
 T=$(mktemp -d /tmp/sbx-t-bench.XXXXXX)
