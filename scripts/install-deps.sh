@@ -5,7 +5,7 @@ set -eu
 BUILD="build-essential pkg-config libseccomp-dev libcap-dev libjansson-dev libcunit1-dev
        libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libsqlite3-dev libnftables-dev
        libcurl4-openssl-dev busybox-static uidmap iproute2 nftables curl jq sqlite3"
-TEST="bubblewrap crun runc containerd procps psmisc nodejs npm hey wrk bc linux-perf"
+TEST="bubblewrap crun runc containerd procps psmisc nodejs npm python3 hey wrk bc linux-perf"
 VM="qemu-system-x86 linux-image-amd64 cpio"
 want="$BUILD $TEST"
 case "${1:-}" in --with-vm) want="$want $VM" ;; esac
@@ -16,6 +16,7 @@ for p in $want; do
 	case $p in
 	nodejs) command -v node >/dev/null 2>&1 && continue ;;
 	npm) command -v npm >/dev/null 2>&1 && continue ;;
+	python3) command -v python3 >/dev/null 2>&1 && continue ;; # the test helpers and benches
 	esac
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
 	case "$st" in *"ok installed"*) ;; *) missing="$missing $p" ;; esac
