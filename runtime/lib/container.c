@@ -604,8 +604,8 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     cc.wait_net = o->net_setup && !early_hooks;
     /* cgroup v2: the child is born in its cgroup (CLONE_INTO_CGROUP), so that comes first. v1: the
      * child joins by itself (see sbx_cgroup_self_join_fds()), which lets the parent make the
-     * cgroups (a directory in each of seven hierarchies, ~0.5 ms) while the child builds its
-     * root: it waits for them at its first step that needs them. Hooks see a created sandbox,
+     * cgroups (a directory in each of five hierarchies unless limits need more, ~0.4 ms) while
+     * the child builds its root: it waits for them at its first step that needs them. Hooks see a created sandbox,
      * cgroups included: with those, the old order. */
     bool want_cgroup = geteuid() == 0 || resources_requested(&spec->resources);
     cc.cgroup_late = want_cgroup && sbx_cgroup_mode() != SBX_CGROUP_UNIFIED && !early_hooks;

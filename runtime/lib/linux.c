@@ -124,20 +124,28 @@ locked_flags(const char *path)
     return f;
 }
 
+/* MS_RDONLY, MS_NOSUID, MS_NODEV and MS_NOEXEC of `flags` set on path and every mount below it,
+ * in one mount_setattr() (5.12+). Returns 0, or -1 with errno. */
+static int
+setattr_recursive(const char *path, unsigned long flags)
+{
+    struct mount_attr attr = {0};
+    if (flags & MS_RDONLY)
+        attr.attr_set |= MOUNT_ATTR_RDONLY;
+    if (flags & MS_NOSUID)
+        attr.attr_set |= MOUNT_ATTR_NOSUID;
+    if (flags & MS_NODEV)
+        attr.attr_set |= MOUNT_ATTR_NODEV;
+    if (flags & MS_NOEXEC)
+        attr.attr_set |= MOUNT_ATTR_NOEXEC;
+    return (int)syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &attr, sizeof(attr));
+}
+
 static int
 remount_bind(const char *path, unsigned long flags, bool recursive)
 {
-    if (recursive && (flags & MS_RDONLY)) {
-        struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
-        if (flags & MS_NOSUID)
-            attr.attr_set |= MOUNT_ATTR_NOSUID;
-        if (flags & MS_NODEV)
-            attr.attr_set |= MOUNT_ATTR_NODEV;
-        if (flags & MS_NOEXEC)
-            attr.attr_set |= MOUNT_ATTR_NOEXEC;
-        if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &attr, sizeof(attr)) == 0)
-            return 0;
-    }
+    if (recursive && (flags & MS_RDONLY) && setattr_recursive(path, flags) == 0)
+        return 0;
     unsigned long keep = locked_flags(path) & ~MS_RDONLY;
     if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags | keep, NULL) == 0)
         return 0;
@@ -683,10 +691,9 @@ setup_root(struct sbx_child_ctx *c)
     } else {
         /* A bind keeps the host mount's flags: nosuid and nodev as on the overlay, or a device
          * node or setuid file in the image would work in the sandbox. */
-        struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
         if (mount(lower, NEWROOT, NULL, MS_BIND | MS_REC, NULL) < 0)
             child_fail(c, errno, "bind rootfs `%s`", s->rootfs);
-        if (syscall(SYS_mount_setattr, AT_FDCWD, NEWROOT, AT_RECURSIVE, &attr, sizeof(attr)) < 0 &&
+        if (setattr_recursive(NEWROOT, MS_NOSUID | MS_NODEV) < 0 &&
             (errno != ENOSYS || remount_bind(NEWROOT, MS_NOSUID | MS_NODEV, false) < 0))
             child_fail(c, errno, "make rootfs `%s` nosuid,nodev", s->rootfs);
     }
@@ -1070,18 +1077,15 @@ sbx_child_main(struct sbx_child_ctx *c)
 #else
     bool use_fork = c->wait_for_start;
 #endif
+    struct workload_start ws = {.c = c, .mask = &old};
     if (use_fork) {
-        w = fork();
-        if (w == 0) {
-            sigprocmask(SIG_SETMASK, &old, NULL);
-            sbx_child_exec(c);
-        }
+        if ((w = fork()) == 0)
+            workload_main(&ws);
     } else {
         /* Like posix_spawn: the workload runs in init's memory on a stack of its own until its
          * exec, with init suspended, instead of a fork copying init's page tables for two
          * processes to then fault their pages apart (~0.1 ms of every start). */
         static char stack[128 * 1024] __attribute__((aligned(16)));
-        struct workload_start ws = {.c = c, .mask = &old};
         w = clone(workload_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &ws);
     }
     if (w < 0)

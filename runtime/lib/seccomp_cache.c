@@ -65,22 +65,31 @@ cache_store(const char *dir, const char *path, const char *text, size_t tlen,
         unlink(tmp);
 }
 
-/* The cache entry keyed by the full `text`; on a miss, compiles `profile` or, when that is NULL,
- * the built-in profile `builtin`, parsed only then. */
+/* Compiles the spec's linux.seccomp, or its built-in profile, parsed only now. */
 static int
-compile_keyed(const char *cache_dir, const char *text, json_t *profile, const char *builtin,
-              struct sbx_bpf *out, sbx_error_t *err)
+compile_uncached(const sbx_spec_t *s, struct sbx_bpf *out, sbx_error_t *err)
+{
+    if (s->seccomp)
+        return sbx_seccomp_compile(s->seccomp, out, err);
+    json_t *parsed = NULL;
+    int r = sbx_seccomp_profile_load(s->seccomp_builtin, &parsed, err);
+    if (r == 0)
+        r = sbx_seccomp_compile(parsed, out, err);
+    json_decref(parsed);
+    return r;
+}
+
+/* The cache entry keyed by the full `text`, or on a miss the compiled filter, stored. */
+static int
+compile_keyed(const char *cache_dir, const char *text, const sbx_spec_t *s, struct sbx_bpf *out,
+              sbx_error_t *err)
 {
     size_t tlen = strlen(text);
     cleanup_free char *path = xasprintf("%s/%016llx", cache_dir,
                                         (unsigned long long)fnv1a64(text, tlen));
     if (cache_load(path, text, tlen, out) == 0)
         return 0;
-    json_t *parsed = NULL;
-    int r = profile ? 0 : sbx_seccomp_profile_load(builtin, &parsed, err);
-    if (r == 0)
-        r = sbx_seccomp_compile(profile ? profile : parsed, out, err);
-    json_decref(parsed);
+    int r = compile_uncached(s, out, err);
     if (r == 0 && out->len > 0)
         cache_store(cache_dir, path, text, tlen, out);
     return r;
@@ -93,16 +102,8 @@ sbx_seccomp_compile_spec(const sbx_spec_t *s, const char *cache_dir, struct sbx_
     *out = (struct sbx_bpf){0};
     if (s->seccomp == NULL && s->seccomp_builtin == NULL)
         return 0;
-    if (cache_dir == NULL) {
-        if (s->seccomp)
-            return sbx_seccomp_compile(s->seccomp, out, err);
-        json_t *parsed = NULL;
-        int r = sbx_seccomp_profile_load(s->seccomp_builtin, &parsed, err);
-        if (r == 0)
-            r = sbx_seccomp_compile(parsed, out, err);
-        json_decref(parsed);
-        return r;
-    }
+    if (cache_dir == NULL)
+        return compile_uncached(s, out, err);
     /* SBX_BPF_REV: bumped whenever sbx's own compilation changes, so no entry made before is
      * used (the entries live on /run until a reboot). A built-in profile is keyed by its
      * embedded text as it is: parsing and re-serialising it (~0.3 ms) cost more than the rest of
@@ -118,11 +119,11 @@ sbx_seccomp_compile_spec(const sbx_spec_t *s, const char *cache_dir, struct sbx_
                                   s->seccomp_builtin);
         cleanup_free char *text =
             xasprintf("%sbuilt-in %s\n%.*s", head, s->seccomp_builtin, (int)len, builtin);
-        return compile_keyed(cache_dir, text, NULL, s->seccomp_builtin, out, err);
+        return compile_keyed(cache_dir, text, s, out, err);
     }
     cleanup_free char *profile = json_dumps(s->seccomp, JSON_COMPACT | JSON_SORT_KEYS);
     if (profile == NULL)
-        return sbx_seccomp_compile(s->seccomp, out, err);
+        return compile_uncached(s, out, err);
     cleanup_free char *text = xasprintf("%s%s", head, profile);
-    return compile_keyed(cache_dir, text, s->seccomp, NULL, out, err);
+    return compile_keyed(cache_dir, text, s, out, err);
 }

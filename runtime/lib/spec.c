@@ -610,11 +610,11 @@ sbx_spec_parse(json_t *root, const char *bundle, sbx_spec_t **out, sbx_error_t *
     s->image_dir = xstrdup(json_string_value(json_object_get(ann, "run.sbx.image")));
     json_t *builtin = json_object_get(ann, "run.sbx.seccomp");
     if (builtin) {
-        const char *name = json_string_value(builtin);
-        const char *bad = s->seccomp ? "cannot be combined with linux.seccomp"
-                          : !sbx_seccomp_builtin_text(name, NULL)
-                              ? "names no built-in profile (default, strict)"
-                              : NULL;
+        const char *name = json_string_value(builtin), *bad = NULL;
+        if (s->seccomp)
+            bad = "cannot be combined with linux.seccomp";
+        else if (!sbx_seccomp_builtin_text(name, NULL))
+            bad = "names no built-in profile (default, strict)";
         if (bad) {
             sbx_spec_free(s);
             return sbx_make_error(err, EINVAL, "config: annotation run.sbx.seccomp `%s` %s",
