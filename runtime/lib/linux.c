@@ -9,6 +9,7 @@
 #include <linux/mount.h>
 #include <linux/openat2.h>
 #include <sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/mount.h>
@@ -769,6 +770,27 @@ write_sysctls(struct sbx_child_ctx *c)
     }
 }
 
+/* Nothing may outlive `sbxrun run` (or apid's monitor): when it dies, so does the sandbox's
+ * PID 1 and with it the pid namespace. PR_SET_PDEATHSIG alone, set once at the start, did not
+ * hold: the kernel clears it whenever the process's credentials change (commit_creds() on a new
+ * euid, egid, fsuid or fsgid, or capabilities that are not a subset of the old ones) and on a
+ * set-id execve, and the child changes its uid twice (root of the user namespace, then the
+ * workload's user). A kill -9 of sbxrun left init and the workload running under the host's
+ * PID 1. So it is armed again after every credential change, and each time the sync socket
+ * tells whether the parent is already gone (getppid() is 0 across a pid namespace and cannot).
+ * The signal follows the parent *thread*: sbxrun and apid's monitor clone from their only
+ * thread. A created (OCI create/start) sandbox outlives `sbxrun create` by design. */
+static void
+arm_parent_death(struct sbx_child_ctx *c)
+{
+    if (c->wait_for_start || c->join_only)
+        return;
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    struct pollfd p = {.fd = c->sync_fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP)))
+        _exit(125);
+}
+
 static void
 set_identity(struct sbx_child_ctx *c)
 {
@@ -891,6 +913,10 @@ sbx_child_exec(struct sbx_child_ctx *c)
         child_fail(c, -r, "apply capabilities");
     if (s->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(c, errno, "PR_SET_NO_NEW_PRIVS");
+    /* The workload as the sandbox's PID 1 (no init of ours): its identity is final now. A set-id
+     * program it execs without no_new_privs clears the signal again, as with runc and crun. */
+    if (c->workload_is_pid1)
+        arm_parent_death(c);
 
     if (c->wait_for_start)
         wait_for_start(c);
@@ -959,6 +985,7 @@ run_init(struct sbx_child_ctx *c, pid_t workload, sigset_t *mask)
     sbx_caps_drop_bounding(kill_only);
     sbx_caps_apply(&init_caps);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    arm_parent_death(c); /* before init's filter, which allows neither prctl nor poll */
     if (c->has_bpf)
         sbx_seccomp_apply_init(&c->bpf);
     for (;;) {
@@ -1012,12 +1039,8 @@ sbx_child_main(struct sbx_child_ctx *c)
     sbx_spec_t *s = c->spec;
     struct sbx_sync_msg m;
 
-    /* Nothing may outlive `sbxrun run`: if it dies, so does the sandbox's PID 1 and with it the
-     * pidns. A created (OCI) sandbox outlives `sbxrun create` by design. */
-    if (!c->wait_for_start)
-        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    /* getppid() is 0 across a pid namespace, so the parent's death before the prctl is detected
-     * by the sync socket instead: its end closes and the recv below returns 0. */
+    /* See arm_parent_death(); a parent that dies before this is seen by the recv below. */
+    arm_parent_death(c);
     if (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_GO)
         _exit(125);
     snprintf(c->state_json, sizeof(c->state_json), "%s", m.msg);
@@ -1030,6 +1053,7 @@ sbx_child_main(struct sbx_child_ctx *c)
         /* Become root of the new user namespace (if mapped) so files we create are owned by it. */
         if (setresgid(0, 0, 0) == 0 && setresuid(0, 0, 0) < 0)
             child_fail(c, errno, "become root in the user namespace");
+        arm_parent_death(c); /* the new uid cleared it */
     }
     c->proc_self_fd = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (!c->cgroup_late)
@@ -1055,8 +1079,10 @@ sbx_child_main(struct sbx_child_ctx *c)
     }
 
     bool own_init = s->own_init && s->ns_enabled[SBX_NS_PID] && !s->ns_path[SBX_NS_PID];
-    if (!own_init)
+    if (!own_init) {
+        c->workload_is_pid1 = true;
         sbx_child_exec(c);
+    }
 
     sigset_t mask, old;
     sigemptyset(&mask);

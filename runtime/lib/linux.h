@@ -50,6 +50,7 @@ struct sbx_child_ctx {
     bool cgroup_entered;
     int proc_self_fd; /* the child's /proc/self (O_PATH) until it has entered its cgroup */
     bool wait_net; /* SYNC_NET follows SYNC_GO once the parent has set up the network */
+    bool workload_is_pid1; /* no init of ours: the workload is the parent's direct child */
 };
 
 /* The common tail of every sandbox process (init or exec'd): session, rlimits, identity,

@@ -126,17 +126,61 @@ expect_match "--net host shares the host network" "$(ls /sys/class/net | head -1
 "$SBXRUN" run "${BB[@]}" --id "$TAG-term" -- sh -c 'trap "exit 42" TERM; while :; do sleep 0.1; done' & p=$!
 sleep 1; kill -TERM $p; wait $p; rc=$?
 expect_eq "SIGTERM to sbxrun reaches the workload" "42" "$rc"
+# A sandbox dies with its runtime, in every mode. Each case starts sbxrun itself in the
+# background ($! is sbxrun), finds the sandbox's processes below it (init and `sleep`, or `sleep`
+# alone as PID 1), kills sbxrun -9 and then requires every one of them gone (not a zombie:
+# reparented processes are reaped by the host's init). No process found is a failure, so the
+# check cannot pass by looking at nothing; the kernel once cleared the death signal when the
+# child changed its uid, and the sandbox kept running (issue 17).
+alive() { [ -r "/proc/$1/stat" ] && ! awk '{exit ($3 == "Z") ? 0 : 1}' "/proc/$1/stat" 2>/dev/null; }
+pdeath_case() { # NAME ID SBXRUN-RUN-ARGS...
+	local name=$1 id=$2 p pids="" w=""
+	shift 2
+	"$SBXRUN" run --id "$id" "$@" & p=$!
+	for _ in $(seq 100); do
+		pids=$(pgrep -P $p | xargs)
+		for k in $pids; do pids="$pids $(pgrep -P "$k" | xargs)"; done
+		w=$(for k in $pids; do [ "$(cat /proc/$k/comm 2>/dev/null)" = sleep ] && echo $k; done)
+		[ -n "$w" ] && break
+		sleep 0.1
+	done
+	if [ -z "$w" ]; then
+		not_ok "kill -9 of sbxrun kills the sandbox: $name (its workload never started)"
+		kill -KILL $p 2>/dev/null; wait $p 2>/dev/null
+		"$SBXRUN" delete --force "$id" >/dev/null 2>&1
+		return
+	fi
+	kill -KILL $p; wait $p 2>/dev/null
+	local left=""
+	for _ in $(seq 50); do
+		left=$(for k in $pids; do alive $k && echo $k; done | xargs)
+		[ -z "$left" ] && break
+		sleep 0.1
+	done
+	expect_eq "kill -9 of sbxrun kills the sandbox: $name (pids $pids)" "" "$left"
+	for k in $left; do kill -KILL "$k" 2>/dev/null; done # only ours: found below our sbxrun
+	# A SIGKILLed sbxrun cannot clean up after itself; its record says what to remove.
+	expect_eq "delete --force removes a dead sbxrun's leftovers: $name" "0" "$(status "$SBXRUN" delete --force "$id")"
+}
+pdeath_case "plain run" $TAG-pd1 "${BB[@]}" -- sleep 1000
 exec 9>"$tmp/status"
-timeout 60 "$SBXRUN" run "${BB[@]}" --id $TAG-pdeath --json-status-fd 9 -- sleep 100 & p=$!
+pdeath_case "--json-status-fd" $TAG-pd2 "${BB[@]}" --json-status-fd 9 -- sleep 1000
 exec 9>&-
-for _ in $(seq 50); do grep -q '"pid"' "$tmp/status" && break; sleep 0.1; done
-spid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$tmp/status" | head -1)
-kids=$(pgrep -P "${spid:-1}" | xargs)
-kill -KILL "$(pgrep -P $p sbxrun)"; wait $p 2>/dev/null
-for _ in $(seq 50); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
-expect_eq "killing sbxrun -9 kills the sandbox (PDEATHSIG)" "gone" "$(kill -0 "$spid" 2>/dev/null || for k in $kids; do kill -0 $k 2>/dev/null && exit; done; echo gone)"
-# A SIGKILLed sbxrun cannot clean up after itself; its record says what to remove.
-expect_eq "delete --force removes a dead sbxrun's leftovers" "0" "$(status "$SBXRUN" delete --force $TAG-pdeath)"
+expect_match "--json-status-fd reported the start" '"pid":[0-9]+' "$(cat "$tmp/status")"
+pdeath_case "--rootfs DIR" $TAG-pd3 --rootfs "$SBX_IMAGES/busybox/rootfs" -- sleep 1000
+pdeath_case "--user 0" $TAG-pd4 "${BB[@]}" --user 0 -- sleep 1000
+pdeath_case "--read-only" $TAG-pd5 "${BB[@]}" --read-only -- sleep 1000
+pdeath_case "--as-pid-1" $TAG-pd6 "${BB[@]}" --as-pid-1 -- sleep 1000
+pdeath_case "--image host" $TAG-pd7 --image host -- sleep 1000
+# An OCI bundle (runc's default config: the workload is PID 1, no user namespace).
+mkdir -p "$tmp/pdb" && cp -a "$SBX_IMAGES/busybox/rootfs" "$tmp/pdb/rootfs"
+(cd "$tmp/pdb" && runc spec) && python3 - "$tmp/pdb/config.json" <<'EOF2'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c['process'].update(args=['sleep', '1000'], terminal=False)
+json.dump(c, open(sys.argv[1], 'w'))
+EOF2
+pdeath_case "--bundle" $TAG-pd8 --bundle "$tmp/pdb"
 exec 9>"$tmp/status2"; R "${BB[@]}" --json-status-fd 9 -- sh -c 'exit 3'; exec 9>&-
 expect_match "--json-status-fd reports start and exit" '"pid":[0-9]+.*' "$(head -1 "$tmp/status2")"
 expect_match "--json-status-fd exit line" '"exit-code":3.*"oom":false' "$(tail -1 "$tmp/status2")"
