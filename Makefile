@@ -15,6 +15,10 @@ PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 APID_CFLAGS = $(shell pkg-config --cflags $(APID_PKGS) 2>/dev/null)
 APID_LIBS   = $(shell pkg-config --libs $(APID_PKGS) 2>/dev/null) -lpthread
+# Images (pull, load, unpack): only sbx-image, apid and the unit tests link these; sbxrun runs
+# images from the store with jansson alone, so its static, per-start binary stays as it was.
+IMAGE_PKGS := libarchive libcrypto libcurl
+IMAGE_LIBS  = $(shell pkg-config --libs $(IMAGE_PKGS) 2>/dev/null)
 NL_LIBS     = $(shell pkg-config --libs libnl-3.0 libnl-route-3.0 2>/dev/null) -lpthread
 LDFLAGS    += $(SAN)
 # sbxrun and sbx-launcher run once per sandbox, so they are linked statically (static-pie: ASLR
@@ -45,7 +49,10 @@ APID_OBJ   := $(call obj,$(APID_SRC))
 AGENT_OBJ  := $(call obj,$(AGENT_SRC))
 UNIT_OBJ   := $(call obj,$(UNIT_SRC))
 
-BINS := $(BUILD)/bin/sbxrun $(BUILD)/bin/sbx-probe
+IMG_SRC    := $(wildcard runtime/image/*.c)
+IMG_OBJ    := $(call obj,$(IMG_SRC))
+
+BINS := $(BUILD)/bin/sbxrun $(BUILD)/bin/sbx-image $(BUILD)/bin/sbx-probe
 ifneq ($(wildcard apid/main.c),)
 BINS += $(BUILD)/bin/sbx-apid $(BUILD)/bin/sbx-launcher
 endif
@@ -85,7 +92,13 @@ $(BUILD)/bin/sbxrun: $(CLI_OBJ) $(BUILD)/lib/libsbx.a
 
 $(BUILD)/bin/sbx-apid: $(BUILD)/obj/apid/main.o $(APID_OBJ) $(BUILD)/lib/libsbx.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(APID_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(APID_LIBS) $(IMAGE_LIBS)
+
+# `sbxrun pull|images|rmi|load|image` exec this (see runtime/image/main.c): dynamic, with libcurl,
+# libarchive and OpenSSL, none of which the per-start path needs.
+$(BUILD)/bin/sbx-image: $(IMG_OBJ) $(BUILD)/lib/libsbx.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(IMAGE_LIBS)
 
 # Forked for every sandbox, so it links libsbx and libnl only (see apid/launcher/main.c).
 $(BUILD)/bin/sbx-launcher: $(BUILD)/obj/apid/launcher/main.o $(BUILD)/obj/apid/netlink.o $(BUILD)/lib/libsbx.a
@@ -104,7 +117,7 @@ $(BUILD)/bin/sbx-probe: tests/integration/probe.c
 
 $(BUILD)/bin/unit-tests: $(UNIT_OBJ) $(AGENT_OBJ) $(APID_OBJ) $(BUILD)/lib/libsbx.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(if $(APID_OBJ),$(APID_LIBS)) -lcunit -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(if $(APID_OBJ),$(APID_LIBS)) $(IMAGE_LIBS) -lcunit -lpthread
 
 unit: $(BUILD)/bin/unit-tests
 	$(BUILD)/bin/unit-tests
