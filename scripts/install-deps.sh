@@ -5,7 +5,8 @@ set -eu
 BUILD="build-essential pkg-config libseccomp-dev libcap-dev libjansson-dev libcunit1-dev
        libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libsqlite3-dev libnftables-dev
        libcurl4-openssl-dev busybox-static uidmap iproute2 nftables curl jq sqlite3"
-TEST="bubblewrap crun runc containerd procps psmisc nodejs npm python3 hey wrk bc linux-perf"
+TEST="bubblewrap crun runc containerd procps psmisc nodejs npm python3 hey wrk bc linux-perf
+      docker-registry skopeo apache2-utils openssl zstd"
 VM="qemu-system-x86 linux-image-amd64 cpio"
 want="$BUILD $TEST"
 case "${1:-}" in --with-vm) want="$want $VM" ;; esac
