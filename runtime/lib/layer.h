@@ -45,10 +45,11 @@ struct sbx_layer_stats {
 };
 
 /* Unpacks the layer read from fd (to its end) into dirfd, an empty directory, and writes its
- * diff_id: the sha256 of the uncompressed tar stream ("sha256:<hex>"), for the caller to compare
- * with the image config's rootfs.diff_ids. The compression (gzip, zstd or none) is told by
- * content. On failure the directory holds part of the layer: the caller removes it. o may be NULL
- * (defaults, no id shift), st too. */
+ * diff_id: the sha256 of the uncompressed tar stream ("sha256:<hex>"). The compression (gzip,
+ * zstd or none) is told by content. The caller must compare the diff_id with the image config's
+ * rootfs.diff_ids before using the directory: it is the integrity check of what was unpacked
+ * (libarchive does not verify gzip's CRC). On failure the directory holds part of the layer: the
+ * caller removes it. o may be NULL (defaults, no id shift), st too (filled on failure as well). */
 int sbx_layer_unpack(int fd, int dirfd, const struct sbx_layer_opts *o,
                      char diff_id[SBX_DIGEST_LEN + 1], struct sbx_layer_stats *st,
                      sbx_error_t *err);

@@ -604,6 +604,114 @@ UNIT_TEST(layer, progress_and_direct_gzip)
     env_done(&v);
 }
 
+/* Holes stay holes: a sparse entry writes its data blocks only. */
+UNIT_TEST(layer, sparse_file)
+{
+    struct env v;
+    env_init(&v);
+    int fd = memfd_create("layer", MFD_CLOEXEC);
+    struct archive *a = archive_write_new();
+    CU_ASSERT_EQUAL(archive_write_set_format_pax(a), ARCHIVE_OK);
+    CU_ASSERT_EQUAL_FATAL(archive_write_open_fd(a, fd), ARCHIVE_OK);
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_copy_pathname(e, "sparse");
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, 64 * MIB);
+    archive_entry_sparse_add_entry(e, 0, 4096);
+    archive_entry_sparse_add_entry(e, 32 * MIB, 4096);
+    CU_ASSERT_EQUAL(archive_write_header(a, e), ARCHIVE_OK);
+    /* The writer takes the whole file and keeps the data blocks. */
+    static char block[MIB];
+    for (int i = 0; i < 64; i++) {
+        memset(block, 0, sizeof(block));
+        if (i == 0 || i == 32)
+            memset(block, 'a' + i % 26, 4096);
+        CU_ASSERT_EQUAL(archive_write_data(a, block, sizeof(block)), (la_ssize_t)sizeof(block));
+    }
+    archive_entry_free(e);
+    CU_ASSERT_EQUAL(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+    struct stat fst;
+    fstat(fd, &fst);
+    CU_ASSERT(fst.st_size < MIB);
+    lseek(fd, 0, SEEK_SET);
+    sbx_error_t err = NULL;
+    int r = unpack_fd(&v, fd, NULL, NULL, NULL, &err);
+    if (r < 0)
+        fprintf(stderr, "layer.sparse_file: %s\n", err->msg);
+    sbx_error_release(&err);
+    CU_ASSERT_EQUAL(r, 0);
+    struct stat s;
+    CU_ASSERT(lst(&v, "sparse", &s) && s.st_size == 64 * MIB);
+    CU_ASSERT((uint64_t)s.st_blocks * 512 < 4 * MIB);
+    int f = openat(v.rootfd, "sparse", O_RDONLY | O_CLOEXEC);
+    char c[2] = "";
+    CU_ASSERT(pread(f, c, 1, 0) == 1 && c[0] == 'a');
+    CU_ASSERT(pread(f, c, 1, 32 * MIB + 4095) == 1 && c[0] == 'a' + 6);
+    CU_ASSERT(pread(f, c, 1, 16 * MIB) == 1 && c[0] == '\0');
+    close(f);
+    close(fd);
+    env_done(&v);
+}
+
+/* A pax-extended ustar layer with one file whose pax "path" record is given raw: UTF-8 as Go and
+ * buildkit write it, or bytes that are not UTF-8 at all. */
+static int
+pax_path_tar(const char *path)
+{
+    char out[4 * 512] = {0}, rec[600];
+    /* "LEN path=VALUE\n", LEN counting its own digits. */
+    int n = (int)strlen(" path=\n") + (int)strlen(path), digits = 1;
+    while (snprintf(NULL, 0, "%d", n + digits) != digits)
+        digits++;
+    int len = n + digits;
+    snprintf(rec, sizeof(rec), "%d path=%s\n", len, path);
+    CU_ASSERT_FATAL((int)strlen(rec) == len);
+    for (int h = 0; h < 2; h++) {
+        char *b = out + h * 1024;
+        strcpy(b, h == 0 ? "PaxHeader" : "placeholder");
+        memcpy(b + 100, "0000644", 8);
+        memcpy(b + 108, "0000000", 8);
+        memcpy(b + 116, "0000000", 8);
+        snprintf(b + 124, 12, "%011o", h == 0 ? len : 0);
+        memcpy(b + 136, "00000000000", 12);
+        b[156] = h == 0 ? 'x' : '0';
+        memcpy(b + 257, "ustar", 6);
+        memcpy(b + 263, "00", 2);
+        memset(b + 148, ' ', 8);
+        unsigned sum = 0;
+        for (int i = 0; i < 512; i++)
+            sum += (unsigned char)b[i];
+        snprintf(b + 148, 8, "%06o", sum);
+        if (h == 0)
+            memcpy(b + 512, rec, (size_t)len);
+    }
+    /* out: pax header, its record, the file's header, an end block (+ the one after). */
+    return memfd_of(out, 1024 + 512 + 1024);
+}
+
+UNIT_TEST(layer, pax_names_utf8_and_raw)
+{
+    const char *names[] = {"caf\xc3\xa9-\xe6\x97\xa5\xe6\x9c\xac", "latin1-\xe9\xff"};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        struct env v;
+        env_init(&v);
+        int fd = pax_path_tar(names[i]);
+        sbx_error_t err = NULL;
+        int r = unpack_fd(&v, fd, NULL, NULL, NULL, &err);
+        if (r < 0)
+            fprintf(stderr, "layer.pax_names: %s\n", err->msg);
+        sbx_error_release(&err);
+        CU_ASSERT_EQUAL(r, 0);
+        struct stat s;
+        /* The name is kept byte for byte. */
+        CU_ASSERT(lst(&v, names[i], &s) && S_ISREG(s.st_mode));
+        close(fd);
+        env_done(&v);
+    }
+}
+
 UNIT_TEST(layer, whiteouts)
 {
     struct env v;
