@@ -36,8 +36,13 @@
  * root), or own files as a host uid outside its range. Setuid files are owned by uid_base + id:
  * the directory the layers live in must not be reachable by host users (the caller's job).
  *
- * Not supported: POSIX ACLs (system.posix_acl_* would need the id shift; dropped and counted),
- * file flags (chattr), names that are not valid UTF-8 in a pax header are kept as raw bytes. */
+ * Stricter than containerd, which follows symlinks clamped to the root: an entry or hardlink
+ * target whose path goes through a symlink (even one inside the layer, `lib` -> `usr/lib` then
+ * `lib/x`) is refused. Layers that docker and buildkit write do not have such names (they are
+ * diffs of real paths). A hardlink to a skipped device node fails as a missing target.
+ *
+ * Not supported: POSIX ACLs (system.posix_acl_* would need the id shift; dropped and counted) and
+ * file flags (chattr). Names are taken byte for byte, pax ones that are not UTF-8 included. */
 #include "layer.h"
 #include "utils.h"
 
