@@ -660,7 +660,7 @@ UNIT_TEST(layer, sparse_file)
 static int
 pax_path_tar(const char *path)
 {
-    char out[4 * 512] = {0}, rec[600];
+    char out[5 * 512] = {0}, rec[600];
     /* "LEN path=VALUE\n", LEN counting its own digits. */
     int n = (int)strlen(" path=\n") + (int)strlen(path), digits = 1;
     while (snprintf(NULL, 0, "%d", n + digits) != digits)
