@@ -153,20 +153,6 @@ remount_bind(const char *path, unsigned long flags, bool recursive)
     return -errno;
 }
 
-/* openat2() refuses with EAGAIN when a ".." of the path (a symlink in the image like
- * ../../tmp) meets a rename or mount anywhere on the system meanwhile, since it cannot then prove
- * the walk stayed inside; the answer is to try again (openat2(2)). Mounts are frequent on a busy
- * host: CI saw it. */
-static int
-openat2_in_root(int rootfd, const char *path, const struct open_how *how)
-{
-    int fd;
-    for (int tries = 0; tries < 100; tries++)
-        if ((fd = syscall(SYS_openat2, rootfd, path, how, sizeof(*how))) >= 0 || errno != EAGAIN)
-            break;
-    return fd;
-}
-
 /* Creates `path` inside the root (a directory, or an empty file when !want_dir) and whatever of
  * its parents is missing, each step resolved from the root with RESOLVE_IN_ROOT. */
 static int
@@ -177,14 +163,14 @@ make_in_root(int rootfd, char *path, bool want_dir, const struct open_how *how)
         return -EINVAL;
     *slash = '\0';
     const char *parent_path = path[0] ? path : "/";
-    int parent = openat2_in_root(rootfd, parent_path, how);
+    int parent = openat2_retry(rootfd, parent_path, how);
     if (parent < 0 && errno == ENOENT && path[0]) {
         int r = make_in_root(rootfd, path, true, how);
         if (r < 0) {
             *slash = '/';
             return r;
         }
-        parent = openat2_in_root(rootfd, parent_path, how);
+        parent = openat2_retry(rootfd, parent_path, how);
     }
     *slash = '/';
     if (parent < 0)
@@ -210,7 +196,7 @@ open_in_root(int rootfd, const char *dst, bool want_dir, bool create, char *buf,
                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
     /* Most targets exist (/proc, /sys, /tmp in the image): one syscall for them, not one per
      * path component. */
-    int fd = openat2_in_root(rootfd, dst, &how);
+    int fd = openat2_retry(rootfd, dst, &how);
     if (fd < 0 && errno == ENOENT && create) {
         char path[PATH_MAX];
         snprintf(path, sizeof(path), "%s", dst);
@@ -220,7 +206,7 @@ open_in_root(int rootfd, const char *dst, bool want_dir, bool create, char *buf,
         int r = make_in_root(rootfd, path, want_dir, &how);
         if (r < 0)
             return r;
-        fd = openat2_in_root(rootfd, dst, &how);
+        fd = openat2_retry(rootfd, dst, &how);
     }
     if (fd < 0)
         return -errno;

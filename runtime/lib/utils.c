@@ -2,12 +2,14 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <time.h>
 
@@ -250,6 +252,16 @@ safe_write(int fd, const void *buf, size_t len)
         done += r;
     }
     return done;
+}
+
+int
+openat2_retry(int dirfd, const char *path, const struct open_how *how)
+{
+    int fd = -1;
+    for (int tries = 0; tries < 100; tries++)
+        if ((fd = syscall(SYS_openat2, dirfd, path, how, sizeof(*how))) >= 0 || errno != EAGAIN)
+            break;
+    return fd;
 }
 
 ssize_t

@@ -96,6 +96,12 @@ int mkdir_p(const char *path, mode_t mode, sbx_error_t *err);
 /* Removes a directory tree without following symlinks or crossing mount points. */
 int rm_rf(const char *path, sbx_error_t *err);
 
+/* openat2(2), tried again while it fails with EAGAIN (bounded): with RESOLVE_IN_ROOT or
+ * RESOLVE_BENEATH the kernel refuses a ".." in the walk with EAGAIN when a rename or mount
+ * happened anywhere on the system meanwhile, since it cannot then prove the walk stayed inside.
+ * Mounts are frequent on a busy host: CI saw it. Returns the fd, or -1 with errno set. */
+struct open_how;
+int openat2_retry(int dirfd, const char *path, const struct open_how *how);
 ssize_t safe_write(int fd, const void *buf, size_t len);
 ssize_t safe_read(int fd, void *buf, size_t len);
 
