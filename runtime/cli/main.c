@@ -76,6 +76,29 @@ cmd_stats_verb(int argc, char **argv)
     return cmd_stats(argc, argv, sbx_global.root);
 }
 
+/* The image verbs live in sbx-image (libcurl, libarchive, OpenSSL), which sbxrun's static,
+ * per-start binary does without: sbxrun execs it from its own directory, else from PATH. */
+static int
+cmd_image_exec(int argc, char **argv)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash && (size_t)(slash - self) + sizeof("/sbx-image") < sizeof(self)) {
+            strcpy(slash, "/sbx-image");
+            argv[-1] = self; /* argv[0] of sbx-image; its verb is argv[0] here */
+            execv(self, argv - 1);
+        }
+    }
+    argv[-1] = (char *)"sbx-image";
+    execvp("sbx-image", argv - 1);
+    cli_errorf("`%s` needs sbx-image, installed beside sbxrun (%s)", argv[0], strerror(errno));
+    (void)argc;
+    return EXIT_RUNTIME;
+}
+
 struct command {
     const char *name;
     int (*fn)(int, char **);
@@ -96,6 +119,11 @@ static const struct command commands[] = {
     {"resume", cmd_resume_verb, "thaw a paused sandbox"},
     {"ps", cmd_ps_verb, "list the processes of a sandbox"},
     {"stats", cmd_stats_verb, "print a sandbox's resource usage as JSON"},
+    {"pull", cmd_image_exec, "pull an OCI image from a registry into the image store"},
+    {"images", cmd_image_exec, "list the images in the store (--format json)"},
+    {"rmi", cmd_image_exec, "remove images (refused while a sandbox uses them)"},
+    {"load", cmd_image_exec, "load images from a `docker save` or OCI archive"},
+    {"image", cmd_image_exec, "image ls|pull|load|rm|prune|inspect"},
 };
 
 static void

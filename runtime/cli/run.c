@@ -11,11 +11,16 @@ run_usage(FILE *f)
 {
     fprintf(f,
         "Usage: sbxrun run [OPTIONS] [--] CMD [ARGS...]\n"
+        "       sbxrun run --image REF [OPTIONS] [-- ARGS...]\n"
         "       sbxrun run --bundle DIR [OPTIONS] [ID]\n\n"
         "Runs CMD in a new sandbox and exits with its status.\n\n"
         "Root filesystem:\n"
-        "  --image NAME          image from $SBX_IMAGES (default " SBX_DEFAULT_IMAGES_DIR "): host, busybox\n"
-        "                        (default: host)\n"
+        "  --image NAME|REF      an image `make rootfs` built in $SBX_IMAGES (default\n"
+        "                        " SBX_DEFAULT_IMAGES_DIR "): host, busybox (also local/NAME);\n"
+        "                        or a pulled OCI image (`sbxrun pull`): any reference or image\n"
+        "                        id. Its config gives the defaults: Env, WorkingDir, User, and\n"
+        "                        Entrypoint + Cmd (ARGS replace Cmd). Default: host\n"
+        "      --entrypoint CMD  replace a pulled image's Entrypoint (\"\" clears it)\n"
         "  --rootfs DIR          use DIR as the read-only lower layer instead of an image\n"
         "  --rootfs-rw           write straight into the rootfs instead of a private overlay\n"
         "  --read-only           read-only root and no private writable layer; /tmp, /dev/shm\n"
@@ -68,7 +73,7 @@ enum {
     OPT_STATUS_FD, OPT_ID, OPT_ROOTFS_RW, OPT_AS_PID1, OPT_MEMORY_SWAP, OPT_CPUS, OPT_CPU_WEIGHT,
     OPT_PIDS, OPT_IO_WEIGHT, OPT_DISK, OPT_NOFILE, OPT_RLIMIT, OPT_SECCOMP, OPT_CAP_ADD,
     OPT_CAP_DROP, OPT_CGROUP_PARENT, OPT_PID_FILE, OPT_DETACH, OPT_CONSOLE, OPT_NO_PIVOT,
-    OPT_KEEP, OPT_READ_ONLY,
+    OPT_KEEP, OPT_READ_ONLY, OPT_ENTRYPOINT,
 };
 
 static int
@@ -175,10 +180,12 @@ cmd_run(int argc, char **argv)
         {"no-pivot", no_argument, NULL, OPT_NO_PIVOT},
         {"keep", no_argument, NULL, OPT_KEEP},
         {"read-only", no_argument, NULL, OPT_READ_ONLY},
+        {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
         {NULL, 0, NULL, 0},
     };
     const char *rootfs = NULL, *image = NULL, *bundle = NULL, *user = NULL, *cwd = NULL,
-               *hostname = NULL, *net = "none", *id = NULL, *seccomp = NULL, *disk = NULL;
+               *hostname = NULL, *net = "none", *id = NULL, *seccomp = NULL, *disk = NULL,
+               *entrypoint = NULL;
     cleanup_strv char **envs = NULL, **binds = NULL, **tmpfs = NULL, **cap_add = NULL,
                       **cap_drop = NULL, **rlimits = NULL;
     struct sbx_run_opts ro = {.json_status_fd = -1, .state_root = sbx_global.root};
@@ -270,6 +277,7 @@ cmd_run(int argc, char **argv)
         case OPT_NO_PIVOT: ro.no_pivot = true; break;
         case OPT_KEEP: ro.keep_state = true; break;
         case OPT_READ_ONLY: read_only = true; break;
+        case OPT_ENTRYPOINT: entrypoint = optarg; break;
         default:
             fprintf(stderr, "Try `sbxrun run --help`.\n");
             return EXIT_RUNTIME;
@@ -308,7 +316,7 @@ cmd_run(int argc, char **argv)
             return EXIT_RUNTIME;
         }
     } else {
-        if (cmd[0] == NULL) {
+        if (cmd[0] == NULL && image == NULL) {
             cli_errorf("no command given (usage: sbxrun run [OPTIONS] -- CMD [ARGS...])");
             return EXIT_RUNTIME;
         }
@@ -316,25 +324,42 @@ cmd_run(int argc, char **argv)
             cli_errorf("--rootfs and --image are mutually exclusive");
             return EXIT_RUNTIME;
         }
-        cfg = sbx_config_new_default(id, cmd, &err);
+        static char *const no_cmd[] = {(char *)"/bin/sh", NULL};
+        cfg = sbx_config_new_default(id, cmd[0] ? cmd : no_cmd, &err);
         if (cfg == NULL)
             goto fail;
         const char *images = getenv("SBX_IMAGES");
+        json_t *icfg = NULL;
         if (rootfs) {
             if (sbx_config_set_rootfs(cfg, rootfs, &err) < 0)
                 goto fail;
-        } else if (sbx_config_set_image(cfg, images && *images ? images : NULL,
-                                        image ? image : "host", &err) < 0) {
+        } else if (sbx_config_use_image(cfg, images && *images ? images : NULL,
+                                        image ? image : "host", &icfg, &err) < 0) {
             goto fail;
         }
         uid_t uid = SBX_DEFAULT_UID;
         gid_t gid = SBX_DEFAULT_GID;
         if (user && parse_user(user, &uid, &gid) < 0) {
             bad("--user", user, "want UID[:GID] with ids 0-65535");
+            json_decref(icfg);
             json_decref(cfg);
             return EXIT_RUNTIME;
         }
-        if (sbx_config_set_user(cfg, uid, gid, &err) < 0)
+        if (sbx_config_set_user(cfg, uid, gid, &err) < 0) {
+            json_decref(icfg);
+            goto fail;
+        }
+        /* A pulled image's config gives the defaults (Docker's rules); flags below override. */
+        if (icfg == NULL && cmd[0] == NULL) {
+            cli_errorf("no command given (usage: sbxrun run [OPTIONS] -- CMD [ARGS...])");
+            json_decref(cfg);
+            return EXIT_RUNTIME;
+        }
+        int ir = icfg ? sbx_config_apply_image_config(cfg, icfg, cmd, entrypoint, user != NULL,
+                                                      &err)
+                      : 0;
+        json_decref(icfg);
+        if (ir < 0)
             goto fail;
         if (as_pid1)
             sbx_config_annotate(cfg, "run.sbx.init", NULL);

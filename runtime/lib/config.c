@@ -1,9 +1,14 @@
 #include "config.h"
 #include "caps.h"
+#include "image_ref.h"
+#include "image_store.h"
 #include "seccomp.h"
 #include "utils.h"
 
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <pwd.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 
 static const char *const default_masked[] = {
@@ -227,6 +232,8 @@ remove_mount(json_t *mounts, const char *dst)
     }
 }
 
+static char *read_image_file(json_t *cfg, const char *rel, size_t max);
+
 int
 sbx_config_set_image(json_t *cfg, const char *images_dir, const char *name, sbx_error_t *err)
 {
@@ -272,6 +279,125 @@ sbx_config_set_image(json_t *cfg, const char *images_dir, const char *name, sbx_
     return 0;
 }
 
+/* A plain name with a directory in the images dir is an image `make rootfs` built ("busybox",
+ * also "local/busybox"); anything else is a reference into the store of pulled images. */
+int
+sbx_config_use_image(json_t *cfg, const char *images_dir, const char *name, json_t **image_config,
+                     sbx_error_t *err)
+{
+    *image_config = NULL;
+    const char *dir = images_dir ? images_dir : SBX_DEFAULT_IMAGES_DIR;
+    const char *local = strncmp(name, "local/", 6) == 0 ? name + 6 : name;
+    if (*local && local[0] != '.' && strpbrk(local, "/:@") == NULL) {
+        cleanup_free char *rootfs = xasprintf("%s/%s/rootfs", dir, local);
+        if (access(rootfs, F_OK) == 0 || local != name)
+            return sbx_config_set_image(cfg, images_dir, local, err);
+    }
+    struct sbx_store st;
+    if (sbx_store_open(dir, false, &st, NULL) < 0)
+        return sbx_make_error(err, 0, "image `%s` not found: not built in %s and no image has "
+                                      "been pulled (`sbxrun pull %s`)", name, dir, name);
+    cleanup_free char *digest = NULL;
+    json_t *rec = sbx_store_resolve(&st, name, &digest, err);
+    if (rec == NULL) {
+        sbx_store_close(&st);
+        return -1;
+    }
+    json_t *layers = json_object_get(rec, "layers");
+    size_t n = json_array_size(layers);
+    int r = 0;
+    cleanup_free char *list = xstrdup(""), *top = NULL, *ldir = NULL;
+    if (n == 0) {
+        r = sbx_make_error(err, 0, "image `%s` has no layers", name);
+        goto out;
+    }
+    /* Top layer first, as overlayfs stacks lowerdir; the mount names them relative to the
+     * layers directory (see linux.c), which keeps 60 layers within the mount data's page. */
+    for (size_t i = n; i-- > 0;) {
+        char *l = xasprintf("%s%s%s", list, *list ? ":" : "", json_string_value(json_array_get(layers, i)) + 7);
+        free(list);
+        list = l;
+    }
+    top = sbx_store_layer_path(&st, json_string_value(json_array_get(layers, n - 1)));
+    ldir = xasprintf("%s/layers", st.dir);
+    if ((r = sbx_config_set_rootfs(cfg, top, err)) < 0)
+        goto out;
+    sbx_config_annotate(cfg, "run.sbx.rootfs.layers.dir", ldir);
+    sbx_config_annotate(cfg, "run.sbx.rootfs.layers", list);
+    sbx_config_annotate(cfg, "run.sbx.image.digest", digest);
+    sbx_config_annotate(cfg, "run.sbx.image.store", st.dir);
+    const char *iname = json_string_value(json_object_get(rec, "name"));
+    sbx_config_annotate(cfg, "org.opencontainers.image.ref.name", iname ? iname : digest);
+    json_t *icfg = json_object_get(rec, "config");
+    *image_config = json_is_object(icfg) ? json_incref(icfg) : json_object();
+out:
+    json_decref(rec);
+    sbx_store_close(&st);
+    return r;
+}
+
+static json_t *
+str_array(json_t *a)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) if (json_is_string(v)) json_array_append(out, v);
+    return out;
+}
+
+int
+sbx_config_apply_image_config(json_t *cfg, json_t *icfg, char *const *cmd, const char *entrypoint,
+                              bool user_given, sbx_error_t *err)
+{
+    json_t *proc = json_object_get(cfg, "process");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(icfg, "Env"), i, v)
+    {
+        const char *kv = json_string_value(v);
+        if (kv && strchr(kv, '=') && sbx_config_setenv(cfg, kv, err) < 0)
+            return -1;
+    }
+    const char *wd = json_string_value(json_object_get(icfg, "WorkingDir"));
+    if (wd && wd[0] == '/')
+        json_object_set_new(proc, "cwd", json_string(wd));
+    /* Docker: arguments replace Cmd and follow the Entrypoint; --entrypoint replaces it (and
+     * then the image's Cmd is dropped too). */
+    json_t *args = json_array();
+    if (entrypoint) {
+        if (*entrypoint)
+            json_array_append_new(args, json_string(entrypoint));
+    } else {
+        json_t *ep = str_array(json_object_get(icfg, "Entrypoint"));
+        json_array_extend(args, ep);
+        json_decref(ep);
+    }
+    if (cmd && cmd[0]) {
+        for (char *const *c = cmd; *c; c++)
+            json_array_append_new(args, json_string(*c));
+    } else if (!entrypoint) {
+        json_t *c = str_array(json_object_get(icfg, "Cmd"));
+        json_array_extend(args, c);
+        json_decref(c);
+    }
+    if (json_array_size(args) == 0) {
+        json_decref(args);
+        return sbx_make_error(err, 0, "no command given and the image has neither Entrypoint "
+                                      "nor Cmd");
+    }
+    json_object_set_new(proc, "args", args);
+    const char *user = json_string_value(json_object_get(icfg, "User"));
+    if (!user_given && user && *user) {
+        uid_t uid;
+        gid_t gid;
+        if (sbx_config_image_user(cfg, user, &uid, &gid, err) < 0 ||
+            sbx_config_set_user(cfg, uid, gid, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int
 sbx_config_set_user(json_t *cfg, uid_t uid, gid_t gid, sbx_error_t *err)
 {
@@ -299,8 +425,8 @@ sbx_config_set_user(json_t *cfg, uid_t uid, gid_t gid, sbx_error_t *err)
     set_idmaps(json_object_get(cfg, "linux"), uid, gid);
 
     /* HOME follows the user; a later --env HOME=... still wins. */
-    const char *root = json_string_value(json_object_get(json_object_get(cfg, "root"), "path"));
-    cleanup_free char *home = root ? sbx_passwd_home(root, uid) : NULL;
+    cleanup_free char *passwd = read_image_file(cfg, "etc/passwd", 4 << 20);
+    cleanup_free char *home = passwd ? sbx_passwd_home_in(passwd, uid) : NULL;
     cleanup_free char *kv = xasprintf("HOME=%s", home ? home : (uid == 0 ? "/root" : "/home/sandbox"));
     return sbx_config_setenv(cfg, kv, err);
 }
@@ -477,26 +603,154 @@ sbx_config_resources(json_t *cfg)
     return res;
 }
 
-char *
-sbx_passwd_home(const char *rootfs, uid_t uid)
+/* A file of the sandbox's image, read the way the sandbox would see it but without following
+ * anything out of it: images are untrusted (a pulled image's /etc/passwd may be a symlink to
+ * the host's /etc/shadow). A layered image is searched top layer first, each layer resolved with
+ * no symlinks at all (a link could point into another layer); a whiteout ends the search. */
+static char *
+read_image_file(json_t *cfg, const char *rel, size_t max)
 {
-    cleanup_free char *path = xasprintf("%s/etc/passwd", rootfs);
-    cleanup_file FILE *f = fopen(path, "re");
-    char line[1024];
-    while (f && fgets(line, sizeof(line), f)) {
+    json_t *ann = json_object_get(cfg, "annotations");
+    const char *ldir = json_string_value(json_object_get(ann, "run.sbx.rootfs.layers.dir"));
+    const char *layers = json_string_value(json_object_get(ann, "run.sbx.rootfs.layers"));
+    const char *root = json_string_value(json_object_get(json_object_get(cfg, "root"), "path"));
+    cleanup_strv char **dirs = NULL;
+    uint64_t resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    if (ldir && layers) {
+        cleanup_free char *copy = xstrdup(layers);
+        char *save = NULL;
+        for (char *l = strtok_r(copy, ":", &save); l; l = strtok_r(NULL, ":", &save)) {
+            cleanup_free char *d = xasprintf("%s/%s", ldir, l);
+            strv_append(&dirs, d);
+        }
+        resolve |= RESOLVE_NO_SYMLINKS;
+    } else if (root) {
+        strv_append(&dirs, root);
+    }
+    for (char **d = dirs; d && *d; d++) {
+        cleanup_close int dfd = open(*d, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+            continue;
+        struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                               .resolve = resolve};
+        int fd = openat2_retry(dfd, rel, &how);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                continue;
+            return NULL;
+        }
+        cleanup_close int cfd = fd;
+        struct stat sb;
+        if (fstat(cfd, &sb) < 0 || !S_ISREG(sb.st_mode) || (size_t)sb.st_size > max)
+            return NULL; /* a whiteout (0/0 char device), a FIFO, or too big */
+        char *out = xmalloc0((size_t)sb.st_size + 1);
+        ssize_t n = safe_read(cfd, out, (size_t)sb.st_size);
+        if (n < 0) {
+            free(out);
+            return NULL;
+        }
+        out[n] = '\0';
+        return out;
+    }
+    return NULL;
+}
+
+/* One passwd or group line's fields (strsep keeps empty fields, e.g. an empty password). */
+static int
+split_fields(char *line, char **fields, int max)
+{
+    int n = 0;
+    line[strcspn(line, "\n")] = '\0';
+    while (n < max && (fields[n] = strsep(&line, ":")) != NULL)
+        n++;
+    return n;
+}
+
+char *
+sbx_passwd_home_in(const char *passwd, uid_t uid)
+{
+    cleanup_free char *copy = xstrdup(passwd ? passwd : "");
+    char *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *fields[7] = {0};
-        char *save = NULL, *p = line;
-        int n = 0;
-        /* strsep keeps empty fields (e.g. an empty password). */
-        while (n < 7 && (fields[n] = strsep(&p, ":")) != NULL)
-            n++;
-        (void)save;
-        if (n < 6)
+        if (split_fields(line, fields, 7) < 6)
             continue;
         char *end;
         unsigned long u = strtoul(fields[2], &end, 10);
-        if (*end == '\0' && u == uid && fields[5][0] == '/')
+        if (*end == '\0' && fields[2][0] && u == uid && fields[5][0] == '/')
             return xstrdup(fields[5]);
     }
     return NULL;
+}
+
+char *
+sbx_passwd_home(const char *rootfs, uid_t uid)
+{
+    json_t *cfg = json_pack("{s:{s:s}}", "root", "path", rootfs);
+    cleanup_free char *passwd = read_image_file(cfg, "etc/passwd", 4 << 20);
+    json_decref(cfg);
+    return passwd ? sbx_passwd_home_in(passwd, uid) : NULL;
+}
+
+/* Docker's USER: "name", "uid", "name:group", "uid:gid", names looked up in the image's own
+ * /etc/passwd and /etc/group; a user's gid is its passwd entry's unless a group is given. */
+int
+sbx_config_image_user(json_t *cfg, const char *spec, uid_t *uid, gid_t *gid, sbx_error_t *err)
+{
+    cleanup_free char *copy = xstrdup(spec);
+    char *grp = strchr(copy, ':');
+    if (grp)
+        *grp++ = '\0';
+    cleanup_free char *passwd = read_image_file(cfg, "etc/passwd", 4 << 20);
+    cleanup_free char *group = grp ? read_image_file(cfg, "etc/group", 4 << 20) : NULL;
+    int64_t v;
+    bool found_user = false;
+    *gid = 0;
+    if (parse_int64(copy, 0, SBX_ID_RANGE - 1, &v) == 0) {
+        *uid = (uid_t)v;
+        found_user = true;
+    }
+    char *save = NULL;
+    for (char *line = passwd ? strtok_r(passwd, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *f[7] = {0};
+        int64_t u, g;
+        if (split_fields(line, f, 7) < 4 || parse_int64(f[2], 0, UINT32_MAX, &u) < 0 ||
+            parse_int64(f[3], 0, UINT32_MAX, &g) < 0)
+            continue;
+        if ((found_user && u == *uid) || (!found_user && strcmp(f[0], copy) == 0)) {
+            *uid = (uid_t)u;
+            *gid = (gid_t)g;
+            found_user = true;
+            break;
+        }
+    }
+    if (!found_user)
+        return sbx_make_error(err, 0, "image user `%s` is not in the image's /etc/passwd", spec);
+    if (grp) {
+        bool found_group = false;
+        if (parse_int64(grp, 0, SBX_ID_RANGE - 1, &v) == 0) {
+            *gid = (gid_t)v;
+            found_group = true;
+        }
+        save = NULL;
+        for (char *line = group && !found_group ? strtok_r(group, "\n", &save) : NULL; line;
+             line = strtok_r(NULL, "\n", &save)) {
+            char *f[4] = {0};
+            int64_t g;
+            if (split_fields(line, f, 4) >= 3 && strcmp(f[0], grp) == 0 &&
+                parse_int64(f[2], 0, UINT32_MAX, &g) == 0) {
+                *gid = (gid_t)g;
+                found_group = true;
+                break;
+            }
+        }
+        if (!found_group)
+            return sbx_make_error(err, 0, "image group `%s` is not in the image's /etc/group",
+                                  grp);
+    }
+    if (*uid >= SBX_ID_RANGE || *gid >= SBX_ID_RANGE)
+        return sbx_make_error(err, 0, "image user `%s` is outside the sandbox's ids 0-%d", spec,
+                              SBX_ID_RANGE - 1);
+    return 0;
 }

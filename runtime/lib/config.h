@@ -38,7 +38,21 @@ json_t *sbx_config_resources(json_t *cfg); /* linux.resources, created on demand
 void sbx_config_annotate(json_t *cfg, const char *key, const char *value);
 /* Host id range for the sandbox's 0-65535: /etc/subuid entry of user `sbx`, else the default. */
 int sbx_host_id_base(bool gid, uint32_t *base, uint32_t *count);
-/* Home directory for uid from <rootfs>/etc/passwd, or NULL. */
+/* Home directory for uid from <rootfs>/etc/passwd (resolved inside rootfs), or NULL. */
 char *sbx_passwd_home(const char *rootfs, uid_t uid);
+char *sbx_passwd_home_in(const char *passwd, uid_t uid);
+/* --image: a built image (plain name, or local/NAME) or a pulled one (any reference or image id
+ * in the store). For a pulled image the rootfs is its layer stack and *image_config its config
+ * (Env, Entrypoint, Cmd, WorkingDir, User, ExposedPorts...; caller frees), else NULL. */
+int sbx_config_use_image(json_t *cfg, const char *images_dir, const char *name,
+                         json_t **image_config, sbx_error_t *err);
+/* The image config as the sandbox's defaults, as Docker applies them: Env, then WorkingDir,
+ * Entrypoint + (cmd or Cmd), and User unless the caller chose one. entrypoint: NULL keeps the
+ * image's, "" clears it. Call before the caller's own --env/--cwd/--user refinements. */
+int sbx_config_apply_image_config(json_t *cfg, json_t *icfg, char *const *cmd,
+                                  const char *entrypoint, bool user_given, sbx_error_t *err);
+/* Docker's USER syntax resolved in the image's /etc/passwd and /etc/group. */
+int sbx_config_image_user(json_t *cfg, const char *spec, uid_t *uid, gid_t *gid,
+                          sbx_error_t *err);
 
 #endif

@@ -1,4 +1,5 @@
 #include "container.h"
+#include "image_store.h"
 #include "caps.h"
 #include "cgroup.h"
 #include "linux.h"
@@ -540,6 +541,24 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     cc.has_bpf = cc.bpf.len > 0;
 
     sbx_trace("seccomp filter ready");
+    /* A pulled image is in use while the sandbox lives: a shared lock on its store record, held
+     * by this process and inherited by the sandbox's init (which never execs, so the
+     * close-on-exec fd stays with it; the workload's exec drops it). rmi and prune skip it. */
+    cleanup_close int image_hold = -1;
+    if (spec->image_digest && spec->image_store) {
+        struct sbx_store st = {.dir = spec->image_store,
+                               .dirfd = open(spec->image_store, O_PATH | O_DIRECTORY | O_CLOEXEC)};
+        image_hold = st.dirfd >= 0 ? sbx_store_hold(&st, spec->image_digest, err) : -1;
+        int e = errno;
+        if (st.dirfd >= 0)
+            close(st.dirfd);
+        if (image_hold < 0) {
+            sbx_bpf_free(&cc.bpf);
+            if (st.dirfd < 0)
+                return sbx_make_error(err, e, "image store `%s`", spec->image_store);
+            return sbx_error_wrap(err, "image %s", spec->image_digest);
+        }
+    }
     /* Claim the id: an existing live sandbox of that name is an error, a stale record is not. */
     struct sbx_state *old = NULL;
     if (sbx_state_load(rc.root, o->id, &old, NULL) == 0) {

@@ -608,6 +608,26 @@ sbx_spec_parse(json_t *root, const char *bundle, sbx_spec_t **out, sbx_error_t *
         return sbx_make_error(err, 0, "config: bad run.sbx.rootfs.size `%s`", sz);
     }
     s->image_dir = xstrdup(json_string_value(json_object_get(ann, "run.sbx.image")));
+    s->rootfs_layers = xstrdup(json_string_value(json_object_get(ann, "run.sbx.rootfs.layers")));
+    s->rootfs_layers_dir =
+        xstrdup(json_string_value(json_object_get(ann, "run.sbx.rootfs.layers.dir")));
+    s->image_digest = xstrdup(json_string_value(json_object_get(ann, "run.sbx.image.digest")));
+    s->image_store = xstrdup(json_string_value(json_object_get(ann, "run.sbx.image.store")));
+    if ((s->rootfs_layers == NULL) != (s->rootfs_layers_dir == NULL) ||
+        (s->rootfs_layers &&
+         (strspn(s->rootfs_layers, "0123456789abcdef:") != strlen(s->rootfs_layers) ||
+          strpbrk(s->rootfs_layers_dir, ",:\\") || s->rootfs_layers_dir[0] != '/'))) {
+        sbx_spec_free(s);
+        return sbx_make_error(err, 0, "annotations run.sbx.rootfs.layers and .layers.dir: want "
+                                      "hex layer names and an absolute directory, both or none");
+    }
+    /* Layers are shared by every image and sandbox that has them: never written. */
+    if (s->rootfs_layers && !s->overlay_rootfs && !s->root_readonly) {
+        sbx_spec_free(s);
+        return sbx_make_error(err, 0, "a pulled image's layers are shared and cannot be written: "
+                                      "use the private writable layer (the default) or a "
+                                      "read-only root");
+    }
     json_t *builtin = json_object_get(ann, "run.sbx.seccomp");
     if (builtin) {
         const char *name = json_string_value(builtin), *bad = NULL;
@@ -700,6 +720,10 @@ sbx_spec_free(sbx_spec_t *s)
     free_hooks(s->hooks_poststart, s->n_hooks_poststart);
     free_hooks(s->hooks_poststop, s->n_hooks_poststop);
     free(s->image_dir);
+    free(s->rootfs_layers);
+    free(s->rootfs_layers_dir);
+    free(s->image_digest);
+    free(s->image_store);
     free(s->seccomp_builtin);
     free(s);
 }

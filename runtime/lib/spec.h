@@ -143,6 +143,9 @@ struct sbx_spec {
     int64_t overlay_size;     /* run.sbx.rootfs.size: bytes for the overlay's tmpfs, -1 none */
     bool own_init;            /* run.sbx.init: tiny init as PID 1 */
     char *image_dir;          /* run.sbx.image */
+    /* A pulled image: its layers (diff_id hex, top first, ':'-separated) in layers_dir, and
+     * the store record the sandbox holds while it runs (image_store.h). */
+    char *rootfs_layers, *rootfs_layers_dir, *image_digest, *image_store;
 };
 
 SBX_PUBLIC int sbx_spec_parse(json_t *root, const char *bundle, sbx_spec_t **out, sbx_error_t *err);

@@ -1,0 +1,306 @@
+#include "image_store.h"
+#include "config.h"
+#include "image_ref.h"
+#include "utils.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#define STORE_SUBDIR ".oci"
+
+const char *
+sbx_images_dir(void)
+{
+    const char *d = getenv("SBX_IMAGES");
+    return d && *d ? d : SBX_DEFAULT_IMAGES_DIR;
+}
+
+int
+sbx_store_open(const char *images_dir, bool create, struct sbx_store *st, sbx_error_t *err)
+{
+    memset(st, 0, sizeof(*st));
+    st->dirfd = -1;
+    st->dir = xasprintf("%s/" STORE_SUBDIR, images_dir ? images_dir : sbx_images_dir());
+    if (create) {
+        static const char *const sub[] = {"blobs/sha256", "layers", "images", "tmp"};
+        for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
+            cleanup_free char *p = xasprintf("%s/%s", st->dir, sub[i]);
+            if (mkdir_p(p, 0755, err) < 0) {
+                sbx_store_close(st);
+                return sbx_error_wrap(err, "image store");
+            }
+        }
+    }
+    st->dirfd = open(st->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (st->dirfd < 0) {
+        int e = errno;
+        int r = sbx_make_error(err, e, "image store `%s`", st->dir);
+        sbx_store_close(st);
+        return e == ENOENT ? -ENOENT : r;
+    }
+    return 0;
+}
+
+void
+sbx_store_close(struct sbx_store *st)
+{
+    free(st->dir);
+    st->dir = NULL;
+    if (st->dirfd >= 0)
+        close(st->dirfd);
+    st->dirfd = -1;
+}
+
+int
+sbx_store_lock(struct sbx_store *st, sbx_error_t *err)
+{
+    int fd = openat(st->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EBADF) /* an O_PATH dirfd works for openat; EBADF means none */
+        return sbx_make_error(err, EBADF, "image store not open");
+    if (fd < 0)
+        return sbx_make_error(err, errno, "open `%s/lock`", st->dir);
+    if (TEMP_FAILURE_RETRY(flock(fd, LOCK_EX)) < 0) {
+        int e = errno;
+        close(fd);
+        return sbx_make_error(err, e, "lock `%s/lock`", st->dir);
+    }
+    return fd;
+}
+
+json_t *
+sbx_store_refs(struct sbx_store *st, sbx_error_t *err)
+{
+    cleanup_free char *txt = NULL;
+    size_t len;
+    sbx_error_t e2 = NULL;
+    if (read_file_at(st->dirfd, "refs.json", &txt, &len, &e2) < 0) {
+        sbx_error_release(&e2);
+        if (errno == ENOENT || faccessat(st->dirfd, "refs.json", F_OK, 0) < 0)
+            return json_object();
+        sbx_make_error(err, errno, "read `%s/refs.json`", st->dir);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *refs = json_loadb(txt, len, 0, &jerr);
+    if (!json_is_object(refs)) {
+        json_decref(refs);
+        sbx_make_error(err, 0, "`%s/refs.json` is damaged: %s", st->dir, jerr.text);
+        return NULL;
+    }
+    return refs;
+}
+
+int
+sbx_store_lookup(struct sbx_store *st, const char *ref, char **digest, sbx_error_t *err)
+{
+    json_t *refs = sbx_store_refs(st, err);
+    if (refs == NULL)
+        return -1;
+    const char *d = json_string_value(json_object_get(refs, ref));
+    int r = d && sbx_digest_valid(d) ? 0 : -ENOENT;
+    if (r == 0)
+        *digest = xstrdup(d);
+    json_decref(refs);
+    return r;
+}
+
+/* tmp file + rename in the same directory: readers see the old or the new file, whole. */
+static int
+replace_file_at(int dirfd, const char *dir, const char *name, const char *data, sbx_error_t *err)
+{
+    cleanup_free char *tmp = xasprintf("tmp/%s.%d", name, getpid());
+    for (char *p = tmp + 4; *p; p++)
+        if (*p == '/')
+            *p = '_';
+    cleanup_close int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return sbx_make_error(err, errno, "create `%s/%s`", dir, tmp);
+    if (safe_write(fd, data, strlen(data)) < 0 || fsync(fd) < 0 ||
+        renameat(dirfd, tmp, dirfd, name) < 0) {
+        int e = errno;
+        unlinkat(dirfd, tmp, 0);
+        return sbx_make_error(err, e, "write `%s/%s`", dir, name);
+    }
+    return 0;
+}
+
+int
+sbx_store_set_ref(struct sbx_store *st, const char *ref, const char *digest, sbx_error_t *err)
+{
+    cleanup_close int lock = sbx_store_lock(st, err);
+    if (lock < 0)
+        return lock;
+    json_t *refs = sbx_store_refs(st, err);
+    if (refs == NULL)
+        return -1;
+    if (digest)
+        json_object_set_new(refs, ref, json_string(digest));
+    else
+        json_object_del(refs, ref);
+    cleanup_free char *txt = json_dumps(refs, JSON_INDENT(1) | JSON_SORT_KEYS);
+    json_decref(refs);
+    return replace_file_at(st->dirfd, st->dir, "refs.json", txt, err);
+}
+
+static char *
+record_name(const char *digest)
+{
+    return xasprintf("images/%s.json", digest + 7);
+}
+
+json_t *
+sbx_store_image(struct sbx_store *st, const char *digest, sbx_error_t *err)
+{
+    if (!sbx_digest_valid(digest)) {
+        sbx_make_error(err, 0, "invalid image digest `%s`", digest);
+        return NULL;
+    }
+    cleanup_free char *name = record_name(digest);
+    cleanup_free char *txt = NULL;
+    size_t len;
+    if (read_file_at(st->dirfd, name, &txt, &len, err) < 0)
+        return NULL;
+    json_error_t jerr;
+    json_t *rec = json_loadb(txt, len, 0, &jerr);
+    if (!json_is_object(rec) || !json_is_array(json_object_get(rec, "layers"))) {
+        json_decref(rec);
+        sbx_make_error(err, 0, "image record `%s/%s` is damaged", st->dir, name);
+        return NULL;
+    }
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(rec, "layers"), i, l)
+    {
+        if (!sbx_digest_valid(json_string_value(l))) {
+            json_decref(rec);
+            sbx_make_error(err, 0, "image record `%s/%s` names an invalid layer", st->dir, name);
+            return NULL;
+        }
+    }
+    return rec;
+}
+
+int
+sbx_store_put_image(struct sbx_store *st, const char *digest, json_t *record, sbx_error_t *err)
+{
+    cleanup_free char *name = record_name(digest);
+    cleanup_free char *txt = json_dumps(record, JSON_INDENT(1) | JSON_SORT_KEYS);
+    return replace_file_at(st->dirfd, st->dir, name, txt, err);
+}
+
+char *
+sbx_store_layer_path(struct sbx_store *st, const char *diff_id)
+{
+    return xasprintf("%s/layers/%s", st->dir, diff_id + 7);
+}
+
+bool
+sbx_store_has_layer(struct sbx_store *st, const char *diff_id)
+{
+    cleanup_free char *p = xasprintf("layers/%s", diff_id + 7);
+    struct stat sb;
+    return sbx_digest_valid(diff_id) && fstatat(st->dirfd, p, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+           S_ISDIR(sb.st_mode);
+}
+
+char *
+sbx_store_blob_path(struct sbx_store *st, const char *digest)
+{
+    return xasprintf("%s/blobs/sha256/%s", st->dir, digest + 7);
+}
+
+bool
+sbx_store_has_blob(struct sbx_store *st, const char *digest)
+{
+    cleanup_free char *p = xasprintf("blobs/sha256/%s", digest + 7);
+    return sbx_digest_valid(digest) && faccessat(st->dirfd, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* A unique image whose digest starts with prefix (hex, >= 12 digits), as `images` shows it. */
+static char *
+digest_by_prefix(struct sbx_store *st, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (n < 12 || n > 64 || strspn(prefix, "0123456789abcdef") != n)
+        return NULL;
+    int fd = openat(st->dirfd, "images", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    cleanup_dir DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return NULL;
+    }
+    char *found = NULL;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, prefix, n) != 0 || strlen(de->d_name) != 64 + 5 ||
+            strcmp(de->d_name + 64, ".json") != 0)
+            continue;
+        if (found) { /* ambiguous */
+            free(found);
+            return NULL;
+        }
+        found = xasprintf("sha256:%.64s", de->d_name);
+    }
+    return found;
+}
+
+json_t *
+sbx_store_resolve(struct sbx_store *st, const char *name, char **digest, sbx_error_t *err)
+{
+    *digest = NULL;
+    const char *hex = strncmp(name, "sha256:", 7) == 0 ? name + 7 : name;
+    char *d = digest_by_prefix(st, hex);
+    if (d == NULL) {
+        struct sbx_image_ref ref;
+        if (sbx_image_ref_parse(name, &ref, err) < 0)
+            return NULL;
+        cleanup_free char *canon = sbx_image_ref_string(&ref);
+        sbx_image_ref_free(&ref);
+        int r = sbx_store_lookup(st, canon, &d, err);
+        if (r == -ENOENT) {
+            sbx_make_error(err, 0, "image `%s` is not in the store (pull it with `sbxrun pull %s`)",
+                           canon, name);
+            errno = ENOENT;
+        }
+        if (r < 0)
+            return NULL;
+    }
+    json_t *rec = sbx_store_image(st, d, err);
+    if (rec == NULL) {
+        free(d);
+        return NULL;
+    }
+    *digest = d;
+    return rec;
+}
+
+int
+sbx_store_hold(struct sbx_store *st, const char *digest, sbx_error_t *err)
+{
+    cleanup_free char *name = record_name(digest);
+    int fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return sbx_make_error(err, errno, "open image record `%s/%s`", st->dir, name);
+    if (TEMP_FAILURE_RETRY(flock(fd, LOCK_SH)) < 0) {
+        int e = errno;
+        close(fd);
+        return sbx_make_error(err, e, "lock image record `%s/%s`", st->dir, name);
+    }
+    return fd;
+}
+
+bool
+sbx_store_in_use(struct sbx_store *st, const char *digest)
+{
+    cleanup_free char *name = record_name(digest);
+    cleanup_close int fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return false;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+        return errno == EWOULDBLOCK;
+    flock(fd, LOCK_UN);
+    return false;
+}
