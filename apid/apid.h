@@ -138,7 +138,11 @@ struct apid_create_req {
     json_t *resource_limits; /* as requested, echoed in the stored spec */
     bool net_none;           /* extensions.network == "none": only lo */
     json_t *net_policy;      /* normalized {defaultAction, egress:[{action,cidr,port}]} */
+    /* image.auth, for a pull only: kept in memory, never stored or echoed. */
+    char *image_user, *image_pass;
 };
+/* A deep copy (for a create that waits for its image's pull). */
+void apid_create_req_copy(const struct apid_create_req *in, struct apid_create_req *out);
 void apid_create_req_free(struct apid_create_req *r);
 int apid_parse_create(const char *body, size_t len, const struct apid_config *cfg,
                       struct apid_create_req *out, sbx_error_t *err);
@@ -152,7 +156,10 @@ int apid_parse_metadata_filter(const char *s, json_t **out, sbx_error_t *err);
 int apid_parse_page(const char *page, const char *size, int64_t *p, int64_t *ps, sbx_error_t *err);
 int apid_parse_renew(const char *body, size_t len, int64_t now_ms, int64_t *expires_ms,
                      sbx_error_t *err);
-/* Resolves image.uri to a directory below images_dir. */
+/* Resolves image.uri: a built image (*name: its directory below images_dir), a pulled image in
+ * the store (*name: its manifest digest), or a reference not pulled yet (returns
+ * APID_IMAGE_PULL, *name: the canonical reference). */
+#define APID_IMAGE_PULL 1
 int apid_resolve_image(const char *images_dir, const char *uri, char **name, sbx_error_t *err);
 void apid_new_id(char out[37]);
 
@@ -265,6 +272,17 @@ int apid_mgr_recover(sbx_error_t *err);
 int apid_mgr_start_threads(sbx_error_t *err);
 void apid_mgr_stop(void);
 int apid_mgr_create(const struct apid_create_req *req, struct apid_sandbox **out, sbx_error_t *err);
+/* images.c: a create whose image `ref` is not pulled yet waits for its pull (shared by creates
+ * of one image with the same credentials); then apid_mgr_image_ready() starts it with the
+ * image's digest, or ends it Failed with reason and message (digest NULL). */
+int apid_images_pull_for(const char *images_dir, const char *ref, const char *id,
+                         const struct apid_create_req *req, sbx_error_t *err);
+void apid_mgr_image_ready(const char *id, const struct apid_create_req *req, const char *digest,
+                          const char *reason, const char *message);
+/* A pull's progress in a waiting sandbox's status message. */
+void apid_mgr_pending_message(const char *id, const char *message);
+/* Prometheus lines of the pulls (metrics.c calls it). */
+char *apid_images_metrics_text(void);
 /* Warm pool (pool.c): start a sandbox that is not in the store yet; adopt it into the store
  * (Running, watched, expiry armed) once claimed with the claimant's fields set; or discard it. */
 int apid_mgr_prestart(const struct apid_create_req *req, struct apid_sandbox **out,

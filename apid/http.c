@@ -4,6 +4,8 @@
  * every non-2xx (CONTRACT.md §0.3) and Content-Length: 0 on every empty 2xx (§0.2). Routes are
  * mounted with and without the /v1 prefix. */
 #include "apid.h"
+#include <sys/file.h>
+#include "image_store.h"
 #include "metrics.h"
 #include "pool.h"
 #include "session_api.h"
@@ -335,6 +337,50 @@ proxy_finish(struct MHD_Connection *c, struct req *r)
 }
 
 /* Splits "/v1/sandboxes/ID/x/y" into at most 6 segments after the optional v1. */
+/* sbx extensions: GET /v1/images (the store's images) and DELETE /v1/images/{ref or id}, the
+ * reference taken whole from the path ("127.0.0.1:5000/team/app:v1" has slashes). */
+static enum MHD_Result
+h_images(struct MHD_Connection *c, struct req *r, const char *rest)
+{
+    struct sbx_store st;
+    sbx_error_t err = NULL;
+    bool have = sbx_store_open(ctx->cfg->images_dir, false, &st, NULL) == 0;
+    if (*rest == '\0') {
+        if (strcmp(r->method, "GET") != 0)
+            return reply_code(c, r, 405, E_METHOD, "method not allowed");
+        json_t *items = have ? sbx_store_list(&st) : json_array();
+        if (have)
+            sbx_store_close(&st);
+        return reply_json(c, r, 200, json_pack("{s:o}", "items", items));
+    }
+    if (strcmp(r->method, "DELETE") != 0)
+        return reply_code(c, r, 405, E_METHOD, "method not allowed");
+    if (!have)
+        return reply_code(c, r, 404, E_IMAGE_NOT_FOUND, "no image has been pulled");
+    int lock = sbx_store_gc_lock(&st, LOCK_EX, &err);
+    cleanup_strv char **untagged = NULL;
+    int rc = lock < 0 ? -1 : sbx_store_remove(&st, rest, &untagged, &err);
+    if (rc == 0)
+        sbx_store_gc(&st, NULL);
+    if (lock >= 0)
+        close(lock);
+    sbx_store_close(&st);
+    if (rc == 0) {
+        json_t *u = json_array();
+        for (char **t = untagged; t && *t; t++)
+            json_array_append_new(u, json_string(*t));
+        return reply_json(c, r, 200, json_pack("{s:o}", "untagged", u));
+    }
+    cleanup_free char *msg = xstrdup(err ? err->msg : "failed");
+    bool busy = err && err->status == EBUSY;
+    sbx_error_release(&err);
+    if (rc == -ENOENT)
+        return reply_code(c, r, 404, E_IMAGE_NOT_FOUND, msg);
+    if (busy)
+        return reply_code(c, r, 409, E_CONFLICT, msg);
+    return reply_code(c, r, 500, E_UNKNOWN, msg);
+}
+
 static int
 split_path(char *path, char *seg[6])
 {
@@ -400,6 +446,13 @@ route(struct MHD_Connection *c, struct req *r)
     }
     if (n >= 1 && SEG(0, "snapshots"))
         return reply_code(c, r, 400, E_NOT_SUPPORTED, "snapshots are not supported");
+    {
+        const char *p = r->path;
+        if (!strncmp(p, "/v1/", 4))
+            p += 3;
+        if (!strcmp(p, "/images") || !strncmp(p, "/images/", 8))
+            return h_images(c, r, p[7] ? p + 8 : "");
+    }
     if (!SEG(0, "sandboxes") || n < 1)
         return reply_code(c, r, 404, E_ROUTE, "no such route");
     if (n == 1) {

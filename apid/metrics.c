@@ -124,6 +124,10 @@ apid_metrics_render(struct apid_store *store)
         apid_sandbox_list_free(items, n);
         outf(&o, "sbx_apid_sandboxes{state=\"%s\"} %lld\n", apid_state_name(st), (long long)total);
     }
+    {
+        cleanup_free char *pulls = apid_images_metrics_text();
+        outf(&o, "%s", pulls);
+    }
     outf(&o, "# HELP sbx_apid_create_duration_seconds POST /sandboxes until the 202 reply.\n"
              "# TYPE sbx_apid_create_duration_seconds histogram\n");
     for (int k = 0; k < 2; k++) {

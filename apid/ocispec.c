@@ -29,9 +29,27 @@ apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err)
     json_t *cfg = sbx_config_new_default(in->id, args, err);
     if (!cfg)
         return -1;
-    int r = sbx_config_set_image(cfg, in->images_dir, in->image_name, err);
+    /* A built image by name, or a pulled one by digest (apid_resolve_image()). A pulled image's
+     * Env and WorkingDir are the defaults; the entrypoint is the request's (the API requires
+     * one), and the request's env wins. */
+    json_t *icfg = NULL;
+    int r = sbx_config_use_image(cfg, in->images_dir, in->image_name, &icfg, err);
     if (r < 0)
         goto fail;
+    if (icfg) {
+        size_t j;
+        json_t *e;
+        json_array_foreach (json_object_get(icfg, "Env"), j, e)
+            if (json_is_string(e) && strchr(json_string_value(e), '=') &&
+                (r = sbx_config_setenv(cfg, json_string_value(e), err)) < 0)
+                break;
+        const char *wd = json_string_value(json_object_get(icfg, "WorkingDir"));
+        if (r == 0 && wd && wd[0] == '/')
+            json_object_set_new(json_object_get(cfg, "process"), "cwd", json_string(wd));
+        json_decref(icfg);
+        if (r < 0)
+            goto fail;
+    }
     if (in->agent_path) {
         if ((r = sbx_config_set_user(cfg, 0, 0, err)) < 0)
             goto fail;

@@ -461,21 +461,17 @@ start_error(const char *id)
 
 /* pooled: a warm-pool member, kept out of the store and the watch list until
  * apid_mgr_adopt(); a crash meanwhile leaves an orphan that apid_mgr_recover() removes. */
+/* A new sandbox record (Pending) with its network address, not stored yet. */
 static int
-create_sandbox(const struct apid_create_req *req, bool pooled, struct apid_sandbox **out,
-               sbx_error_t *err)
+new_sandbox(const struct apid_create_req *req, struct apid_sandbox **out, sbx_error_t *err)
 {
-    struct apid_config *cfg = ctx->cfg;
-    cleanup_free char *image = NULL;
-    int r = apid_resolve_image(cfg->images_dir, req->image_uri, &image, err);
-    if (r < 0)
-        return r;
-
+    int r;
     struct apid_sandbox *sb = xmalloc0(sizeof(*sb));
     apid_new_id(sb->id);
     char token[65];
     random_hex(token, 64);
     sb->token = xstrdup(token);
+    explicit_bzero(token, sizeof(token));
     sb->state = ST_PENDING;
     sb->reason = xstrdup("CONTAINER_STARTING");
     sb->message = xstrdup("sandbox is starting");
@@ -492,6 +488,23 @@ create_sandbox(const struct apid_create_req *req, bool pooled, struct apid_sandb
         apid_sandbox_free(sb);
         return r;
     }
+    *out = sb;
+    return 0;
+}
+
+/* Starts a sandbox from a resolved image: a new one, or `pending`, whose row exists already
+ * (a create that waited for its image's pull: on failure it ends Failed, the client has its
+ * 202). */
+static int
+launch(const struct apid_create_req *req, const char *image, bool pooled,
+       struct apid_sandbox *pending, struct apid_sandbox **out, sbx_error_t *err)
+{
+    struct apid_config *cfg = ctx->cfg;
+    struct apid_sandbox *sb = pending;
+    int r;
+    if (sb == NULL && (r = new_sandbox(req, &sb, err)) < 0)
+        return r;
+    const char *token = sb->token;
 
     cleanup_free char *dir = sb_dir(sb->id);
     cleanup_free char *tokp = xasprintf("%s/token", dir);
@@ -552,9 +565,19 @@ create_sandbox(const struct apid_create_req *req, bool pooled, struct apid_sandb
     }
     chmod(cfgp, 0600);
     /* The row exists before any process does, so a crash from here on is found by recovery. */
-    if (!pooled && (r = apid_store_insert(ctx->store, sb, err)) < 0)
+    if (pending) {
+        struct apid_sandbox *row = NULL;
+        bool there = apid_store_get(ctx->store, sb->id, &row, NULL) == 1;
+        apid_sandbox_free(row);
+        if (!there) {
+            r = apid_fail(err, E_NOT_FOUND, "sandbox %s was deleted while its image was pulled",
+                          sb->id);
+            goto fail;
+        }
+    }
+    if (!pooled && !pending && (r = apid_store_insert(ctx->store, sb, err)) < 0)
         goto fail;
-    inserted = !pooled;
+    inserted = !pooled && !pending;
 
     pid_t mon = 0;
     if ((r = apid_launcher_spawn(sb->id, dir, cfg->run_dir, cfg->cgroup_parent, &mon, &status_fd,
@@ -610,7 +633,8 @@ create_sandbox(const struct apid_create_req *req, bool pooled, struct apid_sandb
     log_info("sandbox %s created (image %s, pid %d)", sb->id, image, pid);
     sb_unlock(sb->id);
     if (fresh) {
-        apid_sandbox_free(sb);
+        if (!pending) /* the caller owns a pending record */
+            apid_sandbox_free(sb);
         sb = fresh;
     }
     *out = sb;
@@ -633,10 +657,94 @@ fail:
         sbx_error_release(&e3);
         if (inserted)
             apid_store_delete(ctx->store, sb->id, NULL);
+        else if (pending)
+            apid_store_set_state(ctx->store, sb->id, ST_FAILED, "SANDBOX_START_FAILED",
+                                 *err ? (*err)->msg : "start failed", NULL);
     }
     sb_unlock(sb->id);
-    apid_sandbox_free(sb);
+    if (!pending)
+        apid_sandbox_free(sb);
     return r;
+}
+
+static int
+create_sandbox(const struct apid_create_req *req, bool pooled, struct apid_sandbox **out,
+               sbx_error_t *err)
+{
+    cleanup_free char *image = NULL;
+    int r = apid_resolve_image(ctx->cfg->images_dir, req->image_uri, &image, err);
+    if (r < 0)
+        return r;
+    if (r != APID_IMAGE_PULL)
+        return launch(req, image, pooled, NULL, out, err);
+    if (pooled)
+        return apid_fail(err, E_IMAGE_NOT_FOUND, "pool image `%s` is not in the image store: "
+                                                 "pull it first (sbxrun pull)", image);
+    /* Not pulled yet: the client gets its 202 now, the sandbox waits Pending for the pull
+     * (images.c), then starts (apid_mgr_image_ready()). */
+    struct apid_sandbox *sb = NULL;
+    if ((r = new_sandbox(req, &sb, err)) < 0)
+        return r;
+    free(sb->reason);
+    free(sb->message);
+    sb->reason = xstrdup("IMAGE_PULLING");
+    sb->message = xasprintf("pulling image %s", image);
+    sb_lock(sb->id);
+    r = apid_store_insert(ctx->store, sb, err);
+    if (r == 0 && (r = apid_images_pull_for(ctx->cfg->images_dir, image, sb->id, req, err)) < 0)
+        apid_store_delete(ctx->store, sb->id, NULL);
+    sb_unlock(sb->id);
+    if (r < 0) {
+        apid_net_release(sb->id, sb->address, sb->veth);
+        apid_sandbox_free(sb);
+        return r;
+    }
+    if (sb->expires_ms)
+        wake(); /* its expiry applies while it waits too */
+    *out = sb;
+    return 0;
+}
+
+void
+apid_mgr_image_ready(const char *id, const struct apid_create_req *req, const char *digest,
+                     const char *reason, const char *message)
+{
+    struct apid_sandbox *sb = NULL;
+    if (apid_store_get(ctx->store, id, &sb, NULL) != 1 || sb == NULL)
+        return; /* deleted while it waited */
+    if (sb->state != ST_PENDING) {
+        apid_sandbox_free(sb);
+        return;
+    }
+    if (digest == NULL) {
+        sb_lock(id);
+        apid_store_set_state(ctx->store, id, ST_FAILED, reason, message, NULL);
+        sb_unlock(id);
+        apid_sandbox_free(sb);
+        return;
+    }
+    sbx_error_t err = NULL;
+    struct apid_sandbox *out = NULL;
+    /* Its expiry was armed at create; the start keeps the stored one. */
+    if (launch(req, digest, false, sb, &out, &err) < 0) {
+        log_warn("sandbox %s: start after the image pull failed: %s", id, err ? err->msg : "?");
+        sbx_error_release(&err);
+    } else if (out != sb) {
+        apid_sandbox_free(out);
+    }
+    apid_sandbox_free(sb);
+}
+
+void
+apid_mgr_pending_message(const char *id, const char *message)
+{
+    if (!sb_lock_try(id, false))
+        return; /* busy (being deleted or started): the next report will do */
+    struct apid_sandbox *sb = NULL;
+    if (apid_store_get(ctx->store, id, &sb, NULL) == 1 && sb && sb->state == ST_PENDING)
+        apid_store_set_state(ctx->store, id, ST_PENDING, "IMAGE_PULLING", message, NULL);
+    apid_sandbox_free(sb);
+    sb_unlock(id);
 }
 
 int

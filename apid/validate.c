@@ -2,6 +2,8 @@
  * directory lookup), so the CUnit tests cover it directly. Every rejection is an API error whose
  * code comes from CONTRACT.md §A.2. */
 #include "apid.h"
+#include "image_ref.h"
+#include "image_store.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -343,12 +345,30 @@ void
 apid_create_req_free(struct apid_create_req *r)
 {
     free(r->image_uri);
+    free(r->image_user);
+    if (r->image_pass)
+        explicit_bzero(r->image_pass, strlen(r->image_pass));
+    free(r->image_pass);
     json_decref(r->entrypoint);
     json_decref(r->env);
     json_decref(r->metadata);
     json_decref(r->resource_limits);
     json_decref(r->net_policy);
     memset(r, 0, sizeof(*r));
+}
+
+void
+apid_create_req_copy(const struct apid_create_req *in, struct apid_create_req *out)
+{
+    *out = *in;
+    out->image_uri = xstrdup(in->image_uri);
+    out->image_user = xstrdup(in->image_user);
+    out->image_pass = xstrdup(in->image_pass);
+    out->entrypoint = json_deep_copy(in->entrypoint);
+    out->env = json_deep_copy(in->env);
+    out->metadata = json_deep_copy(in->metadata);
+    out->resource_limits = json_deep_copy(in->resource_limits);
+    out->net_policy = json_deep_copy(in->net_policy);
 }
 
 static int
@@ -489,6 +509,17 @@ apid_parse_create(const char *body, size_t len, const struct apid_config *cfg,
     if (auth && !json_is_null(auth) && !json_is_object(auth)) {
         r = apid_fail(err, E_INVALID_PARAMETER, "image.auth must be an object");
         goto out;
+    }
+    if (json_is_object(auth)) {
+        json_t *u = json_object_get(auth, "username"), *pw = json_object_get(auth, "password");
+        if (!json_is_string(u) || !json_is_string(pw) || json_object_size(auth) != 2 ||
+            strlen(json_string_value(u)) > 1024 || strlen(json_string_value(pw)) > 8192) {
+            r = apid_fail(err, E_INVALID_PARAMETER,
+                          "image.auth must be {\"username\": string, \"password\": string}");
+            goto out;
+        }
+        out->image_user = xstrdup(json_string_value(u));
+        out->image_pass = xstrdup(json_string_value(pw));
     }
     out->image_uri = xstrdup(json_string_value(json_object_get(image, "uri")));
     if (!*out->image_uri) {
@@ -695,8 +726,7 @@ apid_resolve_image(const char *images_dir, const char *uri, char **out, sbx_erro
     bool local = strncmp(uri, "local/", 6) == 0;
     if (local)
         name = uri + 6;
-    /* Local names are single path components; anything else is a registry reference that we
-     * cannot pull (sbx runs without a registry client). */
+    /* Built images (make rootfs) are single path components below images_dir. */
     bool plain = id_is_valid(name) && strcmp(name, ".") && strcmp(name, "..");
     struct stat st;
     cleanup_free char *path = plain ? xasprintf("%s/%s", images_dir, name) : NULL;
@@ -704,13 +734,35 @@ apid_resolve_image(const char *images_dir, const char *uri, char **out, sbx_erro
         *out = xstrdup(name);
         return 0;
     }
-    cleanup_free char *have = list_images(images_dir);
-    if (!plain && !local)
-        return apid_fail(err, E_IMAGE_NOT_FOUND,
-                         "image `%s` is not present locally and sbx does not pull from registries; "
-                         "available images: %s",
-                         uri, have);
-    return apid_fail(err, E_IMAGE_NOT_FOUND, "unknown image `%s`; available images: %s", uri, have);
+    if (local) {
+        cleanup_free char *have = list_images(images_dir);
+        return apid_fail(err, E_IMAGE_NOT_FOUND, "unknown image `%s`; available images: %s", uri,
+                         have);
+    }
+    /* Anything else is a registry reference (Docker's reading: "python:3.12" is
+     * docker.io/library/python:3.12), or the id of an image in the store. */
+    struct sbx_image_ref ref;
+    sbx_error_t e2 = NULL;
+    if (sbx_image_ref_parse(uri, &ref, &e2) < 0) {
+        int r = apid_fail(err, E_IMAGE_NOT_FOUND, "image.uri: %s", e2->msg);
+        sbx_error_release(&e2);
+        return r;
+    }
+    cleanup_free char *canon = sbx_image_ref_string(&ref);
+    sbx_image_ref_free(&ref);
+    struct sbx_store store;
+    if (sbx_store_open(images_dir, false, &store, NULL) == 0) {
+        char *digest = NULL;
+        json_t *rec = sbx_store_resolve(&store, uri, &digest, NULL);
+        sbx_store_close(&store);
+        json_decref(rec);
+        if (rec) {
+            *out = digest;
+            return 0;
+        }
+    }
+    *out = steal_pointer(&canon);
+    return APID_IMAGE_PULL;
 }
 
 void

@@ -107,25 +107,15 @@ exit_for(enum sbx_pull_error k)
     return k == SBX_PULL_NOT_FOUND ? EXIT_NOT_FOUND : k == SBX_PULL_AUTH ? EXIT_AUTH : EXIT_FAIL;
 }
 
-/* Pulls and loads hold the gc lock shared: prune and rmi (exclusive) never remove a layer that
- * a pull has just unpacked and not yet recorded. */
 static int
 gc_lock(int how)
 {
     struct sbx_store st;
     sbx_error_t err = NULL;
-    if (sbx_store_open(NULL, true, &st, &err) < 0) {
-        die_err(&err);
-        return -1;
-    }
-    int fd = openat(st.dirfd, "gc.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = sbx_store_open(NULL, true, &st, &err) < 0 ? -1 : sbx_store_gc_lock(&st, how, &err);
     sbx_store_close(&st);
-    if (fd < 0 || TEMP_FAILURE_RETRY(flock(fd, how)) < 0) {
-        fprintf(stderr, "sbxrun: lock the image store: %s\n", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
+    if (fd < 0)
+        die_err(&err);
     return fd;
 }
 
@@ -302,33 +292,8 @@ cmd_images(int argc, char **argv)
         die_err(&err);
         return EXIT_FAIL;
     }
-    json_t *out = json_array();
-    const char *ref;
+    json_t *out = st.dirfd >= 0 ? sbx_store_list(&st) : json_array();
     json_t *v;
-    json_object_foreach(refs, ref, v)
-    {
-        const char *d = json_string_value(v);
-        json_t *rec = st.dirfd >= 0 ? sbx_store_image(&st, d, NULL) : NULL;
-        if (rec == NULL)
-            continue;
-        json_t *o = json_pack("{s:s, s:s, s:O, s:O, s:b}", "name", ref, "digest", d, "size",
-                              json_object_get(rec, "size"), "layers",
-                              json_object_get(rec, "layers"), "inUse",
-                              sbx_store_in_use(&st, d));
-        json_t *created = json_object_get(rec, "created");
-        if (json_is_string(created))
-            json_object_set(o, "created", created);
-        json_t *ports = json_object_get(json_object_get(rec, "config"), "ExposedPorts");
-        if (json_is_object(ports)) {
-            json_t *pl = json_array();
-            const char *k;
-            json_t *pv;
-            json_object_foreach(ports, k, pv) json_array_append_new(pl, json_string(k));
-            json_object_set_new(o, "exposedPorts", pl);
-        }
-        json_array_append_new(out, o);
-        json_decref(rec);
-    }
     if (json_out) {
         char *s = json_dumps(out, JSON_INDENT(2));
         printf("%s\n", s);
@@ -353,95 +318,6 @@ cmd_images(int argc, char **argv)
     return 0;
 }
 
-/* Everything referenced by the records that remain: their layers and blobs. */
-static void
-collect_used(struct sbx_store *st, json_t *used_layers, json_t *used_blobs, json_t *records)
-{
-    size_t i;
-    json_t *rec;
-    json_array_foreach(records, i, rec)
-    {
-        size_t j;
-        json_t *l;
-        json_array_foreach(json_object_get(rec, "layers"), j, l)
-            json_object_set_new(used_layers, json_string_value(l) + 7, json_true());
-        json_array_foreach(json_object_get(rec, "layerBlobs"), j, l)
-            if (json_is_string(l) && strlen(json_string_value(l)) > 7)
-                json_object_set_new(used_blobs, json_string_value(l) + 7, json_true());
-        json_object_set_new(used_blobs, json_string_value(json_object_get(rec, "digest")) + 7,
-                            json_true());
-        const char *cd = json_string_value(json_object_get(rec, "configDigest"));
-        if (cd && strlen(cd) > 7)
-            json_object_set_new(used_blobs, cd + 7, json_true());
-    }
-    (void)st;
-}
-
-/* Removes what nothing uses: records no reference names (unless a sandbox holds them), then
- * layers and blobs no remaining record names. Returns the number of things removed. */
-static int
-gc(struct sbx_store *st, bool verbose)
-{
-    json_t *refs = sbx_store_refs(st, NULL);
-    if (refs == NULL)
-        return -1;
-    json_t *named = json_object(), *records = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(refs, k, v) json_object_set_new(named, json_string_value(v), json_true());
-    int removed = 0;
-    int fd = openat(st->dirfd, "images", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (strlen(de->d_name) != 69 || strcmp(de->d_name + 64, ".json") != 0)
-            continue;
-        char digest[72];
-        snprintf(digest, sizeof(digest), "sha256:%.64s", de->d_name);
-        json_t *rec = sbx_store_image(st, digest, NULL);
-        if (json_object_get(named, digest) || sbx_store_in_use(st, digest)) {
-            if (rec)
-                json_array_append_new(records, rec);
-            continue;
-        }
-        json_decref(rec);
-        cleanup_free char *p = xasprintf("images/%s", de->d_name);
-        if (unlinkat(st->dirfd, p, 0) == 0) {
-            removed++;
-            if (verbose)
-                printf("deleted image %s\n", digest);
-        }
-    }
-    if (d)
-        closedir(d);
-    json_t *used_layers = json_object(), *used_blobs = json_object();
-    collect_used(st, used_layers, used_blobs, records);
-    static const char *const dirs[] = {"layers", "blobs/sha256"};
-    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-        json_t *used = i == 0 ? used_layers : used_blobs;
-        fd = openat(st->dirfd, dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        d = fd >= 0 ? fdopendir(fd) : NULL;
-        while (d && (de = readdir(d))) {
-            if (de->d_name[0] == '.' || json_object_get(used, de->d_name))
-                continue;
-            cleanup_free char *p = xasprintf("%s/%s/%s", st->dir, dirs[i], de->d_name);
-            if (rm_rf(p, NULL) == 0) {
-                removed++;
-                if (verbose)
-                    printf("deleted %s sha256:%s\n", i == 0 ? "layer" : "blob", de->d_name);
-            }
-        }
-        if (d)
-            closedir(d);
-    }
-    json_decref(used_layers);
-    json_decref(used_blobs);
-    json_decref(records);
-    json_decref(named);
-    json_decref(refs);
-    return removed;
-}
-
 static int
 cmd_rmi(int argc, char **argv)
 {
@@ -460,50 +336,16 @@ cmd_rmi(int argc, char **argv)
     }
     int rc = 0;
     for (int i = 1; i < argc; i++) {
-        cleanup_free char *digest = NULL;
-        json_t *rec = sbx_store_resolve(&st, argv[i], &digest, &err);
-        if (rec == NULL) {
+        cleanup_strv char **untagged = NULL;
+        int r = sbx_store_remove(&st, argv[i], &untagged, &err);
+        for (char **u = untagged; u && *u; u++)
+            printf("Untagged: %s\n", *u);
+        if (r < 0) {
+            rc = r == -ENOENT ? EXIT_NOT_FOUND : EXIT_FAIL;
             die_err(&err);
-            rc = EXIT_NOT_FOUND;
-            continue;
         }
-        json_decref(rec);
-        /* By digest: every reference to it goes; by name: that reference. */
-        json_t *refs = sbx_store_refs(&st, NULL);
-        json_t *drop = json_array();
-        const char *k;
-        json_t *v;
-        struct sbx_image_ref ref;
-        cleanup_free char *canon = NULL;
-        if (sbx_image_ref_parse(argv[i], &ref, NULL) == 0) {
-            canon = sbx_image_ref_string(&ref);
-            sbx_image_ref_free(&ref);
-        }
-        json_object_foreach(refs, k, v) if (strcmp(json_string_value(v), digest) == 0 &&
-                                            (canon == NULL || json_object_get(refs, canon) == NULL ||
-                                             strcmp(k, canon) == 0))
-            json_array_append_new(drop, json_string(k));
-        size_t left = 0;
-        json_object_foreach(refs, k, v) left += strcmp(json_string_value(v), digest) == 0;
-        if (left == json_array_size(drop) && sbx_store_in_use(&st, digest)) {
-            fprintf(stderr, "sbxrun: image `%s` is in use by a running sandbox\n", argv[i]);
-            rc = EXIT_FAIL;
-        } else {
-            size_t j;
-            json_array_foreach(drop, j, v)
-            {
-                if (sbx_store_set_ref(&st, json_string_value(v), NULL, &err) < 0) {
-                    die_err(&err);
-                    rc = EXIT_FAIL;
-                } else {
-                    printf("Untagged: %s\n", json_string_value(v));
-                }
-            }
-        }
-        json_decref(drop);
-        json_decref(refs);
     }
-    gc(&st, true);
+    sbx_store_gc(&st, stdout);
     sbx_store_close(&st);
     return rc;
 }
@@ -535,7 +377,7 @@ cmd_image(int argc, char **argv)
             printf("nothing to prune\n");
             return 0;
         }
-        int n = gc(&st, true);
+        int n = sbx_store_gc(&st, stdout);
         sbx_store_close(&st);
         printf("%d removed\n", n < 0 ? 0 : n);
         return n < 0 ? EXIT_FAIL : 0;

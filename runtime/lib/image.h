@@ -17,7 +17,8 @@ struct sbx_pull_progress {
 };
 
 struct sbx_pull_opts {
-    const char *platform; /* "os/arch[/variant]"; NULL: this host's */
+    const char *images_dir; /* the store's images dir; NULL: $SBX_IMAGES or the default */
+    const char *platform;   /* "os/arch[/variant]"; NULL: this host's */
     struct sbx_registry_opts reg;
     struct sbx_pull_progress progress;
     uint64_t max_layer_bytes; /* bound on one layer's unpacked size; 0: default */

@@ -370,7 +370,7 @@ int
 sbx_image_load(const char *path, const struct sbx_pull_opts *o, char ***refs, sbx_error_t *err)
 {
     struct sbx_store st;
-    if (sbx_store_open(NULL, true, &st, err) < 0)
+    if (sbx_store_open(o ? o->images_dir : NULL, true, &st, err) < 0)
         return -1;
     sbx_store_clean_tmp(&st);
     struct archive_files f = {0};

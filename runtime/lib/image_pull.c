@@ -72,7 +72,7 @@ sbx_image_pull(const char *name, const struct sbx_pull_opts *o, struct sbx_pull_
     char *body = NULL, *mtype = NULL, *config = NULL;
     size_t len = 0, config_len = 0;
     json_t *index = NULL;
-    int r = sbx_store_open(NULL, true, &st, err);
+    int r = sbx_store_open(o ? o->images_dir : NULL, true, &st, err);
     if (r < 0)
         goto out_ref;
     sbx_store_clean_tmp(&st);

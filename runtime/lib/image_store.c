@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/file.h>
 
 #define STORE_SUBDIR ".oci"
 
@@ -303,4 +304,189 @@ sbx_store_in_use(struct sbx_store *st, const char *digest)
         return errno == EWOULDBLOCK;
     flock(fd, LOCK_UN);
     return false;
+}
+
+/* Everything referenced by the records that remain: their layers and blobs. */
+static void
+collect_used(json_t *used_layers, json_t *used_blobs, json_t *records)
+{
+    size_t i;
+    json_t *rec;
+    json_array_foreach(records, i, rec)
+    {
+        size_t j;
+        json_t *l;
+        json_array_foreach(json_object_get(rec, "layers"), j, l)
+            json_object_set_new(used_layers, json_string_value(l) + 7, json_true());
+        json_array_foreach(json_object_get(rec, "layerBlobs"), j, l)
+            if (json_is_string(l) && strlen(json_string_value(l)) > 7)
+                json_object_set_new(used_blobs, json_string_value(l) + 7, json_true());
+        json_object_set_new(used_blobs, json_string_value(json_object_get(rec, "digest")) + 7,
+                            json_true());
+        const char *cd = json_string_value(json_object_get(rec, "configDigest"));
+        if (cd && strlen(cd) > 7)
+            json_object_set_new(used_blobs, cd + 7, json_true());
+    }
+}
+
+/* Removes what nothing uses: records no reference names (unless a sandbox holds them), then
+ * layers and blobs no remaining record names. Returns the number of things removed. */
+int
+sbx_store_gc(struct sbx_store *st, FILE *log)
+{
+    json_t *refs = sbx_store_refs(st, NULL);
+    if (refs == NULL)
+        return -1;
+    json_t *named = json_object(), *records = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(refs, k, v) json_object_set_new(named, json_string_value(v), json_true());
+    int removed = 0;
+    int fd = openat(st->dirfd, "images", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (strlen(de->d_name) != 69 || strcmp(de->d_name + 64, ".json") != 0)
+            continue;
+        char digest[72];
+        snprintf(digest, sizeof(digest), "sha256:%.64s", de->d_name);
+        json_t *rec = sbx_store_image(st, digest, NULL);
+        if (json_object_get(named, digest) || sbx_store_in_use(st, digest)) {
+            if (rec)
+                json_array_append_new(records, rec);
+            continue;
+        }
+        json_decref(rec);
+        cleanup_free char *p = xasprintf("images/%s", de->d_name);
+        if (unlinkat(st->dirfd, p, 0) == 0) {
+            removed++;
+            if (log)
+                fprintf(log, "deleted image %s\n", digest);
+        }
+    }
+    if (d)
+        closedir(d);
+    json_t *used_layers = json_object(), *used_blobs = json_object();
+    collect_used(used_layers, used_blobs, records);
+    static const char *const dirs[] = {"layers", "blobs/sha256"};
+    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+        json_t *used = i == 0 ? used_layers : used_blobs;
+        fd = openat(st->dirfd, dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        d = fd >= 0 ? fdopendir(fd) : NULL;
+        while (d && (de = readdir(d))) {
+            if (de->d_name[0] == '.' || json_object_get(used, de->d_name))
+                continue;
+            cleanup_free char *p = xasprintf("%s/%s/%s", st->dir, dirs[i], de->d_name);
+            if (rm_rf(p, NULL) == 0) {
+                removed++;
+                if (log)
+                    fprintf(log, "deleted %s sha256:%s\n", i == 0 ? "layer" : "blob",
+                            de->d_name);
+            }
+        }
+        if (d)
+            closedir(d);
+    }
+    json_decref(used_layers);
+    json_decref(used_blobs);
+    json_decref(records);
+    json_decref(named);
+    json_decref(refs);
+    return removed;
+}
+
+json_t *
+sbx_store_list(struct sbx_store *st)
+{
+    json_t *out = json_array();
+    json_t *refs = sbx_store_refs(st, NULL);
+    const char *ref;
+    json_t *v;
+    json_object_foreach(refs, ref, v)
+    {
+        const char *d = json_string_value(v);
+        json_t *rec = d ? sbx_store_image(st, d, NULL) : NULL;
+        if (rec == NULL)
+            continue;
+        json_t *o = json_pack("{s:s, s:s, s:O, s:O, s:b}", "name", ref, "digest", d, "size",
+                              json_object_get(rec, "size"), "layers",
+                              json_object_get(rec, "layers"), "inUse", sbx_store_in_use(st, d));
+        json_t *created = json_object_get(rec, "created");
+        if (json_is_string(created))
+            json_object_set(o, "created", created);
+        json_t *ports = json_object_get(json_object_get(rec, "config"), "ExposedPorts");
+        if (json_is_object(ports)) {
+            json_t *pl = json_array();
+            const char *k;
+            json_t *pv;
+            json_object_foreach(ports, k, pv) json_array_append_new(pl, json_string(k));
+            json_object_set_new(o, "exposedPorts", pl);
+        }
+        json_array_append_new(out, o);
+        json_decref(rec);
+    }
+    json_decref(refs);
+    return out;
+}
+
+int
+sbx_store_remove(struct sbx_store *st, const char *name, char ***untagged, sbx_error_t *err)
+{
+    cleanup_free char *digest = NULL;
+    json_t *rec = sbx_store_resolve(st, name, &digest, err);
+    if (rec == NULL)
+        return -ENOENT;
+    json_decref(rec);
+    /* By name, that reference goes (Docker's untag: other names of the image stay); by id,
+     * every reference to it. The image itself goes when no reference is left, unless a
+     * sandbox runs it. */
+    json_t *refs = sbx_store_refs(st, err);
+    if (refs == NULL)
+        return -1;
+    cleanup_free char *canon = NULL;
+    struct sbx_image_ref ref;
+    if (sbx_image_ref_parse(name, &ref, NULL) == 0) {
+        canon = sbx_image_ref_string(&ref);
+        sbx_image_ref_free(&ref);
+    }
+    bool by_name = canon && json_object_get(refs, canon);
+    size_t all = 0, drop = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(refs, k, v)
+    {
+        if (strcmp(json_string_value(v), digest) != 0)
+            continue;
+        all++;
+        drop += !by_name || strcmp(k, canon) == 0;
+    }
+    int r = 0;
+    if (drop == all && sbx_store_in_use(st, digest)) {
+        r = sbx_make_error(err, EBUSY, "image `%s` is in use by a running sandbox", name);
+    } else {
+        json_object_foreach(refs, k, v)
+        {
+            if (strcmp(json_string_value(v), digest) != 0 || (by_name && strcmp(k, canon) != 0))
+                continue;
+            if ((r = sbx_store_set_ref(st, k, NULL, err)) < 0)
+                break;
+            strv_append(untagged, k);
+        }
+    }
+    json_decref(refs);
+    return r;
+}
+
+int
+sbx_store_gc_lock(struct sbx_store *st, int how, sbx_error_t *err)
+{
+    int fd = openat(st->dirfd, "gc.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sbx_make_error(err, errno, "open `%s/gc.lock`", st->dir);
+    if (TEMP_FAILURE_RETRY(flock(fd, how)) < 0) {
+        int e = errno;
+        close(fd);
+        return sbx_make_error(err, e, "lock `%s/gc.lock`", st->dir);
+    }
+    return fd;
 }

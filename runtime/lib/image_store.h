@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 struct sbx_store {
     char *dir; /* <images dir>/.oci */
@@ -61,6 +62,21 @@ json_t *sbx_store_resolve(struct sbx_store *st, const char *name, char **digest,
 int sbx_store_hold(struct sbx_store *st, const char *digest, sbx_error_t *err);
 /* True when some process holds the image (sbx_store_hold). */
 bool sbx_store_in_use(struct sbx_store *st, const char *digest);
+
+/* Every reference with its image: name, digest, size, layers, inUse, created, exposedPorts. */
+json_t *sbx_store_list(struct sbx_store *st);
+/* rmi: by name, that reference; by image id, all of them; the record goes with the last one.
+ * -ENOENT when not there; an error (EBUSY) when the image would go while a sandbox runs it.
+ * *untagged gets the references removed (strv). */
+int sbx_store_remove(struct sbx_store *st, const char *name, char ***untagged, sbx_error_t *err);
+/* prune: records no reference names and no sandbox holds, then the layers and blobs no
+ * remaining record uses; logs each removal to log (may be NULL). Returns the count removed.
+ * Callers serialise against pulls (sbx-image's gc.lock). */
+int sbx_store_gc(struct sbx_store *st, FILE *log);
+
+/* Pulls and loads hold gc.lock shared (LOCK_SH), rmi and prune exclusive (LOCK_EX): a layer a
+ * pull has unpacked but not yet recorded is never pruned. Returns the fd to close. */
+int sbx_store_gc_lock(struct sbx_store *st, int how, sbx_error_t *err);
 
 /* Exclusive store lock (flock on <store>/lock); returns the fd to close. */
 int sbx_store_lock(struct sbx_store *st, sbx_error_t *err);

@@ -130,7 +130,7 @@ BAD=(
 	"platform mismatch|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"platform\":{\"os\":\"windows\",\"arch\":\"amd64\"}}"
 	"volumes|400|SANDBOX::API_NOT_SUPPORTED|{$IMG,$SLEEP,\"volumes\":[{\"name\":\"v\",\"mountPath\":\"/v\"}]}"
 	"unknown image|400|SANDBOX::IMAGE_NOT_FOUND|{\"image\":{\"uri\":\"local/nope\"},$SLEEP}"
-	"registry image|400|SANDBOX::IMAGE_NOT_FOUND|{\"image\":{\"uri\":\"python:3.11\"},$SLEEP}"
+	"malformed image reference|400|SANDBOX::IMAGE_NOT_FOUND|{\"image\":{\"uri\":\"Bad/Ref\"},$SLEEP}"
 	"path traversal image|400|SANDBOX::IMAGE_NOT_FOUND|{\"image\":{\"uri\":\"local/../images\"},$SLEEP}"
 )
 for c in "${BAD[@]}"; do
@@ -143,6 +143,16 @@ big=$(head -c 70000 /dev/zero | tr '\0' 'a')
 expect_err "body over --max-body → 413" 413 SANDBOX::REQUEST_TOO_LARGE POST /v1/sandboxes "{\"x\":\"$big\"}"
 api GET /v1/sandboxes
 expect_eq "bad input left no sandbox in the store" 0 "$(jqb .pagination.totalItems)"
+# A registry image not pulled yet: 202 at once, then Failed when the pull fails (a closed port on
+# 127.0.0.1; t_images.sh pulls from real registries).
+api POST /v1/sandboxes "{\"image\":{\"uri\":\"127.0.0.1:1/nothere/img:1\"},$SLEEP}"
+expect_eq "registry image not pulled yet: 202 Pending IMAGE_PULLING" "202 Pending IMAGE_PULLING" \
+	"$CODE $(jqb .status.state) $(jqb .status.reason)"
+rid=$(jqb .id)
+for _ in $(seq 100); do api GET "/v1/sandboxes/$rid"; [ "$(jqb .status.state)" = Pending ] || break; sleep 0.1; done
+expect_eq "... then Failed, IMAGE_PULL_FAILED with the cause" "Failed IMAGE_PULL_FAILED" "$(jqb .status.state) $(jqb .status.reason)"
+expect_match "... the cause names the registry" "127.0.0.1:1" "$(jqb .status.message)"
+api DELETE "/v1/sandboxes/$rid"
 expect_eq "bad input left no runtime state" "" "$(ls "$RUN")"
 expect_eq "bad input left no sandbox files" "" "$(ls "$RUN/.sandboxes")"
 kill -0 $APID_PID && ok "apid survived the bad input" || not_ok "apid survived the bad input"

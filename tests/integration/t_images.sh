@@ -91,6 +91,7 @@ expect_match "images table" "$P/team/app:v1 +${APP_DIGEST:7:12}" "$(S images 2>&
 # --- a second image shares the base layer: only its own layer is downloaded ---
 BASE_BLOB=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["layers"][0]["digest"])' "$tmp/app2.json")
 TOP_BLOB=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["layers"][1]["digest"])' "$tmp/app2.json")
+TOP_APP_BLOB=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["layers"][1]["digest"])' "$tmp/app.json")
 reg_log_mark
 S pull -q "$P/team/app2:v1" >/dev/null 2>&1
 expect_eq "shared base layer: downloaded 0 times, the new layer once" "0 1" \
@@ -240,6 +241,61 @@ done
 S image prune >/dev/null 2>&1
 expect_eq "after rmi of every image and prune: no layers, blobs or records left" "0 0 0" \
 	"$(ls "$SBX_IMAGES/.oci/layers" | wc -l) $(ls "$SBX_IMAGES/.oci/blobs/sha256" | wc -l) $(ls "$SBX_IMAGES/.oci/images" | wc -l)"
+
+# --- apid: a create whose image is not pulled yet (202, Pending/IMAGE_PULLING, then Running) ---
+APID=$BIN/sbx-apid
+AK=key-$$
+APORT=$(free_port)
+mkdir -p "$tmp/apid-data" "$tmp/apid-run"; chmod 711 "$tmp/apid-run"
+# nsenter, not `ip netns exec` (which mounts a sysfs of the netns over /sys, hiding the cgroup
+# hierarchies sandboxes need) nor the reg_exec function ($! must be apid itself, not a subshell).
+nsenter --net="/run/netns/$REG_NS" env SBX_REGISTRIES_CONF="$SBX_REGISTRIES_CONF" "$APID" --listen 127.0.0.1:$APORT \
+	--data-dir "$tmp/apid-data" --run-dir "$tmp/apid-run" --images-dir "$SBX_IMAGES" --agent none \
+	--bridge none --api-key "$AK" >"$tmp/apid.log" 2>&1 &
+apid_pid=$!
+A() { # METHOD PATH [BODY]: prints the status line then the body
+	reg_exec curl -s -X "$1" -H "OPEN-SANDBOX-API-KEY: $AK" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} \
+		-w '\n%{http_code}' "http://127.0.0.1:$APORT$2"
+}
+for _ in $(seq 100); do reg_exec curl -s -o /dev/null "http://127.0.0.1:$APORT/health" && break; sleep 0.05; done
+state_of() { A GET "/v1/sandboxes/$1" | head -n -1 | jq -r '.status.state + " " + (.status.reason // "")'; }
+wait_state() { # ID STATE...: waits (bounded) until the sandbox is in one of the states; prints it
+	local st=""
+	for _ in $(seq 300); do
+		st=$(state_of "$1")
+		for w in "${@:2}"; do [ "${st%% *}" = "$w" ] && { echo "$st"; return; }; done
+		sleep 0.1
+	done
+	echo "$st"
+}
+reg_log_mark
+body='{"image":{"uri":"'$P'/team/app:v1"},"entrypoint":["/bin/sh","-c","sleep 60"],"timeout":300}'
+r1=$(A POST /v1/sandboxes "$body"); r2=$(A POST /v1/sandboxes "$body")
+id1=$(echo "$r1" | head -n -1 | jq -r .id); id2=$(echo "$r2" | head -n -1 | jq -r .id)
+expect_eq "apid: create with an image not pulled yet answers 202 at once" "202 202" "$(echo "$r1" | tail -1) $(echo "$r2" | tail -1)"
+expect_match "... Pending, reason IMAGE_PULLING" "Pending IMAGE_PULLING" "$(echo "$r1" | head -n -1 | jq -r '.status.state + " " + .status.reason')"
+expect_eq "... then Running" "Running Running" "$(wait_state "$id1" Running Failed | cut -d' ' -f1) $(wait_state "$id2" Running Failed | cut -d' ' -f1)"
+expect_eq "... two creates of one image shared one pull (its top layer fetched once)" "1" "$(reg_blob_gets "$TOP_APP_BLOB" plain)"
+expect_match "apid: GET /v1/images lists it, in use" "\"name\":\"$P/team/app:v1\".*\"inUse\":true" "$(A GET /v1/images | head -n -1)"
+out=$(A DELETE "/v1/images/$P/team/app:v1")
+expect_eq "apid: DELETE /v1/images/{ref} of an image in use: 409" "409" "$(echo "$out" | tail -1)"
+id3=$(A POST /v1/sandboxes '{"image":{"uri":"'$P'/team/app:nosuchtag"},"entrypoint":["true"]}' | head -n -1 | jq -r .id)
+expect_eq "apid: unknown tag ends Failed, IMAGE_NOT_FOUND" "Failed IMAGE_NOT_FOUND" "$(wait_state "$id3" Failed Running)"
+id4=$(A POST /v1/sandboxes '{"image":{"uri":"'$REG_TLS'/team/app:v1","auth":{"username":"'$REG_USER'","password":"wrong"}},"entrypoint":["true"]}' | head -n -1 | jq -r .id)
+expect_eq "apid: wrong image.auth ends Failed, IMAGE_AUTH_FAILED" "Failed IMAGE_AUTH_FAILED" "$(wait_state "$id4" Failed Running)"
+id5=$(A POST /v1/sandboxes '{"image":{"uri":"'$REG_TLS'/team/app:v1","auth":{"username":"'$REG_USER'","password":"'$REG_PASS'"}},"entrypoint":["/bin/sh","-c","sleep 60"]}' | head -n -1 | jq -r .id)
+expect_eq "apid: image.auth over TLS: Running" "Running" "$(wait_state "$id5" Running Failed | cut -d' ' -f1)"
+expect_eq "apid: image.auth is never echoed" "null" "$(A GET "/v1/sandboxes/$id5" | head -n -1 | jq -c '.image.auth')"
+out=$(A POST /v1/sandboxes '{"image":{"uri":"Bad/Ref"},"entrypoint":["true"]}')
+expect_eq "apid: a malformed reference: 400, nothing created" "400" "$(echo "$out" | tail -1)"
+m=$(reg_exec curl -s "http://127.0.0.1:$APORT/metrics")
+expect_match "apid: /metrics counts pulls and failures" "sbx_image_pulls_total [3-9].*sbx_image_pull_failures_total [2-9]" "$(echo "$m" | grep -E '^sbx_image_pull(s|_failures)_total' | xargs)"
+for id in $id1 $id2 $id3 $id4 $id5; do A DELETE "/v1/sandboxes/$id" >/dev/null; done
+out=$(A DELETE "/v1/images/$P/team/app:v1")
+expect_eq "apid: DELETE /v1/images/{ref} once unused: 200" "200" "$(echo "$out" | tail -1)"
+out=$(A DELETE "/v1/images/$P/team/app:v1")
+expect_eq "apid: ... and then 404" "404" "$(echo "$out" | tail -1)"
+kill -TERM $apid_pid; wait $apid_pid 2>/dev/null; grep -iE "warn|error|fail" "$tmp/apid.log" | head -5 | sed "s/^/    apid: /"
 
 expect_eq "images: host left as it was (mounts, cgroups, links, state)" "$before" "$(host_snapshot | grep -F "$TAG")"
 finish

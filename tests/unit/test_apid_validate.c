@@ -275,13 +275,23 @@ UNIT_TEST(apid_validate, image_resolution)
     free(name);
     CU_ASSERT_EQUAL(apid_resolve_image(dir, "busybox", &name, &err), 0);
     free(name);
-    const char *bad[] = {"local/..", "local/../x", "python:3.11", "docker.io/library/busybox",
-                         "local/nope"};
+    const char *bad[] = {"local/..", "local/../x", "local/nope"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         CU_ASSERT(apid_resolve_image(dir, bad[i], &name, &err) < 0);
         CU_ASSERT(err && strstr(err->msg, "local/busybox") != NULL);
         sbx_error_release(&err);
     }
+    /* Registry references not in the store are to be pulled, by their canonical name. */
+    CU_ASSERT_EQUAL(apid_resolve_image(dir, "python:3.11", &name, &err), APID_IMAGE_PULL);
+    CU_ASSERT_STRING_EQUAL(name, "docker.io/library/python:3.11");
+    free(name);
+    CU_ASSERT_EQUAL(apid_resolve_image(dir, "docker.io/library/busybox", &name, &err),
+                    APID_IMAGE_PULL);
+    CU_ASSERT_STRING_EQUAL(name, "docker.io/library/busybox:latest");
+    free(name);
+    CU_ASSERT(apid_resolve_image(dir, "Bad/Ref", &name, &err) < 0);
+    CU_ASSERT(err && strstr(err->msg, "lowercase") != NULL);
+    sbx_error_release(&err);
     rmdir(img);
     rmdir(dir);
 }
