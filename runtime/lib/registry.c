@@ -172,7 +172,13 @@ sbx_registry_open(const struct sbx_image_ref *ref, const struct sbx_registry_opt
     struct sbx_registry *reg = xmalloc0(sizeof(*reg));
     reg->domain = xstrdup(ref->domain);
     reg->repo = xstrdup(ref->path);
-    reg->insecure = json_list_has(json_object_get(conf, "insecure"), ref->domain);
+    /* "host:port" names one registry; "host" every port of that host. */
+    cleanup_free char *host = xstrdup(ref->domain);
+    char *colon = host[0] == '[' ? strstr(host, "]:") : strchr(host, ':');
+    if (colon)
+        colon[host[0] == '[' ? 1 : 0] = '\0';
+    reg->insecure = json_list_has(json_object_get(conf, "insecure"), ref->domain) ||
+                    json_list_has(json_object_get(conf, "insecure"), host);
     const char *scheme = reg->insecure ? "http" : "https";
     size_t i;
     json_t *m;
