@@ -68,7 +68,8 @@ version: 0.1
 storage: {filesystem: {rootdirectory: $T/reg/data}}
 http: {addr: 127.0.0.1:$RP}
 EOC
-	X docker-registry serve "$T/reg/config.yml" >"$T/reg/log" 2>&1 &
+	# nsenter itself, not the X function: $! must be the registry (exec chain), not a subshell.
+	nsenter --net=/run/netns/$NS docker-registry serve "$T/reg/config.yml" >"$T/reg/log" 2>&1 &
 	REG_PID=$!
 	for _ in $(seq 100); do X curl -s -o /dev/null "http://127.0.0.1:$RP/v2/" && break; sleep 0.05; done
 	python3 "$TOP/tests/images/mkimage.py" layout "$T/oci" --tag sdk --layer "$SBX_IMAGES/busybox/rootfs" \
