@@ -73,6 +73,11 @@ parse_spec(const char *spec, struct pool *p, sbx_error_t *err)
     int r = apid_resolve_image(ctx->cfg->images_dir, s, &p->image_name, err);
     if (r < 0)
         return sbx_error_wrap(err, "--pool `%s`", spec);
+    /* A pool is for starting fast: its image must be in the store already. With a numeric tag
+     * (python:3) give MIN and MAX, so the tag is not read as a count. */
+    if (r == APID_IMAGE_PULL)
+        return sbx_make_error(err, 0, "--pool `%s`: image `%s` is not in the image store; pull "
+                                      "it first (sbxrun pull %s)", spec, p->image_name, s);
     p->image_uri = xstrdup(s);
     p->min = (size_t)a;
     p->max = (size_t)b;
