@@ -160,7 +160,10 @@ sbx_config_new_default(const char *id, char *const *args, sbx_error_t *err)
     json_array_append_new(mounts, mount_json("/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro"));
     json_array_append_new(mounts, mount_json("/sys/fs/cgroup", "cgroup", "cgroup",
                                              "nosuid,noexec,nodev,relatime,ro"));
-    json_array_append_new(mounts, mount_json("/tmp", "tmpfs", "tmpfs", "nosuid,nodev,mode=1777"));
+    /* Bounded: see SBX_DEFAULT_TMPFS_SIZE. `--tmpfs /tmp:SIZE` replaces it. */
+    cleanup_free char *tmp_opts =
+        xasprintf("nosuid,nodev,mode=1777,size=%lld", (long long)SBX_DEFAULT_TMPFS_SIZE);
+    json_array_append_new(mounts, mount_json("/tmp", "tmpfs", "tmpfs", tmp_opts));
     json_object_set_new(cfg, "mounts", mounts);
 
     json_t *lx = json_object();
@@ -395,11 +398,11 @@ sbx_config_add_tmpfs(json_t *cfg, const char *spec, sbx_error_t *err)
         *size++ = '\0';
     if (copy[0] != '/')
         return sbx_make_error(err, 0, "tmpfs destination `%s` must be an absolute path", copy);
-    int64_t bytes = 0;
-    if (size && parse_size(size, &bytes) < 0)
+    /* No size given: the same bound as /tmp, not the kernel's half of RAM. */
+    int64_t bytes = SBX_DEFAULT_TMPFS_SIZE;
+    if (size && (parse_size(size, &bytes) < 0 || bytes < 4096))
         return sbx_make_error(err, 0, "invalid tmpfs size `%s`", size);
-    cleanup_free char *opts = size ? xasprintf("nosuid,nodev,mode=1777,size=%lld", (long long)bytes)
-                                   : xstrdup("nosuid,nodev,mode=1777");
+    cleanup_free char *opts = xasprintf("nosuid,nodev,mode=1777,size=%lld", (long long)bytes);
     json_t *mounts = json_object_get(cfg, "mounts");
     remove_mount(mounts, copy);
     json_array_append_new(mounts, mount_json(copy, "tmpfs", "tmpfs", opts));

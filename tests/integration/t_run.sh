@@ -102,6 +102,27 @@ expect_eq "/dev is minimal" "core fd full mqueue null ptmx pts random shm stderr
 expect_eq "/dev/null works" "0" "$(R "${BB[@]}" -- sh -c 'echo x > /dev/null; wc -c < /dev/null')"
 expect_eq "--bind :ro is read-only" "ro" "$(R "${BB[@]}" --bind "$tmp/share:/share:ro" -- sh -c 'touch /share/x 2>/dev/null && echo rw || echo ro')"
 expect_eq "--tmpfs with a size" "1024" "$(R "${BB[@]}" --tmpfs /scratch:1M -- sh -c 'df -k /scratch | tail -1 | awk "{print \$2}"')"
+# Bounded scratch space (issue 17): /tmp and the writable layer are tmpfs, i.e. host RAM, and a
+# tmpfs without size= takes up to half of it each. fill ARGS -- PATH MIB writes MIB MiB of zeros
+# to PATH in a busybox sandbox made with ARGS and prints "ENOSPC <MiB written>" when the write
+# stopped on a full file system, "ok <MiB>" when all of it fit, anything else as it came.
+fill() {
+	local args=()
+	while [ "$1" != -- ]; do args+=("$1"); shift; done
+	shift
+	R "${BB[@]}" "${args[@]}" -- sh -c 'e=$(dd if=/dev/zero of="$1" bs=1048576 count="$2" 2>&1 >/dev/null) && r=ok ||
+		case $e in *"No space left"*) r=ENOSPC ;; *) r="error: $e" ;; esac
+		echo "$r $(($(stat -c %s "$1") / 1048576))"' sh "$@" 2>&1
+}
+expect_eq "/tmp is bounded by default: 256 MiB, then ENOSPC" "ENOSPC 256" "$(fill -- /tmp/f 300)"
+expect_eq "the writable layer is bounded by default: 1 GiB, then ENOSPC" "ENOSPC 1024" "$(fill -- /home/sandbox/f 1100)"
+expect_eq "... for root inside too, anywhere in the root" "ENOSPC 1024" "$(fill --user 0 -- /f 1100)"
+expect_eq "--disk 64M: the writable layer stops at 64 MiB" "ENOSPC 64" "$(fill --disk 64M -- /home/sandbox/f 100)"
+expect_eq "--disk 1200M raises the bound above the default" "ok 1100" "$(fill --disk 1200M -- /home/sandbox/f 1100)"
+expect_eq "--disk leaves /tmp at its own bound" "ENOSPC 256" "$(fill --disk 1200M -- /tmp/f 300)"
+expect_eq "--tmpfs /tmp:300M raises /tmp's bound" "ok 300" "$(fill --tmpfs /tmp:300M -- /tmp/f 300)"
+expect_eq "--tmpfs without a size gets /tmp's bound" "ENOSPC 256" "$(fill --tmpfs /scratch -- /scratch/f 300)"
+expect_eq "--read-only: /tmp keeps its bound" "ENOSPC 256" "$(fill --read-only -- /tmp/f 300)"
 expect_eq "--cwd" "/tmp" "$(R "${BB[@]}" --cwd /tmp -- pwd)"
 expect_eq "host image has host tools" "ok" "$(R -- sh -c 'command -v bash >/dev/null && echo ok')"
 expect_eq "host image: sandbox home is writable" "ok" "$(R -- sh -c 'cd && touch x && echo ok')"
@@ -244,6 +265,7 @@ bad "cwd missing inside (child-side failure)" "chdir to cwd ./nonexistent." run 
 bad "bad rlimit" "invalid --rlimit .bogus=1." run --rlimit bogus=1 -- true
 bad "--read-only with --rootfs-rw" "--read-only cannot be combined with --rootfs-rw" run --read-only --rootfs-rw -- true
 bad "--read-only with --disk" "--read-only cannot be combined with --disk" run --read-only --disk 1G -- true
+bad "--tmpfs with a size below 4k" "invalid tmpfs size .0." run --tmpfs /x:0 -- true
 bad "unknown command" "unknown command .frobnicate." frobnicate
 expect_eq "--help exits 0" "0" "$(status "$SBXRUN" run --help)"
 expect_match "--version" "sbxrun version" "$("$SBXRUN" --version)"
