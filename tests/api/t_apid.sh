@@ -313,18 +313,22 @@ expect_eq "delete → 204 empty" "204 " "$CODE $BODY"
 expect_err "get after delete → 404" 404 SANDBOX::NOT_FOUND GET /v1/sandboxes/$E
 expect_err "delete again → 404" 404 SANDBOX::NOT_FOUND DELETE /v1/sandboxes/$E
 api DELETE /v1/sandboxes/$F
+# pid_state PID: alive or gone; an empty pid (no state read) is neither, so no check passes on it.
+pid_state() { [ -n "$1" ] || { echo no-pid; return; }; kill -0 "$1" 2>/dev/null && echo alive || echo gone; }
 create "{$IMG,$SLEEP}"; D=$ID; dpid=$(sb_pid "$D")
+expect_eq "control: the sandbox to delete runs, with its state" "alive yes" "$(pid_state "$dpid") $([ -e "$RUN/$D" ] && echo yes || echo no)"
 api DELETE /v1/sandboxes/$D
-expect_eq "delete kills the processes and frees state" "204 gone no" "$CODE $(kill -0 "$dpid" 2>/dev/null && echo alive || echo gone) $([ -e "$RUN/$D" ] && echo yes || echo no)"
+expect_eq "delete kills the processes and frees state" "204 gone no" "$CODE $(pid_state "$dpid") $([ -e "$RUN/$D" ] && echo yes || echo no)"
 
 # ---- expiry (timeout >= 60 per the contract; renew brings it close)
 create "{$IMG,$SLEEP,\"timeout\":60}"; X=$ID; xpid=$(sb_pid "$X")
+expect_eq "control: the sandbox to expire runs" alive "$(pid_state "$xpid")"
 soon=$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%S.%3NZ)
 api POST /v1/sandboxes/$X/renew-expiration "{\"expiresAt\":\"$soon\"}"
 expect_eq "renew to 2 s from now" 200 "$CODE"
 for _ in $(seq 40); do api GET /v1/sandboxes/$X; [ "$CODE" = 404 ] && break; sleep 0.25; done
 expect_eq "expired sandbox is removed" 404 "$CODE"
-expect_eq "expired sandbox's processes are gone" gone "$(kill -0 "$xpid" 2>/dev/null && echo alive || echo gone)"
+expect_eq "expired sandbox's processes are gone" gone "$(pid_state "$xpid")"
 expect_match "expiry logged with TTL_EXPIRED" "$X.*TTL_EXPIRED" "$(grep "$X" "$LOG")"
 
 # ---- restart: SIGTERM leaves sandboxes running; a new apid re-adopts them

@@ -60,7 +60,7 @@ expect_match "control: the probe gets a handle on its own /proc/self/exe" "^exe-
 # broken build could not reach build/bin/sbxrun (and the probe writes nothing anyway).
 if command -v runc >/dev/null; then
 	mkdir -p "$tmp/rt" "$tmp/cve" && cp "$SBXRUN" "$tmp/rt/sbxrun"
-	cp -a "$SBX_IMAGES/busybox/rootfs" "$tmp/cve/rootfs" && cp "$PROBE" "$tmp/cve/rootfs/sbx-probe"
+	cp -a "$SBX_IMAGES/busybox/rootfs" "$tmp/cve/rootfs" && install -m 755 "$PROBE" "$tmp/cve/rootfs/sbx-probe"
 	(cd "$tmp/cve" && runc spec) && python3 - "$tmp/cve/config.json" "$(stat -c %i "$tmp/rt/sbxrun")" <<'EOF2'
 import json, sys
 c = json.load(open(sys.argv[1]))
@@ -98,14 +98,23 @@ expect_eq "PID 1 (init) keeps only CAP_KILL (to forward signals)" "0000000000000
 		[ "$c" = 0000000000000020 ] && break; sleep 0.02; done; echo $c')"
 
 # --- filesystem ---
-R "${BB[@]}" --user 0 -- sh -c 'echo changed > /etc/hostname-test; echo x >> /bin/busybox' 2>/dev/null
-expect_eq "writes to the rootfs stay in the private overlay" "absent" \
-	"$( [ -e "$SBX_IMAGES/busybox/rootfs/etc/hostname-test" ] && echo present || echo absent)"
+# The writes must have happened inside (a sandbox that failed would leave the host as it was).
+pw_sum=$(sha256sum <"$SBX_IMAGES/busybox/rootfs/etc/passwd")
+expect_eq "writes to the rootfs succeed inside" "changed" \
+	"$(R "${BB[@]}" --user 0 -- sh -c 'echo changed > /etc/hostname-test && echo x >> /etc/passwd && cat /etc/hostname-test' 2>&1)"
+expect_eq "writes to the rootfs stay in the private overlay" "absent $pw_sum" \
+	"$( [ -e "$SBX_IMAGES/busybox/rootfs/etc/hostname-test" ] && echo present || echo absent) $(sha256sum <"$SBX_IMAGES/busybox/rootfs/etc/passwd")"
 expect_eq "the next sandbox does not see them" "absent" "$(R "${BB[@]}" -- sh -c '[ -e /etc/hostname-test ] && echo present || echo absent')"
-expect_eq "--rootfs-rw binds the rootfs itself" "EACCES" \
-	"$(R "${BB[@]}" --rootfs-rw -- sh -c 'touch /etc/x 2>/dev/null && echo OK || echo EACCES')"
+# (A copy: the write must land in the rootfs itself, which only the host side can tell apart from
+# the overlay's copy-up.)
+cp -a "$SBX_IMAGES/busybox/rootfs" "$tmp/rw"
+expect_eq "--rootfs-rw writes into the rootfs itself" "written written" \
+	"$(R --rootfs "$tmp/rw" --rootfs-rw --user 0 -- sh -c 'echo written > /marker && cat /marker') $(cat "$tmp/rw/marker" 2>&1)"
+rm -f "$tmp/rw/marker"
+expect_eq "control: without it, the same write stays in the overlay" "written absent" \
+	"$(R --rootfs "$tmp/rw" --user 0 -- sh -c 'echo written > /marker && cat /marker') $([ -e "$tmp/rw/marker" ] && echo present || echo absent)"
 expect_eq "--read-only: the root cannot be written, even by root inside" "EROFS EROFS" \
-	"$(R "${BB[@]}" --read-only --user 0 -- sh -c 'for f in /etc/x /x; do touch $f 2>/dev/null && echo written || echo EROFS; done' | xargs)"
+	"$(R "${BB[@]}" --read-only --user 0 -- sh -c 'for f in /etc/x /x; do touch $f 2>&1 | grep -q "Read-only file system" && echo EROFS || echo written; done' | xargs)"
 expect_eq "--read-only: /tmp and /dev/shm stay writable" "ok ok" \
 	"$(R "${BB[@]}" --read-only -- sh -c 'for d in /tmp /dev/shm; do echo x > $d/f && echo ok; done' | xargs)"
 # The root mount: a bind of the image (a subdirectory of its file system) or sbx's overlay.
@@ -163,7 +172,8 @@ expect_match "/sys is read-only" "Read-only file system" "$out"
 expect_eq "/dev is minimal" "core fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero" \
 	"$(R "${BB[@]}" -- ls /dev | xargs)"
 expect_eq "/dev/null works" "0" "$(R "${BB[@]}" -- sh -c 'echo x > /dev/null; wc -c < /dev/null')"
-expect_eq "--bind :ro is read-only" "ro" "$(R "${BB[@]}" --bind "$tmp/share:/share:ro" -- sh -c 'touch /share/x 2>/dev/null && echo rw || echo ro')"
+expect_eq "--bind :ro is read-only (EROFS on a bind that is there)" "f ro" \
+	"$(R "${BB[@]}" --bind "$tmp/share:/share:ro" -- sh -c 'ls /share; touch /share/x 2>&1 | grep -q "Read-only file system" && echo ro || echo rw' | xargs)"
 expect_eq "--tmpfs with a size" "1024" "$(R "${BB[@]}" --tmpfs /scratch:1M -- sh -c 'df -k /scratch | tail -1 | awk "{print \$2}"')"
 # Bounded scratch space (issue 17): /tmp and the writable layer are tmpfs, i.e. host RAM, and a
 # tmpfs without size= takes up to half of it each. fill ARGS -- PATH MIB writes MIB MiB of zeros
