@@ -238,6 +238,10 @@ expect_eq "chunked upload byte-exact" "$(sha256sum <"$T/big")" \
 rm -f "$T/big" "$T/big.down"
 code=$(X curl -s -o "$T/body" -w '%{http_code}' -H "X-EXECD-ACCESS-TOKEN: wrong" "$(px $A)/ping")
 expect_eq "a client-sent token is passed through, not replaced" "401" "$code"
+# One sandbox's token opens no other sandbox's agent; the control: B's own token does.
+tok_of() { sqlite3 "$DATA/apid.db" "select token from sandboxes where id='$1'"; }
+expect_eq "A's token is refused by B's agent (401); B's own is accepted (200)" "401 200" \
+	"$(X curl -s -o /dev/null -w '%{http_code}' -H "X-EXECD-ACCESS-TOKEN: $(tok_of $A)" "$(px $B)/ping") $(X curl -s -o /dev/null -w '%{http_code}' -H "X-EXECD-ACCESS-TOKEN: $(tok_of $B)" "$(px $B)/ping")"
 
 t0=$(date +%s%N)
 code=$(X curl -s -m 5 -o "$T/body" -w '%{http_code}' "$(px $A 5555)/x")
