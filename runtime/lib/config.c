@@ -3,8 +3,11 @@
 #include "seccomp.h"
 #include "utils.h"
 
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <pwd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 static const char *const default_masked[] = {
     "/proc/acpi",         "/proc/asound",        "/proc/kcore",         "/proc/keys",
@@ -483,10 +486,32 @@ sbx_config_resources(json_t *cfg)
 char *
 sbx_passwd_home(const char *rootfs, uid_t uid)
 {
-    cleanup_free char *path = xasprintf("%s/etc/passwd", rootfs);
-    cleanup_file FILE *f = fopen(path, "re");
+    /* The image is untrusted and this runs on the host, as the caller (root for apid): its
+     * /etc/passwd, or /etc, may be a symlink to a host file, a FIFO that blocks the open, or
+     * /dev/zero, which never ends (sbxrun spun on it before the sandbox even existed). So the
+     * path resolves inside the image, the file is looked at through an O_PATH descriptor
+     * (opening a device node can have effects of its own) and read only if it is a regular
+     * file, and only so much of it. */
+    cleanup_close int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return NULL;
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+    cleanup_close int pfd = -1;
+    for (int tries = 0; tries < 100; tries++) /* EAGAIN: see openat2_in_root() in linux.c */
+        if ((pfd = syscall(SYS_openat2, root, "etc/passwd", &how, sizeof(how))) >= 0 ||
+            errno != EAGAIN)
+            break;
+    struct stat st;
+    if (pfd < 0 || fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode))
+        return NULL;
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+    cleanup_file FILE *f = fopen(self, "re");
     char line[1024];
-    while (f && fgets(line, sizeof(line), f)) {
+    size_t seen = 0;
+    while (f && seen < (1u << 20) && fgets(line, sizeof(line), f)) {
+        seen += strlen(line) + 1;
         char *fields[7] = {0};
         char *save = NULL, *p = line;
         int n = 0;

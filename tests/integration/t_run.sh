@@ -141,6 +141,21 @@ out=$(R --rootfs "$tmp/evil" --tmpfs "/abs/$TAG-a/deep" --tmpfs "/rel/$TAG-r" \
 expect_eq "symlinked mount targets resolve inside the root" "tmpfs tmpfs /etc/$TAG-b" "$(echo $out)"
 expect_eq "... and nothing is made through them on the host" "" \
 	"$(ls -d /tmp/$TAG-a /tmp/$TAG-r /etc/$TAG-b 2>/dev/null)"
+# The runtime reads the image's /etc/passwd on the host (for HOME): a symlink to /dev/zero once
+# made sbxrun spin forever, a FIFO would block it, and a symlink to a host file was followed. Now
+# the path resolves inside the image and only a regular file is read; the control shows the
+# image's own passwd still counts.
+cp -a "$SBX_IMAGES/busybox/rootfs" "$tmp/pw"
+home_of() { timeout -k 1 20 "$SBXRUN" run --id "$TAG-pw$RANDOM" --rootfs "$tmp/pw" -- sh -c 'echo $HOME' 2>&1; echo "rc=$?"; }
+printf 'sandbox:x:1000:1000::/from-image:/bin/sh\n' >"$tmp/pw/etc/passwd"
+expect_eq "control: HOME comes from the image's /etc/passwd" "/from-image rc=0" "$(home_of | xargs)"
+ln -sfn /dev/zero "$tmp/pw/etc/passwd"
+expect_eq "an image's /etc/passwd -> /dev/zero: sbxrun runs (default HOME)" "/home/sandbox rc=0" "$(home_of | xargs)"
+rm -f "$tmp/pw/etc/passwd"; mkfifo "$tmp/pw/etc/passwd"
+expect_eq "an image's /etc/passwd as a FIFO: sbxrun runs (default HOME)" "/home/sandbox rc=0" "$(home_of | xargs)"
+printf 'sandbox:x:1000:1000::/host-leak:/bin/sh\n' >"$tmp/host-passwd"
+rm -f "$tmp/pw/etc/passwd"; ln -s "$tmp/host-passwd" "$tmp/pw/etc/passwd"
+expect_eq "an image's /etc/passwd -> a host file: not read on the host" "/home/sandbox rc=0" "$(home_of | xargs)"
 out=$(R --rootfs "$tmp/evil" --tmpfs /dangling/x -- true 2>&1)
 expect_match "a target through a link to a host-only path is refused" "dangling/x.*No such file" "$out"
 expect_eq "... and nothing is made on the host" "" "$(ls -A "$tmp/host-side")"
