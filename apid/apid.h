@@ -126,6 +126,8 @@ struct apid_limits {
     int64_t cpu_milli; /* -1 unset */
     int64_t memory;
     int64_t pids;
+    int64_t disk; /* ephemeral-storage: the writable layer's size; 0: libsbx's default. Applied
+                   * at create only (a mount option), so not in the store. */
 };
 
 struct apid_create_req {

@@ -12,6 +12,9 @@
  *   - table `inet sbx` drops everything a sandbox sends to the host itself (input hook: every host
  *     address, apid's port included) except replies to connections the host opened (the proxy),
  *     and every forwarded packet from a sandbox unless its egress map entry says otherwise;
+ *   - link-local destinations (169.254.0.0/16: the cloud metadata service and its credentials;
+ *     fe80::/10; fd00:ec2::254) are dropped by a chain that no egress policy can reach, so they
+ *     stay closed even for a sandbox whose policy allows everything (see nft_base);
  *   - egress that is allowed leaves through masquerade NAT.
  *
  * The veth is created by the sandbox's monitor process (apid_net_child_setup, called by libsbx
@@ -165,15 +168,39 @@ nft_base(sbx_error_t *err)
 {
     /* Rebuilt as a whole: "add table" makes the delete valid when the table is missing, and the
      * whole buffer is one kernel transaction, so there is no window with a half policy. */
+    /* Two kinds of chain. `input` and `guard` protect the host and the link-local services
+     * whatever a sandbox's policy says; `forward` applies the per-sandbox egress policy, whose
+     * rules (chains sb_*) are reached only by the jumps of its egress map. Netfilter runs every
+     * base chain of a hook in priority order and a verdict ends only the base chain it is given
+     * in: an `accept` in a policy chain cannot skip `guard`, while a `drop` anywhere is final.
+     * The guards also sit at a lower priority (filter - 10) than `forward` (filter - 5), so they
+     * see each packet first and no policy counter or log ever sees a packet they drop.
+     *
+     * Host addresses need no forward rule: a packet for any address of the host (the gateway,
+     * another interface's address, 127.0.0.0/8 when route_localnet is on, a DNAT to a local
+     * proxy such as kube2iam's) is delivered locally, through the input hook. There only replies
+     * to connections the host opened are let in (apid's proxy to the agents); nothing on the
+     * host is exposed to sandboxes, DNS included (images carry their own resolv.conf).
+     * Link-local addresses are forwarded like any other when the host has a route to them (the
+     * metadata service on most clouds is 169.254.169.254 via the default gateway); `guard`
+     * drops them in the forward hook, which sees the address after any DNAT. */
     cleanup_free char *cmds = xasprintf(
         "add table inet " NFT_TABLE "\n"
         "delete table inet " NFT_TABLE "\n"
         "table inet " NFT_TABLE " {\n"
         "  map egress { type ipv4_addr : verdict; }\n"
+        "  set closed4 { type ipv4_addr; flags interval; elements = { 169.254.0.0/16 }; }\n"
+        "  set closed6 { type ipv6_addr; flags interval;\n"
+        "                elements = { fe80::/10, fd00:ec2::254 }; }\n"
         "  chain input {\n"
-        "    type filter hook input priority filter - 5; policy accept;\n"
+        "    type filter hook input priority filter - 10; policy accept;\n"
         "    iifname \"%1$s\" ct state established,related accept\n"
         "    iifname \"%1$s\" drop\n"
+        "  }\n"
+        "  chain guard {\n"
+        "    type filter hook forward priority filter - 10; policy accept;\n"
+        "    iifname \"%1$s\" ip daddr @closed4 drop\n"
+        "    iifname \"%1$s\" ip6 daddr @closed6 drop\n"
         "  }\n"
         "  chain forward {\n"
         "    type filter hook forward priority filter - 5; policy accept;\n"

@@ -76,6 +76,12 @@ apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err)
                                       (json_int_t)100000));
     if (in->limits.pids > 0)
         json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t)in->limits.pids));
+    /* Without it the writable layer gets libsbx's default size (SBX_DEFAULT_DISK_SIZE), and /tmp
+     * its default tmpfs size, as with sbxrun. */
+    if (in->limits.disk > 0) {
+        cleanup_free char *d = xasprintf("%lld", (long long)in->limits.disk);
+        sbx_config_annotate(cfg, "run.sbx.rootfs.size", d);
+    }
     sbx_config_annotate(cfg, "run.sbx.apid", "true");
     *out = cfg;
     return 0;

@@ -96,7 +96,9 @@ apid_pool_init(struct apid_ctx *c, sbx_error_t *err)
         int r = parse_spec(*s, &p, err);
         if (r < 0)
             return r;
-        p.cls = (struct apid_limits){cfg->default_cpu_milli, cfg->default_memory, cfg->default_pids};
+        p.cls = (struct apid_limits){.cpu_milli = cfg->default_cpu_milli,
+                                     .memory = cfg->default_memory,
+                                     .pids = cfg->default_pids};
         if ((r = apid_parse_net_policy(NULL, cfg->default_egress, &p.net_policy, err)) < 0)
             return r;
         for (size_t i = 0; i < n_pools; i++)
@@ -331,8 +333,10 @@ match(const struct apid_create_req *req)
         struct pool *p = &pools[i];
         /* Within the class: limits can be lowered in place, never raised. */
         if (strcmp(p->image_name, name) || req->net_none ||
-            !json_equal(req->net_policy, p->net_policy) || req->limits.cpu_milli > p->cls.cpu_milli ||
-            req->limits.memory > p->cls.memory || req->limits.pids > p->cls.pids)
+            !json_equal(req->net_policy, p->net_policy) ||
+            req->limits.cpu_milli > p->cls.cpu_milli || req->limits.memory > p->cls.memory ||
+            req->limits.pids > p->cls.pids ||
+            req->limits.disk > 0) /* members have the default writable layer, fixed at mount */
             continue;
         return p;
     }

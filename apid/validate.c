@@ -387,6 +387,7 @@ apid_parse_limits(json_t *map, const struct apid_config *cfg, struct apid_limits
     out->cpu_milli = cfg->default_cpu_milli;
     out->memory = cfg->default_memory;
     out->pids = cfg->default_pids;
+    out->disk = 0;
     if (map == NULL || json_is_null(map))
         return 0;
     if (!json_is_object(map))
@@ -426,13 +427,18 @@ apid_parse_limits(json_t *map, const struct apid_config *cfg, struct apid_limits
             if (n > 0)
                 return apid_fail(err, E_NOT_SUPPORTED, "GPUs are not supported by sbx");
         } else if (strcmp(k, "ephemeral-storage") == 0 || strcmp(k, "storage") == 0) {
-            int64_t n;
-            if (parse_size(s, &n) < 0)
-                return apid_fail(err, E_INVALID_PARAMETER, "resourceLimits.%s `%s` is not a size",
-                                 k, s);
+            /* The writable layer is a tmpfs charged to the memory limit, so it is bounded like
+             * memory; without this key it gets libsbx's default size. */
+            if (parse_size(s, &out->disk) < 0 || out->disk < (1 << 20))
+                return apid_fail(err, E_INVALID_PARAMETER,
+                                 "resourceLimits.%s `%s` is not a size of at least 1Mi", k, s);
+            if ((r = check_limit(k, out->disk, cfg->max_memory, " bytes", err)) < 0)
+                return r;
         } else {
             return apid_fail(err, E_INVALID_PARAMETER,
-                             "unknown resource `%s` (supported: cpu, memory, pids)", k);
+                             "unknown resource `%s` (supported: cpu, memory, pids, "
+                             "ephemeral-storage)",
+                             k);
         }
     }
     return 0;

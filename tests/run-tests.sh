@@ -28,7 +28,9 @@ for layer in $layers; do
 			echo "$out" | tail -20
 		else
 			p=$(echo "$line" | awk '{print $2}'); f=$(echo "$line" | awk '{print $4}')
-			pass=$((pass + p)); fail=$((fail + f))
+			s=$(echo "$line" | awk '{print $6}')
+			pass=$((pass + p)); fail=$((fail + f)); skipped=$((skipped + ${s:-0}))
+			echo "$out" | grep '^ *SKIP ' # loud: which tests did not run, and why
 			[ "$f" = 0 ] || echo "$out" | grep -B2 -A5 FAILED | head -60 | tee -a build/test-failures.txt
 		fi
 		;;

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <pwd.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
 
 static const char *const default_masked[] = {
@@ -165,7 +164,10 @@ sbx_config_new_default(const char *id, char *const *args, sbx_error_t *err)
     json_array_append_new(mounts, mount_json("/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro"));
     json_array_append_new(mounts, mount_json("/sys/fs/cgroup", "cgroup", "cgroup",
                                              "nosuid,noexec,nodev,relatime,ro"));
-    json_array_append_new(mounts, mount_json("/tmp", "tmpfs", "tmpfs", "nosuid,nodev,mode=1777"));
+    /* Bounded: see SBX_DEFAULT_TMPFS_SIZE. `--tmpfs /tmp:SIZE` replaces it. */
+    cleanup_free char *tmp_opts =
+        xasprintf("nosuid,nodev,mode=1777,size=%lld", (long long)SBX_DEFAULT_TMPFS_SIZE);
+    json_array_append_new(mounts, mount_json("/tmp", "tmpfs", "tmpfs", tmp_opts));
     json_object_set_new(cfg, "mounts", mounts);
 
     json_t *lx = json_object();
@@ -521,11 +523,11 @@ sbx_config_add_tmpfs(json_t *cfg, const char *spec, sbx_error_t *err)
         *size++ = '\0';
     if (copy[0] != '/')
         return sbx_make_error(err, 0, "tmpfs destination `%s` must be an absolute path", copy);
-    int64_t bytes = 0;
-    if (size && parse_size(size, &bytes) < 0)
+    /* No size given: the same bound as /tmp, not the kernel's half of RAM. */
+    int64_t bytes = SBX_DEFAULT_TMPFS_SIZE;
+    if (size && (parse_size(size, &bytes) < 0 || bytes < 4096))
         return sbx_make_error(err, 0, "invalid tmpfs size `%s`", size);
-    cleanup_free char *opts = size ? xasprintf("nosuid,nodev,mode=1777,size=%lld", (long long)bytes)
-                                   : xstrdup("nosuid,nodev,mode=1777");
+    cleanup_free char *opts = xasprintf("nosuid,nodev,mode=1777,size=%lld", (long long)bytes);
     json_t *mounts = json_object_get(cfg, "mounts");
     remove_mount(mounts, copy);
     json_array_append_new(mounts, mount_json(copy, "tmpfs", "tmpfs", opts));
@@ -631,18 +633,25 @@ read_image_file(json_t *cfg, const char *rel, size_t max)
         cleanup_close int dfd = open(*d, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
             continue;
-        struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-                               .resolve = resolve};
-        int fd = openat2_retry(dfd, rel, &how);
-        if (fd < 0) {
+        /* Looked at through O_PATH first: opening a FIFO blocks and opening a device node can
+         * have effects of its own (an image's /etc/passwd may be either, or /dev/zero, which
+         * never ends); only a regular file is then opened, through the same inode. */
+        struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = resolve};
+        int pfd = openat2_retry(dfd, rel, &how);
+        if (pfd < 0) {
             if (errno == ENOENT)
                 continue;
             return NULL;
         }
-        cleanup_close int cfd = fd;
+        cleanup_close int path_fd = pfd;
         struct stat sb;
-        if (fstat(cfd, &sb) < 0 || !S_ISREG(sb.st_mode) || (size_t)sb.st_size > max)
+        if (fstat(path_fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (size_t)sb.st_size > max)
             return NULL; /* a whiteout (0/0 char device), a FIFO, or too big */
+        char self[64];
+        snprintf(self, sizeof(self), "/proc/self/fd/%d", path_fd);
+        cleanup_close int cfd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (cfd < 0)
+            return NULL;
         char *out = xmalloc0((size_t)sb.st_size + 1);
         ssize_t n = safe_read(cfd, out, (size_t)sb.st_size);
         if (n < 0) {

@@ -29,7 +29,7 @@ int sbx_config_caps_adjust(json_t *cfg, char *const *add, char *const *drop, sbx
 int sbx_config_setenv(json_t *cfg, const char *kv, sbx_error_t *err);
 /* SRC:DST[:ro|rw] */
 int sbx_config_add_bind(json_t *cfg, const char *spec, sbx_error_t *err);
-/* DST[:SIZE] */
+/* DST[:SIZE]; SIZE defaults to SBX_DEFAULT_TMPFS_SIZE */
 int sbx_config_add_tmpfs(json_t *cfg, const char *spec, sbx_error_t *err);
 int sbx_config_set_net_host(json_t *cfg);
 int sbx_config_set_seccomp(json_t *cfg, const char *name_or_path, sbx_error_t *err);

@@ -671,6 +671,9 @@ setup_root(struct sbx_child_ctx *c)
     if (mount(NULL, "/", NULL, prop, NULL) < 0)
         child_fail(c, errno, "make / private");
 
+    /* The scratch tmpfs holds the overlay's upper dir, i.e. everything the workload writes to its
+     * root: its size is the writable layer's (run.sbx.rootfs.size, a default when absent). Only
+     * 0 asks for no size= (the kernel's half of RAM). */
     char opts[128] = "mode=0755";
     if (s->overlay_size > 0)
         snprintf(opts, sizeof(opts), "mode=0755,size=%lld", (long long)s->overlay_size);

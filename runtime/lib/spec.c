@@ -541,7 +541,7 @@ sbx_spec_parse(json_t *root, const char *bundle, sbx_spec_t **out, sbx_error_t *
     sbx_spec_t *s = xmalloc0(sizeof(*s));
     s->root = json_incref(root);
     s->umask = (mode_t)-1;
-    s->overlay_size = -1;
+    s->overlay_size = SBX_DEFAULT_DISK_SIZE;
     if (bundle) {
         char real[PATH_MAX];
         if (realpath(bundle, real) == NULL) {
@@ -602,6 +602,8 @@ sbx_spec_parse(json_t *root, const char *bundle, sbx_spec_t **out, sbx_error_t *
     json_t *ann = json_object_get(root, "annotations");
     s->overlay_rootfs = annotation_true(ann, "run.sbx.rootfs.overlay");
     s->own_init = annotation_true(ann, "run.sbx.init");
+    /* Absent: SBX_DEFAULT_DISK_SIZE, for sbx's own configs and bundles alike; "0" lifts the cap
+     * (the sandbox's memory limit, if any, is then the only bound). */
     const char *sz = json_string_value(json_object_get(ann, "run.sbx.rootfs.size"));
     if (sz && parse_size(sz, &s->overlay_size) < 0) {
         sbx_spec_free(s);

@@ -20,6 +20,14 @@ enum sbx_ns_type {
     SBX_NS_COUNT
 };
 
+/* Sizes of the tmpfs a sandbox writes into when its config names none. A tmpfs without size= may
+ * take half of the host's RAM, each one, and its pages count against no limit unless the sandbox
+ * has a memory limit (then they are charged to its memory cgroup like any other page): a default
+ * sandbox once wrote 6 GB into host RAM through /tmp and its writable layer (issue 17). The
+ * bounds cost nothing until pages are written. */
+#define SBX_DEFAULT_DISK_SIZE (INT64_C(1) << 30)   /* the private writable layer (--disk) */
+#define SBX_DEFAULT_TMPFS_SIZE (INT64_C(256) << 20) /* /tmp, and --tmpfs without a size */
+
 struct sbx_idmap {
     uint32_t container_id;
     uint32_t host_id;
@@ -140,7 +148,7 @@ struct sbx_spec {
 
     /* sbx extensions, carried as annotations "run.sbx.*" so a config stays valid OCI */
     bool overlay_rootfs;      /* run.sbx.rootfs.overlay: writable private overlay on root */
-    int64_t overlay_size;     /* run.sbx.rootfs.size: bytes for the overlay's tmpfs, -1 none */
+    int64_t overlay_size;     /* run.sbx.rootfs.size: bytes for the overlay's tmpfs; 0: no cap */
     bool own_init;            /* run.sbx.init: tiny init as PID 1 */
     char *image_dir;          /* run.sbx.image */
     /* A pulled image: its layers (diff_id hex, top first, ':'-separated) in layers_dir, and

@@ -251,8 +251,10 @@ suite() { # MODE(host|sandbox) PID DIR(a writable dir as the agent sees it) HOST
 	[ "$(printf '%s\n' "$out" | grep -c '"cpu_used_pct"')" -ge 2 ] && ok "$mode: metrics/watch streams lines" || not_ok "$mode: metrics/watch streams lines: $out"
 
 	# --- agent hardening as seen from a uid-1000 command
-	out=$(run "{\"command\":\"cat /proc/$SELFPID/environ >/dev/null 2>&1 && echo readable || echo denied; kill -9 $SELFPID 2>/dev/null && echo killed || echo refused\"}")
-	expect_eq "$mode: uid 1000 cannot read agent environ nor kill it" '"denied" "refused"' "$(printf '%s' "$out" | events 'select(.type=="stdout").text' | tr '\n' ' ' | sed 's/ $//')"
+	# The pid is the agent's (its comm says so) and each refusal is the kernel's own (EACCES,
+	# EPERM): a wrong pid or a failing command would refuse too, and must not pass.
+	out=$(run "{\"command\":\"cat /proc/$SELFPID/comm; cat /proc/$SELFPID/environ 2>&1 >/dev/null | grep -o 'Permission denied'; kill -9 $SELFPID 2>&1 | grep -o 'Operation not permitted'\"}")
+	expect_eq "$mode: uid 1000 cannot read agent environ nor kill it" '"sbx-agent" "Permission denied" "Operation not permitted"' "$(printf '%s' "$out" | events 'select(.type=="stdout").text' | tr '\n' ' ' | sed 's/ $//')"
 	expect_eq "$mode: no zombies at the end" 0 "$(children_zombies "$apid")"
 }
 
@@ -358,11 +360,16 @@ else
 		HOSTPID=$SELFPID; SELFPID=$INPID
 		suite sandbox "$HOSTPID" /work "$T/sbw"
 		# escapes: absolute paths and .. name sandbox paths, never host ones
-		upload "$T/small.txt" '{"path":"/../../../../tmp/sbx-escape-'$$'"}' >/dev/null
-		expect_eq "sandbox: /../../tmp upload stays inside the sandbox" "absent" "$([ -e /tmp/sbx-escape-$$ ] && echo present || echo absent)"
+		# Each upload must succeed and land inside (read back through the agent), so that
+		# "absent on the host" cannot pass because nothing was written at all.
+		small=$(cat "$T/small.txt")
+		st=$(upload "$T/small.txt" '{"path":"/../../../../tmp/sbx-escape-'$$'"}')
+		expect_eq "sandbox: /../../tmp upload stays inside the sandbox" "200 $small absent" \
+			"$st $(req GET "/files/download?path=/tmp/sbx-escape-$$") $([ -e /tmp/sbx-escape-$$ ] && echo present || echo absent)"
 		ln -sfn /etc "$T/sbw/etclink"; hown "$T/sbw/etclink"
-		upload "$T/small.txt" '{"path":"/work/etclink/sbx-escape-'$$'"}' >/dev/null
-		expect_eq "sandbox: upload through an absolute symlink stays inside" "absent" "$([ -e /etc/sbx-escape-$$ ] && echo present || echo absent)"
+		st=$(upload "$T/small.txt" '{"path":"/work/etclink/sbx-escape-'$$'"}')
+		expect_eq "sandbox: upload through an absolute symlink stays inside" "200 $small absent" \
+			"$st $(req GET "/files/download?path=/etc/sbx-escape-$$") $([ -e /etc/sbx-escape-$$ ] && echo present || echo absent)"
 		expect_eq "sandbox: download of /etc/hostname is the sandbox's" "$(hostname)-differs" "$(req GET '/files/download?path=/etc/hostname' | grep -qx "$(hostname)" && echo same || echo "$(hostname)-differs")"
 		big_test sandbox "$HOSTPID" /work "$T/sbw"
 	else

@@ -118,6 +118,8 @@ BAD=(
 	"memory not string|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"resourceLimits\":{\"memory\":512}}"
 	"pids negative|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"resourceLimits\":{\"pids\":\"-1\"}}"
 	"unknown resource|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"resourceLimits\":{\"bananas\":\"1\"}}"
+	"ephemeral-storage too small|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"resourceLimits\":{\"ephemeral-storage\":\"4Ki\"}}"
+	"ephemeral-storage over max|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"resourceLimits\":{\"ephemeral-storage\":\"2Gi\"}}"
 	"gpu|400|SANDBOX::API_NOT_SUPPORTED|{$IMG,$SLEEP,\"resourceLimits\":{\"gpu\":\"1\"}}"
 	"env not strings|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"env\":{\"A\":1}}"
 	"metadata reserved key|400|SANDBOX::INVALID_METADATA_LABEL|{$IMG,$SLEEP,\"metadata\":{\"opensandbox.io/x\":\"y\"}}"
@@ -287,24 +289,56 @@ expect_eq "exit 0 → Terminated" "Terminated CONTAINER_EXITED" "$(jqb .status.s
 expect_eq "an exited sandbox holds no runtime state" "no no" "$([ -e "$RUN/$F" ] && echo yes || echo no) $([ -e "$RUN/$E" ] && echo yes || echo no)"
 expect_err "pause an exited sandbox → 409" 409 DOCKER::SANDBOX_NOT_RUNNING POST /v1/sandboxes/$F/pause
 
+# ---- bounded scratch space (issue 17): /tmp and the writable layer are tmpfs (RAM). The
+# entrypoint writes MIB MiB of zeros to PATH and exits 100 + MiB written / 16 when the write
+# stopped on a full file system, 1 when all of it fit, 3 on any other error.
+FILL='e=$(dd if=/dev/zero of="$0" bs=1048576 count="$1" 2>&1 >/dev/null) && exit 1
+case $e in *"No space left"*) exit $((100 + $(stat -c %s "$0") / 16777216)) ;; esac; exit 3'
+fill_sb() { # LIMITS PATH MIB → ID
+	create "$(jq -cn --arg s "$FILL" --arg p "$2" --arg n "$3" --argjson l "$1" \
+		'{image:{uri:"local/busybox"},resourceLimits:$l,entrypoint:["sh","-c",$s,$p,$n]}')"
+}
+fill_sb '{"memory":"1Gi"}' /tmp/f 300; FT=$ID
+fill_sb '{"memory":"1Gi","ephemeral-storage":"32Mi"}' /home/sandbox/f 64; FD=$ID
+fill_sb '{"memory":"1Gi","ephemeral-storage":"96Mi"}' /home/sandbox/f 64; FO=$ID
+fill_state() { # ID → the state and message once the entrypoint has exited (bounded: 20 s)
+	for _ in $(seq 200); do
+		api GET /v1/sandboxes/$1
+		[ "$(jqb .status.state)" = Running ] || break
+		sleep 0.1
+	done
+	echo "$(jqb .status.state) $(jqb .status.message)"
+}
+expect_eq "API sandbox: /tmp is bounded by default (ENOSPC at 256 MiB)" \
+	"Failed main process exited with code 116" "$(fill_state $FT)"
+expect_eq "API sandbox: ephemeral-storage 32Mi bounds the writable layer (ENOSPC at 32 MiB)" \
+	"Failed main process exited with code 102" "$(fill_state $FD)"
+expect_eq "API sandbox: ephemeral-storage 96Mi lets 64 MiB through" \
+	"Failed main process exited with code 1" "$(fill_state $FO)"
+for id in $FT $FD $FO; do api DELETE /v1/sandboxes/$id; done
+
 # ---- delete
 api DELETE /v1/sandboxes/$E
 expect_eq "delete → 204 empty" "204 " "$CODE $BODY"
 expect_err "get after delete → 404" 404 SANDBOX::NOT_FOUND GET /v1/sandboxes/$E
 expect_err "delete again → 404" 404 SANDBOX::NOT_FOUND DELETE /v1/sandboxes/$E
 api DELETE /v1/sandboxes/$F
+# pid_state PID: alive or gone; an empty pid (no state read) is neither, so no check passes on it.
+pid_state() { [ -n "$1" ] || { echo no-pid; return; }; kill -0 "$1" 2>/dev/null && echo alive || echo gone; }
 create "{$IMG,$SLEEP}"; D=$ID; dpid=$(sb_pid "$D")
+expect_eq "control: the sandbox to delete runs, with its state" "alive yes" "$(pid_state "$dpid") $([ -e "$RUN/$D" ] && echo yes || echo no)"
 api DELETE /v1/sandboxes/$D
-expect_eq "delete kills the processes and frees state" "204 gone no" "$CODE $(kill -0 "$dpid" 2>/dev/null && echo alive || echo gone) $([ -e "$RUN/$D" ] && echo yes || echo no)"
+expect_eq "delete kills the processes and frees state" "204 gone no" "$CODE $(pid_state "$dpid") $([ -e "$RUN/$D" ] && echo yes || echo no)"
 
 # ---- expiry (timeout >= 60 per the contract; renew brings it close)
 create "{$IMG,$SLEEP,\"timeout\":60}"; X=$ID; xpid=$(sb_pid "$X")
+expect_eq "control: the sandbox to expire runs" alive "$(pid_state "$xpid")"
 soon=$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%S.%3NZ)
 api POST /v1/sandboxes/$X/renew-expiration "{\"expiresAt\":\"$soon\"}"
 expect_eq "renew to 2 s from now" 200 "$CODE"
 for _ in $(seq 40); do api GET /v1/sandboxes/$X; [ "$CODE" = 404 ] && break; sleep 0.25; done
 expect_eq "expired sandbox is removed" 404 "$CODE"
-expect_eq "expired sandbox's processes are gone" gone "$(kill -0 "$xpid" 2>/dev/null && echo alive || echo gone)"
+expect_eq "expired sandbox's processes are gone" gone "$(pid_state "$xpid")"
 expect_match "expiry logged with TTL_EXPIRED" "$X.*TTL_EXPIRED" "$(grep "$X" "$LOG")"
 
 # ---- restart: SIGTERM leaves sandboxes running; a new apid re-adopts them

@@ -26,7 +26,7 @@ PORT=$((18000 + RANDOM % 1000))
 BASE=http://127.0.0.1:$PORT
 X() { nsenter --net=/run/netns/$NS "$@"; }
 O() { nsenter --net=/run/netns/$OUT "$@"; }
-APID_PID= OUT_PID= HSRV_PID=
+APID_PID= OUT_PID= HSRV_PID= MD_PID=
 
 cleanup() {
 	if [ -n "$APID_PID" ]; then
@@ -35,7 +35,7 @@ cleanup() {
 		done
 		kill $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null
 	fi
-	for p in $OUT_PID $HSRV_PID; do kill $p 2>/dev/null; wait $p 2>/dev/null; done
+	for p in $OUT_PID $HSRV_PID $MD_PID; do kill $p 2>/dev/null; wait $p 2>/dev/null; done
 	cp "$LOG" /tmp/sbx-net-test.log 2>/dev/null # kept for diagnosis
 	ip netns del $NS 2>/dev/null
 	ip netns del $OUT 2>/dev/null
@@ -53,11 +53,23 @@ X ip link set up0 up
 O ip addr add 192.0.2.2/24 dev dn0
 O ip link set dn0 up
 X sysctl -qw net.ipv4.ip_forward=1 # per-netns: this is the test namespace's own setting
+# A made-up cloud metadata service (169.254.169.254, and 169.254.1.1 for the rest of the range)
+# and a made-up outside address (198.18.0.10, benchmarking range) on the same listener in "$OUT",
+# routed from the test "host" through 192.0.2.2 as a cloud host routes its metadata address
+# through its gateway: the only difference a sandbox can see between them is the address.
+O ip addr add 169.254.169.254/32 dev dn0
+O ip addr add 169.254.1.1/32 dev dn0
+O ip addr add 198.18.0.10/32 dev dn0
+X ip route add 169.254.0.0/16 via 192.0.2.2
+X ip route add 198.18.0.0/15 via 192.0.2.2
 # nsenter execs in place (no wrapper subshell), so $! is the server and cleanup can stop it.
 nsenter --net=/run/netns/$OUT python3 -m http.server 8080 --bind 192.0.2.2 --directory "$T" >/dev/null 2>&1 &
 OUT_PID=$!
-# A service on the test "host" itself (192.0.2.1 and every other address of $NS).
-nsenter --net=/run/netns/$NS python3 -m http.server 8081 --bind 0.0.0.0 --directory "$T" >/dev/null 2>&1 &
+nsenter --net=/run/netns/$OUT python3 -m http.server 80 --bind 0.0.0.0 --directory "$T" >/dev/null 2>&1 &
+MD_PID=$!
+# A service on the test "host" itself: every address of $NS, IPv4 and IPv6 (`::` is dual-stack),
+# the bridge's gateway and link-local addresses included once apid made the bridge.
+nsenter --net=/run/netns/$NS python3 -m http.server 8081 --bind :: --directory "$T" >/dev/null 2>&1 &
 HSRV_PID=$!
 echo outside >"$T/index.html"
 
@@ -98,11 +110,16 @@ run() {
 		-d "$(jq -cn --arg c "$2" '{command:$c}')" "$(px "$1")/command" |
 		sed 's/^data: //' | jq -rR 'fromjson? | select(.type=="stdout") | .text' 2>/dev/null
 }
-# reach ID HOST PORT: REACH if an HTTP server answered from inside the sandbox, else BLOCKED.
-# python3 from the host image: the busybox image's static wget/nc crash resolving addresses.
+# reach ID HOST PORT: REACH if an HTTP server answered from inside the sandbox, BLOCKED if the
+# connection failed (timed out, refused, unreachable), NOT-HTTP if something else answered, and
+# NO-RESULT if the probe itself did not run (no python3, agent gone): a "BLOCKED" check must not
+# pass because nothing was tried. python3 from the host image: the busybox image's static
+# wget/nc crash resolving addresses.
 reach() {
-	local o; o=$(run "$1" "python3 -c 'import socket; s=socket.create_connection((\"$2\", $3), 2); s.sendall(b\"GET / HTTP/1.0\\r\\n\\r\\n\"); print(\"REACH\" if s.recv(8).startswith(b\"HTTP/\") else \"BLOCKED\")' 2>/dev/null || echo BLOCKED")
-	echo "${o:-BLOCKED}"
+	local o; o=$(run "$1" "python3 -c 'import socket
+try: s = socket.create_connection((\"$2\", $3), 2); s.sendall(b\"GET / HTTP/1.0\\r\\n\\r\\n\"); print(\"REACH\" if s.recv(8).startswith(b\"HTTP/\") else \"NOT-HTTP\")
+except OSError: print(\"BLOCKED\")'")
+	echo "${o:-NO-RESULT}"
 }
 snap() { # the resources networking could leak
 	X ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort
@@ -221,6 +238,10 @@ expect_eq "chunked upload byte-exact" "$(sha256sum <"$T/big")" \
 rm -f "$T/big" "$T/big.down"
 code=$(X curl -s -o "$T/body" -w '%{http_code}' -H "X-EXECD-ACCESS-TOKEN: wrong" "$(px $A)/ping")
 expect_eq "a client-sent token is passed through, not replaced" "401" "$code"
+# One sandbox's token opens no other sandbox's agent; the control: B's own token does.
+tok_of() { sqlite3 "$DATA/apid.db" "select token from sandboxes where id='$1'"; }
+expect_eq "A's token is refused by B's agent (401); B's own is accepted (200)" "401 200" \
+	"$(X curl -s -o /dev/null -w '%{http_code}' -H "X-EXECD-ACCESS-TOKEN: $(tok_of $A)" "$(px $B)/ping") $(X curl -s -o /dev/null -w '%{http_code}' -H "X-EXECD-ACCESS-TOKEN: $(tok_of $B)" "$(px $B)/ping")"
 
 t0=$(date +%s%N)
 code=$(X curl -s -m 5 -o "$T/body" -w '%{http_code}' "$(px $A 5555)/x")
@@ -253,10 +274,29 @@ expect_eq "A (default) cannot reach the outside" "BLOCKED" "$(reach $A 192.0.2.2
 expect_eq "B (defaultAction allow) reaches the outside" "REACH" "$(reach $B 192.0.2.2 8080)"
 check "control: the test host itself reaches the outside server" X curl -s -m 2 http://192.0.2.2:8080/
 check "control: the test host reaches B directly" X curl -s -m 2 -o /dev/null "http://$IPB:44772/ping"
-create "{$HI,\"entrypoint\":[\"sleep\",\"1000\"],\"networkPolicy\":{\"defaultAction\":\"deny\",\"egress\":[{\"action\":\"allow\",\"target\":\"192.0.2.2:8080\"}]}}"; C=$ID
+# Link-local and host addresses stay closed whatever the egress policy says (issue 17): B allows
+# everything, yet reaches neither the metadata address nor a host listener on the gateway or on
+# the bridge's IPv6 link-local address; the made-up outside address on the same listener, and the
+# same host listener from the host, answer (the controls: each check can tell the difference).
+check "control: the test host reaches the made-up metadata service" X curl -s -m 2 -o /dev/null http://169.254.169.254/
+check "control: ... and 169.254.1.1" X curl -s -m 2 -o /dev/null http://169.254.1.1/
+expect_eq "B (defaultAction allow) reaches a made-up outside address (198.18.0.10)" "REACH" "$(reach $B 198.18.0.10 80)"
+expect_eq "B (defaultAction allow) cannot reach the metadata address 169.254.169.254" "BLOCKED" "$(reach $B 169.254.169.254 80)"
+expect_eq "B cannot reach another link-local address either (169.254.1.1)" "BLOCKED" "$(reach $B 169.254.1.1 80)"
+check "control: the host's listener answers on the gateway address" X curl -s -m 2 -o /dev/null http://10.88.0.1:8081/
+expect_eq "B (defaultAction allow) cannot reach a host listener on the gateway address" "BLOCKED" "$(reach $B 10.88.0.1 8081)"
+LLGW=$(X ip -6 -o addr show dev sbx0 scope link | awk '{print $4}' | cut -d/ -f1 | head -1)
+LLB=$(sbnet $B ip -6 -o addr show dev eth0 scope link -tentative | awk '{print $4}' | cut -d/ -f1 | head -1)
+expect_match "control: the bridge and B's eth0 have IPv6 link-local addresses" "^fe80:.* fe80:" "$LLGW $LLB"
+check "control: the host's listener answers on the bridge's link-local address" \
+	X curl -s -m 2 -o /dev/null "http://[$LLGW%25sbx0]:8081/"
+expect_eq "B cannot reach a host listener on the bridge's IPv6 link-local address" "BLOCKED" "$(reach $B "$LLGW%eth0" 8081)"
+create "{$HI,\"entrypoint\":[\"sleep\",\"1000\"],\"networkPolicy\":{\"defaultAction\":\"deny\",\"egress\":[{\"action\":\"allow\",\"target\":\"192.0.2.2:8080\"},{\"action\":\"allow\",\"target\":\"169.254.169.254:80\"},{\"action\":\"allow\",\"target\":\"198.18.0.10:80\"}]}}"; C=$ID
 wait_ping $C
 expect_eq "C (allow rule 192.0.2.2:8080) reaches it" "REACH" "$(reach $C 192.0.2.2 8080)"
 expect_eq "C cannot reach other ports of that host" "BLOCKED" "$(reach $C 192.0.2.2 8081)"
+expect_eq "C (allow rule 198.18.0.10:80) reaches it" "REACH" "$(reach $C 198.18.0.10 80)"
+expect_eq "C's explicit allow rule for 169.254.169.254:80 does not open it" "BLOCKED" "$(reach $C 169.254.169.254 80)"
 api DELETE /v1/sandboxes/$C
 
 # ---- proxy streaming and WebSocket against a server inside a sandbox (host image: python3)

@@ -24,6 +24,7 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -453,6 +454,47 @@ verb_exe_write(void)
     TRY("exe_write_self", open("/proc/self/exe", O_WRONLY | O_CLOEXEC));
 }
 
+/* CVE-2019-5736 as the attack runs it: take an O_PATH handle on the executable of a runtime
+ * process through /proc/PID/exe while that process still is the runtime (sbx's init, or a
+ * sandbox's process waiting for `start`), keep it, and once nothing runs that file any more (the
+ * runtime exec'd the workload or exited, so no ETXTBSY) reopen it for writing through
+ * /proc/self/fd/N. A write on an executable that is running fails with ETXTBSY whatever sbx does,
+ * so only a reopen after the runtime is gone says anything. Prints exe-open (OK or the errno),
+ * then with a handle exe-is-runtime (whether it is the file with inode INO: the runtime binary the
+ * test named) and exe-reopen-write (the errno, or OK: the attack worked), waiting up to WAIT
+ * seconds for ETXTBSY to end. Nothing is ever written: a writable fd is closed at once. */
+static void
+verb_exe_reopen(const char *pid, const char *ino, const char *wait)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%s/exe", pid);
+    errno = 0;
+    int fd = open(path, O_PATH | O_CLOEXEC);
+    report("exe-open", fd, errno);
+    if (fd < 0)
+        return;
+    struct stat st;
+    printf("exe-is-runtime: %s\n",
+           fstat(fd, &st) == 0 && (unsigned long long)st.st_ino == strtoull(ino, NULL, 10)
+               ? "yes"
+               : "no");
+    fflush(stdout);
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    int w, e;
+    for (long left_ms = (long)(atof(wait) * 1000);; left_ms -= 50) {
+        errno = 0;
+        w = open(path, O_WRONLY | O_CLOEXEC);
+        e = errno;
+        if (w >= 0 || e != ETXTBSY || left_ms <= 0)
+            break;
+        usleep(50 * 1000);
+    }
+    if (w >= 0)
+        close(w);
+    report("exe-reopen-write", w, e);
+    close(fd);
+}
+
 static void
 verb_fds(void)
 {
@@ -478,7 +520,8 @@ static int
 usage(void)
 {
     fprintf(stderr, "usage: sbx-probe syscalls|caps|memhog MB|forkbomb N|spin SECONDS|tiocsti|"
-                    "exe-write|pid|fds|cwd|sleep SECONDS|exit N|kill-self SIG\n");
+                    "exe-write|exe-reopen PID INO WAIT|pid|fds|cwd|sleep SECONDS|exit N|\n"
+                    "kill-self SIG\n");
     return 2;
 }
 
@@ -505,6 +548,8 @@ main(int argc, char **argv)
         verb_tiocsti();
     else if (strcmp(v, "exe-write") == 0)
         verb_exe_write();
+    else if (strcmp(v, "exe-reopen") == 0 && argc > 4)
+        verb_exe_reopen(argv[2], argv[3], argv[4]);
     else if (strcmp(v, "pid") == 0)
         printf("pid: %d\n", (int)getpid());
     else if (strcmp(v, "fds") == 0)

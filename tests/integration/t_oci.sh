@@ -70,8 +70,9 @@ check "create returns" S create --bundle "$TMP/b" --pid-file "$TMP/pid" c1
 expect_eq "state after create" created "$(state_of c1)"
 expect_eq "pid file names the created process" "$(cat "$TMP/pid" 2>/dev/null)" \
 	"$(S state c1 | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')"
-expect_eq "create stops before the program runs" "" \
-	"$(ls /proc/"$(cat "$TMP/pid")"/root/dev/shm/ 2>/dev/null)"
+# ". .." (ls -a of the empty dir): a wrong pid or a missing path must not read as "empty".
+expect_eq "create stops before the program runs" ". .." \
+	"$(ls -a /proc/"$(cat "$TMP/pid")"/root/dev/shm/ 2>&1 | xargs)"
 expect_eq "delete of a created sandbox fails without --force" 1 "$(status S delete c1)"
 check "start" S start c1
 expect_eq "state after start" running "$(state_of c1)"

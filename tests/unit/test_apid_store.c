@@ -37,7 +37,7 @@ mk(const char *id, int64_t created, const char *team)
     sb->env = json_object();
     sb->metadata = json_pack("{s:s}", "team", team);
     sb->resource_limits = json_object();
-    sb->limits = (struct apid_limits){1000, 1 << 20, 10};
+    sb->limits = (struct apid_limits){1000, 1 << 20, 10, 0};
     return sb;
 }
 

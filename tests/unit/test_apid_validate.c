@@ -139,6 +139,21 @@ UNIT_TEST(apid_validate, quantities)
     json_decref(m);
     CU_ASSERT_EQUAL(apid_parse_limits(NULL, &cfg, &l, &err), 0);
     CU_ASSERT_EQUAL(l.memory, cfg.default_memory);
+    CU_ASSERT_EQUAL(l.disk, 0); /* libsbx's default writable layer */
+    /* ephemeral-storage sizes the writable layer, bounded like memory (it is RAM). */
+    m = json_pack("{s:s}", "ephemeral-storage", "64Mi");
+    CU_ASSERT_EQUAL(apid_parse_limits(m, &cfg, &l, &err), 0);
+    CU_ASSERT_EQUAL(l.disk, 64LL << 20);
+    json_decref(m);
+    m = json_pack("{s:s}", "ephemeral-storage", "1025Mi");
+    CU_ASSERT(apid_parse_limits(m, &cfg, &l, &err) < 0);
+    CU_ASSERT_PTR_NOT_NULL(err ? strstr(err->msg, "ephemeral-storage") : NULL);
+    sbx_error_release(&err);
+    json_decref(m);
+    m = json_pack("{s:s}", "ephemeral-storage", "0");
+    CU_ASSERT(apid_parse_limits(m, &cfg, &l, &err) < 0);
+    sbx_error_release(&err);
+    json_decref(m);
 }
 
 UNIT_TEST(apid_validate, pagination)

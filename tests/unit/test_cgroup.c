@@ -127,25 +127,21 @@ dir_exists(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The privileged tests: false (and why on stderr) without root; else a fresh cgroup name. */
-static bool
-root_and_name(const char *test, char name[32])
+/* A fresh cgroup name for the privileged tests, which skip (UNIT_SKIP) without root. */
+static void
+fresh_name(char name[32])
 {
-    if (geteuid() != 0) {
-        fprintf(stderr, "cgroup.%s: skipped (needs root)\n", test);
-        return false;
-    }
     strcpy(name, "unit-");
     random_hex(name + 5, 8);
-    return true;
 }
 
 /* The real thing on whatever layout this machine has (hybrid on the dev host, v2 in vmrun). */
 UNIT_TEST(cgroup, create_limits_destroy)
 {
     char name[32];
-    if (!root_and_name("create_limits_destroy", name))
-        return;
+    if (geteuid() != 0)
+        UNIT_SKIP("needs root (creates cgroups)");
+    fresh_name(name);
     struct sbx_resources res;
     res_unset(&res);
     res.memory_limit = 64 << 20;
@@ -292,8 +288,9 @@ UNIT_TEST(cgroup, create_errors)
 UNIT_TEST(cgroup, self_join)
 {
     char name[32];
-    if (!root_and_name("self_join", name))
-        return;
+    if (geteuid() != 0)
+        UNIT_SKIP("needs root (creates cgroups)");
+    fresh_name(name);
     struct sbx_resources res;
     res_unset(&res);
     struct sbx_cgroup *cg = NULL;

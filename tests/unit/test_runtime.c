@@ -278,20 +278,27 @@ UNIT_TEST(runtime, config_builders)
     /* The default profile by name, parsed only when its filter is not cached. */
     CU_ASSERT_PTR_NULL(s->seccomp);
     CU_ASSERT_STRING_EQUAL(s->seccomp_builtin ? s->seccomp_builtin : "", "default");
-    bool ro_bind = false, tmpfs = false;
+    bool ro_bind = false, tmpfs = false, tmp = false;
     for (size_t i = 0; i < s->n_mounts; i++) {
         if (strcmp(s->mounts[i].destination, "/data") == 0)
             ro_bind = s->mounts[i].bind && (s->mounts[i].flags & MS_RDONLY);
         if (strcmp(s->mounts[i].destination, "/scratch") == 0)
             tmpfs = strstr(s->mounts[i].data, "size=67108864") != NULL;
+        if (strcmp(s->mounts[i].destination, "/tmp") == 0)
+            tmp = strstr(s->mounts[i].data, "size=268435456") != NULL;
     }
     CU_ASSERT(ro_bind);
     CU_ASSERT(tmpfs);
+    /* Bounded scratch space by default (issue 17): /tmp 256 MiB, the writable layer 1 GiB. */
+    CU_ASSERT(tmp);
+    CU_ASSERT_EQUAL(s->overlay_size, INT64_C(1) << 30);
     /* Root callers map the sandbox's 0-65535 onto one unprivileged host range. */
     if (geteuid() == 0) {
         CU_ASSERT_EQUAL(s->uid_maps[0].container_id, 0);
         CU_ASSERT(s->uid_maps[0].host_id >= 65536);
         CU_ASSERT_EQUAL(s->uid_maps[0].size, SBX_ID_RANGE);
+    } else { /* others map their own uid first (to 0 with sub-ids, else to the sandbox user) */
+        CU_ASSERT_EQUAL(s->uid_maps[0].host_id, geteuid());
     }
     sbx_spec_free(s);
     /* A profile file is copied in instead, and replaces the name. */

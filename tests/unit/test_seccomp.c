@@ -15,6 +15,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+static int run_filtered(const struct sbx_bpf *bpf, int (*fn)(void));
+static int errno_of(long r);
+static int plain_getpid(void);
+
 static json_t *
 parse(const char *s)
 {
@@ -65,6 +69,27 @@ UNIT_TEST(seccomp, builtin_profiles_compile)
     sbx_bpf_free(&a);
     sbx_bpf_free(&b);
     CU_ASSERT_PTR_NULL(a.insns);
+}
+
+static int
+io_destroy_errno(void)
+{
+    /* io_destroy(0): EINVAL when the filter lets it through (no such context), harmless. */
+    return errno_of(syscall(SYS_io_destroy, 0L));
+}
+
+/* The two built-in profiles differ where they say they do, run: strict refuses the AIO calls the
+ * default allows, and both let ordinary programs run. */
+UNIT_TEST(seccomp, builtin_profiles_behave)
+{
+    struct sbx_bpf def, strict;
+    compile_named("default", &def);
+    compile_named("strict", &strict);
+    CU_ASSERT_EQUAL(run_filtered(&def, io_destroy_errno), EINVAL);
+    CU_ASSERT_EQUAL(run_filtered(&strict, io_destroy_errno), EPERM);
+    CU_ASSERT_EQUAL(run_filtered(&strict, plain_getpid), 0);
+    sbx_bpf_free(&def);
+    sbx_bpf_free(&strict);
 }
 
 /* Whether the program compares seccomp_data.arch with audit_arch anywhere. */
@@ -202,7 +227,11 @@ UNIT_TEST(seccomp, load_by_path)
     sbx_error_t err = NULL;
     json_t *j = NULL;
     CU_ASSERT_EQUAL(sbx_seccomp_profile_load(path, &j, &err), 0);
-    CU_ASSERT_PTR_NOT_NULL(j);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    /* The file's own profile, not some other one. */
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "defaultAction")) ?: "",
+                           "SCMP_ACT_ALLOW");
+    CU_ASSERT_EQUAL(json_object_size(j), 1);
     json_decref(j);
     unlink(path);
 }
@@ -217,22 +246,46 @@ UNIT_TEST(seccomp, unknown_syscall_is_error)
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "no_such_syscall_x"));
 }
 
+static int
+read_allowed_write_denied(void)
+{
+    if (errno_of(syscall(SYS_read, -1L, NULL, 0)) != EBADF)
+        return 2; /* the rule's known name was dropped with the unknown one */
+    if (errno_of(syscall(SYS_write, -1L, NULL, 0)) != EPERM)
+        return 3; /* the rule allowed more than it names */
+    return 0;
+}
+
+/* An unknown name marked optional is skipped, and only it: the rest of the entry still applies
+ * (run under the filter, not just compiled). Names libseccomp knows but this architecture lacks
+ * add nothing: the program is the one without them. */
 UNIT_TEST(seccomp, optional_unknown_ok)
 {
-    struct sbx_bpf bpf;
+    struct sbx_bpf bpf, plain, extra;
     char msg[512];
-    CU_ASSERT_EQUAL(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":["
-                                "\"read\",\"no_such_syscall_x\"],\"action\":\"SCMP_ACT_ALLOW\","
-                                "\"optional\":true}]}",
-                                &bpf, msg, sizeof(msg)),
-                    0);
+    /* exit_group: the child must be able to report. */
+    CU_ASSERT_EQUAL_FATAL(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":["
+                                      "\"read\",\"exit_group\",\"no_such_syscall_x\"],"
+                                      "\"action\":\"SCMP_ACT_ALLOW\",\"optional\":true}]}",
+                                      &bpf, msg, sizeof(msg)),
+                          0);
+    CU_ASSERT_EQUAL(run_filtered(&bpf, read_allowed_write_denied), 0);
     sbx_bpf_free(&bpf);
     /* Known to libseccomp but not to x86_64: accepted without "optional". */
-    CU_ASSERT_EQUAL(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":["
-                                "\"chown32\",\"socketcall\"],\"action\":\"SCMP_ACT_ALLOW\"}]}",
-                                &bpf, msg, sizeof(msg)),
-                    0);
-    sbx_bpf_free(&bpf);
+    CU_ASSERT_EQUAL_FATAL(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":["
+                                      "\"read\",\"chown32\",\"socketcall\"],"
+                                      "\"action\":\"SCMP_ACT_ALLOW\"}]}",
+                                      &extra, msg, sizeof(msg)),
+                          0);
+    CU_ASSERT_EQUAL_FATAL(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":["
+                                      "\"read\"],\"action\":\"SCMP_ACT_ALLOW\"}]}",
+                                      &plain, msg, sizeof(msg)),
+                          0);
+#if defined(__x86_64__)
+    CU_ASSERT(same_bpf(&extra, &plain));
+#endif
+    sbx_bpf_free(&extra);
+    sbx_bpf_free(&plain);
 }
 
 UNIT_TEST(seccomp, bad_values_named)
@@ -268,22 +321,56 @@ UNIT_TEST(seccomp, bad_values_named)
     CU_ASSERT(compile_str("[]", &bpf, msg, sizeof(msg)) < 0);
 }
 
+/* The argument tested by the operator below: close(fd) on descriptors that are not open, so the
+ * call is harmless either way and says which way the filter went (42: the rule matched, EBADF:
+ * it did not and the default let it through). */
+static long close_arg;
+static int
+close_errno(void)
+{
+    return errno_of(syscall(SYS_close, close_arg));
+}
+
+/* Each operator, run: one argument the rule must match and one it must not, on either side of
+ * the value (compiling alone would pass with the operators mixed up). */
 UNIT_TEST(seccomp, all_arg_operators)
 {
-    static const char *ops[] = {"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE",       "SCMP_CMP_EQ",
-                                "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"};
+    static const struct {
+        const char *op;
+        long value, value2, match, miss;
+    } ops[] = {
+        {"SCMP_CMP_NE", 1000000, 0, 1000001, 1000000},
+        {"SCMP_CMP_LT", 1000000, 0, 999999, 1000000},
+        {"SCMP_CMP_LE", 1000000, 0, 1000000, 1000001},
+        {"SCMP_CMP_EQ", 1000000, 0, 1000000, 999999},
+        {"SCMP_CMP_GE", 1000000, 0, 1000000, 999999},
+        {"SCMP_CMP_GT", 1000000, 0, 1000001, 1000000},
+        /* (arg & 0xff) == 8 */
+        {"SCMP_CMP_MASKED_EQ", 0xff, 8, 0xf4208, 0xf4241},
+    };
     for (size_t i = 0; i < ARRAY_SIZE(ops); i++) {
         struct sbx_bpf bpf;
         char msg[512];
         cleanup_free char *p = xasprintf(
-            "{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"personality\"],"
-            "\"action\":\"SCMP_ACT_ALLOW\",\"args\":[{\"index\":0,\"value\":255,\"valueTwo\":8,"
-            "\"op\":\"%s\"}]}]}",
-            ops[i]);
+            "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"close\"],"
+            "\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":42,\"args\":[{\"index\":0,"
+            "\"value\":%ld,\"valueTwo\":%ld,\"op\":\"%s\"}]}]}",
+            ops[i].value, ops[i].value2, ops[i].op);
         int ret = compile_str(p, &bpf, msg, sizeof(msg));
         CU_ASSERT_EQUAL(ret, 0);
-        if (ret == 0)
-            sbx_bpf_free(&bpf);
+        if (ret != 0)
+            continue;
+        close_arg = ops[i].match;
+        int got = run_filtered(&bpf, close_errno);
+        if (got != 42)
+            fprintf(stderr, "%s: close(%ld) gave errno %d, want 42\n", ops[i].op, close_arg, got);
+        CU_ASSERT_EQUAL(got, 42);
+        close_arg = ops[i].miss;
+        got = run_filtered(&bpf, close_errno);
+        if (got != EBADF)
+            fprintf(stderr, "%s: close(%ld) gave errno %d, want EBADF\n", ops[i].op, close_arg, got);
+        CU_ASSERT_EQUAL(got, EBADF);
+        sbx_bpf_free(&bpf);
     }
 }
 
@@ -479,7 +566,51 @@ UNIT_TEST(seccomp, override_rules)
     sbx_bpf_free(&bpf);
 }
 
+/* The seccomp lines of /proc/self/status ("Seccomp:" mode, "Seccomp_filters:" count): a child
+ * that installed nothing shows its parent's (the tests may themselves run under a filter). */
+static char parent_seccomp[128];
+static void
+seccomp_lines(char *out, size_t len)
+{
+    char *s = NULL;
+    out[0] = '\0';
+    if (read_file("/proc/self/status", &s, NULL, NULL) < 0)
+        return;
+    for (char *l = strtok(s, "\n"); l; l = strtok(NULL, "\n"))
+        if (strncmp(l, "Seccomp", 7) == 0)
+            snprintf(out + strlen(out), len - strlen(out), "%s;", l);
+    free(s);
+}
+
+static int
+no_filter_installed(void)
+{
+    char mine[128];
+    seccomp_lines(mine, sizeof(mine));
+    return mine[0] && strcmp(mine, parent_seccomp) == 0 ? 0 : 3;
+}
+
+static int
+write_denied(void)
+{
+    return errno_of(syscall(SYS_write, -1L, NULL, 0)) == EPERM ? 0 : 4;
+}
+
+/* NULL means no filter: it succeeds and installs nothing (run_filtered applies it). The control:
+ * a real filter does show in those lines. */
 UNIT_TEST(seccomp, apply_null_is_noop)
 {
     CU_ASSERT_EQUAL(sbx_seccomp_apply(NULL), 0);
+    seccomp_lines(parent_seccomp, sizeof(parent_seccomp));
+    CU_ASSERT_PTR_NOT_NULL(strstr(parent_seccomp, "Seccomp:"));
+    CU_ASSERT_EQUAL(run_filtered(NULL, no_filter_installed), 0);
+    struct sbx_bpf bpf;
+    char msg[512];
+    CU_ASSERT_EQUAL_FATAL(compile_str("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":["
+                                      "\"write\"],\"action\":\"SCMP_ACT_ERRNO\"}]}",
+                                      &bpf, msg, sizeof(msg)),
+                          0);
+    CU_ASSERT_EQUAL(run_filtered(&bpf, no_filter_installed), 3);
+    CU_ASSERT_EQUAL(run_filtered(&bpf, write_denied), 0);
+    sbx_bpf_free(&bpf);
 }
