@@ -445,8 +445,11 @@ perform(struct sbx_registry *reg, const char *url, const char *accept, struct re
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "sbx/1 (+libcurl)");
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, reg->insecure ? "http,https" : "https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, reg->insecure ? "http,https" : "https");
+    /* Plain HTTP only for a registry configured insecure, or a mirror the configuration names
+     * with http:// itself; never as a redirect from an HTTPS endpoint otherwise. */
+    bool plain = reg->insecure || strncmp(url, "http://", 7) == 0;
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, plain ? "http,https" : "https");
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, plain ? "http,https" : "https");
     /* Blob storage redirects (S3, CDNs). libcurl sends credentials set through its auth
      * options only to the first host, never to the one redirected to. */
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);

@@ -131,6 +131,21 @@ expect_eq "unknown tag: exit 3" "3" "$rc"
 out=$(S pull 'Bad/Ref' 2>&1); rc=$?
 expect_match "a malformed reference is named" "invalid image reference .Bad/Ref." "$out"
 
+# --- mirrors: a made-up registry name served by the mirror listed for it (the namespace has no
+# route out, so a fallback to the name itself could not leave the host either) ---
+cat >"$tmp/mirrors.json" <<EOC
+{"mirrors": {"registry.example:5000": ["http://$P"]}}
+EOC
+out=$(reg_exec env SBX_IMAGES="$SBX_IMAGES" SBX_REGISTRIES_CONF="$tmp/mirrors.json" "$SBXRUN" pull -q \
+	registry.example:5000/team/app:v1 2>&1)
+expect_eq "a mirror serves a registry's images (same digest)" "$APP_DIGEST" "$out"
+expect_match "... recorded under the registry's name" "registry.example:5000/team/app:v1" "$(S images 2>&1)"
+echo '{"mirrors": {"registry.example:5000": ["http://127.0.0.1:1"]}}' >"$tmp/mirrors-down.json"
+out=$(reg_exec env SBX_IMAGES="$SBX_IMAGES" SBX_REGISTRIES_CONF="$tmp/mirrors-down.json" "$SBXRUN" pull \
+	registry.example:5000/team/nothere:v1 2>&1); rc=$?
+expect_eq "a mirror that is down falls through to the registry itself (unreachable here: exit 1)" "1" "$rc"
+expect_match "... and the error names the registry" "registry.example" "$out"
+
 # --- an index with two platforms ---
 expect_eq "an index resolves to this host's platform" "absent" \
 	"$(S pull -q "$P/team/multi:v1" >/dev/null 2>&1; R --image "$P/team/multi:v1" -- cat /arch 2>/dev/null || echo absent)"
