@@ -265,6 +265,9 @@ api DELETE /v1/sandboxes/$N
 
 # ---- isolation and egress (wget from inside the sandboxes)
 expect_eq "control: A reaches its own agent on 127.0.0.1" "REACH" "$(reach $A 127.0.0.1 44772)"
+# The agent's token is there (the agent read it) but not for the sandbox user its commands run as.
+expect_eq "A's commands (uid 1000) cannot read the agent's token file" "1000 present Permission denied" \
+	"$(run $A 'id -u; [ -e /.sbx/token ] && echo present; cat /.sbx/token 2>&1 >/dev/null | grep -o "Permission denied"' | xargs)"
 expect_eq "A cannot reach B's agent" "BLOCKED" "$(reach $A $IPB 44772)"
 expect_eq "B cannot reach A's agent" "BLOCKED" "$(reach $B $IPA 44772)"
 expect_eq "A cannot reach apid's port via the gateway" "BLOCKED" "$(reach $A 10.88.0.1 $PORT)"
