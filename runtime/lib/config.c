@@ -300,9 +300,14 @@ sbx_config_use_image(json_t *cfg, const char *images_dir, const char *name, json
         return sbx_make_error(err, 0, "image `%s` not found: not built in %s and no image has "
                                       "been pulled (`sbxrun pull %s`)", name, dir, name);
     cleanup_free char *digest = NULL;
+    errno = 0;
     json_t *rec = sbx_store_resolve(&st, name, &digest, err);
     if (rec == NULL) {
+        int e = errno;
         sbx_store_close(&st);
+        if (e == ENOENT) /* a well-formed reference that is neither built nor pulled */
+            return sbx_make_error(err, 0, "image `%s` not found: not built in %s and not pulled "
+                                          "(`sbxrun pull %s`)", name, dir, name);
         return -1;
     }
     json_t *layers = json_object_get(rec, "layers");
