@@ -19,12 +19,17 @@ BASE=http://127.0.0.1:$PORT
 AGENT=${SBX_APID_AGENT:-$BIN/sbx-agent}
 [ "$AGENT" = none ] || [ -x "$AGENT" ] || AGENT=none
 APID_PID=
+# An images dir of its own (the built images linked in): a pull creates its store there, never in
+# the real one.
+IMGS=$T/images
+mkdir -p "$IMGS" && chmod 755 "$IMGS"
+for i in "$SBX_IMAGES"/*/; do ln -s "$i" "$IMGS/$(basename "$i")"; done
 before=$(host_snapshot)
 
 start_apid() {
 	# --bridge none: this file runs in the host netns, which must not get a bridge (t_net.sh
 	# tests networking inside a throwaway netns).
-	"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
+	"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" --images-dir "$IMGS" \
 		--bridge none --api-key "$KEY" --max-timeout 3600 --max-memory 1Gi --max-body 64Ki "$@" >>"$LOG" 2>&1 &
 	APID_PID=$!
 	for _ in $(seq 100); do
