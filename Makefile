@@ -158,7 +158,8 @@ bench: deps
 	bash tests/bench/agent.sh && \
 	bash tests/bench/proxy.sh && \
 	bash tests/bench/apid.sh && \
-	N=$${N:-100} bash tests/bench/density.sh
+	N=$${N:-100} bash tests/bench/density.sh && \
+	bash tests/bench/pull.sh
 	@echo; echo "== summary ($(BUILD)/bench-results.tsv)"
 	@tests/bench/summary.sh $(BUILD)/bench-results.tsv
 

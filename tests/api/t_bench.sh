@@ -5,7 +5,7 @@
 . "$(dirname "$0")/../lib.sh"
 require_root "bench smoke" || finish
 [ -d "$SBX_IMAGES/busybox" ] || { skip "bench smoke" "no busybox image (make rootfs)"; finish; }
-for t in crun runc bwrap hey wrk perf python3; do
+for t in crun runc bwrap hey wrk perf python3 skopeo umoci containerd ctr docker-registry; do
 	command -v $t >/dev/null || { skip "bench smoke" "$t missing (scripts/install-deps.sh)"; finish; }
 done
 T=$(mktemp -d /tmp/sbx-t-bench.XXXXXX)
@@ -32,6 +32,7 @@ run_bench proxy env N=10 DUR=1 NCMD=5 bash "$B/proxy.sh"
 run_bench apid env N1=2 N16=4 POOL=6 THRU=6 bash "$B/apid.sh"
 run_bench density env N=3 PAR=3 DROP_CACHES=0 bash "$B/density.sh"
 run_bench profile env N1=3 N2=2 OUT="$T/perf" bash "$B/profile.sh"
+run_bench pull env N=1 PULL_WARMUP=0 RUNS=3 WARMUP=1 bash "$B/pull.sh"
 
 # Every figure of the final table, each a number.
 for m in "sbxrun run --read-only /bin/true, median" "sbxrun run --read-only /bin/true, p99" \
@@ -42,7 +43,9 @@ for m in "sbxrun run --read-only /bin/true, median" "sbxrun run --read-only /bin
 	"apid create -> agent ready p50, cold" "apid create -> agent ready p50, pooled" \
 	"apid pooled creates/s (hey -c 16)" "host memory per idle sandbox (N=3)" \
 	"apid RSS with 3 sandboxes" "cgroup v1 join, 8 hierarchies, mean" \
-	"sbxrun /bin/true vs bwrap with sbx's isolation, median"; do
+	"sbxrun /bin/true vs bwrap with sbx's isolation, median" \
+	"sbxrun pull, 100 MiB 5-layer image, median" "sbxrun pull, peak RSS" \
+	"sbxrun run --read-only, pulled image, median" "sbxrun run (overlay), pulled image, median"; do
 	v=$(awk -F'\t' -v m="$m" '$1 == m {print $2}' "$SBX_BENCH_RESULTS" 2>/dev/null)
 	expect_match "result: $m is a number" '^-?[0-9]+(\.[0-9]+)?$' "$v"
 done
@@ -53,10 +56,12 @@ expect_match "run.sh names its best peer" \
 	'^(bwrap|crun|runc|unshare)$' "$(awk -F'\t' '$1 == "sbxrun run --read-only /bin/true, median" {print $6}' "$SBX_BENCH_RESULTS")"
 expect_match "... the overlay row is measured against the same peer, not counted as one" \
 	'^(bwrap|crun|runc|unshare) -$' "$(awk -F'\t' '$1 == "sbxrun /bin/true, default overlay root, median" {print $6, $5}' "$SBX_BENCH_RESULTS")"
+expect_match "pull.sh names its best peer" '^(skopeo\+umoci|ctr) peer$' \
+	"$(awk -F'\t' '$1 == "sbxrun pull, 100 MiB 5-layer image, median" {print $6, $5}' "$SBX_BENCH_RESULTS")"
 "$B/summary.sh" "$SBX_BENCH_RESULTS" >"$T/summary" 2>&1
 expect_eq "summary exits 0" 0 $?
 sed 's/^/    /' "$T/summary" # the smoke run's table (tiny counts: the figures mean little)
-expect_match "summary ends with the goals line" '^goals met: [0-9]+ of 10$' "$(tail -1 "$T/summary")"
+expect_match "summary ends with the goals line" '^goals met: [0-9]+ of 11$' "$(tail -1 "$T/summary")"
 expect_match "summary has a ratio for sbxrun" 'sbxrun run --read-only /bin/true, median .*x (better|worse)' "$(cat "$T/summary")"
 printf 'x\t1\tms\tlower\t-\t-\t-\n' >"$T/bad.tsv"
 expect_match "summary of a figure without goal or peer" '^goals met: 0 of 0$' "$("$B/summary.sh" "$T/bad.tsv" | tail -1)"
