@@ -136,6 +136,9 @@ sbx_image_pull(const char *name, const struct sbx_pull_opts *o, struct sbx_pull_
         r = sbx_registry_blob(reg, d->digest, d->size, fd, on_blob_progress, &lp, err);
         if (r == 0) {
             report(o, (int)i, (int)m.n_layers, d->digest, d->size, d->size, "unpacking");
+            /* Gone before the layer's syncfs, which would otherwise write the compressed copy
+             * to disk for nothing (the fd keeps it readable). */
+            unlink(path);
             if (lseek(fd, 0, SEEK_SET) < 0)
                 r = sbx_make_error(err, errno, "rewind `%s`", path);
             else
