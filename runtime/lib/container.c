@@ -584,6 +584,9 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     sigprocmask(SIG_BLOCK, &mask, &old_mask);
     cleanup_close int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     cleanup_close int timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    /* Declared before the first `goto fail`: a jump past a cleanup variable's initialisation
+     * would leave the cleanup closing whatever the stack held. */
+    cleanup_close int own_pidns = -1;
     int sp[2] = {-1, -1};
     if (sigfd < 0 || timerfd < 0) {
         r = sbx_make_error(err, errno, "signalfd/timerfd");
@@ -644,7 +647,6 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
             flags |= ns_flags[i].flag;
     /* A pid namespace can only be entered by a new process: point our children at it for the
      * clone, then back at our own. */
-    cleanup_close int own_pidns = -1;
     if (cc.ns_fd[SBX_NS_PID] >= 0) {
         own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
         if (own_pidns < 0 || setns(cc.ns_fd[SBX_NS_PID], CLONE_NEWPID) < 0) {
