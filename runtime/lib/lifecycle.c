@@ -144,6 +144,9 @@ sbx_container_start(const char *root, const char *id, sbx_error_t *err)
     char addr[64];
     snprintf(addr, sizeof(addr), "/proc/self/fd/%d/exec.sock", dfd);
     cleanup_close int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    /* Before the first `goto out`, which must not jump past a cleanup variable's
+     * initialisation (the cleanup would free whatever the stack held). */
+    cleanup_free char *json = NULL;
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     snprintf(a.sun_path, sizeof(a.sun_path), "%s", addr);
     if (dfd < 0 || fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
@@ -152,7 +155,7 @@ sbx_container_start(const char *root, const char *id, sbx_error_t *err)
     }
     /* Only one start: the socket goes as soon as the process has taken the connection. */
     unlinkat(dfd, "exec.sock", 0);
-    cleanup_free char *json = sbx_state_oci_json(st, "running");
+    json = sbx_state_oci_json(st, "running");
     if (strlen(json) >= sizeof(((struct sbx_sync_msg *)0)->msg)) {
         json_decref(st->annotations);
         st->annotations = NULL;
