@@ -274,7 +274,32 @@ struct run_ctx {
     pid_t pid;
     int sync_fd;
     bool state_saved;
+    /* The id's lock (sbx_state_lock()): held from the claim until the record names the live
+     * sandbox, taken again for the record's last change. */
+    struct sbx_lockfile *id_lock;
+    /* The pid and start time the record was last saved with: once the lock was let go, the
+     * record is still this run's only while it names them. */
+    pid_t saved_pid;
+    unsigned long long saved_pid_start;
 };
+
+/* Takes the id's lock again (unless still held) and tells whether the record is still this
+ * run's: after the sandbox died and the lock was let go, another `run --id` may have claimed the
+ * id, and that record must be left alone. */
+static bool
+lock_own_record(struct run_ctx *rc)
+{
+    if (rc->id_lock->fd >= 0)
+        return true; /* never let go: nobody else could have touched it */
+    if (sbx_state_lock(rc->root, rc->o->id, rc->id_lock, NULL) < 0)
+        return false;
+    struct sbx_state *st = NULL;
+    if (sbx_state_load(rc->root, rc->o->id, &st, NULL) < 0)
+        return false;
+    bool own = st->pid == rc->saved_pid && st->pid_start == rc->saved_pid_start;
+    sbx_state_free(st);
+    return own;
+}
 
 static void
 run_ctx_cleanup(struct run_ctx *rc, bool remove_state)
@@ -292,9 +317,9 @@ run_ctx_cleanup(struct run_ctx *rc, bool remove_state)
         rc->cg = NULL;
     }
     if (rc->state_saved && remove_state) {
-        sbx_error_t e = NULL;
-        sbx_state_remove(rc->root, rc->o->id, &e);
-        sbx_error_release(&e);
+        if (lock_own_record(rc))
+            sbx_state_remove(rc->root, rc->o->id, NULL);
+        sbx_lockfile_release(rc->id_lock);
     }
     if (rc->sync_fd >= 0) {
         close(rc->sync_fd);
@@ -356,8 +381,11 @@ save_state(struct run_ctx *rc, const char *status, const struct sbx_exit *ex, sb
         st.oom = ex->oom;
     }
     int r = sbx_state_save(rc->root, &st, err);
-    if (r == 0)
+    if (r == 0) {
         rc->state_saved = true;
+        rc->saved_pid = st.pid;
+        rc->saved_pid_start = st.pid_start;
+    }
     return r;
 }
 
@@ -504,7 +532,8 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
                   sbx_error_t *err)
 {
     int r;
-    struct run_ctx rc = {.o = o, .spec = spec, .sync_fd = -1,
+    cleanup_lockfile struct sbx_lockfile id_lock = SBX_LOCKFILE_INIT;
+    struct run_ctx rc = {.o = o, .spec = spec, .sync_fd = -1, .id_lock = &id_lock,
                          .root = o->state_root ? o->state_root : SBX_DEFAULT_STATE_ROOT};
     struct sbx_child_ctx cc = {.spec = spec, .sync_fd = -1, .parent_pid = getpid(),
                                .start_fd = -1, .console_fd = -1, .pty_slave = -1,
@@ -559,7 +588,13 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
             return sbx_error_wrap(err, "image %s", spec->image_digest);
         }
     }
-    /* Claim the id: an existing live sandbox of that name is an error, a stale record is not. */
+    /* Claim the id: an existing live sandbox of that name is an error, a stale record is not.
+     * Under the id's lock, kept until the record names the live sandbox: another claim of the
+     * id meanwhile would take this "creating" record (no live pid yet) for a stale one. */
+    if ((r = sbx_state_lock(rc.root, o->id, &id_lock, err)) < 0) {
+        sbx_bpf_free(&cc.bpf);
+        return r;
+    }
     struct sbx_state *old = NULL;
     if (sbx_state_load(rc.root, o->id, &old, NULL) == 0) {
         bool alive = sbx_state_alive(old);
@@ -680,6 +715,9 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     }
     if (pid == 0) {
         close(sp[0]);
+        /* The parent lets the id go once the record is written; this copy (its init never
+         * execs) would otherwise keep the lock for the sandbox's life. */
+        close(id_lock.fd);
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         cc.wait_for_start = o->detach;
         sbx_child_main(&cc);
@@ -772,6 +810,8 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
         goto fail;
     if ((r = save_state(&rc, o->detach ? "created" : "running", NULL, err)) < 0)
         goto fail;
+    /* The record names a live process now: a claim or a delete may look at it. */
+    sbx_lockfile_release(&id_lock);
     if (o->pid_file) {
         char buf[32];
         int n = snprintf(buf, sizeof(buf), "%d", pid);
@@ -806,8 +846,11 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     status_line(o->json_status_fd,
                 json_pack("{s:s,s:i,s:i,s:b,s:b}", "id", o->id, "exit-code", res->exit_code,
                           "signal", res->signal, "oom", res->oom, "timed-out", res->timed_out));
-    if (o->keep_state)
-        save_state(&rc, "stopped", res, NULL);
+    if (o->keep_state) {
+        if (lock_own_record(&rc))
+            save_state(&rc, "stopped", res, NULL);
+        sbx_lockfile_release(&id_lock);
+    }
     run_ctx_cleanup(&rc, !o->keep_state);
     sbx_trace("cleaned up");
     run_hooks_warn(&rc, "poststop", spec->hooks_poststop, spec->n_hooks_poststop, "stopped",

@@ -52,9 +52,14 @@ int
 sbx_container_delete(const char *root, const char *id, bool force, sbx_error_t *err)
 {
     root = root ? root : SBX_DEFAULT_STATE_ROOT;
-    struct sbx_state *st = NULL;
-    int r = sbx_state_load(root, id, &st, err);
+    /* Under the id's lock: a record that a run is still creating (no live pid yet) would look
+     * stale; the run lets the id go once its record names the live sandbox. */
+    cleanup_lockfile struct sbx_lockfile lock = SBX_LOCKFILE_INIT;
+    int r = sbx_state_lock(root, id, &lock, err);
     if (r < 0)
+        return r;
+    struct sbx_state *st = NULL;
+    if ((r = sbx_state_load(root, id, &st, err)) < 0)
         return r;
     const char *status = sbx_state_current_status(st);
     if (strcmp(status, "stopped") != 0 && !force) {
@@ -124,9 +129,13 @@ int
 sbx_container_start(const char *root, const char *id, sbx_error_t *err)
 {
     root = root ? root : SBX_DEFAULT_STATE_ROOT;
-    struct sbx_state *st = NULL;
-    int r = sbx_state_load(root, id, &st, err);
+    /* Its record's change to running must not bring back a record a delete just removed. */
+    cleanup_lockfile struct sbx_lockfile lock = SBX_LOCKFILE_INIT;
+    int r = sbx_state_lock(root, id, &lock, err);
     if (r < 0)
+        return r;
+    struct sbx_state *st = NULL;
+    if ((r = sbx_state_load(root, id, &st, err)) < 0)
         return r;
     const char *status = sbx_state_current_status(st);
     if (strcmp(status, "created") != 0) {
@@ -183,6 +192,7 @@ sbx_container_start(const char *root, const char *id, sbx_error_t *err)
     st->status = xstrdup("running");
     if ((r = sbx_state_save(root, st, err)) < 0)
         goto out;
+    sbx_lockfile_release(&lock); /* a poststart hook may well run sbxrun on this id */
     if (spec->n_hooks_poststart > 0)
         sbx_hooks_run_warn("poststart", spec->hooks_poststart, spec->n_hooks_poststart, NULL,
                            json, false);
