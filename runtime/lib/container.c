@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
+#include <sys/file.h>
 
 static const struct {
     enum sbx_ns_type type;
@@ -264,6 +265,78 @@ connect_unix(int dirfd, const char *path, sbx_error_t *err)
         return sbx_make_error(err, e, "connect to `%s`", path);
     }
     return fd;
+}
+
+/* A built image (rootfs/build-images.sh) is a tree .<name>.<suffix> in the images dir that the
+ * symlink <name> points to: a rebuild makes a new tree, switches the link with one rename, and
+ * removes the old trees that no sandbox holds. The sandbox's config took the image as it was
+ * then, once: root.path is the tree's own rootfs (sbx_config_set_image() resolves the link). A
+ * shared flock on the tree's .lock marks the tree in use while the sandbox lives (the fd is
+ * inherited by its init, which never execs, as with the hold on a pulled image's record; a file,
+ * never a directory, so nothing of the host can be reached through the sandbox's fds). The
+ * builder unlinks .lock under an exclusive flock before it removes a tree, so a tree whose .lock
+ * is unlinked or gone is on its way out (unused until now: apid's create and its start are
+ * apart): the link, switched before, is followed again to the image's current tree. A directory
+ * without .lock that is not such a tree (made by hand or by an older builder) is used unheld.
+ * *hold: the fd, or -1 when nothing is held. */
+static int
+hold_built_image(sbx_spec_t *spec, int *hold, sbx_error_t *err)
+{
+    *hold = -1;
+    const char *name = spec->image_dir ? strrchr(spec->image_dir, '/') : NULL;
+    const char *base = strrchr(spec->rootfs, '/');
+    if (!name || spec->image_digest || !base || base == spec->rootfs || strcmp(base, "/rootfs"))
+        return 0;
+    name++;
+    cleanup_free char *tree = xasprintf("%.*s", (int)(base - spec->rootfs), spec->rootfs);
+    /* Bounded: a turn ends early only when a build removed the tree just looked at, which
+     * cannot happen more often than builds end. */
+    for (int turn = 0; turn < 100; turn++) {
+        cleanup_free char *lock = xasprintf("%s/.lock", tree);
+        cleanup_close int fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0 && errno != ENOENT)
+            return sbx_make_error(err, errno, "image `%s`: open %s", spec->image_dir, lock);
+        bool gone = fd < 0;
+        if (fd >= 0) {
+            struct stat st;
+            if (TEMP_FAILURE_RETRY(flock(fd, LOCK_SH)) < 0 || fstat(fd, &st) < 0)
+                return sbx_make_error(err, errno, "image `%s`: lock %s", spec->image_dir, lock);
+            gone = st.st_nlink == 0;
+        }
+        if (gone) {
+            /* A builder's tree is named .<name>.<suffix>; anything else without .lock is used
+             * as it is. */
+            const char *tb = strrchr(tree, '/');
+            size_t nl = strlen(name);
+            if (fd < 0 && !(tb && tb[1] == '.' && strncmp(tb + 2, name, nl) == 0 &&
+                            tb[2 + nl] == '.'))
+                return 0;
+            char now[PATH_MAX];
+            if (realpath(spec->image_dir, now) == NULL)
+                return sbx_make_error(err, errno, "image `%s`", spec->image_dir);
+            if (strcmp(now, tree) != 0) {
+                free(tree);
+                tree = xstrdup(now);
+                continue;
+            }
+            /* The tree the link names, its .lock removed by hand: builders never remove that
+             * tree, so it is used, unheld. */
+            close_fds(&fd, 1);
+        }
+        if (strlen(tree) != (size_t)(base - spec->rootfs) ||
+            strncmp(tree, spec->rootfs, base - spec->rootfs) != 0) {
+            free(spec->rootfs);
+            spec->rootfs = xasprintf("%s/rootfs", tree);
+            /* What `create` saves and hooks see agree with what is mounted. */
+            json_t *root = json_object_get(spec->root, "root");
+            if (json_is_object(root))
+                json_object_set_new(root, "path", json_string(spec->rootfs));
+        }
+        *hold = get_and_reset_fd(&fd);
+        return 0;
+    }
+    return sbx_make_error(err, EAGAIN, "image `%s` kept being rebuilt while starting",
+                          spec->image_dir);
 }
 
 struct run_ctx {
@@ -533,6 +606,7 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
 {
     int r;
     cleanup_lockfile struct sbx_lockfile id_lock = SBX_LOCKFILE_INIT;
+    cleanup_close int built_hold = -1;
     struct run_ctx rc = {.o = o, .spec = spec, .sync_fd = -1, .id_lock = &id_lock,
                          .root = o->state_root ? o->state_root : SBX_DEFAULT_STATE_ROOT};
     struct sbx_child_ctx cc = {.spec = spec, .sync_fd = -1, .parent_pid = getpid(),
@@ -545,7 +619,9 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     if (!id_is_valid(o->id))
         return sbx_make_error(err, 0, "invalid sandbox id `%s` (letters, digits, '_', '.', '-'; "
                                       "at most 64)", o->id ? o->id : "");
-    if ((r = validate(spec, err)) < 0)
+    /* A built image's tree, held from here on (see hold_built_image()); first, since a tree
+     * removed after the config was made is replaced by the image's current one. */
+    if ((r = hold_built_image(spec, &built_hold, err)) < 0 || (r = validate(spec, err)) < 0)
         return r;
     /* Refused before anything exists: on v1 the cgroup is only made after the clone. */
     if (!o->cgroup_parent && spec->cgroups_path && strchr(spec->cgroups_path, ':'))
