@@ -219,6 +219,14 @@ int apid_store_set_net(struct apid_store *s, const char *id, const char *address
 /* ---------- networking (net.c) ---------- */
 
 int apid_net_parse_subnet(const char *cidr, uint32_t *net, int *prefix, sbx_error_t *err);
+/* One owner per network namespace for the bridge and for the nft table `inet sbx` (whose name is
+ * fixed): exclusive locks on APID_NET_LOCK_DIR/ns<netns inode>-bridge-<name>.lock and
+ * .../ns<netns inode>-nft-sbx.lock, held for the daemon's life. A second apid in the same
+ * network namespace would hand out the same addresses on the bridge and rebuild the table under
+ * the first one's sandboxes. Refused with the holder's pid; a no-op with --bridge none. Taken
+ * before anything else of networking, and apid_net_init() needs it. */
+#define APID_NET_LOCK_DIR "/run/sbx/.net"
+int apid_net_lock(const struct apid_config *cfg, sbx_error_t *err);
 /* Bridge + nft table; a no-op with --bridge none. */
 int apid_net_init(const struct apid_config *cfg, sbx_error_t *err);
 bool apid_net_enabled(void);

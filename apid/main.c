@@ -12,10 +12,39 @@
 #include <sys/vfs.h>
 #include <linux/magic.h>
 
+/* One daemon per directory: an exclusive lock on DIR/.apid.lock (a name no sandbox id can have),
+ * held for the daemon's life and naming its pid. Two daemons on one data dir would share the
+ * store; on one run dir, each would take the other's sandboxes for orphans to adopt or remove,
+ * and both would run their TTL timers and pools. The lock goes with the process (kill -9
+ * included), so a restart is never blocked by a dead daemon. */
+static int
+lock_dir(const char *flag, const char *dir, struct sbx_lockfile *l, sbx_error_t *err)
+{
+    cleanup_free char *path = xasprintf("%s/.apid.lock", dir);
+    pid_t holder = 0;
+    int r = sbx_lockfile_take(l, path, 0, true, &holder, err);
+    if (r <= 0)
+        return r;
+    cleanup_free char *who = holder ? xasprintf("PID %d", (int)holder) : xstrdup("PID unknown");
+    return sbx_make_error(err, 0, "%s %s is in use by another sbx-apid (%s; lock %s)", flag, dir,
+                          who, path);
+}
+
+static bool
+same_dir(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 int
 main(int argc, char **argv)
 {
     sbx_error_t err = NULL;
+    /* Declared first: released (their files removed) on every return below. */
+    cleanup_lockfile struct sbx_lockfile data_lock = SBX_LOCKFILE_INIT;
+    cleanup_lockfile struct sbx_lockfile run_lock = SBX_LOCKFILE_INIT;
     struct apid_config cfg;
     apid_config_init(&cfg);
     int r = apid_config_parse(&cfg, argc, argv, &err);
@@ -59,6 +88,18 @@ main(int argc, char **argv)
     if (mkdir_p(cfg.data_dir, 0700, &err) < 0 || mkdir_p(cfg.run_dir, 0711, &err) < 0 ||
         mkdir_p(sbdir, 0711, &err) < 0 || chmod(sbdir, 0711) < 0) {
         sbx_error_print("sbx-apid", &err);
+        return 1;
+    }
+    /* Before anything reads or changes the state (the launcher, recovery, the bridge): a
+     * refused daemon leaves the running one as it was. */
+    if (lock_dir("--data-dir", cfg.data_dir, &data_lock, &err) < 0 ||
+        (!same_dir(cfg.data_dir, cfg.run_dir) &&
+         lock_dir("--run-dir", cfg.run_dir, &run_lock, &err) < 0) ||
+        apid_net_lock(&cfg, &err) < 0) {
+        log_err("refusing to start: %s", err->msg);
+        sbx_error_release(&err);
+        apid_net_shutdown(false);
+        apid_config_free(&cfg);
         return 1;
     }
     struct statfs run_fs;

@@ -41,6 +41,7 @@
 #include <netlink/route/route.h>
 #include <sched.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
@@ -59,6 +60,7 @@ static struct {
     uint32_t cursor; /* next host number to try: rotate so a freed address is not reused at once */
     bool forward_on;
 } N;
+static struct sbx_lockfile bridge_lock = SBX_LOCKFILE_INIT, table_lock = SBX_LOCKFILE_INIT;
 static pthread_mutex_t ipam_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t nft_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct nft_ctx *nft;
@@ -296,6 +298,48 @@ apid_net_bridge(void)
     return N.bridge;
 }
 
+static int
+net_lock_one(const char *path, const char *what, struct sbx_lockfile *l, sbx_error_t *err)
+{
+    pid_t holder = 0;
+    int r = sbx_lockfile_take(l, path, 0, true, &holder, err);
+    if (r <= 0)
+        return r;
+    cleanup_free char *who = holder ? xasprintf("PID %d", (int)holder) : xstrdup("PID unknown");
+    return sbx_make_error(err, 0, "%s in this network namespace is in use by another sbx-apid "
+                                  "(%s; lock %s)", what, who, path);
+}
+
+int
+apid_net_lock(const struct apid_config *cfg, sbx_error_t *err)
+{
+    if (!cfg->bridge || !*cfg->bridge || !strcmp(cfg->bridge, "none"))
+        return 0;
+    if (strlen(cfg->bridge) >= IFNAMSIZ || strchr(cfg->bridge, '/'))
+        return sbx_make_error(err, 0, "--bridge `%s`: not an interface name", cfg->bridge);
+    /* Links and nftables tables are per network namespace; the lock names say which one. Its
+     * inode is stable while the namespace lives, and the namespace lives while we are in it. */
+    struct stat ns;
+    if (stat("/proc/self/ns/net", &ns) < 0)
+        return sbx_make_error(err, errno, "stat /proc/self/ns/net");
+    int r = mkdir_p("/run/sbx", 0711, err);
+    if (r < 0)
+        return r;
+    if (mkdir(APID_NET_LOCK_DIR, 0700) < 0 && errno != EEXIST)
+        return sbx_make_error(err, errno, "mkdir `%s`", APID_NET_LOCK_DIR);
+    cleanup_free char *bp = xasprintf(APID_NET_LOCK_DIR "/ns%lu-bridge-%s.lock",
+                                      (unsigned long)ns.st_ino, cfg->bridge);
+    cleanup_free char *tp =
+        xasprintf(APID_NET_LOCK_DIR "/ns%lu-nft-" NFT_TABLE ".lock", (unsigned long)ns.st_ino);
+    cleanup_free char *bwhat = xasprintf("bridge %s", cfg->bridge);
+    if ((r = net_lock_one(bp, bwhat, &bridge_lock, err)) < 0 ||
+        (r = net_lock_one(tp, "nft table inet " NFT_TABLE, &table_lock, err)) < 0) {
+        sbx_lockfile_release(&bridge_lock);
+        return r;
+    }
+    return 0;
+}
+
 int
 apid_net_init(const struct apid_config *cfg, sbx_error_t *err)
 {
@@ -305,6 +349,8 @@ apid_net_init(const struct apid_config *cfg, sbx_error_t *err)
     }
     if (strlen(cfg->bridge) >= IFNAMSIZ)
         return sbx_make_error(err, 0, "--bridge `%s`: name too long", cfg->bridge);
+    if (bridge_lock.fd < 0)
+        return sbx_make_error(err, 0, "net: the bridge lock is not held (apid_net_lock)");
     snprintf(N.bridge, sizeof(N.bridge), "%s", cfg->bridge);
     int r = apid_net_parse_subnet(cfg->subnet, &N.net, &N.prefix, err);
     if (r < 0)
@@ -531,8 +577,11 @@ apid_net_resync(struct apid_store *st, const char *sandboxes_dir, sbx_error_t *e
 void
 apid_net_shutdown(bool in_use)
 {
-    if (!N.enabled)
+    if (!N.enabled) {
+        sbx_lockfile_release(&table_lock);
+        sbx_lockfile_release(&bridge_lock);
         return;
+    }
     /* Running sandboxes outlive apid and keep their network; with none left, remove exactly
      * what apid created and nothing else. */
     if (!in_use) {
@@ -545,4 +594,6 @@ apid_net_shutdown(bool in_use)
     nft_ctx_free(nft);
     nft = NULL;
     N.enabled = false;
+    sbx_lockfile_release(&table_lock);
+    sbx_lockfile_release(&bridge_lock);
 }

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
+#include <sys/file.h>
 
 static const struct {
     enum sbx_ns_type type;
@@ -266,6 +267,78 @@ connect_unix(int dirfd, const char *path, sbx_error_t *err)
     return fd;
 }
 
+/* A built image (rootfs/build-images.sh) is a tree .<name>.<suffix> in the images dir that the
+ * symlink <name> points to: a rebuild makes a new tree, switches the link with one rename, and
+ * removes the old trees that no sandbox holds. The sandbox's config took the image as it was
+ * then, once: root.path is the tree's own rootfs (sbx_config_set_image() resolves the link). A
+ * shared flock on the tree's .lock marks the tree in use while the sandbox lives (the fd is
+ * inherited by its init, which never execs, as with the hold on a pulled image's record; a file,
+ * never a directory, so nothing of the host can be reached through the sandbox's fds). The
+ * builder unlinks .lock under an exclusive flock before it removes a tree, so a tree whose .lock
+ * is unlinked or gone is on its way out (unused until now: apid's create and its start are
+ * apart): the link, switched before, is followed again to the image's current tree. A directory
+ * without .lock that is not such a tree (made by hand or by an older builder) is used unheld.
+ * *hold: the fd, or -1 when nothing is held. */
+static int
+hold_built_image(sbx_spec_t *spec, int *hold, sbx_error_t *err)
+{
+    *hold = -1;
+    const char *name = spec->image_dir ? strrchr(spec->image_dir, '/') : NULL;
+    const char *base = strrchr(spec->rootfs, '/');
+    if (!name || spec->image_digest || !base || base == spec->rootfs || strcmp(base, "/rootfs"))
+        return 0;
+    name++;
+    cleanup_free char *tree = xasprintf("%.*s", (int)(base - spec->rootfs), spec->rootfs);
+    /* Bounded: a turn ends early only when a build removed the tree just looked at, which
+     * cannot happen more often than builds end. */
+    for (int turn = 0; turn < 100; turn++) {
+        cleanup_free char *lock = xasprintf("%s/.lock", tree);
+        cleanup_close int fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0 && errno != ENOENT)
+            return sbx_make_error(err, errno, "image `%s`: open %s", spec->image_dir, lock);
+        bool gone = fd < 0;
+        if (fd >= 0) {
+            struct stat st;
+            if (TEMP_FAILURE_RETRY(flock(fd, LOCK_SH)) < 0 || fstat(fd, &st) < 0)
+                return sbx_make_error(err, errno, "image `%s`: lock %s", spec->image_dir, lock);
+            gone = st.st_nlink == 0;
+        }
+        if (gone) {
+            /* A builder's tree is named .<name>.<suffix>; anything else without .lock is used
+             * as it is. */
+            const char *tb = strrchr(tree, '/');
+            size_t nl = strlen(name);
+            if (fd < 0 && !(tb && tb[1] == '.' && strncmp(tb + 2, name, nl) == 0 &&
+                            tb[2 + nl] == '.'))
+                return 0;
+            char now[PATH_MAX];
+            if (realpath(spec->image_dir, now) == NULL)
+                return sbx_make_error(err, errno, "image `%s`", spec->image_dir);
+            if (strcmp(now, tree) != 0) {
+                free(tree);
+                tree = xstrdup(now);
+                continue;
+            }
+            /* The tree the link names, its .lock removed by hand: builders never remove that
+             * tree, so it is used, unheld. */
+            close_fds(&fd, 1);
+        }
+        if (strlen(tree) != (size_t)(base - spec->rootfs) ||
+            strncmp(tree, spec->rootfs, base - spec->rootfs) != 0) {
+            free(spec->rootfs);
+            spec->rootfs = xasprintf("%s/rootfs", tree);
+            /* What `create` saves and hooks see agree with what is mounted. */
+            json_t *root = json_object_get(spec->root, "root");
+            if (json_is_object(root))
+                json_object_set_new(root, "path", json_string(spec->rootfs));
+        }
+        *hold = get_and_reset_fd(&fd);
+        return 0;
+    }
+    return sbx_make_error(err, EAGAIN, "image `%s` kept being rebuilt while starting",
+                          spec->image_dir);
+}
+
 struct run_ctx {
     const struct sbx_run_opts *o;
     const char *root;
@@ -274,7 +347,32 @@ struct run_ctx {
     pid_t pid;
     int sync_fd;
     bool state_saved;
+    /* The id's lock (sbx_state_lock()): held from the claim until the record names the live
+     * sandbox, taken again for the record's last change. */
+    struct sbx_lockfile *id_lock;
+    /* The pid and start time the record was last saved with: once the lock was let go, the
+     * record is still this run's only while it names them. */
+    pid_t saved_pid;
+    unsigned long long saved_pid_start;
 };
+
+/* Takes the id's lock again (unless still held) and tells whether the record is still this
+ * run's: after the sandbox died and the lock was let go, another `run --id` may have claimed the
+ * id, and that record must be left alone. */
+static bool
+lock_own_record(struct run_ctx *rc)
+{
+    if (rc->id_lock->fd >= 0)
+        return true; /* never let go: nobody else could have touched it */
+    if (sbx_state_lock(rc->root, rc->o->id, rc->id_lock, NULL) < 0)
+        return false;
+    struct sbx_state *st = NULL;
+    if (sbx_state_load(rc->root, rc->o->id, &st, NULL) < 0)
+        return false;
+    bool own = st->pid == rc->saved_pid && st->pid_start == rc->saved_pid_start;
+    sbx_state_free(st);
+    return own;
+}
 
 static void
 run_ctx_cleanup(struct run_ctx *rc, bool remove_state)
@@ -292,9 +390,9 @@ run_ctx_cleanup(struct run_ctx *rc, bool remove_state)
         rc->cg = NULL;
     }
     if (rc->state_saved && remove_state) {
-        sbx_error_t e = NULL;
-        sbx_state_remove(rc->root, rc->o->id, &e);
-        sbx_error_release(&e);
+        if (lock_own_record(rc))
+            sbx_state_remove(rc->root, rc->o->id, NULL);
+        sbx_lockfile_release(rc->id_lock);
     }
     if (rc->sync_fd >= 0) {
         close(rc->sync_fd);
@@ -356,8 +454,11 @@ save_state(struct run_ctx *rc, const char *status, const struct sbx_exit *ex, sb
         st.oom = ex->oom;
     }
     int r = sbx_state_save(rc->root, &st, err);
-    if (r == 0)
+    if (r == 0) {
         rc->state_saved = true;
+        rc->saved_pid = st.pid;
+        rc->saved_pid_start = st.pid_start;
+    }
     return r;
 }
 
@@ -504,7 +605,9 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
                   sbx_error_t *err)
 {
     int r;
-    struct run_ctx rc = {.o = o, .spec = spec, .sync_fd = -1,
+    cleanup_lockfile struct sbx_lockfile id_lock = SBX_LOCKFILE_INIT;
+    cleanup_close int built_hold = -1;
+    struct run_ctx rc = {.o = o, .spec = spec, .sync_fd = -1, .id_lock = &id_lock,
                          .root = o->state_root ? o->state_root : SBX_DEFAULT_STATE_ROOT};
     struct sbx_child_ctx cc = {.spec = spec, .sync_fd = -1, .parent_pid = getpid(),
                                .start_fd = -1, .console_fd = -1, .pty_slave = -1,
@@ -516,7 +619,9 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     if (!id_is_valid(o->id))
         return sbx_make_error(err, 0, "invalid sandbox id `%s` (letters, digits, '_', '.', '-'; "
                                       "at most 64)", o->id ? o->id : "");
-    if ((r = validate(spec, err)) < 0)
+    /* A built image's tree, held from here on (see hold_built_image()); first, since a tree
+     * removed after the config was made is replaced by the image's current one. */
+    if ((r = hold_built_image(spec, &built_hold, err)) < 0 || (r = validate(spec, err)) < 0)
         return r;
     /* Refused before anything exists: on v1 the cgroup is only made after the clone. */
     if (!o->cgroup_parent && spec->cgroups_path && strchr(spec->cgroups_path, ':'))
@@ -559,7 +664,13 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
             return sbx_error_wrap(err, "image %s", spec->image_digest);
         }
     }
-    /* Claim the id: an existing live sandbox of that name is an error, a stale record is not. */
+    /* Claim the id: an existing live sandbox of that name is an error, a stale record is not.
+     * Under the id's lock, kept until the record names the live sandbox: another claim of the
+     * id meanwhile would take this "creating" record (no live pid yet) for a stale one. */
+    if ((r = sbx_state_lock(rc.root, o->id, &id_lock, err)) < 0) {
+        sbx_bpf_free(&cc.bpf);
+        return r;
+    }
     struct sbx_state *old = NULL;
     if (sbx_state_load(rc.root, o->id, &old, NULL) == 0) {
         bool alive = sbx_state_alive(old);
@@ -584,6 +695,9 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     sigprocmask(SIG_BLOCK, &mask, &old_mask);
     cleanup_close int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     cleanup_close int timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    /* Declared before the first `goto fail`: a jump past a cleanup variable's initialisation
+     * would leave the cleanup closing whatever the stack held. */
+    cleanup_close int own_pidns = -1;
     int sp[2] = {-1, -1};
     if (sigfd < 0 || timerfd < 0) {
         r = sbx_make_error(err, errno, "signalfd/timerfd");
@@ -644,7 +758,6 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
             flags |= ns_flags[i].flag;
     /* A pid namespace can only be entered by a new process: point our children at it for the
      * clone, then back at our own. */
-    cleanup_close int own_pidns = -1;
     if (cc.ns_fd[SBX_NS_PID] >= 0) {
         own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
         if (own_pidns < 0 || setns(cc.ns_fd[SBX_NS_PID], CLONE_NEWPID) < 0) {
@@ -678,6 +791,9 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     }
     if (pid == 0) {
         close(sp[0]);
+        /* The parent lets the id go once the record is written; this copy (its init never
+         * execs) would otherwise keep the lock for the sandbox's life. */
+        close(id_lock.fd);
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         cc.wait_for_start = o->detach;
         sbx_child_main(&cc);
@@ -770,6 +886,8 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
         goto fail;
     if ((r = save_state(&rc, o->detach ? "created" : "running", NULL, err)) < 0)
         goto fail;
+    /* The record names a live process now: a claim or a delete may look at it. */
+    sbx_lockfile_release(&id_lock);
     if (o->pid_file) {
         char buf[32];
         int n = snprintf(buf, sizeof(buf), "%d", pid);
@@ -804,8 +922,11 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     status_line(o->json_status_fd,
                 json_pack("{s:s,s:i,s:i,s:b,s:b}", "id", o->id, "exit-code", res->exit_code,
                           "signal", res->signal, "oom", res->oom, "timed-out", res->timed_out));
-    if (o->keep_state)
-        save_state(&rc, "stopped", res, NULL);
+    if (o->keep_state) {
+        if (lock_own_record(&rc))
+            save_state(&rc, "stopped", res, NULL);
+        sbx_lockfile_release(&id_lock);
+    }
     run_ctx_cleanup(&rc, !o->keep_state);
     sbx_trace("cleaned up");
     run_hooks_warn(&rc, "poststop", spec->hooks_poststop, spec->n_hooks_poststop, "stopped",

@@ -52,9 +52,14 @@ int
 sbx_container_delete(const char *root, const char *id, bool force, sbx_error_t *err)
 {
     root = root ? root : SBX_DEFAULT_STATE_ROOT;
-    struct sbx_state *st = NULL;
-    int r = sbx_state_load(root, id, &st, err);
+    /* Under the id's lock: a record that a run is still creating (no live pid yet) would look
+     * stale; the run lets the id go once its record names the live sandbox. */
+    cleanup_lockfile struct sbx_lockfile lock = SBX_LOCKFILE_INIT;
+    int r = sbx_state_lock(root, id, &lock, err);
     if (r < 0)
+        return r;
+    struct sbx_state *st = NULL;
+    if ((r = sbx_state_load(root, id, &st, err)) < 0)
         return r;
     const char *status = sbx_state_current_status(st);
     if (strcmp(status, "stopped") != 0 && !force) {
@@ -124,9 +129,13 @@ int
 sbx_container_start(const char *root, const char *id, sbx_error_t *err)
 {
     root = root ? root : SBX_DEFAULT_STATE_ROOT;
-    struct sbx_state *st = NULL;
-    int r = sbx_state_load(root, id, &st, err);
+    /* Its record's change to running must not bring back a record a delete just removed. */
+    cleanup_lockfile struct sbx_lockfile lock = SBX_LOCKFILE_INIT;
+    int r = sbx_state_lock(root, id, &lock, err);
     if (r < 0)
+        return r;
+    struct sbx_state *st = NULL;
+    if ((r = sbx_state_load(root, id, &st, err)) < 0)
         return r;
     const char *status = sbx_state_current_status(st);
     if (strcmp(status, "created") != 0) {
@@ -144,6 +153,9 @@ sbx_container_start(const char *root, const char *id, sbx_error_t *err)
     char addr[64];
     snprintf(addr, sizeof(addr), "/proc/self/fd/%d/exec.sock", dfd);
     cleanup_close int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    /* Before the first `goto out`, which must not jump past a cleanup variable's
+     * initialisation (the cleanup would free whatever the stack held). */
+    cleanup_free char *json = NULL;
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     snprintf(a.sun_path, sizeof(a.sun_path), "%s", addr);
     if (dfd < 0 || fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
@@ -152,7 +164,7 @@ sbx_container_start(const char *root, const char *id, sbx_error_t *err)
     }
     /* Only one start: the socket goes as soon as the process has taken the connection. */
     unlinkat(dfd, "exec.sock", 0);
-    cleanup_free char *json = sbx_state_oci_json(st, "running");
+    json = sbx_state_oci_json(st, "running");
     if (strlen(json) >= sizeof(((struct sbx_sync_msg *)0)->msg)) {
         json_decref(st->annotations);
         st->annotations = NULL;
@@ -180,6 +192,7 @@ sbx_container_start(const char *root, const char *id, sbx_error_t *err)
     st->status = xstrdup("running");
     if ((r = sbx_state_save(root, st, err)) < 0)
         goto out;
+    sbx_lockfile_release(&lock); /* a poststart hook may well run sbxrun on this id */
     if (spec->n_hooks_poststart > 0)
         sbx_hooks_run_warn("poststart", spec->hooks_poststart, spec->n_hooks_poststart, NULL,
                            json, false);

@@ -22,8 +22,12 @@ set_frozen(const char *state_root, const char *id, bool frozen, sbx_error_t *err
 {
     __attribute__((cleanup(cleanup_statep))) struct sbx_state *st = NULL;
     __attribute__((cleanup(cleanup_cgroupp))) struct sbx_cgroup *cg = NULL;
+    /* The status change must not bring back a record a delete just removed. */
+    cleanup_lockfile struct sbx_lockfile lock = SBX_LOCKFILE_INIT;
     if (state_root == NULL) state_root = SBX_DEFAULT_STATE_ROOT;
-    int r = sbx_state_load(state_root, id, &st, err);
+    int r = sbx_state_lock(state_root, id, &lock, err);
+    if (r < 0) return r;
+    r = sbx_state_load(state_root, id, &st, err);
     if (r < 0) return r;
     const char *now = sbx_state_current_status(st);
     if (strcmp(now, "running") != 0 && strcmp(now, "paused") != 0)

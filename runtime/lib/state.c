@@ -180,6 +180,42 @@ sbx_state_remove(const char *root, const char *id, sbx_error_t *err)
     return rm_rf(dir, err);
 }
 
+int
+sbx_state_lock(const char *root, const char *id, struct sbx_lockfile *lock, sbx_error_t *err)
+{
+    if (!id_is_valid(id))
+        return sbx_make_error(err, EINVAL, "invalid sandbox id `%s`", id);
+    /* A directory ids cannot name (they start with a letter or digit), so `sbxrun list` and
+     * apid's orphan scan never see it. */
+    cleanup_free char *path = xasprintf("%s/.locks/%s", root, id);
+    pid_t holder = 0;
+    sbx_error_t e = NULL;
+    int r = sbx_lockfile_take(lock, path, SBX_STATE_LOCK_WAIT_MS, false, &holder, &e);
+    if (r < 0 && e->status == ENOENT) {
+        /* First use of this root: made here, not on every start. */
+        sbx_error_release(&e);
+        cleanup_free char *dir = xasprintf("%s/.locks", root);
+        if ((r = mkdir_p(root, 0711, err)) < 0)
+            return r;
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+            return sbx_make_error(err, errno, "mkdir `%s`", dir);
+        r = sbx_lockfile_take(lock, path, SBX_STATE_LOCK_WAIT_MS, false, &holder, &e);
+    }
+    if (r < 0) {
+        if (err) {
+            sbx_error_release(err);
+            *err = steal_pointer(&e);
+        }
+        sbx_error_release(&e);
+        return r;
+    }
+    if (r > 0)
+        return sbx_make_error(err, EBUSY, "sandbox `%s` is being changed by another process "
+                                          "(it holds %s for over %d s)",
+                              id, path, SBX_STATE_LOCK_WAIT_MS / 1000);
+    return 0;
+}
+
 static int
 cmp_str(const void *a, const void *b)
 {

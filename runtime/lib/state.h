@@ -5,6 +5,7 @@
 #define SBX_STATE_H
 
 #include "sbx.h"
+#include "utils.h"
 #include <jansson.h>
 #include <time.h>
 
@@ -26,6 +27,15 @@ struct sbx_state {
 int sbx_state_save(const char *state_root, const struct sbx_state *st, sbx_error_t *err);
 int sbx_state_load(const char *state_root, const char *id, struct sbx_state **out, sbx_error_t *err);
 int sbx_state_remove(const char *state_root, const char *id, sbx_error_t *err);
+/* Serialises the changes of one id's record among processes (sbxrun run, create, start, delete,
+ * pause, resume; apid's monitors and deletes): an exclusive lock on <state_root>/.locks/<id>
+ * (see sbx_lockfile_take(); the file exists only while held). A claim holds it from the check
+ * that the id is free until the record names the live sandbox, so two `run --id X` cannot both
+ * win and `delete --force X` cannot remove a record that a run is still creating. Waits up to
+ * SBX_STATE_LOCK_WAIT_MS for another holder, then fails with EBUSY. */
+#define SBX_STATE_LOCK_WAIT_MS 30000
+int sbx_state_lock(const char *state_root, const char *id, struct sbx_lockfile *lock,
+                   sbx_error_t *err);
 int sbx_state_list(const char *state_root, char ***ids, sbx_error_t *err);
 void sbx_state_free(struct sbx_state *st);
 /* True if st->pid is alive and still the same process (start time matches). */

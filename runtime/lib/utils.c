@@ -6,6 +6,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/random.h>
@@ -318,6 +319,79 @@ int
 read_file(const char *path, char **out, size_t *len, sbx_error_t *err)
 {
     return read_file_at(AT_FDCWD, path, out, len, err);
+}
+
+int
+sbx_lockfile_take(struct sbx_lockfile *l, const char *path, int wait_ms, bool write_pid,
+                  pid_t *holder, sbx_error_t *err)
+{
+    l->fd = -1;
+    l->path = NULL;
+    if (holder)
+        *holder = 0;
+    int64_t deadline = sbx_monotonic_ms() + (wait_ms > 0 ? wait_ms : 0);
+    long delay_us = 100;
+    /* Bounded: a turn either waits (until the deadline) or finds that the holder it waited for
+     * let go and removed the file; 1000 of those in a row is a bug, not contention. */
+    for (int turn = 0; turn < 1000; turn++) {
+        cleanup_close int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+            return sbx_make_error(err, errno, "open lock file `%s`", path);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            if (errno != EWOULDBLOCK)
+                return sbx_make_error(err, errno, "lock `%s`", path);
+            if (sbx_monotonic_ms() >= deadline) {
+                if (holder)
+                    *holder = sbx_lockfile_holder(path);
+                return 1;
+            }
+            /* Polled rather than a blocking flock(): the wait stays bounded without a timer
+             * signal, and holders keep these locks for milliseconds. */
+            usleep(delay_us);
+            delay_us = delay_us < 20000 ? delay_us * 2 : 20000;
+            continue;
+        }
+        struct stat locked, now;
+        if (fstat(fd, &locked) < 0)
+            return sbx_make_error(err, errno, "stat lock file `%s`", path);
+        if (stat(path, &now) < 0 || now.st_ino != locked.st_ino || now.st_dev != locked.st_dev)
+            continue; /* the previous holder removed it as it let go */
+        if (write_pid) {
+            char buf[24];
+            int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+            if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, n, 0) != n)
+                return sbx_make_error(err, errno, "write lock file `%s`", path);
+        }
+        l->fd = get_and_reset_fd(&fd);
+        l->path = xstrdup(path);
+        return 0;
+    }
+    return sbx_make_error(err, EAGAIN, "lock `%s`: the file kept being replaced", path);
+}
+
+void
+sbx_lockfile_release(struct sbx_lockfile *l)
+{
+    int saved = errno;
+    if (l->fd >= 0) {
+        unlink(l->path);
+        close(l->fd);
+        l->fd = -1;
+    }
+    free(l->path);
+    l->path = NULL;
+    errno = saved;
+}
+
+pid_t
+sbx_lockfile_holder(const char *path)
+{
+    cleanup_free char *txt = NULL;
+    int64_t pid;
+    if (read_file(path, &txt, NULL, NULL) < 0)
+        return 0;
+    txt[strcspn(txt, "\n")] = '\0';
+    return parse_int64(txt, 1, INT32_MAX, &pid) == 0 ? (pid_t)pid : 0;
 }
 
 int

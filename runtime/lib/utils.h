@@ -96,6 +96,30 @@ int mkdir_p(const char *path, mode_t mode, sbx_error_t *err);
 /* Removes a directory tree without following symlinks or crossing mount points. */
 int rm_rf(const char *path, sbx_error_t *err);
 
+/* Lock files: an exclusive flock(2) on a file that its holder removes as it lets go, so that a
+ * lock per sandbox id leaves no file per id behind. A flock belongs to the open file and goes
+ * with the last process that has it open, kill -9 included: a dead holder never blocks anyone
+ * and there is no stale lock to detect. Since holders unlink the file, a taker checks after
+ * flock() that the path still names the file it locked, and starts over on the new one if not.
+ * The fd is close-on-exec; a fork (without exec) shares the lock, so close it in children. */
+struct sbx_lockfile {
+    int fd; /* -1: not held */
+    char *path;
+};
+#define SBX_LOCKFILE_INIT {.fd = -1, .path = NULL}
+/* Takes the lock on path (created 0600 if missing), waiting up to wait_ms for a holder to let go
+ * (0: not at all). write_pid records the taker's pid in the file, for sbx_lockfile_holder().
+ * Returns 0 when taken, 1 when another process holds it (then *holder, if given, is the pid it
+ * recorded, 0 if none), negative on error (errno-carrying: ENOENT when the directory is missing). */
+int sbx_lockfile_take(struct sbx_lockfile *l, const char *path, int wait_ms, bool write_pid,
+                      pid_t *holder, sbx_error_t *err);
+/* Unlinks the file (still locked, so no taker can keep using it) and lets go. Idempotent; keeps
+ * errno. */
+void sbx_lockfile_release(struct sbx_lockfile *l);
+/* The pid a holder recorded in the lock file, 0 if none. */
+pid_t sbx_lockfile_holder(const char *path);
+#define cleanup_lockfile __attribute__((cleanup(sbx_lockfile_release)))
+
 /* openat2(2), tried again while it fails with EAGAIN (bounded): with RESOLVE_IN_ROOT or
  * RESOLVE_BENEATH the kernel refuses a ".." in the walk with EAGAIN when a rename or mount
  * happened anywhere on the system meanwhile, since it cannot then prove the walk stayed inside.
