@@ -146,13 +146,16 @@ sbx_container_start(const char *root, const char *id, sbx_error_t *err)
     cleanup_close int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     snprintf(a.sun_path, sizeof(a.sun_path), "%s", addr);
+    /* Declared before the first `goto out`: jumped over, it would be freed uninitialised when a
+     * start fails to connect (clang refuses to compile that; gcc says nothing). */
+    cleanup_free char *json = NULL;
     if (dfd < 0 || fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
         r = sbx_make_error(err, errno, "sandbox `%s`: connect to its exec.sock", id);
         goto out;
     }
     /* Only one start: the socket goes as soon as the process has taken the connection. */
     unlinkat(dfd, "exec.sock", 0);
-    cleanup_free char *json = sbx_state_oci_json(st, "running");
+    json = sbx_state_oci_json(st, "running");
     if (strlen(json) >= sizeof(((struct sbx_sync_msg *)0)->msg)) {
         json_decref(st->annotations);
         st->annotations = NULL;
