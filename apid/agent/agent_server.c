@@ -405,6 +405,18 @@ ag_parse_head(struct ag_req *r, const char *buf, size_t len, const char **why)
     memcpy(r->head, buf, len);
     r->head[len] = 0;
     r->clen = -1;
+    /* Control characters other than HTAB and the CRLFs that end lines are refused (RFC 9112
+     * §2.2 allows that). The parsing below is C string work split on CRLF: after a NUL it saw no
+     * more headers, and a bare LF hid the header behind it in the line before, so a
+     * Content-Length went unread and the body was taken for the next request (which a server
+     * in front, splitting on LF alone, would not have done). */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)buf[i];
+        if (ch == '\r' && i + 1 < len && buf[i + 1] == '\n')
+            i++;
+        else if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return *why = "control character in request head", 400;
+    }
     char *line = r->head, *eol = strstr(line, "\r\n");
     if (eol == NULL)
         return 400;
@@ -416,6 +428,12 @@ ag_parse_head(struct ag_req *r, const char *buf, size_t len, const char **why)
     }
     memcpy(r->method, line, (size_t)(sp1 - line));
     r->method[sp1 - line] = 0;
+    /* A method is a token (RFC 9110 §9.1); it is echoed in error messages. */
+    if (strspn(r->method, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                          "!#$%&'*+-.^_`|~") != (size_t)(sp1 - line)) {
+        *why = "bad request line";
+        return 400;
+    }
     char *target = sp1 + 1, *sp2 = strchr(target, ' ');
     if (sp2 == NULL) {
         *why = "bad request line";
