@@ -1,4 +1,5 @@
-# sbx — see README.md. `make` builds, `make check` tests, `make run` starts apid, `make bench`.
+# sbx — see README.md. `make` builds, `make check` tests, `make run` starts apid, `make bench`,
+# `make fuzz` runs the libFuzzer harnesses of tests/fuzz.
 PREFIX     ?= /usr/local
 BUILD      ?= build
 SBX_IMAGES ?= /var/lib/sbx/images
@@ -61,7 +62,7 @@ BINS += $(BUILD)/bin/sbx-agent
 endif
 
 .PHONY: all deps install rootfs check unit run bench profile asan asan-build format clean vm-check \
-        fuzz-layer
+        fuzz fuzz-build
 all: $(BINS) $(BUILD)/lib/libsbx.a
 
 deps:
@@ -177,23 +178,48 @@ asan-build:
 asan: asan-build
 	ASAN_OPTIONS=detect_leaks=1 build/asan/bin/unit-tests
 
-# libFuzzer on the layer unpacker (tests/fuzz/fuzz_layer.c), built with clang from the sources it
-# needs (libsbx.a is cc-built, without the fuzzer's coverage). New inputs go to the build
-# directory; the seeds in tests/fuzz/corpus/layer stay as they are.
+# libFuzzer harnesses, one per parser family: tests/fuzz/fuzz_NAME.c becomes $(BUILD)/fuzz/NAME
+# (README, Tests). Every source they may need is compiled once more with clang, ASan, UBSan (any
+# report aborts, so the fuzzer sees it) and the fuzzer's coverage into three archives, and each
+# harness takes from them what it uses. `make fuzz` runs each one FUZZ_SECONDS in turn (new
+# inputs go to $(BUILD)/fuzz/corpus-NAME; the seeds in tests/fuzz/corpus stay as they are);
+# `make fuzz-NAME` runs one; `tests/run-tests.sh fuzz` is the bounded run of `make check`.
 FUZZ_CC      ?= clang
-FUZZ_SECONDS ?= 30
-FUZZ_LAYER_SRC := tests/fuzz/fuzz_layer.c runtime/lib/layer.c runtime/lib/digest.c \
-                  runtime/lib/utils.c runtime/lib/error.c
-$(BUILD)/fuzz/fuzz_layer: $(FUZZ_LAYER_SRC) $(wildcard runtime/lib/*.h runtime/include/*.h)
-	@mkdir -p $(@D)
-	$(FUZZ_CC) -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-		-Iruntime/include -Iruntime/lib -o $@ $(FUZZ_LAYER_SRC) \
-		$(shell pkg-config --libs libarchive libcrypto 2>/dev/null) -lm
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -g -O1 -std=gnu11 -Wall -Wextra $(WERROR) -Wno-unused-parameter -D_GNU_SOURCE \
+                $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Iruntime/include -Iruntime/lib -Iapid \
+                -Iapid/agent -I$(BUILD)/gen -MMD -MP
+FUZZ_NAMES   := $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/,$(FUZZ_NAMES))
+fuzz_obj      = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(1))
+FUZZ_ARCHIVES := $(BUILD)/fuzz/libapid.a $(BUILD)/fuzz/libagent.a $(BUILD)/fuzz/libsbx.a
 
-fuzz-layer: $(BUILD)/fuzz/fuzz_layer
-	@mkdir -p $(BUILD)/fuzz/corpus-layer
-	$(BUILD)/fuzz/fuzz_layer -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus-layer \
-		tests/fuzz/corpus/layer
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) $(APID_CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/obj/gen/profiles.o: $(BUILD)/gen/profiles.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/libsbx.a: $(call fuzz_obj,$(LIB_SRC)) $(BUILD)/fuzz/obj/gen/profiles.o
+$(BUILD)/fuzz/libapid.a: $(call fuzz_obj,$(APID_SRC))
+$(BUILD)/fuzz/libagent.a: $(call fuzz_obj,$(AGENT_SRC))
+$(FUZZ_ARCHIVES):
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BINS): $(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZ_ARCHIVES)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(PKG_LIBS) $(APID_LIBS) $(IMAGE_LIBS) -lm
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_NAMES)
+
+fuzz-%: $(BUILD)/fuzz/%
+	BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $*
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -201,4 +227,4 @@ format:
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)

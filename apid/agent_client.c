@@ -5,6 +5,7 @@
 #include "state.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -127,7 +128,12 @@ apid_agent_connect(const struct apid_agent_target *t, int timeout_ms, sbx_error_
     return fd;
 }
 
-/* Decodes a chunked body in place. 1: complete, 0: more input needed, -1: malformed. */
+/* Decodes a chunked body in place. 1: complete, 0: more input needed, -1: malformed.
+ * The sandbox writes these bytes, so the framing is checked, not trusted: a size line is hex
+ * digits (at most 15: sizes stay far from wrapping around) and then nothing or an extension,
+ * and each chunk's data ends with CRLF. strtoull() took "-1" (as 2^64-1), blanks and garbage
+ * after the digits, and the size then wrapped `hdr + n + 2` around: a sandbox made apid
+ * memmove 2^64 bytes. */
 static int
 dechunk(char *b, size_t len, size_t *out_len)
 {
@@ -136,10 +142,15 @@ dechunk(char *b, size_t len, size_t *out_len)
         char *eol = memmem(b + in, len - in, "\r\n", 2);
         if (!eol)
             return 0;
-        char *end;
-        errno = 0;
-        unsigned long long n = strtoull(b + in, &end, 16);
-        if (end == b + in || errno)
+        const char *p = b + in;
+        uint64_t n = 0;
+        int digits = 0;
+        for (; p < eol && isxdigit((unsigned char)*p); p++) {
+            if (++digits > 15)
+                return -1;
+            n = n * 16 + (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
+        }
+        if (digits == 0 || (p < eol && *p != ';' && *p != ' ' && *p != '\t'))
             return -1;
         size_t hdr = (size_t)(eol + 2 - (b + in));
         if (n == 0) {
@@ -148,6 +159,8 @@ dechunk(char *b, size_t len, size_t *out_len)
         }
         if (len - in < hdr + n + 2)
             return 0;
+        if (memcmp(b + in + hdr + n, "\r\n", 2) != 0)
+            return -1;
         memmove(b + out, b + in + hdr, n);
         out += n;
         in += hdr + n + 2;

@@ -18,6 +18,7 @@
 #include "apid.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -376,8 +377,9 @@ static ssize_t
 ib_line(struct apid_proxy *px, char **line)
 {
     for (;;) {
-        char *s = px->ib + px->ib_start;
         size_t avail = px->ib_end - px->ib_start;
+        /* Before the first read px->ib is NULL, and NULL + 0 is undefined (UBSan says so). */
+        char *s = avail ? px->ib + px->ib_start : NULL;
         char *nl = avail ? memchr(s, '\n', avail) : NULL;
         if (nl) {
             size_t n = (size_t)(nl - s);
@@ -531,6 +533,35 @@ on_upgrade(void *cls, struct MHD_Connection *c, void *req_cls, const char *extra
     pthread_attr_destroy(&a);
 }
 
+/* A line of the upstream's response head; -1 at EOF, or once the head (interim 1xx answers
+ * included) passes HEAD_MAX. ib_line bounds one line only: a sandbox that sent header lines,
+ * or "100 Continue" heads, without end had apid keep every header in memory (or read for
+ * ever) until IO_TIMEOUT_S. */
+static ssize_t
+head_line(struct apid_proxy *px, char **line, size_t *head_bytes)
+{
+    ssize_t n = ib_line(px, line);
+    if (n < 0)
+        return -1;
+    *head_bytes += (size_t)n + 2;
+    return *head_bytes > HEAD_MAX ? -1 : n;
+}
+
+/* "HTTP/1.x NNN[ reason]" -> NNN (100..999, what MHD can send on), or -1. sscanf("%d") took
+ * "+200", " 200", "0" and "2000000"; the small ones were skipped as interim answers, the
+ * large ones made MHD refuse the response and drop the client's connection. */
+static int
+status_code(const char *line)
+{
+    if (strncmp(line, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)line[7]) || line[8] != ' ')
+        return -1;
+    const char *d = line + 9;
+    if (!isdigit((unsigned char)d[0]) || !isdigit((unsigned char)d[1]) ||
+        !isdigit((unsigned char)d[2]) || (d[3] != '\0' && d[3] != ' ') || d[0] == '0')
+        return -1;
+    return (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+}
+
 /* Reads the upstream head and builds the client's response. On success *px is owned by the
  * response; on failure the caller answers with *status / msg. */
 struct MHD_Response *
@@ -549,28 +580,36 @@ apid_proxy_response(struct apid_proxy **pxp, int *status, char *msg, size_t msgl
     }
     char *line;
     int code = 0;
+    size_t head_bytes = 0;
     /* Skip interim 1xx answers (100 Continue) except 101. */
     for (;;) {
-        if (ib_line(px, &line) < 0 || sscanf(line, "HTTP/1.%*d %d", &code) != 1) {
+        if (head_line(px, &line, &head_bytes) < 0 || (code = status_code(line)) < 0) {
             *status = 502;
             snprintf(msg, msglen, "the sandbox sent no valid HTTP response");
             return NULL;
         }
         if (code >= 200 || code == 101)
             break;
-        while (ib_line(px, &line) > 0)
+        ssize_t n;
+        while ((n = head_line(px, &line, &head_bytes)) > 0)
             ;
+        if (n < 0) {
+            *status = 502;
+            snprintf(msg, msglen, "the sandbox sent no valid HTTP response");
+            return NULL;
+        }
     }
     struct MHD_Response *resp = NULL;
     json_t *hdrs = json_array();
     bool chunked = false;
     int64_t clen = -1;
     for (;;) {
-        ssize_t n = ib_line(px, &line);
+        ssize_t n = head_line(px, &line, &head_bytes);
         if (n < 0) {
             json_decref(hdrs);
             *status = 502;
-            snprintf(msg, msglen, "the sandbox's response head was cut short");
+            snprintf(msg, msglen, "the sandbox's response head was cut short or longer than "
+                                  "%d bytes", HEAD_MAX);
             return NULL;
         }
         if (n == 0)

@@ -1,13 +1,15 @@
 #!/bin/sh
 # Installs the Debian 12 packages sbx needs to build, test and benchmark.
 # Idempotent: only missing packages are installed, so a second run costs one dpkg query.
+# clang and libclang-rt-14-dev (libFuzzer's runtime, libclang_rt.fuzzer-x86_64.a) build the fuzz
+# harnesses of tests/fuzz (the `fuzz` layer of `make check`, `make fuzz`).
 set -eu
 BUILD="build-essential pkg-config libseccomp-dev libcap-dev libjansson-dev libcunit1-dev
        libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libsqlite3-dev libnftables-dev
        libcurl4-openssl-dev libarchive-dev libssl-dev busybox-static uidmap iproute2 nftables curl
        jq sqlite3"
 TEST="bubblewrap crun runc containerd procps psmisc nodejs npm python3 hey wrk bc linux-perf
-      docker-registry skopeo apache2-utils openssl zstd umoci time"
+      docker-registry skopeo apache2-utils openssl zstd umoci time clang libclang-rt-14-dev"
 VM="qemu-system-x86 linux-image-amd64 cpio"
 want="$BUILD $TEST"
 case "${1:-}" in --with-vm) want="$want $VM" ;; esac

@@ -1,10 +1,10 @@
 #!/bin/bash
 # Runs every test layer and ends with one summary line: "N passed, N failed, N skipped".
-#   tests/run-tests.sh [unit|integration|api|asan|vm]...   (default: all)
+#   tests/run-tests.sh [unit|integration|api|asan|fuzz|vm]...   (default: all)
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP"
-layers=${*:-unit integration api asan vm}
+layers=${*:-unit integration api asan fuzz vm}
 pass=0 fail=0 skipped=0
 declare -a failures=()
 
@@ -87,6 +87,36 @@ for layer in $layers; do
 			head -60 "$A"/reports/*
 		else
 			echo "ok - no ASan/UBSan report from any of them"; pass=$((pass + 1))
+		fi
+		;;
+	fuzz)
+		# The libFuzzer harnesses (tests/fuzz/, README "Tests"), built with clang under ASan and
+		# UBSan: each replays its seeds and the inputs that once broke it, then fuzzes for
+		# FUZZ_CHECK_SECONDS (7 s x 15 harnesses: about 2 minutes with the replays, plus half a
+		# minute for a first build; `make fuzz` runs longer). A failure names the input that
+		# reproduces it.
+		echo "== fuzz (libFuzzer, ${FUZZ_CHECK_SECONDS:-7} s per harness)"
+		if ! command -v "${FUZZ_CC:-clang}" >/dev/null 2>&1; then
+			why="no clang (scripts/install-deps.sh installs clang and libclang-rt-14-dev)"
+			if [ "${SBX_MUST_WORK:-0}" = 1 ]; then
+				fail=$((fail + 1)); echo "not ok - fuzz # skipped but SBX_MUST_WORK=1: $why" | tee -a build/test-failures.txt
+			else
+				skipped=$((skipped + 1)); echo "skip - fuzz: $why"
+			fi
+			continue
+		fi
+		if ! make -s fuzz-build >build/fuzz-build.log 2>&1; then
+			fail=$((fail + 1)); echo "not ok - fuzz: the harnesses do not build" | tee -a build/test-failures.txt
+			tail -30 build/fuzz-build.log
+			continue
+		fi
+		log=build/fuzz.log
+		start=$(date +%s)
+		FUZZ_SECONDS=${FUZZ_CHECK_SECONDS:-7} tests/fuzz/run.sh >"$log" 2>&1; rc=$?
+		cat "$log"; count_tap "$log" fuzz
+		echo "fuzz: $(($(date +%s) - start)) s"
+		if [ $rc -ne 0 ] && ! grep -q '^not ok - ' "$log"; then
+			fail=$((fail + 1)); echo "not ok - fuzz: tests/fuzz/run.sh exited $rc" | tee -a build/test-failures.txt
 		fi
 		;;
 	vm)

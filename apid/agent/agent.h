@@ -22,6 +22,14 @@ struct ag_req {
     char *head;         /* owns the strings above */
 };
 
+/* Request parsing (agent_server.c); pure functions, also driven by tests/fuzz/fuzz_agent_http.c.
+ * ag_parse_head parses buf[0..len), the request line and headers through the blank line, into
+ * *r (r->head owns the strings): 0, or an HTTP status (400, 500) with *why set for 400s. */
+int ag_parse_head(struct ag_req *r, const char *buf, size_t len, const char **why);
+/* Route of method m on path p (arg gets the id in it, if any), or -404 / -405. */
+int ag_route(const char *m, const char *p, char *arg, size_t argsz);
+void ag_req_free(struct ag_req *r);
+
 void ag_reply(struct ag_conn *c, int status, const char *ctype, const void *body, size_t len, const char *extra_hdrs);
 void ag_reply_empty(struct ag_conn *c);
 void ag_reply_err(struct ag_conn *c, int status, const char *code, const char *fmt, ...)

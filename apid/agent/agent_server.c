@@ -286,8 +286,8 @@ send_event(struct ag_conn *c, const struct ag_event *ev)
 static void cmd_pause(struct ag_cmd *cmd, bool pause);
 static void conn_drive(struct ag_conn *c);
 
-static void
-req_free(struct ag_req *r)
+void
+ag_req_free(struct ag_req *r)
 {
     ag_query_free(&r->q);
     ag_buf_free(&r->body);
@@ -298,7 +298,7 @@ req_free(struct ag_req *r)
 static void
 conn_reset(struct ag_conn *c)
 {
-    req_free(&c->req);
+    ag_req_free(&c->req);
     c->have_req = false;
     c->st = S_HEAD;
     c->bmode = B_NONE;
@@ -396,8 +396,8 @@ conn_flush(struct ag_conn *c)
 
 /* ---------- request parsing ---------- */
 
-static int
-parse_head(struct ag_req *r, const char *buf, size_t len, const char **why)
+int
+ag_parse_head(struct ag_req *r, const char *buf, size_t len, const char **why)
 {
     r->head = malloc(len + 1);
     if (r->head == NULL)
@@ -405,6 +405,18 @@ parse_head(struct ag_req *r, const char *buf, size_t len, const char **why)
     memcpy(r->head, buf, len);
     r->head[len] = 0;
     r->clen = -1;
+    /* Control characters other than HTAB and the CRLFs that end lines are refused (RFC 9112
+     * §2.2 allows that). The parsing below is C string work split on CRLF: after a NUL it saw no
+     * more headers, and a bare LF hid the header behind it in the line before, so a
+     * Content-Length went unread and the body was taken for the next request (which a server
+     * in front, splitting on LF alone, would not have done). */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)buf[i];
+        if (ch == '\r' && i + 1 < len && buf[i + 1] == '\n')
+            i++;
+        else if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return *why = "control character in request head", 400;
+    }
     char *line = r->head, *eol = strstr(line, "\r\n");
     if (eol == NULL)
         return 400;
@@ -416,6 +428,12 @@ parse_head(struct ag_req *r, const char *buf, size_t len, const char **why)
     }
     memcpy(r->method, line, (size_t)(sp1 - line));
     r->method[sp1 - line] = 0;
+    /* A method is a token (RFC 9110 §9.1); it is echoed in error messages. */
+    if (strspn(r->method, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                          "!#$%&'*+-.^_`|~") != (size_t)(sp1 - line)) {
+        *why = "bad request line";
+        return 400;
+    }
     char *target = sp1 + 1, *sp2 = strchr(target, ' ');
     if (sp2 == NULL) {
         *why = "bad request line";
@@ -520,9 +538,8 @@ enum {
     R_D_LIST, R_D_MK, R_D_DEL, R_METRICS, R_WATCH, R_CODE, R_ENTRY,
 };
 
-/* Returns a route, or -404 / -405. */
-static int
-route(const char *m, const char *p, char *arg, size_t argsz)
+int
+ag_route(const char *m, const char *p, char *arg, size_t argsz)
 {
     static const struct {
         const char *method, *path;
@@ -1586,7 +1603,7 @@ on_head(struct ag_conn *c)
         ag_reply_err(c, 401, "UNAUTHORIZED", "invalid or missing header X-EXECD-ACCESS-TOKEN");
         return;
     }
-    int rt = route(r->method, r->path, c->arg, sizeof(c->arg));
+    int rt = ag_route(r->method, r->path, c->arg, sizeof(c->arg));
     if (rt < 0 || rt == R_CODE) {
         if (has_body)
             c->close_after = true;
@@ -1727,7 +1744,7 @@ conn_drive(struct ag_conn *c)
             }
             size_t hl = (size_t)(e - c->in.p) + 4;
             const char *why = "bad request";
-            int rc = parse_head(&c->req, c->in.p, hl, &why);
+            int rc = ag_parse_head(&c->req, c->in.p, hl, &why);
             ag_buf_consume(&c->in, hl);
             c->have_req = true;
             if (rc) {

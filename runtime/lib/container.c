@@ -699,6 +699,10 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
      * would leave the cleanup closing whatever the stack held. */
     cleanup_close int own_pidns = -1;
     int sp[2] = {-1, -1};
+    /* Declared before the first `goto fail`: a cleanup variable that a goto jumps over is still
+     * cleaned up at the end of its scope, uninitialised, which closed whatever descriptor its
+     * stack slot happened to name (clang refuses to compile that; gcc says nothing). */
+    cleanup_close int own_pidns = -1;
     if (sigfd < 0 || timerfd < 0) {
         r = sbx_make_error(err, errno, "signalfd/timerfd");
         goto fail;
@@ -757,7 +761,7 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
         if (spec->ns_enabled[ns_flags[i].type] && !spec->ns_path[ns_flags[i].type])
             flags |= ns_flags[i].flag;
     /* A pid namespace can only be entered by a new process: point our children at it for the
-     * clone, then back at our own. */
+     * clone, then back at our own (own_pidns is declared with sp, above the first goto). */
     if (cc.ns_fd[SBX_NS_PID] >= 0) {
         own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
         if (own_pidns < 0 || setns(cc.ns_fd[SBX_NS_PID], CLONE_NEWPID) < 0) {

@@ -53,6 +53,10 @@ component_valid(const char *s, size_t n)
 static bool
 path_valid(const char *p)
 {
+    /* "ghcr.io/:1.0" left nothing for the path, which was taken as valid: the canonical name
+     * "ghcr.io/:1.0" then named no repository (and did not parse again). */
+    if (*p == '\0')
+        return false;
     while (*p) {
         const char *end = strchrnul(p, '/');
         if (!component_valid(p, (size_t)(end - p)))
@@ -169,6 +173,16 @@ sbx_image_ref_parse(const char *s, struct sbx_image_ref *ref, sbx_error_t *err)
         ref->path = xstrdup(name);
     if (ref->tag == NULL && ref->digest == NULL)
         ref->tag = xstrdup("latest");
+    /* The bound holds for the canonical name too, the store's key: "docker.io/library/" and
+     * ":latest" made a 500-character short name one that sbx_image_ref_parse() refuses, so an
+     * image listed under it could not be named again (rmi, run). */
+    size_t canon = strlen(ref->domain) + 1 + strlen(ref->path) +
+                   (ref->tag ? 1 + strlen(ref->tag) : 0) + (ref->digest ? 1 + strlen(ref->digest) : 0);
+    if (canon > REF_MAX) {
+        sbx_image_ref_free(ref);
+        return sbx_make_error(err, 0, "image reference `%s`: its full name is longer than %d "
+                                      "characters", s, REF_MAX);
+    }
     return 0;
 }
 

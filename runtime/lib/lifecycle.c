@@ -158,6 +158,9 @@ sbx_container_start(const char *root, const char *id, sbx_error_t *err)
     cleanup_free char *json = NULL;
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     snprintf(a.sun_path, sizeof(a.sun_path), "%s", addr);
+    /* Declared before the first `goto out`: jumped over, it would be freed uninitialised when a
+     * start fails to connect (clang refuses to compile that; gcc says nothing). */
+    cleanup_free char *json = NULL;
     if (dfd < 0 || fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
         r = sbx_make_error(err, errno, "sandbox `%s`: connect to its exec.sock", id);
         goto out;

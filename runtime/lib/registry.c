@@ -4,6 +4,7 @@
  * and libcurl (already a dependency) does TLS, redirects and proxies as every other client on
  * the host does. */
 #include "registry.h"
+#include "registry_internal.h"
 #include "digest.h"
 #include "utils.h"
 
@@ -344,9 +345,8 @@ response_reset(struct response *r)
     r->too_big = false;
 }
 
-/* Value of key in a challenge's parameters: realm="...",service="...",scope="..." */
-static char *
-challenge_param(const char *h, const char *key)
+char *
+sbx_registry_challenge_param(const char *h, const char *key)
 {
     size_t kn = strlen(key);
     for (const char *p = h; *p;) {
@@ -384,9 +384,9 @@ static int perform(struct sbx_registry *reg, const char *url, const char *accept
 static int
 fetch_token(struct sbx_registry *reg, const char *challenge, sbx_error_t *err)
 {
-    cleanup_free char *realm = challenge_param(challenge, "realm");
-    cleanup_free char *service = challenge_param(challenge, "service");
-    cleanup_free char *scope = challenge_param(challenge, "scope");
+    cleanup_free char *realm = sbx_registry_challenge_param(challenge, "realm");
+    cleanup_free char *service = sbx_registry_challenge_param(challenge, "service");
+    cleanup_free char *scope = sbx_registry_challenge_param(challenge, "scope");
     if (realm == NULL || (strncmp(realm, "https://", 8) != 0 &&
                           !(reg->insecure && strncmp(realm, "http://", 7) == 0)))
         return sbx_make_error(err, 0, "registry `%s`: unusable auth challenge `%s`", reg->domain,

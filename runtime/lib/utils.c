@@ -459,6 +459,10 @@ parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
     if (s == NULL || *s == '\0')
         return -EINVAL;
+    /* strtoll also takes leading blanks and a '+': "host:\t80/app" was a valid image
+     * reference whose tab became part of the store's key and of the registry's URL. */
+    if (!((s[0] >= '0' && s[0] <= '9') || (s[0] == '-' && s[1] >= '0' && s[1] <= '9')))
+        return -EINVAL;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);

@@ -1,21 +1,12 @@
-/* libFuzzer harness for the layer unpacker (runtime/lib/layer.c): each input is a layer (tar,
- * gzip or zstd), unpacked with small bounds into a fresh directory that is then removed. Beyond
- * the sanitizers it checks that nothing appeared next to that directory (an escape) and that
- * what was unpacked can be removed.
+/* fuzz_layer: the layer unpacker (runtime/lib/layer.c): each input is a layer (tar, gzip or
+ * zstd), unpacked with small bounds into a fresh directory that is then removed. Beyond the
+ * sanitizers it checks the error convention, that the bounds held, that a digest came out of a
+ * success, that nothing appeared next to that directory (an escape) and that what was unpacked
+ * can be removed.
  *
- * Build and run from the repository root (`make fuzz-layer FUZZ_SECONDS=30` does both; new
- * inputs go to build/fuzz/corpus-layer, the seeds in git stay as they are):
- *
- *   mkdir -p build/fuzz/corpus-layer
- *   clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
- *       -Iruntime/include -Iruntime/lib -o build/fuzz/fuzz_layer tests/fuzz/fuzz_layer.c \
- *       runtime/lib/layer.c runtime/lib/digest.c runtime/lib/utils.c runtime/lib/error.c \
- *       -larchive -lcrypto -lm
- *   build/fuzz/fuzz_layer -max_total_time=30 build/fuzz/corpus-layer tests/fuzz/corpus/layer
- *
- * libFuzzer is in Debian's libclang-rt-14-dev (clang 14). As root the unpacking is the real
- * one (chown to 1000000+, trusted.* xattrs); otherwise it is rootless. libarchive itself is not
- * instrumented: the Debian build is used, so coverage guides through layer.c only. */
+ * `make fuzz-layer FUZZ_SECONDS=30` builds and runs it (README, Tests). As root the unpacking is
+ * the real one (chown to 1000000+, trusted.* xattrs); otherwise it is rootless. libarchive itself
+ * is not instrumented: the Debian build is used, so coverage guides through layer.c only. */
 #include "layer.h"
 #include "utils.h"
 

@@ -86,6 +86,18 @@ UNIT_TEST(agent_glob, match)
     CU_ASSERT(ag_glob_match("*a*b*c*", "xxaxxbxxcxx"));
     /* pathological pattern must terminate quickly */
     CU_ASSERT_FALSE(ag_glob_match("*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+    /* ... on a name of the longest length too (18 s for 4 stars before; tests/fuzz/fuzz_glob.c) */
+    char name[256], pat[200] = "";
+    memset(name, 'a', 255);
+    name[255] = '\0';
+    for (int i = 0; i < 40; i++)
+        strcat(pat, "*a");
+    strcat(pat, "*b");
+    CU_ASSERT_FALSE(ag_glob_match(pat, name));
+    /* More than 64 stars still match (the old recursion gave up at depth 64). */
+    memset(pat, '*', 100);
+    strcpy(pat + 100, "a?");
+    CU_ASSERT(ag_glob_match(pat, "xyzab"));
 }
 
 UNIT_TEST(agent_query, percent_and_repeated_keys)

@@ -53,7 +53,10 @@ UNIT_TEST(image_ref, bad_references)
                          "-a",        "a-",             "a..b",           "a___b",
                          "host:0/a",  "host:99999/a",   "../etc/passwd",  "a/../b",
                          "a b",       "alpine:-tag",    "alpine@md5:" D64, "h_st.io/a",
-                         "alpine@sha256:" D64 "0"};
+                         "alpine@sha256:" D64 "0",
+                         /* found by tests/fuzz/fuzz_image_ref.c: no path, a blank in the port */
+                         "ghcr.io/:1.0", "docker.io/:x", "host: 5000/app", "host:\t5000/app",
+                         "host:+5000/app"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         char *got = canon(bad[i]);
         if (strncmp(got, "ERR ", 4) != 0)
@@ -63,6 +66,18 @@ UNIT_TEST(image_ref, bad_references)
     }
     char *m = canon("Alpine");
     CU_ASSERT_PTR_NOT_NULL(strstr(m, "lowercase"));
+    free(m);
+    /* 512 characters are the bound of the canonical name too (the store's key), which adds
+     * "docker.io/library/" and ":latest" to a short one. */
+    char name[600];
+    memset(name, 'a', 500);
+    name[500] = '\0';
+    m = canon(name);
+    CU_ASSERT(strncmp(m, "ERR ", 4) == 0);
+    free(m);
+    name[480] = '\0';
+    m = canon(name);
+    CU_ASSERT(strncmp(m, "docker.io/library/", 18) == 0 && strlen(m) <= 512);
     free(m);
 }
 

@@ -64,6 +64,14 @@ UNIT_TEST(runtime, parse_int_signal_id)
     CU_ASSERT_EQUAL(parse_int64("101", 0, 100, &v), -ERANGE);
     CU_ASSERT_EQUAL(parse_int64("4x", 0, 100, &v), -EINVAL);
     CU_ASSERT_EQUAL(parse_int64("", 0, 100, &v), -EINVAL);
+    /* Strict: no blanks, no '+' (tests/fuzz/regressions/quantity). */
+    CU_ASSERT_EQUAL(parse_int64("+5", 0, 100, &v), -EINVAL);
+    CU_ASSERT_EQUAL(parse_int64(" 5", 0, 100, &v), -EINVAL);
+    CU_ASSERT_EQUAL(parse_int64("\t5", 0, 100, &v), -EINVAL);
+    CU_ASSERT_EQUAL(parse_int64("-", -100, 100, &v), -EINVAL);
+    CU_ASSERT_EQUAL(parse_int64("- 5", -100, 100, &v), -EINVAL);
+    CU_ASSERT_EQUAL(parse_int64("-5", -100, 100, &v), 0);
+    CU_ASSERT_EQUAL(v, -5);
     CU_ASSERT_EQUAL(parse_signal("TERM"), SIGTERM);
     CU_ASSERT_EQUAL(parse_signal("sigkill"), SIGKILL);
     CU_ASSERT_EQUAL(parse_signal("9"), 9);
