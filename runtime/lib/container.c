@@ -695,9 +695,6 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     sigprocmask(SIG_BLOCK, &mask, &old_mask);
     cleanup_close int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     cleanup_close int timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    /* Declared before the first `goto fail`: a jump past a cleanup variable's initialisation
-     * would leave the cleanup closing whatever the stack held. */
-    cleanup_close int own_pidns = -1;
     int sp[2] = {-1, -1};
     /* Declared before the first `goto fail`: a cleanup variable that a goto jumps over is still
      * cleaned up at the end of its scope, uninitialised, which closed whatever descriptor its
