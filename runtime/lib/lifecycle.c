@@ -153,9 +153,6 @@ sbx_container_start(const char *root, const char *id, sbx_error_t *err)
     char addr[64];
     snprintf(addr, sizeof(addr), "/proc/self/fd/%d/exec.sock", dfd);
     cleanup_close int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    /* Before the first `goto out`, which must not jump past a cleanup variable's
-     * initialisation (the cleanup would free whatever the stack held). */
-    cleanup_free char *json = NULL;
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     snprintf(a.sun_path, sizeof(a.sun_path), "%s", addr);
     /* Declared before the first `goto out`: jumped over, it would be freed uninitialised when a
