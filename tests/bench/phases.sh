@@ -8,7 +8,7 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 SBXRUN=$TOP/build/bin/sbxrun
 N=${N:-100}
 ARGS=${ARGS---read-only}
-ROOTFS=${SBX_IMAGES:-/var/lib/sbx/images}/busybox/rootfs
+ROOTFS=$(readlink -f "${SBX_IMAGES:-/var/lib/sbx/images}/busybox/rootfs") # a symlinked image dir: see run.sh
 [ "$(id -u)" = 0 ] || { echo "phases: run as root" >&2; exit 1; }
 # Same conditions as run.sh: a private mount namespace with /run on a tmpfs.
 if [ -z "${SBX_BENCH_NS:-}" ]; then

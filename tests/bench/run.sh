@@ -8,7 +8,9 @@ SBXRUN=$TOP/build/bin/sbxrun
 RUNS=${RUNS:-200} WARMUP=${WARMUP:-10}
 . "$TOP/tests/bench/lib.sh"
 IMAGES=${SBX_IMAGES:-/var/lib/sbx/images}
-ROOTFS=$IMAGES/busybox/rootfs
+# The image dir is a symlink to its current build (make rootfs); runc and crun refuse a root
+# path through a symlink, so the real path is used.
+ROOTFS=$(readlink -f "$IMAGES/busybox/rootfs")
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (crun/runc need it)" >&2; exit 1; }
 # The whole benchmark (every runtime alike) runs in a private mount namespace; the host is not
 # changed. There: crun refuses hybrid cgroup hosts, so like ../shared/oci's -L the empty cgroup2
