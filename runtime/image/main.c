@@ -107,12 +107,20 @@ exit_for(enum sbx_pull_error k)
     return k == SBX_PULL_NOT_FOUND ? EXIT_NOT_FOUND : k == SBX_PULL_AUTH ? EXIT_AUTH : EXIT_FAIL;
 }
 
+/* Pulls and loads create the store; rmi and prune only lock one that exists (create: false),
+ * so that they never leave an empty store behind. */
 static int
-gc_lock(int how)
+gc_lock(int how, bool create)
 {
     struct sbx_store st;
     sbx_error_t err = NULL;
-    int fd = sbx_store_open(NULL, true, &st, &err) < 0 ? -1 : sbx_store_gc_lock(&st, how, &err);
+    if (sbx_store_open(NULL, create, &st, &err) < 0) {
+        if (create)
+            die_err(&err);
+        sbx_error_release(&err);
+        return -ENOENT;
+    }
+    int fd = sbx_store_gc_lock(&st, how, &err);
     sbx_store_close(&st);
     if (fd < 0)
         die_err(&err);
@@ -176,7 +184,7 @@ cmd_pull(int argc, char **argv)
         fprintf(stderr, "sbxrun: pull takes one image reference\n");
         return EXIT_USAGE;
     }
-    cleanup_close int lock = gc_lock(LOCK_SH);
+    cleanup_close int lock = gc_lock(LOCK_SH, true);
     if (lock < 0)
         return EXIT_FAIL;
     sbx_error_t err = NULL;
@@ -234,7 +242,7 @@ cmd_load(int argc, char **argv)
         fprintf(stderr, "sbxrun: load: name the archive (sbxrun load FILE)\n");
         return EXIT_USAGE;
     }
-    cleanup_close int lock = gc_lock(LOCK_SH);
+    cleanup_close int lock = gc_lock(LOCK_SH, true);
     if (lock < 0)
         return EXIT_FAIL;
     sbx_error_t err = NULL;
@@ -325,7 +333,13 @@ cmd_rmi(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
     }
-    cleanup_close int lock = gc_lock(LOCK_EX);
+    cleanup_close int lock = gc_lock(LOCK_EX, false);
+    if (lock == -ENOENT) {
+        for (int i = 1; i < argc; i++)
+            fprintf(stderr, "sbxrun: image `%s` is not in the store (no image has been pulled)\n",
+                    argv[i]);
+        return EXIT_NOT_FOUND;
+    }
     if (lock < 0)
         return EXIT_FAIL;
     sbx_error_t err = NULL;
@@ -367,7 +381,11 @@ cmd_image(int argc, char **argv)
     if (strcmp(sub, "load") == 0)
         return cmd_load(argc - 1, argv + 1);
     if (strcmp(sub, "prune") == 0) {
-        cleanup_close int lock = gc_lock(LOCK_EX);
+        cleanup_close int lock = gc_lock(LOCK_EX, false);
+        if (lock == -ENOENT) {
+            printf("nothing to prune\n");
+            return 0;
+        }
         if (lock < 0)
             return EXIT_FAIL;
         sbx_error_t err = NULL;
