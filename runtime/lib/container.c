@@ -364,6 +364,11 @@ lock_own_record(struct run_ctx *rc)
 {
     if (rc->id_lock->fd >= 0)
         return true; /* never let go: nobody else could have touched it */
+    /* Removed meanwhile (a delete --force, or its whole root): nothing of it to change, and the
+     * lock would make the root's directories again. */
+    cleanup_free char *dir = xasprintf("%s/%s", rc->root, rc->o->id);
+    if (access(dir, F_OK) < 0)
+        return false;
     if (sbx_state_lock(rc->root, rc->o->id, rc->id_lock, NULL) < 0)
         return false;
     struct sbx_state *st = NULL;
