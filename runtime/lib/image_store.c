@@ -53,20 +53,26 @@ sbx_store_close(struct sbx_store *st)
     st->dirfd = -1;
 }
 
+/* Opens name below the store with flags and flocks it (how); returns the fd to close. Every lock
+ * of the store goes through here: lock, gc.lock, and the image records a sandbox holds. */
+static int
+lock_file(struct sbx_store *st, const char *name, int flags, int how, sbx_error_t *err)
+{
+    int fd = openat(st->dirfd, name, flags | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sbx_make_error(err, errno, "open `%s/%s`", st->dir, name);
+    if (TEMP_FAILURE_RETRY(flock(fd, how)) < 0) {
+        int e = errno;
+        close(fd);
+        return sbx_make_error(err, e, "lock `%s/%s`", st->dir, name);
+    }
+    return fd;
+}
+
 int
 sbx_store_lock(struct sbx_store *st, sbx_error_t *err)
 {
-    int fd = openat(st->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == EBADF) /* an O_PATH dirfd works for openat; EBADF means none */
-        return sbx_make_error(err, EBADF, "image store not open");
-    if (fd < 0)
-        return sbx_make_error(err, errno, "open `%s/lock`", st->dir);
-    if (TEMP_FAILURE_RETRY(flock(fd, LOCK_EX)) < 0) {
-        int e = errno;
-        close(fd);
-        return sbx_make_error(err, e, "lock `%s/lock`", st->dir);
-    }
-    return fd;
+    return lock_file(st, "lock", O_RDWR | O_CREAT, LOCK_EX, err);
 }
 
 json_t *
@@ -282,15 +288,7 @@ int
 sbx_store_hold(struct sbx_store *st, const char *digest, sbx_error_t *err)
 {
     cleanup_free char *name = record_name(digest);
-    int fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return sbx_make_error(err, errno, "open image record `%s/%s`", st->dir, name);
-    if (TEMP_FAILURE_RETRY(flock(fd, LOCK_SH)) < 0) {
-        int e = errno;
-        close(fd);
-        return sbx_make_error(err, e, "lock image record `%s/%s`", st->dir, name);
-    }
-    return fd;
+    return lock_file(st, name, O_RDONLY | O_NOFOLLOW, LOCK_SH, err);
 }
 
 bool
@@ -480,13 +478,5 @@ sbx_store_remove(struct sbx_store *st, const char *name, char ***untagged, sbx_e
 int
 sbx_store_gc_lock(struct sbx_store *st, int how, sbx_error_t *err)
 {
-    int fd = openat(st->dirfd, "gc.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return sbx_make_error(err, errno, "open `%s/gc.lock`", st->dir);
-    if (TEMP_FAILURE_RETRY(flock(fd, how)) < 0) {
-        int e = errno;
-        close(fd);
-        return sbx_make_error(err, e, "lock `%s/gc.lock`", st->dir);
-    }
-    return fd;
+    return lock_file(st, "gc.lock", O_RDWR | O_CREAT, how, err);
 }
