@@ -160,7 +160,8 @@ bench: deps
 	bash tests/bench/proxy.sh && \
 	bash tests/bench/apid.sh && \
 	N=$${N:-100} bash tests/bench/density.sh && \
-	bash tests/bench/pull.sh
+	bash tests/bench/pull.sh && \
+	bash tests/bench/egress.sh
 	@echo; echo "== summary ($(BUILD)/bench-results.tsv)"
 	@tests/bench/summary.sh $(BUILD)/bench-results.tsv
 

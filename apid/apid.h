@@ -23,6 +23,7 @@ struct apid_config {
     char *config_file;
     char *bridge, *subnet; /* "none" bridge: sandboxes get only lo */
     char *default_egress; /* "deny" (default) or "allow": policy when a create names none */
+    char *dns_upstream;   /* resolvers for sandboxes' allowed names; NULL: /etc/resolv.conf */
     char *cgroup_parent;
     char *public_host;   /* host part of endpoints; default: the listen host */
     int64_t min_timeout; /* seconds; 60 per contract, lowered only by tests */
@@ -139,7 +140,8 @@ struct apid_create_req {
     struct apid_limits limits;
     json_t *resource_limits; /* as requested, echoed in the stored spec */
     bool net_none;           /* extensions.network == "none": only lo */
-    json_t *net_policy;      /* normalized {defaultAction, egress:[{action,cidr,port}]} */
+    json_t *net_policy;      /* normalized: {defaultAction, egress:[{action, target, domain} or
+                              * {action, target, cidr, port}]} (apid_parse_net_policy) */
     /* image.auth, for a pull only: kept in memory, never stored or echoed. */
     char *image_user, *image_pass;
 };
@@ -237,12 +239,46 @@ size_t apid_net_live_count(void);
 void apid_net_veth_name(const char *id, char out[16]);
 /* What the monitor needs to plumb the sandbox (written to <dir>/net.json). */
 json_t *apid_net_plan(const char *id, const char *addr, json_t *policy);
-int apid_net_attach(const char *id, const char *addr, json_t *policy, sbx_error_t *err);
+int apid_net_attach(const char *id, const char *addr, json_t *policy, const char *egress_token,
+                    sbx_error_t *err);
+/* The sandbox's chain rebuilt for a new policy, `extra` nft commands in the same transaction. */
+int apid_net_apply_policy(const char *id, const char *addr, json_t *policy, const char *extra,
+                          sbx_error_t *err);
+void apid_net_set_name(const char *id, char out[32]);
+int apid_net_nft(const char *cmds, sbx_error_t *err);
+const char *apid_net_gateway(void);
+int apid_net_open_dns(sbx_error_t *err);
+
+/* ---------- egress by domain (egress.c) and the resolver (dns.c) ---------- */
+
+/* The sandbox port whose proxy route is apid's own egress API (OpenSandbox's egress sidecar port). */
+#define APID_EGRESS_PORT 18080
+void apid_egress_init(const char *sandboxes_dir);
+void apid_egress_register(const char *id, const char *addr, json_t *policy, const char *token);
+void apid_egress_forget(const char *id);
+bool apid_egress_name_allowed(json_t *policy, const char *name);
+bool apid_egress_has_domains(json_t *policy);
+/* 1: allowed, 0: denied, -1: no sandbox has that (network-order) address. */
+int apid_egress_query(uint32_t src, const char *name, char id_out[65]);
+void apid_egress_learn(uint32_t src, const char *name, const uint8_t ip[4], uint32_t ttl);
+char *apid_egress_token(const char *id);
+int apid_egress_get(const char *id, json_t **out, sbx_error_t *err);
+int apid_egress_patch(const char *id, json_t *body, json_t **out, sbx_error_t *err);
+int apid_egress_delete(const char *id, json_t *body, json_t **out, sbx_error_t *err);
+char *apid_egress_metrics(void);
+/* Listens on the gateway's port 53 (UDP and TCP) and forwards allowed names to `upstreams`
+ * (comma-separated IPV4[:PORT]; NULL: the host's /etc/resolv.conf). */
+int apid_dns_start(const char *gateway, const char *upstreams, sbx_error_t *err);
+void apid_dns_stop(void);
+bool apid_dns_running(void);
 void apid_net_release(const char *id, const char *addr, const char *veth);
 int apid_net_resync(struct apid_store *st, const char *sandboxes_dir, sbx_error_t *err);
 void apid_net_shutdown(bool in_use);
 /* Validates a create request's networkPolicy into the normalized form. */
 int apid_parse_net_policy(json_t *v, const char *server_default, json_t **out, sbx_error_t *err);
+/* One NetworkRule ({action, target}) into its normalized form; field names it in errors. */
+int apid_parse_net_rule(json_t *rule, const char *field, json_t **out, sbx_error_t *err);
+#define APID_MAX_EGRESS_RULES 4096
 
 /* ---------- launcher (launcher.c) ---------- */
 
@@ -263,6 +299,7 @@ struct apid_spec_in {
     const char *image_name; /* entry below images_dir (apid_resolve_image() checked it) */
     const char *agent_path; /* NULL: run the entrypoint directly */
     const char *token_path;
+    const char *resolv_path; /* bound on /etc/resolv.conf; NULL: the image's own */
     json_t *entrypoint, *env;
     struct apid_limits limits;
 };

@@ -3,6 +3,8 @@
  * settings that are safe to change while running (key, limits, timeouts, log level). */
 #include "apid.h"
 
+#include <arpa/inet.h>
+
 #include <getopt.h>
 
 enum {
@@ -25,6 +27,7 @@ enum {
     OPT_BRIDGE,
     OPT_SUBNET,
     OPT_DEFAULT_EGRESS,
+    OPT_DNS_UPSTREAM,
     OPT_CGROUP_PARENT,
     OPT_PUBLIC_HOST,
     OPT_LOG_LEVEL,
@@ -59,6 +62,7 @@ static const struct option longopts[] = {
     {"bridge", required_argument, NULL, OPT_BRIDGE},
     {"subnet", required_argument, NULL, OPT_SUBNET},
     {"default-egress", required_argument, NULL, OPT_DEFAULT_EGRESS},
+    {"dns-upstream", required_argument, NULL, OPT_DNS_UPSTREAM},
     {"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
     {"public-host", required_argument, NULL, OPT_PUBLIC_HOST},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -102,6 +106,8 @@ static const char usage[] =
     "  --subnet CIDR            sandbox address pool (networking; default 10.88.0.0/16)\n"
     "  --default-egress allow|deny  egress of sandboxes whose create has no networkPolicy\n"
     "                           (default deny)\n"
+    "  --dns-upstream IP[:PORT],...  resolvers that sandboxes' allowed names are forwarded to\n"
+    "                           (default: the nameserver lines of /etc/resolv.conf)\n"
     "  --cgroup-parent PATH     parent cgroup of sandboxes (default: libsbx's default)\n"
     "  --public-host HOST       host written into endpoint replies (default: listen host)\n"
     "  --log-level LEVEL        error, warn, info or debug (default info)\n"
@@ -171,6 +177,7 @@ apid_config_free(struct apid_config *cfg)
     free(cfg->bridge);
     free(cfg->subnet);
     free(cfg->default_egress);
+    free(cfg->dns_upstream);
     free(cfg->cgroup_parent);
     free(cfg->public_host);
     strv_free(cfg->pool_specs);
@@ -207,6 +214,7 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
     case OPT_BRIDGE:
     case OPT_SUBNET:
     case OPT_DEFAULT_EGRESS:
+    case OPT_DNS_UPSTREAM:
     case OPT_CGROUP_PARENT:
     case OPT_PUBLIC_HOST:
     case OPT_LOG_JSON:
@@ -238,6 +246,24 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
             return sbx_make_error(err, 0, "%s `%s`: expected allow or deny", from, v);
         set_str(&cfg->default_egress, v);
         break;
+    case OPT_DNS_UPSTREAM: {
+        cleanup_free char *copy = xstrdup(v);
+        char *save = NULL;
+        int k = 0;
+        for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save), k++) {
+            char host[64];
+            struct in_addr a;
+            int64_t port;
+            char *colon = strchr(t, ':');
+            snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - t) : (int)strlen(t), t);
+            if (k >= 4 || inet_pton(AF_INET, host, &a) != 1 ||
+                (colon && parse_int64(colon + 1, 1, 65535, &port) < 0))
+                return sbx_make_error(err, 0, "%s `%s`: expected up to 4 IPV4[:PORT], comma-separated",
+                                      from, v);
+        }
+        set_str(&cfg->dns_upstream, v);
+        break;
+    }
     case OPT_CGROUP_PARENT: set_str(&cfg->cgroup_parent, v); break;
     case OPT_PUBLIC_HOST: set_str(&cfg->public_host, v); break;
     case OPT_LOG_JSON: cfg->log_json = !v || strcmp(v, "false") != 0; break;

@@ -35,6 +35,8 @@ struct req {
     char *raw_uri;           /* as sent, query included: the proxy forwards it unchanged */
     bool started;
     struct apid_proxy *px;   /* a proxied request in flight */
+    bool egress;             /* the sandbox's egress API (port 18080), answered by apid */
+    char egress_id[65];
 };
 
 static double
@@ -238,7 +240,7 @@ h_endpoint(struct MHD_Connection *c, struct req *r, const char *id, const char *
      * The headers map lets clients that talk to the agent directly authenticate; through the
      * proxy it is redundant (apid adds the token) but harmless. */
     cleanup_free char *ep = NULL;
-    if (direct && !strcmp(direct, "true")) {
+    if (direct && !strcmp(direct, "true") && port != APID_EGRESS_PORT) {
         if (!sb->address) {
             apid_sandbox_free(sb);
             return reply_code(c, r, 409, E_CONFLICT, "the sandbox has no network address");
@@ -249,7 +251,10 @@ h_endpoint(struct MHD_Connection *c, struct req *r, const char *id, const char *
                        (long long)port);
     }
     json_t *o = json_pack("{s:s}", "endpoint", ep);
-    if (sb->token)
+    cleanup_free char *egress = port == APID_EGRESS_PORT ? apid_egress_token(id) : NULL;
+    if (egress) /* served by apid itself (h_egress), with its own key */
+        json_object_set_new(o, "headers", json_pack("{s:s}", "OPENSANDBOX-EGRESS-AUTH", egress));
+    else if (sb->token)
         json_object_set_new(o, "headers",
                             json_pack("{s:s}", "X-EXECD-ACCESS-TOKEN", sb->token));
     apid_sandbox_free(sb);
@@ -313,6 +318,13 @@ proxy_begin(struct MHD_Connection *c, struct req *r)
     if (!id_is_valid(id))
         return reply_code(c, r, 404, E_NOT_FOUND, "sandbox not found");
     cleanup_free char *rest = u[off] == '/' ? xstrdup(u + off) : xasprintf("/%s", u + off);
+    if (port == APID_EGRESS_PORT) {
+        /* The sandbox's egress API is apid's (egress.c), never forwarded: the body is read as
+         * for any API call and route() answers it. */
+        r->egress = true;
+        snprintf(r->egress_id, sizeof(r->egress_id), "%s", id);
+        return MHD_YES;
+    }
     const char *code = NULL;
     char msg[512];
     int st = apid_proxy_open(c, id, port, rest, r->method, &r->px, &code, msg, sizeof(msg));
@@ -381,6 +393,56 @@ h_images(struct MHD_Connection *c, struct req *r, const char *rest)
     return reply_code(c, r, 500, E_UNKNOWN, msg);
 }
 
+/* OpenSandbox's egress API (egress-api.yaml) on /sandboxes/{id}/proxy/18080/policy, keyed by
+ * the sandbox's own OPENSANDBOX-EGRESS-AUTH (the endpoint answer for port 18080 hands it out to
+ * holders of the API key). The policy may only be changed from outside the sandbox: its code
+ * can reach neither apid nor that key. */
+static enum MHD_Result
+h_egress(struct MHD_Connection *c, struct req *r)
+{
+    const char *u = r->path;
+    if (!strncmp(u, "/v1/", 4))
+        u += 3;
+    const char *rest = strstr(u, "/proxy/");
+    rest = rest ? rest + 7 : "";
+    while (*rest && *rest != '/')
+        rest++;
+    while (rest[0] == '/' && rest[1] == '/')
+        rest++;
+    cleanup_free char *token = apid_egress_token(r->egress_id);
+    const char *got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "OPENSANDBOX-EGRESS-AUTH");
+    if (!token)
+        return reply_code(c, r, 404, E_NOT_FOUND,
+                          "sandbox not found, or it has no network egress to manage");
+    if (!got || !key_equal(token, got))
+        return reply_code(c, r, 401, E_INVALID_KEY,
+                          "the OPENSANDBOX-EGRESS-AUTH header is missing or not valid");
+    if (strcmp(rest, "/policy") && strcmp(rest, "/policy/"))
+        return reply_code(c, r, 404, E_ROUTE,
+                          "no such egress route (sbx serves /policy; no credential vault)");
+    if (r->too_large)
+        return reply_code(c, r, 413, E_TOO_LARGE, "request body too large");
+    sbx_error_t err = NULL;
+    json_t *out = NULL;
+    int rc;
+    if (!strcmp(r->method, "GET")) {
+        rc = apid_egress_get(r->egress_id, &out, &err);
+    } else if (!strcmp(r->method, "PATCH") || !strcmp(r->method, "DELETE")) {
+        json_error_t jerr;
+        json_t *body = r->len ? json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+        if (!body)
+            return reply_code(c, r, 400, E_INVALID_PARAMETER, "body must be a JSON array");
+        rc = !strcmp(r->method, "PATCH") ? apid_egress_patch(r->egress_id, body, &out, &err)
+                                         : apid_egress_delete(r->egress_id, body, &out, &err);
+        json_decref(body);
+    } else {
+        return reply_code(c, r, 405, E_METHOD, "method not allowed");
+    }
+    if (rc < 0)
+        return reply_err(c, r, &err);
+    return reply_json(c, r, 200, out);
+}
+
 static int
 split_path(char *path, char *seg[6])
 {
@@ -427,6 +489,8 @@ route(struct MHD_Connection *c, struct req *r)
     /* The proxy paths carry the agent's own auth, never the lifecycle key (§A.6). */
     if (r->px)
         return proxy_finish(c, r);
+    if (r->egress)
+        return h_egress(c, r);
     if (!authorized(c, r, &ret))
         return ret;
     if (r->too_large)

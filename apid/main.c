@@ -38,6 +38,19 @@ same_dir(const char *a, const char *b)
            sa.st_ino == sb.st_ino;
 }
 
+/* The sandboxes' resolver (dns.c) on the bridge gateway. Without it (no networking, or port 53
+ * of the gateway taken) apid still serves; creates with domain rules are then refused. */
+static int
+start_dns(const struct apid_config *cfg)
+{
+    sbx_error_t err = NULL;
+    if (apid_net_gateway() && apid_dns_start(apid_net_gateway(), cfg->dns_upstream, &err) < 0) {
+        log_warn("%s: domain rules in networkPolicy will be refused", err->msg);
+        sbx_error_release(&err);
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -137,10 +150,11 @@ main(int argc, char **argv)
     cleanup_free char *dbpath = xasprintf("%s/apid.db", cfg.data_dir);
     /* Networking comes up before recovery (which releases dead sandboxes' addresses and rules)
      * and is re-synced after it (rules of the survivors, stray host links). */
+    apid_egress_init(sbdir);
     if (apid_store_open(dbpath, &ctx.store, &err) < 0 || apid_mgr_init(&ctx, &err) < 0 ||
         apid_net_init(&cfg, &err) < 0 || apid_net_load(ctx.store, &err) < 0 ||
         apid_mgr_recover(&err) < 0 || apid_net_resync(ctx.store, sbdir, &err) < 0 ||
-        apid_mgr_start_threads(&err) < 0 ||
+        start_dns(&cfg) < 0 || apid_mgr_start_threads(&err) < 0 ||
         apid_http_start(&ctx, &err) < 0) {
         log_err("%s", err ? err->msg : "start-up failed");
         sbx_error_release(&err);
@@ -183,6 +197,7 @@ main(int argc, char **argv)
     apid_http_stop();
     apid_pool_stop(); /* unclaimed members are removed; claimed ones keep running */
     apid_mgr_stop();
+    apid_dns_stop();
     apid_net_shutdown(apid_net_live_count() > 0);
     apid_launcher_stop();
     apid_store_close(ctx.store);

@@ -127,6 +127,8 @@ apid_metrics_render(struct apid_store *store)
     {
         cleanup_free char *pulls = apid_images_metrics_text();
         outf(&o, "%s", pulls);
+        cleanup_free char *dns = apid_egress_metrics();
+        outf(&o, "%s", dns);
     }
     outf(&o, "# HELP sbx_apid_create_duration_seconds POST /sandboxes until the 202 reply.\n"
              "# TYPE sbx_apid_create_duration_seconds histogram\n");

@@ -246,42 +246,114 @@ sysctl_forward_on(void)
     }
 }
 
-/* policy: {"defaultAction":"allow|deny","egress":[{"action","cidr","port"}]} (validated). */
-static int
-policy_apply(const char *id, const char *addr, json_t *policy, sbx_error_t *err)
+void
+apid_net_set_name(const char *id, char out[32])
+{
+    snprintf(out, 32, "ds_%.8s%.4s", id, id + 9);
+}
+
+int
+apid_net_nft(const char *cmds, sbx_error_t *err)
+{
+    if (!N.enabled)
+        return 0;
+    return nft_run(cmds, err);
+}
+
+const char *
+apid_net_gateway(void)
+{
+    return N.enabled ? N.gateway : NULL;
+}
+
+/* Lets sandboxes reach apid's resolver (dns.c) once it listens on the gateway's port 53, and
+ * nothing else of the host: the input chain's final drop stays. */
+int
+apid_net_open_dns(sbx_error_t *err)
+{
+    cleanup_free char *c = xasprintf("insert rule inet " NFT_TABLE " input iifname \"%s\" ip daddr "
+                                     "%s meta l4proto { tcp, udp } th dport 53 accept",
+                                     N.bridge, N.gateway);
+    return nft_run(c, err);
+}
+
+/* policy: the normalized networkPolicy (apid_parse_net_policy). Every sandbox with an address gets
+ * a chain and an address set, reached through the egress map; the chain is rebuilt whole (flush
+ * and refill in one transaction) when the policy changes, so no packet sees half a policy:
+ *   established flows of the sandbox        accept (a change applies to new connections)
+ *   DNS (53) and DNS-over-TLS (853), tcp/udp drop, when there are domain rules: names go
+ *                                           through apid's resolver on the gateway (input hook)
+ *   address rules, in order                 accept | drop
+ *   addresses learned from allowed names    accept (the set, filled by egress.c)
+ *   default                                 accept | drop */
+static char *
+policy_cmds(const char *id, const char *addr, json_t *policy, const char *extra)
 {
     const char *def = json_string_value(json_object_get(policy, "defaultAction"));
+    bool def_allow = def && !strcmp(def, "allow");
     json_t *rules = json_object_get(policy, "egress");
-    bool any_allow = def && !strcmp(def, "allow");
+    char ch[32], set[32];
+    chain_name(id, ch);
+    apid_net_set_name(id, set);
+    bool domains = false;
     size_t i;
     json_t *ru;
     json_array_foreach (rules, i, ru)
-        any_allow |= !strcmp(json_string_value(json_object_get(ru, "action")), "allow");
-    if (!any_allow)
-        return 0; /* no entry: the forward chain's final drop applies */
-    char ch[32];
-    chain_name(id, ch);
-    cleanup_free char *cmds = xasprintf("add chain inet " NFT_TABLE " %s\n", ch);
+        domains |= json_object_get(ru, "domain") != NULL;
+    char *b = NULL;
+    xappendf(&b,
+                   "add chain inet " NFT_TABLE " %1$s\n"
+                   "flush chain inet " NFT_TABLE " %1$s\n"
+                   "add set inet " NFT_TABLE " %2$s { type ipv4_addr; flags timeout; }\n"
+                   "add rule inet " NFT_TABLE " %1$s ct state established,related accept\n",
+                   ch, set);
+    if (domains)
+        xappendf(&b,
+                       "add rule inet " NFT_TABLE " %s meta l4proto { tcp, udp } th dport "
+                       "{ 53, 853 } drop\n",
+                       ch);
     json_array_foreach (rules, i, ru) {
-        const char *act = json_string_value(json_object_get(ru, "action"));
         const char *cidr = json_string_value(json_object_get(ru, "cidr"));
+        if (!cidr)
+            continue;
+        const char *act = json_string_value(json_object_get(ru, "action"));
         json_int_t port = json_integer_value(json_object_get(ru, "port"));
-        cleanup_free char *ports =
-            port ? xasprintf(" meta l4proto { tcp, udp } th dport %lld", (long long)port)
-                 : xstrdup("");
-        char *n = xasprintf("%sadd rule inet " NFT_TABLE " %s ip daddr %s%s %s\n", cmds, ch, cidr,
-                            ports, !strcmp(act, "allow") ? "accept" : "drop");
-        free(cmds);
-        cmds = n;
+        xappendf(&b, "add rule inet " NFT_TABLE " %s ip daddr %s", ch, cidr);
+        if (port)
+            xappendf(&b, " meta l4proto { tcp, udp } th dport %lld", (long long)port);
+        xappendf(&b, " %s\n", !strcmp(act, "allow") ? "accept" : "drop");
     }
-    char *n = xasprintf("%sadd rule inet " NFT_TABLE " %s %s\n"
-                        "add element inet " NFT_TABLE " egress { %s : jump %s }\n",
-                        cmds, ch, any_allow && def && !strcmp(def, "allow") ? "accept" : "drop",
-                        addr, ch);
-    free(cmds);
-    cmds = n;
-    sysctl_forward_on();
+    if (!def_allow)
+        xappendf(&b, "add rule inet " NFT_TABLE " %s ip daddr @%s accept\n", ch, set);
+    xappendf(&b,
+                   "add rule inet " NFT_TABLE " %s %s\n"
+                   "add element inet " NFT_TABLE " egress { %s : jump %s }\n%s",
+                   ch, def_allow ? "accept" : "drop", addr, ch, extra ? extra : "");
+    return b;
+}
+
+static int
+policy_apply(const char *id, const char *addr, json_t *policy, const char *extra, sbx_error_t *err)
+{
+    cleanup_free char *cmds = policy_cmds(id, addr, policy, extra);
+    const char *def = json_string_value(json_object_get(policy, "defaultAction"));
+    size_t i;
+    json_t *ru;
+    bool any_allow = def && !strcmp(def, "allow");
+    json_array_foreach (json_object_get(policy, "egress"), i, ru)
+        any_allow |= !strcmp(json_string_value(json_object_get(ru, "action")), "allow");
+    if (any_allow)
+        sysctl_forward_on();
     return nft_run(cmds, err);
+}
+
+int
+apid_net_apply_policy(const char *id, const char *addr, json_t *policy, const char *extra,
+                      sbx_error_t *err)
+{
+    if (!N.enabled)
+        return 0;
+    return policy_apply(id, addr, policy, extra, err);
 }
 
 /* ---------- public: apid side ---------- */
@@ -484,22 +556,29 @@ apid_net_veth_name(const char *id, char out[IFNAMSIZ])
     snprintf(out, IFNAMSIZ, "vsbx%.8s%.2s", id, id + 9);
 }
 
+/* egressToken: the key of the sandbox's egress API (OPENSANDBOX-EGRESS-AUTH, egress.c), kept
+ * here, outside the sandbox, and distinct from the agent's token, which code inside can read. */
 json_t *
 apid_net_plan(const char *id, const char *addr, json_t *policy)
 {
-    char veth[IFNAMSIZ];
+    char veth[IFNAMSIZ], token[65];
     apid_net_veth_name(id, veth);
-    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:O}", "mode", "bridge", "bridge", N.bridge,
-                     "veth", veth, "address", addr, "prefix", N.prefix, "gateway", N.gateway,
-                     "policy", policy ? policy : json_null());
+    random_hex(token, 64);
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:O, s:s}", "mode", "bridge", "bridge",
+                     N.bridge, "veth", veth, "address", addr, "prefix", N.prefix, "gateway",
+                     N.gateway, "policy", policy ? policy : json_null(), "egressToken", token);
 }
 
 int
-apid_net_attach(const char *id, const char *addr, json_t *policy, sbx_error_t *err)
+apid_net_attach(const char *id, const char *addr, json_t *policy, const char *egress_token,
+                sbx_error_t *err)
 {
     if (!N.enabled || !addr)
         return 0;
-    return policy_apply(id, addr, policy, err);
+    int r = policy_apply(id, addr, policy, NULL, err);
+    if (r == 0)
+        apid_egress_register(id, addr, policy, egress_token);
+    return r;
 }
 
 /* Idempotent; every step tolerates "already gone". */
@@ -508,8 +587,10 @@ apid_net_release(const char *id, const char *addr, const char *veth)
 {
     if (!N.enabled)
         return;
-    char ch[32];
+    char ch[32], set[32];
     chain_name(id, ch);
+    apid_net_set_name(id, set);
+    apid_egress_forget(id);
     if (addr) {
         pthread_mutex_lock(&ipam_lock);
         live_del(addr);
@@ -520,6 +601,8 @@ apid_net_release(const char *id, const char *addr, const char *veth)
     cleanup_free char *c2 =
         xasprintf("flush chain inet " NFT_TABLE " %s\ndelete chain inet " NFT_TABLE " %s", ch, ch);
     nft_run(c2, NULL);
+    cleanup_free char *c3 = xasprintf("delete set inet " NFT_TABLE " %s", set);
+    nft_run(c3, NULL);
     /* The pair goes away with the sandbox netns, but netns teardown is asynchronous in the
      * kernel; deleting the host end makes the release immediate and observable. */
     if (veth && *veth)
@@ -544,9 +627,13 @@ apid_net_resync(struct apid_store *st, const char *sandboxes_dir, sbx_error_t *e
         cleanup_free char *p = xasprintf("%s/%s/net.json", sandboxes_dir, all[i]->id);
         json_t *plan = json_load_file(p, 0, NULL);
         sbx_error_t e = NULL;
-        if (policy_apply(all[i]->id, all[i]->address, json_object_get(plan, "policy"), &e) < 0) {
+        json_t *pol = json_object_get(plan, "policy");
+        if (policy_apply(all[i]->id, all[i]->address, pol, NULL, &e) < 0) {
             log_err("net: sandbox %s: %s", all[i]->id, e->msg);
             sbx_error_release(&e);
+        } else {
+            apid_egress_register(all[i]->id, all[i]->address, pol,
+                                 json_string_value(json_object_get(plan, "egressToken")));
         }
         json_decref(plan);
     }

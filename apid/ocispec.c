@@ -60,6 +60,11 @@ apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err)
         if ((r = sbx_config_add_bind(cfg, t, err)) < 0)
             goto fail;
     }
+    if (in->resolv_path) {
+        cleanup_free char *b = xasprintf("%s:/etc/resolv.conf:ro", in->resolv_path);
+        if ((r = sbx_config_add_bind(cfg, b, err)) < 0)
+            goto fail;
+    }
     const char *k;
     json_object_foreach (in->env, k, x) {
         cleanup_free char *kv = xasprintf("%s=%s", k, json_string_value(x));

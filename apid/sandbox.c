@@ -512,6 +512,7 @@ launch(const struct apid_create_req *req, const char *image, bool pooled,
     json_t *oci = NULL;
     bool inserted = false;
     int status_fd = -1;
+    cleanup_free char *egress_token = NULL, *resolvp = NULL;
     sb_lock(sb->id);
     /* 0711: the sandbox's (id-mapped) root must reach its token below this directory, but may
      * not list it or read anything else here. */
@@ -528,7 +529,19 @@ launch(const struct apid_create_req *req, const char *image, bool pooled,
     const char *agent = cfg->agent_path && *cfg->agent_path && strcmp(cfg->agent_path, "none")
                             ? cfg->agent_path
                             : NULL;
+    /* The sandbox resolves names through apid's resolver on its gateway (dns.c): that is where
+     * domain rules are enforced, whatever resolv.conf the image carries. */
+    if (sb->address && apid_dns_running()) {
+        resolvp = xasprintf("%s/resolv.conf", dir);
+        cleanup_free char *txt = xasprintf("# written by sbx-apid: its resolver on the sandbox "
+                                           "bridge\nnameserver %s\n",
+                                           apid_net_gateway());
+        if ((r = write_file(resolvp, txt, strlen(txt), err)) < 0)
+            goto fail;
+        chmod(resolvp, 0644);
+    }
     struct apid_spec_in in = {
+        .resolv_path = resolvp,
         .id = sb->id,
         .images_dir = cfg->images_dir,
         .image_name = image,
@@ -557,6 +570,7 @@ launch(const struct apid_create_req *req, const char *image, bool pooled,
         cleanup_free char *netp = xasprintf("%s/net.json", dir);
         json_t *plan = apid_net_plan(sb->id, sb->address, req->net_policy);
         int dr = json_dump_file(plan, netp, JSON_COMPACT);
+        egress_token = xstrdup(json_string_value(json_object_get(plan, "egressToken")));
         json_decref(plan);
         if (dr < 0) {
             r = sbx_make_error(err, errno, "write %s", netp);
@@ -610,7 +624,7 @@ launch(const struct apid_create_req *req, const char *image, bool pooled,
     }
     sbx_error_release(&e2);
     /* Egress rules only after the address is plumbed; until then the default drop applies. */
-    if ((r = apid_net_attach(sb->id, sb->address, req->net_policy, err)) < 0)
+    if ((r = apid_net_attach(sb->id, sb->address, req->net_policy, egress_token, err)) < 0)
         goto fail;
     if (pooled) {
         json_decref(oci);

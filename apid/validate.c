@@ -647,6 +647,13 @@ apid_parse_create(const char *body, size_t len, const struct apid_config *cfg,
         }
         if ((r = apid_parse_net_policy(np, cfg->default_egress, &out->net_policy, err)) < 0)
             goto out;
+        if (apid_egress_has_domains(out->net_policy) && !apid_dns_running()) {
+            r = apid_fail(err, E_NOT_SUPPORTED,
+                          "networkPolicy has domain targets, which need apid's resolver for "
+                          "sandboxes; it is not running (no bridge networking, or port 53 of "
+                          "the gateway taken: see apid's log)");
+            goto out;
+        }
     }
     v = json_object_get(root, "platform");
     if (v && !json_is_null(v)) {
@@ -783,10 +790,50 @@ apid_new_id(char out[37])
 
 /* ---------- network policy ---------- */
 
-/* "IPV4[/PREFIX][:PORT]" → cidr + port (0: any). Anything else, notably FQDNs, cannot be enforced
- * by a packet filter without a DNS-aware proxy, so it is refused rather than ignored. */
+/* A domain target: a host name (labels of letters, digits, '-' and '_', 1..63 bytes, 253 in all),
+ * or "*." and one: the wildcard matches every name below it, not the name itself. Stored
+ * lowercase without a trailing dot, the form the resolver compares (dns_wire.c). */
+static bool
+domain_target(const char *t, char out[256])
+{
+    size_t n = strlen(t);
+    if (n && t[n - 1] == '.')
+        n--;
+    const char *s = t;
+    size_t o = 0;
+    if (n > 2 && s[0] == '*' && s[1] == '.') {
+        out[o++] = '*';
+        out[o++] = '.';
+        s += 2;
+        n -= 2;
+    }
+    if (n == 0 || n > 253)
+        return false;
+    size_t label = 0;
+    bool alpha = false; /* an all-digit last label is an IPv4 address, not a name */
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            if (label == 0 || s[i - 1] == '-')
+                return false;
+            label = 0;
+            alpha = false;
+        } else if (isalnum((unsigned char)c) || c == '-' || c == '_') {
+            if ((label == 0 && c == '-') || ++label > 63)
+                return false;
+            alpha |= !isdigit((unsigned char)c);
+        } else {
+            return false;
+        }
+        out[o++] = (char)tolower((unsigned char)c);
+    }
+    out[o] = '\0';
+    return label > 0 && alpha && s[n - 1] != '-';
+}
+
+/* "IPV4[/PREFIX][:PORT]" → cidr + port (0: any). */
 static int
-parse_target(const char *t, char **cidr, int64_t *port, sbx_error_t *err)
+parse_cidr_target(const char *t, const char *field, char **cidr, int64_t *port, sbx_error_t *err)
 {
     char buf[80];
     snprintf(buf, sizeof(buf), "%s", t);
@@ -795,27 +842,52 @@ parse_target(const char *t, char **cidr, int64_t *port, sbx_error_t *err)
     if (colon) {
         *colon = '\0';
         if (parse_int64(colon + 1, 1, 65535, port) < 0)
-            return apid_fail(err, E_INVALID_PARAMETER, "networkPolicy target `%s`: bad port", t);
+            return apid_fail(err, E_INVALID_PARAMETER, "%s target `%s`: bad port", field, t);
     }
     char *slash = strchr(buf, '/');
     int64_t prefix = 32;
     if (slash) {
         *slash = '\0';
         if (parse_int64(slash + 1, 0, 32, &prefix) < 0)
-            return apid_fail(err, E_INVALID_PARAMETER, "networkPolicy target `%s`: bad prefix", t);
+            return apid_fail(err, E_INVALID_PARAMETER, "%s target `%s`: bad prefix", field, t);
     }
     struct in_addr a;
     if (strlen(t) >= sizeof(buf) || inet_pton(AF_INET, buf, &a) != 1)
         return apid_fail(err, E_INVALID_PARAMETER,
-                         "networkPolicy target `%s` is not supported: sbx enforces egress with "
-                         "packet filters and accepts IPv4 addresses or CIDRs, optionally with "
-                         ":PORT (domain names would need a DNS-aware egress proxy)",
-                         t);
+                         "%s target `%s` is neither a domain name (example.com, *.example.com) "
+                         "nor an IPv4 address or CIDR with an optional :PORT",
+                         field, t);
     uint32_t mask = prefix ? 0xffffffffu << (32 - prefix) : 0;
     a.s_addr = htonl(ntohl(a.s_addr) & mask);
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &a, ip, sizeof(ip));
     *cidr = xasprintf("%s/%lld", ip, (long long)prefix);
+    return 0;
+}
+
+int
+apid_parse_net_rule(json_t *x, const char *field, json_t **out, sbx_error_t *err)
+{
+    *out = NULL;
+    json_t *a = json_object_get(x, "action"), *t = json_object_get(x, "target");
+    const char *as = json_string_value(a);
+    if (!json_is_object(x) || !as || !json_is_string(t) || json_object_size(x) != 2 ||
+        (strcmp(as, "allow") && strcmp(as, "deny")))
+        return apid_fail(err, E_INVALID_PARAMETER, "%s must be {action: allow|deny, target}",
+                         field);
+    const char *ts = json_string_value(t);
+    char dom[256];
+    if (strlen(ts) < 256 && domain_target(ts, dom)) {
+        *out = json_pack("{s:s, s:s, s:s}", "action", as, "target", dom, "domain", dom);
+        return 0;
+    }
+    char *cidr = NULL;
+    int64_t port;
+    if (parse_cidr_target(ts, field, &cidr, &port, err) < 0)
+        return -1;
+    *out = json_pack("{s:s, s:s, s:s, s:I}", "action", as, "target", ts, "cidr", cidr, "port",
+                     (json_int_t)port);
+    free(cidr);
     return 0;
 }
 
@@ -837,7 +909,8 @@ apid_parse_net_policy(json_t *v, const char *server_default, json_t **out, sbx_e
             return apid_fail(err, E_INVALID_PARAMETER, "networkPolicy: unknown field `%s`", k);
     }
     json_t *da = json_object_get(v, "defaultAction");
-    const char *def = "deny"; /* the spec's default when the field is omitted */
+    /* The spec: an omitted defaultAction is deny, while an empty policy object allows all. */
+    const char *def = json_object_size(v) == 0 ? "allow" : "deny";
     if (da && !json_is_null(da)) {
         def = json_string_value(da);
         if (!def || (strcmp(def, "allow") && strcmp(def, "deny")))
@@ -847,26 +920,21 @@ apid_parse_net_policy(json_t *v, const char *server_default, json_t **out, sbx_e
     json_t *eg = json_object_get(v, "egress");
     if (eg && !json_is_null(eg) && !json_is_array(eg))
         return apid_fail(err, E_INVALID_PARAMETER, "networkPolicy.egress must be an array");
+    if (json_array_size(eg) > APID_MAX_EGRESS_RULES)
+        return apid_fail(err, E_INVALID_PARAMETER,
+                         "networkPolicy.egress has %zu rules; at most %d are allowed",
+                         json_array_size(eg), APID_MAX_EGRESS_RULES);
     json_t *rules = json_array();
     size_t i;
     json_array_foreach (eg, i, x) {
-        json_t *a = json_object_get(x, "action"), *t = json_object_get(x, "target");
-        const char *as = json_string_value(a);
-        if (!json_is_object(x) || !as || !json_is_string(t) || json_object_size(x) != 2 ||
-            (strcmp(as, "allow") && strcmp(as, "deny"))) {
-            json_decref(rules);
-            return apid_fail(err, E_INVALID_PARAMETER,
-                             "networkPolicy.egress[%zu] must be {action: allow|deny, target}", i);
-        }
-        char *cidr = NULL;
-        int64_t port;
-        if (parse_target(json_string_value(t), &cidr, &port, err) < 0) {
+        char field[48];
+        snprintf(field, sizeof(field), "networkPolicy.egress[%zu]", i);
+        json_t *rule = NULL;
+        if (apid_parse_net_rule(x, field, &rule, err) < 0) {
             json_decref(rules);
             return -1;
         }
-        json_array_append_new(rules, json_pack("{s:s, s:s, s:I}", "action", as, "cidr", cidr,
-                                               "port", (json_int_t)port));
-        free(cidr);
+        json_array_append_new(rules, rule);
     }
     *out = json_pack("{s:s, s:o}", "defaultAction", def, "egress", rules);
     return 0;

@@ -213,6 +213,22 @@ xasprintf(const char *fmt, ...)
     return r;
 }
 
+/* Appends formatted text to *s (malloc'd or NULL), for commands built a piece at a time. */
+void
+xappendf(char **s, const char *fmt, ...)
+{
+    va_list ap;
+    char *add;
+    va_start(ap, fmt);
+    if (vasprintf(&add, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    size_t a = *s ? strlen(*s) : 0, b = strlen(add);
+    *s = xrealloc(*s, a + b + 1);
+    memcpy(*s + a, add, b + 1);
+    free(add);
+}
+
 void
 strv_free(char **v)
 {

@@ -82,6 +82,7 @@ void *xmalloc0(size_t size);
 void *xrealloc(void *p, size_t size);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void xappendf(char **s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strv_free(char **v);
 size_t strv_len(char *const *v);
 /* Appends a copy of s to a NULL-terminated vector, reallocating it. */

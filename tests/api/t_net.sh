@@ -141,8 +141,8 @@ check "nft table inet sbx exists" X nft list table inet sbx
 base_snap=$(snap)
 
 # ---- create-time validation
-api POST /v1/sandboxes "{$BB,\"entrypoint\":[\"true\"],\"networkPolicy\":{\"egress\":[{\"action\":\"allow\",\"target\":\"example.com\"}]}}"
-expect_eq "FQDN egress target → 400" "400 SANDBOX::INVALID_PARAMETER" "$CODE $(jqb .code)"
+api POST /v1/sandboxes "{$BB,\"entrypoint\":[\"true\"],\"networkPolicy\":{\"egress\":[{\"action\":\"allow\",\"target\":\"exa mple.com\"}]}}"
+expect_eq "a target that is neither a name nor an address → 400" "400 SANDBOX::INVALID_PARAMETER" "$CODE $(jqb .code)"
 api POST /v1/sandboxes "{$BB,\"entrypoint\":[\"true\"],\"networkPolicy\":{\"defaultAction\":\"maybe\"}}"
 expect_eq "bad defaultAction → 400" "400" "$CODE"
 
