@@ -239,8 +239,7 @@ size_t apid_net_live_count(void);
 void apid_net_veth_name(const char *id, char out[16]);
 /* What the monitor needs to plumb the sandbox (written to <dir>/net.json). */
 json_t *apid_net_plan(const char *id, const char *addr, json_t *policy);
-int apid_net_attach(const char *id, const char *addr, json_t *policy, const char *egress_token,
-                    sbx_error_t *err);
+int apid_net_attach(const char *id, const char *addr, json_t *policy, sbx_error_t *err);
 /* The sandbox's chain rebuilt for a new policy, `extra` nft commands in the same transaction. */
 int apid_net_apply_policy(const char *id, const char *addr, json_t *policy, const char *extra,
                           sbx_error_t *err);
@@ -253,8 +252,9 @@ int apid_net_open_dns(sbx_error_t *err);
 
 /* The sandbox port whose proxy route is apid's own egress API (OpenSandbox's egress sidecar port). */
 #define APID_EGRESS_PORT 18080
-void apid_egress_init(const char *sandboxes_dir);
-void apid_egress_register(const char *id, const char *addr, json_t *policy, const char *token);
+int apid_egress_init(const char *sandboxes_dir, const char *data_dir, sbx_error_t *err);
+void apid_egress_register(const char *id, const char *addr, json_t *policy);
+bool apid_egress_known(const char *id);
 void apid_egress_forget(const char *id);
 bool apid_egress_name_allowed(json_t *policy, const char *name);
 bool apid_egress_has_domains(json_t *policy);

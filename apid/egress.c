@@ -20,6 +20,9 @@
 #include "dns_wire.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <openssl/hmac.h>
+#include <sys/random.h>
 
 #define LEARN_MAX 4096 /* learned (name, address) pairs per sandbox; the oldest goes first */
 #define TTL_MIN 30     /* seconds: a 0-5 s TTL must still outlive the connect that follows it */
@@ -36,7 +39,6 @@ struct eg {
     char id[65];
     uint32_t addr; /* network order */
     json_t *policy;
-    char token[65];
     struct learned *l;
     size_t nl;
     unsigned long long allowed, denied;
@@ -46,12 +48,46 @@ static struct eg **sbs;
 static size_t nsbs;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char *sandboxes_dir;
+static uint8_t secret[32]; /* keys the per-sandbox egress API keys (apid_egress_token) */
 
-void
-apid_egress_init(const char *dir)
+/* The secret lives in <data-dir>/egress.key (0600, made once), so every sandbox's key is the same
+ * across restarts and can be handed out from the create on, even while its image is pulled. */
+int
+apid_egress_init(const char *dir, const char *data_dir, sbx_error_t *err)
 {
     free(sandboxes_dir);
     sandboxes_dir = xstrdup(dir);
+    cleanup_free char *p = xasprintf("%s/egress.key", data_dir);
+    cleanup_close int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0)
+        return safe_read(fd, secret, sizeof(secret)) == (ssize_t)sizeof(secret)
+                   ? 0
+                   : sbx_make_error(err, 0, "%s: not %zu bytes (remove it to make a new one)", p,
+                                    sizeof(secret));
+    if (errno != ENOENT)
+        return sbx_make_error(err, errno, "open %s", p);
+    if (getrandom(secret, sizeof(secret), 0) != (ssize_t)sizeof(secret))
+        return sbx_make_error(err, errno, "getrandom");
+    fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 || safe_write(fd, secret, sizeof(secret)) < 0 || fsync(fd) < 0)
+        return sbx_make_error(err, errno, "write %s", p);
+    return 0;
+}
+
+/* HMAC-SHA256(secret, id) in hex: nothing per sandbox to store, and no key of one sandbox says
+ * anything about another's. Never handed to the sandbox (its agent token is a different one). */
+char *
+apid_egress_token(const char *id)
+{
+    uint8_t md[32];
+    unsigned int n = 0;
+    if (!HMAC(EVP_sha256(), secret, sizeof(secret), (const uint8_t *)id, strlen(id), md, &n) ||
+        n != sizeof(md))
+        return NULL;
+    char *hex = xmalloc0(2 * sizeof(md) + 1);
+    for (size_t i = 0; i < sizeof(md); i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return hex;
 }
 
 static struct eg *
@@ -120,7 +156,7 @@ apid_egress_has_domains(json_t *policy)
 }
 
 void
-apid_egress_register(const char *id, const char *addr, json_t *policy, const char *token)
+apid_egress_register(const char *id, const char *addr, json_t *policy)
 {
     struct in_addr a;
     if (!addr || inet_pton(AF_INET, addr, &a) != 1)
@@ -129,7 +165,6 @@ apid_egress_register(const char *id, const char *addr, json_t *policy, const cha
     snprintf(e->id, sizeof(e->id), "%s", id);
     e->addr = a.s_addr;
     e->policy = json_deep_copy(policy ? policy : json_null());
-    snprintf(e->token, sizeof(e->token), "%s", token ? token : "");
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < nsbs; i++) {
         if (!strcmp(sbs[i]->id, id) || sbs[i]->addr == e->addr) {
@@ -308,14 +343,13 @@ status_json(json_t *policy, bool with_policy)
     return o;
 }
 
-char *
-apid_egress_token(const char *id)
+bool
+apid_egress_known(const char *id)
 {
     pthread_mutex_lock(&lock);
-    struct eg *e = find_id(id);
-    char *t = e && e->token[0] ? xstrdup(e->token) : NULL;
+    bool k = find_id(id) != NULL;
     pthread_mutex_unlock(&lock);
-    return t;
+    return k;
 }
 
 /* Rewrites net.json's policy (tmp + rename: a crash leaves the old file or the new one). */

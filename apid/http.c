@@ -251,7 +251,8 @@ h_endpoint(struct MHD_Connection *c, struct req *r, const char *id, const char *
                        (long long)port);
     }
     json_t *o = json_pack("{s:s}", "endpoint", ep);
-    cleanup_free char *egress = port == APID_EGRESS_PORT ? apid_egress_token(id) : NULL;
+    cleanup_free char *egress =
+        port == APID_EGRESS_PORT && sb->address ? apid_egress_token(id) : NULL;
     if (egress) /* served by apid itself (h_egress), with its own key */
         json_object_set_new(o, "headers", json_pack("{s:s}", "OPENSANDBOX-EGRESS-AUTH", egress));
     else if (sb->token)
@@ -411,12 +412,12 @@ h_egress(struct MHD_Connection *c, struct req *r)
         rest++;
     cleanup_free char *token = apid_egress_token(r->egress_id);
     const char *got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "OPENSANDBOX-EGRESS-AUTH");
-    if (!token)
-        return reply_code(c, r, 404, E_NOT_FOUND,
-                          "sandbox not found, or it has no network egress to manage");
-    if (!got || !key_equal(token, got))
+    if (!token || !got || !key_equal(token, got))
         return reply_code(c, r, 401, E_INVALID_KEY,
                           "the OPENSANDBOX-EGRESS-AUTH header is missing or not valid");
+    if (!apid_egress_known(r->egress_id))
+        return reply_code(c, r, 404, E_NOT_FOUND,
+                          "sandbox not found, not running yet, or without networking");
     if (strcmp(rest, "/policy") && strcmp(rest, "/policy/"))
         return reply_code(c, r, 404, E_ROUTE,
                           "no such egress route (sbx serves /policy; no credential vault)");

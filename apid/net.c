@@ -556,28 +556,24 @@ apid_net_veth_name(const char *id, char out[IFNAMSIZ])
     snprintf(out, IFNAMSIZ, "vsbx%.8s%.2s", id, id + 9);
 }
 
-/* egressToken: the key of the sandbox's egress API (OPENSANDBOX-EGRESS-AUTH, egress.c), kept
- * here, outside the sandbox, and distinct from the agent's token, which code inside can read. */
 json_t *
 apid_net_plan(const char *id, const char *addr, json_t *policy)
 {
-    char veth[IFNAMSIZ], token[65];
+    char veth[IFNAMSIZ];
     apid_net_veth_name(id, veth);
-    random_hex(token, 64);
-    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:O, s:s}", "mode", "bridge", "bridge",
-                     N.bridge, "veth", veth, "address", addr, "prefix", N.prefix, "gateway",
-                     N.gateway, "policy", policy ? policy : json_null(), "egressToken", token);
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:O}", "mode", "bridge", "bridge", N.bridge,
+                     "veth", veth, "address", addr, "prefix", N.prefix, "gateway", N.gateway,
+                     "policy", policy ? policy : json_null());
 }
 
 int
-apid_net_attach(const char *id, const char *addr, json_t *policy, const char *egress_token,
-                sbx_error_t *err)
+apid_net_attach(const char *id, const char *addr, json_t *policy, sbx_error_t *err)
 {
     if (!N.enabled || !addr)
         return 0;
     int r = policy_apply(id, addr, policy, NULL, err);
     if (r == 0)
-        apid_egress_register(id, addr, policy, egress_token);
+        apid_egress_register(id, addr, policy);
     return r;
 }
 
@@ -632,8 +628,7 @@ apid_net_resync(struct apid_store *st, const char *sandboxes_dir, sbx_error_t *e
             log_err("net: sandbox %s: %s", all[i]->id, e->msg);
             sbx_error_release(&e);
         } else {
-            apid_egress_register(all[i]->id, all[i]->address, pol,
-                                 json_string_value(json_object_get(plan, "egressToken")));
+            apid_egress_register(all[i]->id, all[i]->address, pol);
         }
         json_decref(plan);
     }

@@ -512,7 +512,7 @@ launch(const struct apid_create_req *req, const char *image, bool pooled,
     json_t *oci = NULL;
     bool inserted = false;
     int status_fd = -1;
-    cleanup_free char *egress_token = NULL, *resolvp = NULL;
+    cleanup_free char *resolvp = NULL;
     sb_lock(sb->id);
     /* 0711: the sandbox's (id-mapped) root must reach its token below this directory, but may
      * not list it or read anything else here. */
@@ -570,7 +570,6 @@ launch(const struct apid_create_req *req, const char *image, bool pooled,
         cleanup_free char *netp = xasprintf("%s/net.json", dir);
         json_t *plan = apid_net_plan(sb->id, sb->address, req->net_policy);
         int dr = json_dump_file(plan, netp, JSON_COMPACT);
-        egress_token = xstrdup(json_string_value(json_object_get(plan, "egressToken")));
         json_decref(plan);
         if (dr < 0) {
             r = sbx_make_error(err, errno, "write %s", netp);
@@ -624,7 +623,7 @@ launch(const struct apid_create_req *req, const char *image, bool pooled,
     }
     sbx_error_release(&e2);
     /* Egress rules only after the address is plumbed; until then the default drop applies. */
-    if ((r = apid_net_attach(sb->id, sb->address, req->net_policy, egress_token, err)) < 0)
+    if ((r = apid_net_attach(sb->id, sb->address, req->net_policy, err)) < 0)
         goto fail;
     if (pooled) {
         json_decref(oci);

@@ -36,7 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cp "$SDK_DIR/package.json" "$SDK_DIR/sdk_flow.mjs" "$SDK_DIR/sdk_image.mjs" "$T/"
+cp "$SDK_DIR/package.json" "$SDK_DIR/sdk_flow.mjs" "$SDK_DIR/sdk_image.mjs" "$SDK_DIR/sdk_egress.mjs" "$T/"
 if ! (cd "$T" && timeout 180 npm install --no-audit --no-fund --loglevel=error >npm.log 2>&1); then
 	skip "sdk" "npm install @alibaba-group/opensandbox failed: $(tail -1 "$T/npm.log")"
 	finish
@@ -56,6 +56,13 @@ for _ in $(seq 100); do X curl -s -o /dev/null "http://127.0.0.1:$PORT/health" &
 (cd "$T" && SBX_SDK_EXPECT_NET=$([ "$AGENT" = none ] && echo 0 || echo 1) X timeout 120 node sdk_flow.mjs "127.0.0.1:$PORT" "$KEY") 2>&1 | tee "$T/sdk.out"
 grep -q '^not ok' "$T/sdk.out" && _failed=1
 grep -q '^ok - sdk: kill$' "$T/sdk.out" || not_ok "sdk: flow ran to the end"
+
+# Egress by domain name through the SDK (apid's resolver needs its bridge: the agent's sandboxes).
+if [ "$AGENT" != none ]; then
+	(cd "$T" && X timeout 120 node sdk_egress.mjs "127.0.0.1:$PORT" "$KEY") 2>&1 | tee "$T/sdk-egress.out"
+	grep -q '^not ok' "$T/sdk-egress.out" && _failed=1
+	grep -q '^ok - sdk egress: kill$' "$T/sdk-egress.out" || not_ok "sdk egress: flow ran to the end"
+fi
 
 # A sandbox from a registry image: a plain-HTTP docker-registry on 127.0.0.1 inside this test's
 # netns, a two-layer image (busybox + a marker file) built and pushed here, apid pulling it.
