@@ -8,6 +8,8 @@
 #include "session_api.h"
 
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
@@ -55,6 +57,10 @@ int
 main(int argc, char **argv)
 {
     sbx_error_t err = NULL;
+    /* Whatever descriptors apid was started with (a caller's lock file, a terminal's) must not
+     * reach the launcher and the sandbox monitors it forks, which outlive apid by design: one
+     * such fd kept a test's flock held by a sandbox's monitor. */
+    syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
     /* Declared first: released (their files removed) on every return below. */
     cleanup_lockfile struct sbx_lockfile data_lock = SBX_LOCKFILE_INIT;
     cleanup_lockfile struct sbx_lockfile run_lock = SBX_LOCKFILE_INIT;

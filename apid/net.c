@@ -332,18 +332,24 @@ policy_cmds(const char *id, const char *addr, json_t *policy, const char *extra)
     return b;
 }
 
+/* `always`: build the chain even for a policy that allows nothing (a change from one that
+ * allowed something must replace its chain); a new sandbox that may send nothing needs none, the
+ * forward chain's final drop is its policy, and its create saves an nftables transaction. */
 static int
-policy_apply(const char *id, const char *addr, json_t *policy, const char *extra, sbx_error_t *err)
+policy_apply(const char *id, const char *addr, json_t *policy, const char *extra, bool always,
+             sbx_error_t *err)
 {
-    cleanup_free char *cmds = policy_cmds(id, addr, policy, extra);
     const char *def = json_string_value(json_object_get(policy, "defaultAction"));
     size_t i;
     json_t *ru;
     bool any_allow = def && !strcmp(def, "allow");
     json_array_foreach (json_object_get(policy, "egress"), i, ru)
         any_allow |= !strcmp(json_string_value(json_object_get(ru, "action")), "allow");
+    if (!any_allow && !always)
+        return 0;
     if (any_allow)
         sysctl_forward_on();
+    cleanup_free char *cmds = policy_cmds(id, addr, policy, extra);
     return nft_run(cmds, err);
 }
 
@@ -353,7 +359,7 @@ apid_net_apply_policy(const char *id, const char *addr, json_t *policy, const ch
 {
     if (!N.enabled)
         return 0;
-    return policy_apply(id, addr, policy, extra, err);
+    return policy_apply(id, addr, policy, extra, true, err);
 }
 
 /* ---------- public: apid side ---------- */
@@ -571,7 +577,7 @@ apid_net_attach(const char *id, const char *addr, json_t *policy, sbx_error_t *e
 {
     if (!N.enabled || !addr)
         return 0;
-    int r = policy_apply(id, addr, policy, NULL, err);
+    int r = policy_apply(id, addr, policy, NULL, false, err);
     if (r == 0)
         apid_egress_register(id, addr, policy);
     return r;
@@ -594,11 +600,15 @@ apid_net_release(const char *id, const char *addr, const char *veth)
         cleanup_free char *c1 = xasprintf("delete element inet " NFT_TABLE " egress { %s }", addr);
         nft_run(c1, NULL);
     }
-    cleanup_free char *c2 =
-        xasprintf("flush chain inet " NFT_TABLE " %s\ndelete chain inet " NFT_TABLE " %s", ch, ch);
+    /* "add" first makes each delete valid whether or not the chain and set exist (a sandbox
+     * that was never allowed anything has neither), so this is one transaction that succeeds. */
+    cleanup_free char *c2 = xasprintf(
+        "add chain inet " NFT_TABLE " %1$s\nflush chain inet " NFT_TABLE " %1$s\n"
+        "delete chain inet " NFT_TABLE " %1$s\n"
+        "add set inet " NFT_TABLE " %2$s { type ipv4_addr; flags timeout; }\n"
+        "delete set inet " NFT_TABLE " %2$s",
+        ch, set);
     nft_run(c2, NULL);
-    cleanup_free char *c3 = xasprintf("delete set inet " NFT_TABLE " %s", set);
-    nft_run(c3, NULL);
     /* The pair goes away with the sandbox netns, but netns teardown is asynchronous in the
      * kernel; deleting the host end makes the release immediate and observable. */
     if (veth && *veth)
@@ -624,7 +634,7 @@ apid_net_resync(struct apid_store *st, const char *sandboxes_dir, sbx_error_t *e
         json_t *plan = json_load_file(p, 0, NULL);
         sbx_error_t e = NULL;
         json_t *pol = json_object_get(plan, "policy");
-        if (policy_apply(all[i]->id, all[i]->address, pol, NULL, &e) < 0) {
+        if (policy_apply(all[i]->id, all[i]->address, pol, NULL, false, &e) < 0) {
             log_err("net: sandbox %s: %s", all[i]->id, e->msg);
             sbx_error_release(&e);
         } else {
