@@ -239,6 +239,6 @@ expect_eq "… and its address closed" "BLOCKED" "$(probe $A connect 198.18.1.1 
 for id in $A $B $C; do api DELETE /v1/sandboxes/$id; done
 for _ in $(seq 50); do [ "$(snap)" = "$base_snap" ] && break; sleep 0.1; done
 expect_eq "no chain, set, map entry or link left after delete" "$base_snap" "$(snap)"
-eg $A GET
-expect_eq "a deleted sandbox's egress API → 404" "404" "$CODE"
+eg $A GET "" "$tok"
+expect_eq "a deleted sandbox's egress API (with its old key) → 404" "404" "$CODE"
 finish
