@@ -24,6 +24,7 @@ struct apid_config {
     char *bridge, *subnet; /* "none" bridge: sandboxes get only lo */
     char *default_egress; /* "deny" (default) or "allow": policy when a create names none */
     char *dns_upstream;   /* resolvers for sandboxes' allowed names; NULL: /etc/resolv.conf */
+    char *open_to_sandboxes; /* host/link-local CIDR[:PORT] list the operator opens */
     char *cgroup_parent;
     char *public_host;   /* host part of endpoints; default: the listen host */
     int64_t min_timeout; /* seconds; 60 per contract, lowered only by tests */

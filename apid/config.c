@@ -28,6 +28,7 @@ enum {
     OPT_SUBNET,
     OPT_DEFAULT_EGRESS,
     OPT_DNS_UPSTREAM,
+    OPT_OPEN_TO_SANDBOXES,
     OPT_CGROUP_PARENT,
     OPT_PUBLIC_HOST,
     OPT_LOG_LEVEL,
@@ -63,6 +64,7 @@ static const struct option longopts[] = {
     {"subnet", required_argument, NULL, OPT_SUBNET},
     {"default-egress", required_argument, NULL, OPT_DEFAULT_EGRESS},
     {"dns-upstream", required_argument, NULL, OPT_DNS_UPSTREAM},
+    {"open-to-sandboxes", required_argument, NULL, OPT_OPEN_TO_SANDBOXES},
     {"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
     {"public-host", required_argument, NULL, OPT_PUBLIC_HOST},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -108,6 +110,9 @@ static const char usage[] =
     "                           (default deny)\n"
     "  --dns-upstream IP[:PORT],...  resolvers that sandboxes' allowed names are forwarded to\n"
     "                           (default: the nameserver lines of /etc/resolv.conf)\n"
+    "  --open-to-sandboxes IPV4[/N][:PORT],...  host or link-local addresses that sandboxes may\n"
+    "                           reach after all (closed whatever a policy says by default); a\n"
+    "                           forwarded one still needs the sandbox's policy to allow it\n"
     "  --cgroup-parent PATH     parent cgroup of sandboxes (default: libsbx's default)\n"
     "  --public-host HOST       host written into endpoint replies (default: listen host)\n"
     "  --log-level LEVEL        error, warn, info or debug (default info)\n"
@@ -178,6 +183,7 @@ apid_config_free(struct apid_config *cfg)
     free(cfg->subnet);
     free(cfg->default_egress);
     free(cfg->dns_upstream);
+    free(cfg->open_to_sandboxes);
     free(cfg->cgroup_parent);
     free(cfg->public_host);
     strv_free(cfg->pool_specs);
@@ -215,6 +221,7 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
     case OPT_SUBNET:
     case OPT_DEFAULT_EGRESS:
     case OPT_DNS_UPSTREAM:
+    case OPT_OPEN_TO_SANDBOXES:
     case OPT_CGROUP_PARENT:
     case OPT_PUBLIC_HOST:
     case OPT_LOG_JSON:
@@ -262,6 +269,24 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
                                       from, v);
         }
         set_str(&cfg->dns_upstream, v);
+        break;
+    }
+    case OPT_OPEN_TO_SANDBOXES: {
+        /* Checked here so a typo stops apid at start, not at the first sandbox. */
+        cleanup_free char *copy = xstrdup(v);
+        char *save = NULL;
+        for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+            json_t *in = json_pack("{s:s, s:s}", "action", "allow", "target", t), *rule = NULL;
+            int pr = apid_parse_net_rule(in, from, &rule, err);
+            bool name = pr == 0 && json_object_get(rule, "domain");
+            json_decref(in);
+            json_decref(rule);
+            if (pr < 0)
+                return -1;
+            if (name)
+                return sbx_make_error(err, 0, "%s `%s`: an address or CIDR, not a name", from, t);
+        }
+        set_str(&cfg->open_to_sandboxes, v);
         break;
     }
     case OPT_CGROUP_PARENT: set_str(&cfg->cgroup_parent, v); break;

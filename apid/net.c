@@ -221,6 +221,40 @@ nft_base(sbx_error_t *err)
     return nft_run(cmds, err);
 }
 
+/* --open-to-sandboxes: the operator's exceptions to the closed host and link-local addresses,
+ * inserted ahead of the drops of `input` (the host's own addresses) and `guard` (link-local). An
+ * accept there ends only that base chain: forwarded traffic still meets the sandbox's policy. */
+static int
+open_to_sandboxes(const char *list, sbx_error_t *err)
+{
+    if (!list || !*list)
+        return 0;
+    cleanup_free char *copy = xstrdup(list), *cmds = NULL;
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        json_t *in = json_pack("{s:s, s:s}", "action", "allow", "target", t), *rule = NULL;
+        int r = apid_parse_net_rule(in, "--open-to-sandboxes", &rule, err);
+        json_decref(in);
+        const char *cidr = json_string_value(json_object_get(rule, "cidr"));
+        if (r < 0 || !cidr) {
+            json_decref(rule);
+            return r < 0 ? r : sbx_make_error(err, 0, "--open-to-sandboxes `%s`: not an address", t);
+        }
+        json_int_t port = json_integer_value(json_object_get(rule, "port"));
+        cleanup_free char *match =
+            port ? xasprintf("ip daddr %s meta l4proto { tcp, udp } th dport %lld", cidr,
+                             (long long)port)
+                 : xasprintf("ip daddr %s", cidr);
+        xappendf(&cmds,
+                 "insert rule inet " NFT_TABLE " input iifname \"%1$s\" %2$s accept\n"
+                 "insert rule inet " NFT_TABLE " guard iifname \"%1$s\" %2$s accept\n",
+                 N.bridge, match);
+        json_decref(rule);
+        log_warn("net: %s opened to sandboxes (--open-to-sandboxes)", t);
+    }
+    return nft_run(cmds, err);
+}
+
 static void
 chain_name(const char *id, char out[32])
 {
@@ -458,7 +492,7 @@ apid_net_init(const struct apid_config *cfg, sbx_error_t *err)
         N.own_table = true;
         save_owned();
     }
-    if ((r = nft_base(err)) < 0)
+    if ((r = nft_base(err)) < 0 || (r = open_to_sandboxes(cfg->open_to_sandboxes, err)) < 0)
         return sbx_error_wrap(err, "net: nft table inet " NFT_TABLE);
     N.enabled = true;
     log_info("net: bridge %s, gateway %s, subnet %s", N.bridge, N.gateway, N.subnet);

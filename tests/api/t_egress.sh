@@ -53,6 +53,10 @@ O ip link set dn0 up
 X sysctl -qw net.ipv4.ip_forward=1 # the test namespace's own setting
 for a in 198.18.0.53 198.18.0.54 198.18.1.1 198.18.1.2 198.18.1.3 198.18.1.4; do O ip addr add $a/32 dev dn0; done
 X ip route add 198.18.0.0/15 via 192.0.2.2
+# Two made-up link-local services, routed like a cloud's metadata address (t_net.sh).
+O ip addr add 169.254.169.254/32 dev dn0
+O ip addr add 169.254.1.1/32 dev dn0
+X ip route add 169.254.0.0/16 via 192.0.2.2
 NAMES="allowed.test=198.18.1.1 denied.test=198.18.1.2 a.wild.test=198.18.1.3 wild.test=198.18.1.4"
 # nsenter execs in place, so $! is the server itself.
 # shellcheck disable=SC2086
@@ -119,7 +123,8 @@ token_of() {
 }
 snap() {
 	X ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort
-	X nft list table inet sbx 2>/dev/null | grep -v '^\s*$' | grep -v 'expires'
+	# (the restart below adds --open-to-sandboxes rules for 169.254.1.1: configuration, not a leak)
+	X nft list table inet sbx 2>/dev/null | grep -v '^\s*$' | grep -v 'expires' | grep -v '169\.254\.1\.1'
 }
 HI='"image":{"uri":"local/host"},"resourceLimits":{"memory":"256Mi"}'
 
@@ -177,6 +182,8 @@ create "{$HI,\"entrypoint\":[\"sleep\",\"1000\"],\"networkPolicy\":{\"defaultAct
 check "C's agent answers" wait_ping $C
 expect_eq "allow-all: another resolver answers (the drop above is real)" "NOERROR 198.18.1.1" "$(probe $C query 198.18.0.54 allowed.test udp)"
 
+expect_eq "allow-all: link-local 169.254.1.1 stays closed" "BLOCKED" "$(probe $C connect 169.254.1.1 80)"
+
 # ---- the egress API (18080 through apid)
 tok=$(token_of $A)
 expect_match "endpoint 18080 hands out OPENSANDBOX-EGRESS-AUTH" '^[0-9a-f]{64}$' "$tok"
@@ -226,7 +233,11 @@ expect_match "metrics count A's denied answers" "sbx_dns_queries_total\{sandbox=
 # ---- the policy survives an apid restart (kill -9)
 eg $A PATCH '[{"action":"allow","target":"denied.test"}]'
 kill -9 $APID_PID; wait $APID_PID 2>/dev/null; APID_PID=
-start_apid || { not_ok "apid restarts"; finish; }
+# Restarted with one link-local address opened by the operator (--open-to-sandboxes).
+start_apid --open-to-sandboxes 169.254.1.1:80 || { not_ok "apid restarts"; finish; }
+expect_eq "--open-to-sandboxes opens 169.254.1.1:80 to an allow-all sandbox" "REACH" "$(probe $C connect 169.254.1.1 80)"
+expect_eq "… but not the rest of link-local" "BLOCKED" "$(probe $C connect 169.254.169.254 80)"
+expect_eq "… and a deny policy still applies to it" "BLOCKED" "$(probe $A connect 169.254.1.1 80)"
 eg $A GET
 expect_eq "after kill -9 and restart GET shows the patched policy" 'allow:denied.test,deny:allowed.test,allow:*.wild.test' \
 	"$(jqb '[.policy.egress[] | "\(.action):\(.target)"] | join(",")')"
