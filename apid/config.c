@@ -27,6 +27,7 @@ enum {
     OPT_DEFAULT_EGRESS,
     OPT_CGROUP_PARENT,
     OPT_PUBLIC_HOST,
+    OPT_PUBLIC_URL,
     OPT_LOG_LEVEL,
     OPT_LOG_JSON,
     OPT_POOL,
@@ -61,6 +62,7 @@ static const struct option longopts[] = {
     {"default-egress", required_argument, NULL, OPT_DEFAULT_EGRESS},
     {"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
     {"public-host", required_argument, NULL, OPT_PUBLIC_HOST},
+    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-json", no_argument, NULL, OPT_LOG_JSON},
     {"pool", required_argument, NULL, OPT_POOL},
@@ -104,6 +106,9 @@ static const char usage[] =
     "                           (default deny)\n"
     "  --cgroup-parent PATH     parent cgroup of sandboxes (default: libsbx's default)\n"
     "  --public-host HOST       host written into endpoint replies (default: listen host)\n"
+    "  --public-url URL         external base URL of apid (http[s]://host[:port][/prefix]),\n"
+    "                           for OpenHands runtime urls behind a load balancer\n"
+    "                           (default http://PUBLIC-HOST:PORT)\n"
     "  --log-level LEVEL        error, warn, info or debug (default info)\n"
     "  --log-json               one JSON object per log line\n"
     "  --pool IMAGE:COUNT       keep COUNT pre-started sandboxes of IMAGE (default resource\n"
@@ -173,6 +178,7 @@ apid_config_free(struct apid_config *cfg)
     free(cfg->default_egress);
     free(cfg->cgroup_parent);
     free(cfg->public_host);
+    free(cfg->public_url);
     strv_free(cfg->pool_specs);
     free(cfg->session_image);
     memset(cfg, 0, sizeof(*cfg));
@@ -209,6 +215,7 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
     case OPT_DEFAULT_EGRESS:
     case OPT_CGROUP_PARENT:
     case OPT_PUBLIC_HOST:
+    case OPT_PUBLIC_URL:
     case OPT_LOG_JSON:
     case OPT_POOL:
     case OPT_POOL_CONCURRENCY:
@@ -240,6 +247,18 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
         break;
     case OPT_CGROUP_PARENT: set_str(&cfg->cgroup_parent, v); break;
     case OPT_PUBLIC_HOST: set_str(&cfg->public_host, v); break;
+    case OPT_PUBLIC_URL: {
+        size_t n = strlen(v);
+        if ((strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) || strpbrk(v, "?# \t\r\n") ||
+            n > 2048 || !v[strncmp(v, "http://", 7) ? 8 : 7] || v[strncmp(v, "http://", 7) ? 8 : 7] == '/')
+            return sbx_make_error(err, 0, "%s `%s`: expected http://HOST[:PORT][/PREFIX] or https://...",
+                                  from, v);
+        while (n > 0 && v[n - 1] == '/')
+            n--;
+        free(cfg->public_url);
+        cfg->public_url = strndup(v, n);
+        break;
+    }
     case OPT_LOG_JSON: cfg->log_json = !v || strcmp(v, "false") != 0; break;
     case OPT_CONFIG: set_str(&cfg->config_file, v); break;
     case OPT_POOL: {
