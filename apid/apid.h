@@ -27,6 +27,7 @@ struct apid_config {
     char *open_to_sandboxes; /* host/link-local CIDR[:PORT] list the operator opens */
     char *cgroup_parent;
     char *public_host;   /* host part of endpoints; default: the listen host */
+    char *public_url;    /* external base URL (OpenHands runtime urls); default from the above */
     int64_t min_timeout; /* seconds; 60 per contract, lowered only by tests */
     int64_t max_timeout; /* seconds; 0 = no maximum */
     int64_t default_cpu_milli, max_cpu_milli;
@@ -145,6 +146,12 @@ struct apid_create_req {
                               * {action, target, cidr, port}]} (apid_parse_net_policy) */
     /* image.auth, for a pull only: kept in memory, never stored or echoed. */
     char *image_user, *image_pass;
+    /* Not in the lifecycle API (OpenHands /start sets them): the workload's uid/gid instead of
+     * the agent's default user, and a working directory created, if missing, owned by uid and
+     * group fs_gid. Used at create only; a request with them never claims a pooled sandbox. */
+    bool run_as;
+    uint32_t uid, gid, fs_gid;
+    char *workdir;
 };
 /* A deep copy (for a create that waits for its image's pull). */
 void apid_create_req_copy(const struct apid_create_req *in, struct apid_create_req *out);
@@ -190,7 +197,7 @@ void apid_sandbox_free(struct apid_sandbox *sb);
 void apid_sandbox_list_free(struct apid_sandbox **v, size_t n);
 
 struct apid_store;
-#define APID_SCHEMA_VERSION 2
+#define APID_SCHEMA_VERSION 3
 int apid_store_open(const char *path, struct apid_store **out, sbx_error_t *err);
 void apid_store_close(struct apid_store *s);
 int apid_store_schema_version(struct apid_store *s, sbx_error_t *err);
@@ -218,6 +225,21 @@ int apid_store_history_count(struct apid_store *s, const char *id, sbx_error_t *
 /* Records (or with NULLs clears) a sandbox's address and host veth. */
 int apid_store_set_net(struct apid_store *s, const char *id, const char *address,
                        const char *veth, sbx_error_t *err);
+
+/* OpenHands runtimes (openhands.c): a sandbox id with its session id and session API key. */
+struct apid_oh_runtime {
+    char runtime_id[65];
+    char *session_id, *key;
+};
+void apid_oh_runtime_free(struct apid_oh_runtime *rt);
+int apid_store_oh_insert(struct apid_store *s, const char *runtime_id, const char *session_id,
+                         const char *key, sbx_error_t *err);
+/* By runtime_id, or (runtime_id NULL) by session_id: 1 found, 0 not found. */
+int apid_store_oh_find(struct apid_store *s, const char *runtime_id, const char *session_id,
+                       struct apid_oh_runtime *out, sbx_error_t *err);
+/* Every runtime, oldest sandbox first; free each item and the array. */
+int apid_store_oh_list(struct apid_store *s, struct apid_oh_runtime **out, size_t *n,
+                       sbx_error_t *err);
 
 /* ---------- networking (net.c) ---------- */
 
@@ -303,6 +325,9 @@ struct apid_spec_in {
     const char *resolv_path; /* bound on /etc/resolv.conf; NULL: the image's own */
     json_t *entrypoint, *env;
     struct apid_limits limits;
+    bool run_as; /* see struct apid_create_req */
+    uint32_t uid, gid, fs_gid;
+    const char *workdir;
 };
 int apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err);
 
@@ -356,9 +381,14 @@ struct MHD_Response;
 void apid_proxy_setup(struct apid_store *store);
 /* Connects to the sandbox port and sends the request head. 0, or an HTTP status with *code and
  * msg set (404 unknown, 409 paused, 503 not running / no network, 502 nothing listening). */
+/* flags: APID_PROXY_OPENHANDS for OpenHands' path mode (openhands.c): the agent's token is not
+ * added, and X-API-Key (apid's key, which OpenHands clients send on every call) is dropped. */
+#define APID_PROXY_OPENHANDS 1u
 int apid_proxy_open(struct MHD_Connection *c, const char *id, int port, const char *rest,
-                    const char *method, struct apid_proxy **out, const char **code, char *msg,
-                    size_t msglen);
+                    const char *method, unsigned flags, struct apid_proxy **out,
+                    const char **code, char *msg, size_t msglen);
+/* True when something accepts TCP connections on address:port within timeout_ms. */
+bool apid_proxy_probe(const char *address, int port, int timeout_ms);
 void apid_proxy_body(struct apid_proxy *px, const char *data, size_t len);
 /* The streamed response (takes *px, setting it NULL), or NULL with *status and msg. */
 struct MHD_Response *apid_proxy_response(struct apid_proxy **px, int *status, char *msg,
@@ -370,6 +400,11 @@ void apid_proxy_abort(const char *id);
 /* ---------- HTTP (http.c) ---------- */
 
 int apid_http_start(struct apid_ctx *ctx, sbx_error_t *err);
+/* Compares in time that depends only on the lengths, never on where the first difference is. */
+bool apid_key_equal(const char *want, const char *got);
+/* The external base URL of apid without a trailing '/': --public-url, else
+ * http://<public host or listen host>:<port>. Caller frees. */
+char *apid_http_base_url(void);
 void apid_http_stop(void);
 
 #endif

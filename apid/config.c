@@ -31,6 +31,7 @@ enum {
     OPT_OPEN_TO_SANDBOXES,
     OPT_CGROUP_PARENT,
     OPT_PUBLIC_HOST,
+    OPT_PUBLIC_URL,
     OPT_LOG_LEVEL,
     OPT_LOG_JSON,
     OPT_POOL,
@@ -67,6 +68,7 @@ static const struct option longopts[] = {
     {"open-to-sandboxes", required_argument, NULL, OPT_OPEN_TO_SANDBOXES},
     {"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
     {"public-host", required_argument, NULL, OPT_PUBLIC_HOST},
+    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-json", no_argument, NULL, OPT_LOG_JSON},
     {"pool", required_argument, NULL, OPT_POOL},
@@ -115,6 +117,9 @@ static const char usage[] =
     "                           forwarded one still needs the sandbox's policy to allow it\n"
     "  --cgroup-parent PATH     parent cgroup of sandboxes (default: libsbx's default)\n"
     "  --public-host HOST       host written into endpoint replies (default: listen host)\n"
+    "  --public-url URL         external base URL of apid (http[s]://host[:port][/prefix]),\n"
+    "                           for OpenHands runtime urls behind a load balancer\n"
+    "                           (default http://PUBLIC-HOST:PORT)\n"
     "  --log-level LEVEL        error, warn, info or debug (default info)\n"
     "  --log-json               one JSON object per log line\n"
     "  --pool IMAGE:COUNT       keep COUNT pre-started sandboxes of IMAGE (default resource\n"
@@ -186,6 +191,7 @@ apid_config_free(struct apid_config *cfg)
     free(cfg->open_to_sandboxes);
     free(cfg->cgroup_parent);
     free(cfg->public_host);
+    free(cfg->public_url);
     strv_free(cfg->pool_specs);
     free(cfg->session_image);
     memset(cfg, 0, sizeof(*cfg));
@@ -224,6 +230,7 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
     case OPT_OPEN_TO_SANDBOXES:
     case OPT_CGROUP_PARENT:
     case OPT_PUBLIC_HOST:
+    case OPT_PUBLIC_URL:
     case OPT_LOG_JSON:
     case OPT_POOL:
     case OPT_POOL_CONCURRENCY:
@@ -291,6 +298,18 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
     }
     case OPT_CGROUP_PARENT: set_str(&cfg->cgroup_parent, v); break;
     case OPT_PUBLIC_HOST: set_str(&cfg->public_host, v); break;
+    case OPT_PUBLIC_URL: {
+        size_t n = strlen(v);
+        if ((strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) || strpbrk(v, "?# \t\r\n") ||
+            n > 2048 || !v[strncmp(v, "http://", 7) ? 8 : 7] || v[strncmp(v, "http://", 7) ? 8 : 7] == '/')
+            return sbx_make_error(err, 0, "%s `%s`: expected http://HOST[:PORT][/PREFIX] or https://...",
+                                  from, v);
+        while (n > 0 && v[n - 1] == '/')
+            n--;
+        free(cfg->public_url);
+        cfg->public_url = strndup(v, n);
+        break;
+    }
     case OPT_LOG_JSON: cfg->log_json = !v || strcmp(v, "false") != 0; break;
     case OPT_CONFIG: set_str(&cfg->config_file, v); break;
     case OPT_POOL: {

@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include "image_store.h"
 #include "metrics.h"
+#include "openhands.h"
 #include "pool.h"
 #include "session_api.h"
 
@@ -95,9 +96,8 @@ reply_err(struct MHD_Connection *c, struct req *r, sbx_error_t *err)
     return ret;
 }
 
-/* Compares in time that depends only on the lengths, never on where the first difference is. */
-static bool
-key_equal(const char *a, const char *b)
+bool
+apid_key_equal(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     unsigned char d = la != lb;
@@ -112,7 +112,7 @@ authorized(struct MHD_Connection *c, struct req *r, enum MHD_Result *ret)
     const char *got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "OPEN-SANDBOX-API-KEY");
     pthread_mutex_lock(&ctx->cfg_lock);
     const char *key = ctx->cfg->api_key;
-    bool ok = !key || !*key || (got && key_equal(key, got));
+    bool ok = !key || !*key || (got && apid_key_equal(key, got));
     pthread_mutex_unlock(&ctx->cfg_lock);
     if (ok)
         return true;
@@ -328,10 +328,29 @@ proxy_begin(struct MHD_Connection *c, struct req *r)
     }
     const char *code = NULL;
     char msg[512];
-    int st = apid_proxy_open(c, id, port, rest, r->method, &r->px, &code, msg, sizeof(msg));
+    int st = apid_proxy_open(c, id, port, rest, r->method, 0, &r->px, &code, msg, sizeof(msg));
     if (st)
         return reply_code(c, r, st, code, msg);
     return MHD_YES;
+}
+
+/* OpenHands' path mode, /<runtime_id>[/vscode|/work-N][/rest] (openhands.c): as proxy_begin,
+ * with OpenHands' error shape, and 503 for a paused runtime, which its legacy client reads as
+ * "paused, resume it". */
+static enum MHD_Result
+oh_proxy_begin(struct MHD_Connection *c, struct req *r, const char *id, int port,
+               const char *rest)
+{
+    const char *code = NULL;
+    char msg[512];
+    int st = apid_proxy_open(c, id, port, rest, r->method, APID_PROXY_OPENHANDS, &r->px, &code,
+                             msg, sizeof(msg));
+    if (!st)
+        return MHD_YES;
+    if (st == 409)
+        st = 503;
+    apid_metrics_error(st, code);
+    return reply_json(c, r, st, json_pack("{s:s, s:s}", "detail", msg, "code", code));
 }
 
 static enum MHD_Result
@@ -412,7 +431,7 @@ h_egress(struct MHD_Connection *c, struct req *r)
         rest++;
     cleanup_free char *token = apid_egress_token(r->egress_id);
     const char *got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "OPENSANDBOX-EGRESS-AUTH");
-    if (!token || !got || !key_equal(token, got))
+    if (!token || !got || !apid_key_equal(token, got))
         return reply_code(c, r, 401, E_INVALID_KEY,
                           "the OPENSANDBOX-EGRESS-AUTH header is missing or not valid");
     if (!apid_egress_known(r->egress_id))
@@ -492,6 +511,13 @@ route(struct MHD_Connection *c, struct req *r)
         return proxy_finish(c, r);
     if (r->egress)
         return h_egress(c, r);
+    if (apid_oh_is_route(r->path)) { /* OpenHands runtime API (openhands.c): its own auth */
+        json_t *o = NULL;
+        int st = apid_oh_handle(c, m, r->path, r->body, r->len, r->too_large, &o);
+        if (st >= 400)
+            apid_metrics_error(st, json_string_value(json_object_get(o, "code")));
+        return reply_json(c, r, st, o);
+    }
     if (!authorized(c, r, &ret))
         return ret;
     if (r->too_large)
@@ -628,6 +654,15 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         pthread_mutex_unlock(&inflight_lock);
         if (is_proxy_path(url))
             return proxy_begin(c, r);
+        char oh_id[65];
+        int oh_port;
+        cleanup_free char *oh_rest = NULL;
+        int oh = apid_oh_proxy_target(r->raw_uri ? r->raw_uri : url, oh_id, &oh_port, &oh_rest);
+        if (oh == 1)
+            return oh_proxy_begin(c, r, oh_id, oh_port, oh_rest);
+        if (oh < 0)
+            return reply_json(c, r, 404, json_pack("{s:s, s:s}", "detail", "runtime not found",
+                                                   "code", E_NOT_FOUND));
         return MHD_YES;
     }
     if (r->px && *upload_size) {
@@ -747,6 +782,15 @@ apid_http_start(struct apid_ctx *c, sbx_error_t *err)
         endpoint_host = xstrdup(host);
     log_info("listening on %s (port %d)", listen, listen_port);
     return 0;
+}
+
+char *
+apid_http_base_url(void)
+{
+    const char *pu = ctx ? ctx->cfg->public_url : NULL;
+    if (pu && *pu)
+        return xstrdup(pu);
+    return xasprintf("http://%s:%d", endpoint_host ? endpoint_host : "127.0.0.1", listen_port);
 }
 
 void

@@ -6,6 +6,7 @@
 #include "apid.h"
 #include "pool.h"
 #include "session_api.h"
+#include "openhands.h"
 
 #include <signal.h>
 #include <sys/syscall.h>
@@ -153,6 +154,7 @@ main(int argc, char **argv)
     struct apid_ctx ctx = {.cfg = &cfg};
     pthread_mutex_init(&ctx.cfg_lock, NULL);
     apid_session_init(&ctx);
+    apid_oh_init(&ctx);
     cleanup_free char *dbpath = xasprintf("%s/apid.db", cfg.data_dir);
     /* Networking comes up before recovery (which releases dead sandboxes' addresses and rules)
      * and is re-synced after it (rules of the survivors, stray host links). */

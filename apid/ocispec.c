@@ -21,6 +21,20 @@ apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err)
         strv_append(&args, "0.0.0.0:" AGENT_PORT);
         strv_append(&args, "--token-file");
         strv_append(&args, "/.sbx/token");
+        if (in->run_as) {
+            cleanup_free char *u = xasprintf("%u:%u", in->uid, in->gid);
+            strv_append(&args, "--user");
+            strv_append(&args, u);
+        }
+        if (in->workdir) {
+            /* The agent (root) creates it: the image may not have it, and only root can give
+             * it to the workload's uid and fs group. */
+            cleanup_free char *g = xasprintf("%u", in->run_as ? in->fs_gid : 1000u);
+            strv_append(&args, "--workdir");
+            strv_append(&args, in->workdir);
+            strv_append(&args, "--workdir-group");
+            strv_append(&args, g);
+        }
         strv_append(&args, "--");
     }
     json_array_foreach (in->entrypoint, i, x)
@@ -59,6 +73,12 @@ apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err)
         cleanup_free char *t = xasprintf("%s:/.sbx/token:ro", in->token_path);
         if ((r = sbx_config_add_bind(cfg, t, err)) < 0)
             goto fail;
+    } else {
+        /* No agent to create the directory: it must exist in the image. */
+        if (in->run_as && (r = sbx_config_set_user(cfg, in->uid, in->gid, err)) < 0)
+            goto fail;
+        if (in->workdir)
+            json_object_set_new(json_object_get(cfg, "process"), "cwd", json_string(in->workdir));
     }
     if (in->resolv_path) {
         cleanup_free char *b = xasprintf("%s:/etc/resolv.conf:ro", in->resolv_path);

@@ -490,7 +490,9 @@ apid_pool_create(const struct apid_create_req *req, bool *pooled, struct apid_sa
     *pooled = false;
     struct pool *p = NULL;
     /* Env without an entrypoint has no carrier into a running agent (see the top comment). */
-    if (json_array_size(req->entrypoint) > 0 || json_object_size(req->env) == 0)
+    /* Nor does a user or working directory: the member's agent runs as its default user. */
+    if ((json_array_size(req->entrypoint) > 0 || json_object_size(req->env) == 0) &&
+        !req->run_as && !req->workdir)
         p = match(req);
     int r;
     struct apid_sandbox *sb = NULL;

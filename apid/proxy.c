@@ -58,6 +58,7 @@ struct apid_proxy {
     size_t hdr_len, hdr_cap;
     char conn_tokens[512]; /* lower-case, comma-separated names listed in Connection */
     bool has_token;
+    unsigned flags;
 };
 
 static void
@@ -173,6 +174,8 @@ copy_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *val
     struct apid_proxy *px = cls;
     if (!key || !value || is_hop(key) || in_conn_tokens(px->conn_tokens, key))
         return MHD_YES;
+    if ((px->flags & APID_PROXY_OPENHANDS) && !strcasecmp(key, "X-API-Key"))
+        return MHD_YES; /* apid's own key never reaches the sandbox */
     if (strpbrk(key, "\r\n:") || strpbrk(value, "\r\n"))
         return MHD_YES; /* MHD rejects these already; never let one split the head */
     if (!strcasecmp(key, "X-EXECD-ACCESS-TOKEN"))
@@ -232,11 +235,24 @@ fail(char *msg, size_t len, const char **code, const char *c, int status, const 
     return status;
 }
 
+bool
+apid_proxy_probe(const char *address, int port, int timeout_ms)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (!address || inet_pton(AF_INET, address, &sa.sin_addr) != 1)
+        return false;
+    int fd = connect_timeout(&sa, timeout_ms);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
 /* Returns 0 with *out set, or an HTTP status with *code and msg describing why. */
 int
 apid_proxy_open(struct MHD_Connection *c, const char *id, int port, const char *rest,
-                const char *method, struct apid_proxy **out, const char **code, char *msg,
-                size_t msglen)
+                const char *method, unsigned flags, struct apid_proxy **out, const char **code,
+                char *msg, size_t msglen)
 {
     struct apid_sandbox *sb = NULL;
     sbx_error_t err = NULL;
@@ -272,6 +288,7 @@ apid_proxy_open(struct MHD_Connection *c, const char *id, int port, const char *
 
     struct apid_proxy *px = xmalloc0(sizeof(*px));
     px->fd = fd;
+    px->flags = flags;
     snprintf(px->id, sizeof(px->id), "%s", id);
     track(px, true);
     px->head_req = !strcmp(method, "HEAD");
@@ -287,7 +304,7 @@ apid_proxy_open(struct MHD_Connection *c, const char *id, int port, const char *
     hdr_printf(px, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n", method, rest, inet_ntoa(sa.sin_addr),
                port);
     MHD_get_connection_values(c, MHD_HEADER_KIND, copy_header, px);
-    if (!px->has_token && token)
+    if (!px->has_token && token && !(flags & APID_PROXY_OPENHANDS))
         hdr_printf(px, "X-EXECD-ACCESS-TOKEN: %s\r\n", token);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);

@@ -550,6 +550,11 @@ launch(const struct apid_create_req *req, const char *image, bool pooled,
         .entrypoint = req->entrypoint,
         .env = req->env,
         .limits = req->limits,
+        .run_as = req->run_as,
+        .uid = req->uid,
+        .gid = req->gid,
+        .fs_gid = req->fs_gid,
+        .workdir = req->workdir,
     };
     if ((r = apid_build_oci(&in, &oci, err)) < 0) {
         r = apid_fail(err, E_START_FAILED, "building the sandbox config: %s", (*err)->msg);

@@ -34,6 +34,11 @@ static const char *const migrations[APID_SCHEMA_VERSION] = {
     "ALTER TABLE sandboxes ADD COLUMN monitor_start INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE sandboxes ADD COLUMN address TEXT;"
     "ALTER TABLE sandboxes ADD COLUMN veth TEXT;",
+    /* 2 -> 3: OpenHands runtimes (openhands.c): the session a sandbox serves and the key its
+     * agent server was started with. The row goes with its sandbox's. */
+    "CREATE TABLE openhands ("
+    " runtime_id TEXT PRIMARY KEY REFERENCES sandboxes(id) ON DELETE CASCADE,"
+    " session_id TEXT NOT NULL UNIQUE, session_api_key TEXT NOT NULL);",
 };
 
 static int
@@ -565,3 +570,95 @@ apid_store_set_net(struct apid_store *s, const char *id, const char *address, co
     return r;
 }
 
+
+/* ---------- OpenHands runtimes (openhands.c) ---------- */
+
+int
+apid_store_oh_insert(struct apid_store *s, const char *runtime_id, const char *session_id,
+                     const char *key, sbx_error_t *err)
+{
+    pthread_mutex_lock(&s->lock);
+    int r = update(s, "INSERT INTO openhands(runtime_id,session_id,session_api_key) VALUES(?,?,?)",
+                   "openhands insert", err, "ttt", runtime_id, session_id, key);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+void
+apid_oh_runtime_free(struct apid_oh_runtime *rt)
+{
+    free(rt->session_id);
+    if (rt->key)
+        explicit_bzero(rt->key, strlen(rt->key));
+    free(rt->key);
+    memset(rt, 0, sizeof(*rt));
+}
+
+static void
+oh_row(sqlite3_stmt *st, struct apid_oh_runtime *out)
+{
+    const char *id = (const char *)sqlite3_column_text(st, 0);
+    snprintf(out->runtime_id, sizeof(out->runtime_id), "%s", id ? id : "");
+    out->session_id = col_str(st, 1);
+    out->key = col_str(st, 2);
+}
+
+int
+apid_store_oh_find(struct apid_store *s, const char *runtime_id, const char *session_id,
+                   struct apid_oh_runtime *out, sbx_error_t *err)
+{
+    sqlite3_stmt *st;
+    int r = 0;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db,
+                           runtime_id ? "SELECT runtime_id,session_id,session_api_key FROM"
+                                        " openhands WHERE runtime_id=?"
+                                      : "SELECT runtime_id,session_id,session_api_key FROM"
+                                        " openhands WHERE session_id=?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        r = db_fail(s, "openhands find", err);
+        goto out;
+    }
+    bind_text(st, 1, runtime_id ? runtime_id : session_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        oh_row(st, out);
+        r = 1;
+    } else if (rc != SQLITE_DONE) {
+        r = db_fail(s, "openhands find", err);
+    }
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+int
+apid_store_oh_list(struct apid_store *s, struct apid_oh_runtime **out, size_t *n,
+                   sbx_error_t *err)
+{
+    sqlite3_stmt *st;
+    int r = 0;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT o.runtime_id,o.session_id,o.session_api_key FROM openhands o"
+                           " JOIN sandboxes s ON s.id=o.runtime_id ORDER BY s.created_ms",
+                           -1, &st, NULL) != SQLITE_OK) {
+        r = db_fail(s, "openhands list", err);
+        goto out;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+        oh_row(st, &(*out)[(*n)++]);
+    }
+    if (rc != SQLITE_DONE)
+        r = db_fail(s, "openhands list", err);
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}

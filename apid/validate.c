@@ -354,6 +354,7 @@ apid_create_req_free(struct apid_create_req *r)
     json_decref(r->metadata);
     json_decref(r->resource_limits);
     json_decref(r->net_policy);
+    free(r->workdir);
     memset(r, 0, sizeof(*r));
 }
 
@@ -369,6 +370,7 @@ apid_create_req_copy(const struct apid_create_req *in, struct apid_create_req *o
     out->metadata = json_deep_copy(in->metadata);
     out->resource_limits = json_deep_copy(in->resource_limits);
     out->net_policy = json_deep_copy(in->net_policy);
+    out->workdir = in->workdir ? xstrdup(in->workdir) : NULL;
 }
 
 static int

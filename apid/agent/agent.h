@@ -45,6 +45,8 @@ struct ag_fcfg {
     char home[256]; /* for "~" */
 };
 void ag_files_configure(const struct ag_fcfg *cfg);
+/* mkdir -p; new directories belong to the configured user. */
+int ag_mkdir_p(const char *path, mode_t mode);
 /* "~", $VAR/${VAR} expansion, then lexical cleaning; relative paths are taken from the cwd. */
 char *ag_resolve_path(const char *in);
 void ag_h_files_info(struct ag_conn *c, struct ag_req *r);

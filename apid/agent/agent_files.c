@@ -290,8 +290,8 @@ perm_of(const struct ag_json *o, mode_t *mode, bool *has_mode, uid_t *uid, gid_t
 }
 
 /* mkdir -p; new directories belong to the sandbox user so its commands can use them. */
-static int
-mkdir_p(const char *path, mode_t mode)
+int
+ag_mkdir_p(const char *path, mode_t mode)
 {
     char *p = strdup(path);
     if (p == NULL)
@@ -350,7 +350,7 @@ perm_or_mkdir(struct ag_conn *c, struct ag_req *r, bool mk)
             rc = -1;
         } else if (mk) {
             what = "mkdir";
-            rc = mkdir_p(p, 0755);
+            rc = ag_mkdir_p(p, 0755);
         } else {
             struct stat st;
             rc = lstat(p, &st);
@@ -835,7 +835,7 @@ up_open(struct ag_upload *u)
     char *slash = strrchr(u->path, '/');
     if (slash && slash != u->path) {
         *slash = 0;
-        int rc = mkdir_p(u->path, 0755);
+        int rc = ag_mkdir_p(u->path, 0755);
         *slash = '/';
         if (rc < 0)
             return up_fail(u, 500, "RUNTIME_ERROR", "create parent of %s: %s", u->path, strerror(errno));

@@ -17,7 +17,8 @@ static void
 usage(void)
 {
     fprintf(stderr, "usage: sbx-agent [--listen ADDR:PORT] [--token-file PATH] [--max-commands N] [--max-body BYTES]\n"
-                    "                 [--user UID:GID] [-- ENTRYPOINT ARGS...]\n"
+                    "                 [--user UID:GID] [--workdir DIR [--workdir-group GID]]\n"
+                    "                 [-- ENTRYPOINT ARGS...]\n"
                     "The token may also come from the environment variable SBX_AGENT_TOKEN.\n");
     exit(2);
 }
@@ -90,11 +91,39 @@ parse_user(const char *s, uid_t *uid, gid_t *gid)
     return 0;
 }
 
+/* The working directory of the entrypoint and of commands (OpenHands' working_dir): created
+ * when the image lacks it, owned by the workload's uid and its fs group (group-writable, as a
+ * Kubernetes fsGroup volume), so that a non-root workload can write where it starts. An
+ * existing directory is left as the image has it. */
+static int
+set_workdir(const char *dir, uid_t uid, gid_t gid)
+{
+    struct stat st;
+    if (dir[0] != '/') {
+        fprintf(stderr, "sbx-agent: --workdir `%s` must be absolute\n", dir);
+        return -1;
+    }
+    if (stat(dir, &st) < 0) {
+        if (ag_mkdir_p(dir, 0755) < 0) {
+            fprintf(stderr, "sbx-agent: creating workdir %s: %s\n", dir, strerror(errno));
+            return -1;
+        }
+        if (geteuid() == 0 && (chown(dir, uid, gid) < 0 || chmod(dir, 0775) < 0))
+            fprintf(stderr, "sbx-agent: warning: workdir %s: %s\n", dir, strerror(errno));
+    }
+    if (chdir(dir) < 0) {
+        fprintf(stderr, "sbx-agent: workdir %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
     struct ag_config cfg = {.listen = "0.0.0.0:44772", .max_commands = 64, .uid = 1000, .gid = 1000};
-    const char *token_file = NULL;
+    const char *token_file = NULL, *workdir = NULL;
+    gid_t workdir_gid = (gid_t)-1;
     /* Make sure fds 0-2 exist so pipes/sockets never land there and get clobbered by dup2. */
     for (int fd = 0; fd < 3; fd++)
         if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
@@ -116,7 +145,15 @@ main(int argc, char **argv)
             cfg.max_commands = atoi(argv[++i]);
         else if (!strcmp(a, "--max-body"))
             cfg.max_body = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--user")) {
+        else if (!strcmp(a, "--workdir"))
+            workdir = argv[++i];
+        else if (!strcmp(a, "--workdir-group")) {
+            char *end;
+            unsigned long g = strtoul(argv[++i], &end, 10);
+            if (end == argv[i] || *end || g > UINT32_MAX - 1)
+                usage();
+            workdir_gid = (gid_t)g;
+        } else if (!strcmp(a, "--user")) {
             if (parse_user(argv[++i], &cfg.uid, &cfg.gid) < 0)
                 usage();
         } else
@@ -147,6 +184,8 @@ main(int argc, char **argv)
     struct ag_fcfg fc = {.uid = cfg.uid, .gid = cfg.gid, .chown_new = geteuid() == 0};
     ag_user_by_uid(NULL, cfg.uid, NULL, 0, NULL, fc.home, sizeof(fc.home));
     ag_files_configure(&fc);
+    if (workdir && set_workdir(workdir, cfg.uid, workdir_gid) < 0)
+        return 1;
     setvbuf(stderr, NULL, _IOLBF, 0);
     fprintf(stderr, "sbx-agent: listening on %s\n", cfg.listen);
     int rc = ag_server_run(&cfg);

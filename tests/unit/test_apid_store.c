@@ -72,7 +72,7 @@ UNIT_TEST(apid_store, migrations)
     CU_ASSERT(sqlite3_exec(db, v1, NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
     CU_ASSERT_EQUAL_FATAL(apid_store_open(p1, &s, &err), 0);
-    CU_ASSERT_EQUAL(apid_store_schema_version(s, &err), 2);
+    CU_ASSERT_EQUAL(apid_store_schema_version(s, &err), APID_SCHEMA_VERSION);
     struct apid_sandbox *sb = NULL;
     CU_ASSERT_EQUAL(apid_store_get(s, "old", &sb, &err), 1);
     CU_ASSERT(sb && sb->monitor_pid == 0 && sb->state == ST_RUNNING);
@@ -163,6 +163,56 @@ UNIT_TEST(apid_store, crud_history_list)
     CU_ASSERT_EQUAL(apid_store_history_count(s, "s1", &err), 0);
     CU_ASSERT(apid_store_delete(s, "s1", &err) < 0);
     sbx_error_release(&err);
+    apid_store_close(s);
+    drop_temp();
+}
+
+/* OpenHands runtime rows: found by runtime or session id, one per session, gone with their
+ * sandbox (ON DELETE CASCADE), and never for a sandbox that does not exist. */
+UNIT_TEST(apid_store, openhands_rows)
+{
+    sbx_error_t err = NULL;
+    cleanup_free char *path = temp_db();
+    struct apid_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(apid_store_open(path, &s, &err), 0);
+    for (int i = 0; i < 2; i++) {
+        struct apid_sandbox *sb = mk(i ? "r2" : "r1", 1000 + i, "t");
+        CU_ASSERT_EQUAL(apid_store_insert(s, sb, &err), 0);
+        apid_sandbox_free(sb);
+    }
+    CU_ASSERT_EQUAL(apid_store_oh_insert(s, "r1", "sess-1", "k1", &err), 0);
+    CU_ASSERT(apid_store_oh_insert(s, "r2", "sess-1", "k2", &err) < 0); /* session taken */
+    sbx_error_release(&err);
+    CU_ASSERT(apid_store_oh_insert(s, "nope", "sess-3", "k3", &err) < 0); /* no such sandbox */
+    sbx_error_release(&err);
+    CU_ASSERT_EQUAL(apid_store_oh_insert(s, "r2", "sess-2", "k2", &err), 0);
+
+    struct apid_oh_runtime rt;
+    CU_ASSERT_EQUAL(apid_store_oh_find(s, "r1", NULL, &rt, &err), 1);
+    CU_ASSERT_STRING_EQUAL(rt.session_id, "sess-1");
+    CU_ASSERT_STRING_EQUAL(rt.key, "k1");
+    apid_oh_runtime_free(&rt);
+    CU_ASSERT_EQUAL(apid_store_oh_find(s, NULL, "sess-2", &rt, &err), 1);
+    CU_ASSERT_STRING_EQUAL(rt.runtime_id, "r2");
+    apid_oh_runtime_free(&rt);
+    CU_ASSERT_EQUAL(apid_store_oh_find(s, NULL, "sess-9", &rt, &err), 0);
+
+    struct apid_oh_runtime *v = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(apid_store_oh_list(s, &v, &n, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(v[0].runtime_id, "r1"); /* oldest first */
+    for (size_t i = 0; i < n; i++)
+        apid_oh_runtime_free(&v[i]);
+    free(v);
+
+    CU_ASSERT_EQUAL(apid_store_delete(s, "r1", &err), 0);
+    CU_ASSERT_EQUAL(apid_store_oh_find(s, NULL, "sess-1", &rt, &err), 0);
+    CU_ASSERT_EQUAL(apid_store_oh_list(s, &v, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 1);
+    for (size_t i = 0; i < n; i++)
+        apid_oh_runtime_free(&v[i]);
+    free(v);
     apid_store_close(s);
     drop_temp();
 }
