@@ -128,7 +128,7 @@ static json_t *t_delete(json_t *a, char **msg);
     "\"description\":\"Seconds before the process group is killed (timed_out is then true).\"}"
 #define CWD_PROP                                                                                   \
     "\"cwd\":{\"type\":\"string\",\"description\":\"Working directory inside the sandbox "         \
-    "(default: the sandbox user's home directory).\"}"
+    "(default: the image's working directory, usually /).\"}"
 #define MAXOUT_PROP                                                                                \
     "\"max_output_bytes\":{\"type\":\"integer\",\"minimum\":1024,\"maximum\":1048576,"             \
     "\"default\":65536,\"description\":\"Bytes of stdout and of stderr kept; longer output "       \
@@ -735,7 +735,7 @@ t_run_code(json_t *a, char **msg)
     apid_agent_target_of(sb, &t);
     sbx_error_t err = NULL;
     json_t *o = NULL;
-    /* 644: the agent writes as root and the command runs as the sandbox user. */
+    /* 644: only read by the interpreter, never executed or changed. */
     if (apid_agent_upload(&t, path, 644, code, strlen(code), 30000, &err) < 0) {
         *msg = err_msg(&err, "writing the code into the sandbox");
         apid_sandbox_free(sb);
