@@ -205,38 +205,44 @@ forward_answer(const struct resp *r)
     if (!r->len)
         return 0;
     if (r->ctype && !strncasecmp(r->ctype, "text/event-stream", 17)) {
-        /* SSE: each event's data lines joined by newlines form one message. */
-        cleanup_free char *copy = xstrdup(r->body);
-        char *data = NULL;
+        /* SSE: each event's data lines, joined by newlines, form one message; a blank line
+         * ends an event. */
+        cleanup_free char *data = NULL;
         size_t dl = 0;
-        char *save = NULL;
-        for (char *l = strtok_r(copy, "\n", &save);; l = strtok_r(NULL, "\n", &save)) {
-            size_t ll = l ? strlen(l) : 0;
-            if (ll && l[ll - 1] == '\r')
-                l[--ll] = '\0';
-            if (l && !strncmp(l, "data:", 5)) {
-                const char *v = l + 5 + (l[5] == ' ');
-                data = xrealloc(data, dl + strlen(v) + 2);
+        const char *p = r->body, *end = r->body + r->len;
+        while (p <= end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t ll = (size_t)((nl ? nl : end) - p);
+            if (ll && p[ll - 1] == '\r')
+                ll--;
+            if (ll >= 5 && !strncmp(p, "data:", 5)) {
+                const char *v = p + 5 + (ll > 5 && p[5] == ' ');
+                size_t vl = ll - (size_t)(v - p);
+                data = xrealloc(data, dl + vl + 2);
                 if (dl)
                     data[dl++] = '\n';
-                strcpy(data + dl, v);
-                dl += strlen(v);
-                continue;
-            }
-            /* strtok_r skips blank lines, so an event ends at the next non-data line or EOF. */
-            if (data) {
+                memcpy(data + dl, v, vl);
+                dl += vl;
+            } else if ((ll == 0 || !nl) && dl) {
                 json_t *m = json_loadb(data, dl, 0, NULL);
                 if (m) {
                     emit(m);
                     json_decref(m);
                     n++;
                 }
-                free(data);
-                data = NULL;
                 dl = 0;
             }
-            if (!l)
+            if (!nl)
                 break;
+            p = nl + 1;
+        }
+        if (dl) { /* the last event, when the body ends without a blank line */
+            json_t *m = json_loadb(data, dl, 0, NULL);
+            if (m) {
+                emit(m);
+                json_decref(m);
+                n++;
+            }
         }
         return n;
     }

@@ -135,10 +135,41 @@ expect_match "mcp stdio: ... and logged on stderr" 'API key' "$(cat "$T/bridge.e
 out=$(printf '%s\n' "$INIT" | X env SBX_URL="http://127.0.0.1:1" SBX_API_KEY="$KEY" timeout 30 "$BRIDGE" 2>/dev/null)
 expect_match "mcp stdio: apid down is a JSON-RPC error, not an exit" '"id":1.*"code":-32000.*cannot reach sbx-apid' "$out"
 
+# A server that answers in SSE (apid never does; other MCP servers may): one notification event
+# and the answer, each message over several data lines, CRLF line ends.
+SSE_PORT=$(free_port)
+cat >"$T/sse.py" <<'EOPY'
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        out = b""
+        for m in ({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "x"}},
+                  {"jsonrpc": "2.0", "id": req.get("id"), "result": {"sse": True}}):
+            lines = "".join("data: %s\r\n" % l for l in json.dumps(m, indent=1).split("\n"))
+            out += ("event: message\r\n%s\r\n" % lines).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+EOPY
+nsenter --net=/run/netns/$NS python3 "$T/sse.py" $SSE_PORT &
+SSE_PID=$!
+for _ in $(seq 100); do X bash -c "echo >/dev/tcp/127.0.0.1/$SSE_PORT" 2>/dev/null && break; sleep 0.05; done
+out=$(printf '%s\n' '{"jsonrpc":"2.0","id":41,"method":"ping"}' | X env SBX_URL="http://127.0.0.1:$SSE_PORT" timeout 30 "$BRIDGE" 2>/dev/null)
+expect_eq "mcp stdio: an SSE answer becomes one line per event" '["notifications/message",41]' "$(printf '%s\n' "$out" | jq -sc '[.[0].method, .[1].id]')"
+kill "$SSE_PID" 2>/dev/null; wait "$SSE_PID" 2>/dev/null
+
 # ---- the official SDK client over both transports ----
-command -v node >/dev/null && command -v npm >/dev/null || { skip "mcp sdk" "node/npm not installed (scripts/install-deps.sh)"; finish; }
 cp "$MCP_DIR/package.json" "$MCP_DIR/mcp_flow.mjs" "$T/"
-if ! (cd "$T" && timeout 180 npm install --no-audit --no-fund --loglevel=error >npm.log 2>&1); then
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	skip "mcp sdk" "node/npm not installed (scripts/install-deps.sh)"
+elif ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)'; then
+	skip "mcp sdk" "node >= 18 needed by @modelcontextprotocol/sdk"
+elif ! (cd "$T" && timeout 180 npm install --no-audit --no-fund --loglevel=error >npm.log 2>&1); then
 	skip "mcp sdk" "npm install @modelcontextprotocol/sdk failed: $(tail -1 "$T/npm.log")"
 else
 	ok "mcp sdk: npm install @modelcontextprotocol/sdk"
