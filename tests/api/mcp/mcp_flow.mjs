@@ -17,9 +17,12 @@ const notOk = (n, e) => {
 };
 const check = (n, cond, detail) => (cond ? ok(n) : notOk(n, detail));
 
+// The SDK starts the bridge with a minimal environment: sanitizer settings are passed on so that
+// an ASan build of the bridge reports where the ASan layer of tests/run-tests.sh looks.
+const sanitizerEnv = Object.fromEntries(["ASAN_OPTIONS", "UBSAN_OPTIONS"].filter((k) => process.env[k]).map((k) => [k, process.env[k]]));
 const transport =
   mode === "stdio"
-    ? new StdioClientTransport({ command: bridge, args: [], env: { SBX_URL: url, SBX_API_KEY: apiKey }, stderr: "inherit" })
+    ? new StdioClientTransport({ command: bridge, args: [], env: { SBX_URL: url, SBX_API_KEY: apiKey, ...sanitizerEnv }, stderr: "inherit" })
     : new StreamableHTTPClientTransport(new URL(`${url}/mcp`), { requestInit: { headers: { "OPEN-SANDBOX-API-KEY": apiKey } } });
 const client = new Client({ name: "sbx-mcp-test", version: "1.0.0" });
 try {
