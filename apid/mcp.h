@@ -5,7 +5,8 @@
  * Mcp-Session-Id; a request that names an unknown or ended one gets 404 (the client then
  * initializes again), DELETE /mcp ends one. Requests without the header are served too, as no
  * tool keeps state in the MCP session (sandboxes are named by id in every call). The tools run
- * on the sandbox manager and the sandbox's agent directly, never through apid's REST. */
+ * on the sandbox manager and the sandbox's agent directly, never through apid's REST
+ * (mcp_tools.c). */
 #ifndef SBX_APID_MCP_H
 #define SBX_APID_MCP_H
 
@@ -36,5 +37,13 @@ bool apid_mcp_is_route(const char *path);
 /* Handles one authorized request; never fails (errors are JSON-RPC errors or HTTP 4xx). */
 void apid_mcp_handle(const struct apid_mcp_req *req, struct apid_mcp_reply *out);
 void apid_mcp_reply_free(struct apid_mcp_reply *r);
+
+/* mcp_tools.c: the tools. */
+void apid_mcp_tools_init(struct apid_ctx *ctx);
+/* The tools/list array (borrowed). */
+json_t *apid_mcp_tools_list(void);
+/* The tools/call result of tool `name` (isError set on its failure), or NULL for no such tool.
+ * args NULL: no arguments. */
+json_t *apid_mcp_tool_call(const char *name, json_t *args);
 
 #endif
