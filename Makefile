@@ -61,9 +61,13 @@ ifneq ($(wildcard apid/agent/main.c),)
 BINS += $(BUILD)/bin/sbx-agent
 endif
 
+# The stdio MCP bridge (client/mcp.c) with a bare main, for tests/api/t_mcp.sh; the sbx CLI
+# links the same file for `sbx mcp`. Not installed.
+TEST_BINS := $(BUILD)/bin/sbx-mcp-test
+
 .PHONY: all deps install rootfs check unit run bench profile asan asan-build format clean vm-check \
         fuzz fuzz-build
-all: $(BINS) $(BUILD)/lib/libsbx.a
+all: $(BINS) $(TEST_BINS) $(BUILD)/lib/libsbx.a
 
 deps:
 	@scripts/install-deps.sh --with-vm
@@ -111,6 +115,10 @@ $(BUILD)/bin/sbx-launcher: $(BUILD)/obj/apid/launcher/main.o $(BUILD)/obj/apid/n
 $(BUILD)/bin/sbx-agent: $(BUILD)/obj/apid/agent/main.o $(AGENT_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(if $(SAN),$(LDFLAGS),-static $(LDFLAGS)) -o $@ $^ -lpthread
+
+$(BUILD)/bin/sbx-mcp-test: $(BUILD)/obj/tests/api/mcp_stdio_main.o $(BUILD)/obj/client/mcp.o $(BUILD)/lib/libsbx.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcurl jansson 2>/dev/null) -lpthread
 
 # Static helper copied into sandboxes by the integration and security tests.
 $(BUILD)/bin/sbx-probe: tests/integration/probe.c

@@ -320,6 +320,48 @@ apid_agent_recv(int fd_in, int timeout_ms, size_t max_body, struct apid_http_res
 }
 
 int
+apid_agent_upload(const struct apid_agent_target *t, const char *path, int mode, const void *data,
+                  size_t len, int timeout_ms, sbx_error_t *err)
+{
+    char bnd[33];
+    random_hex(bnd, 32);
+    json_t *md = mode ? json_pack("{s:s, s:i}", "path", path, "mode", mode)
+                      : json_pack("{s:s}", "path", path);
+    cleanup_free char *mds = md ? json_dumps(md, JSON_COMPACT) : NULL;
+    json_decref(md);
+    if (!mds)
+        return apid_fail(err, E_INVALID_PARAMETER, "the path is not valid UTF-8");
+    cleanup_free char *head = xasprintf(
+        "--%s\r\nContent-Disposition: form-data; name=\"metadata\"; filename=\"metadata\"\r\n"
+        "Content-Type: application/json\r\n\r\n%s\r\n--%s\r\nContent-Disposition: "
+        "form-data; name=\"file\"; filename=\"file\"\r\nContent-Type: "
+        "application/octet-stream\r\n\r\n",
+        bnd, mds, bnd);
+    cleanup_free char *tail = xasprintf("\r\n--%s--\r\n", bnd);
+    size_t hl = strlen(head), tl = strlen(tail), total = hl + len + tl;
+    cleanup_free char *mp = xmalloc0(total + 1);
+    memcpy(mp, head, hl);
+    if (len)
+        memcpy(mp + hl, data, len);
+    memcpy(mp + hl + len, tail, tl);
+    cleanup_free char *ct = xasprintf("multipart/form-data; boundary=%s", bnd);
+    struct apid_http_resp resp;
+    if (apid_agent_request(t, "POST", "/files/upload", ct, mp, total, timeout_ms, 65536, &resp,
+                           err) < 0)
+        return -1;
+    int r = 0;
+    if (resp.status != 200) {
+        json_t *e = json_loadb(resp.body, resp.len, 0, NULL);
+        const char *m = json_string_value(json_object_get(e, "message"));
+        r = apid_fail(err, resp.status < 500 ? E_INVALID_PARAMETER : E_UNAVAILABLE,
+                      "upload to %s failed: %s", path, m ? m : "agent error");
+        json_decref(e);
+    }
+    apid_http_resp_free(&resp);
+    return r;
+}
+
+int
 apid_agent_wait_ready(const struct apid_agent_target *t, int timeout_ms, sbx_error_t *err)
 {
     int64_t deadline = apid_now_ms() + timeout_ms;

@@ -39,6 +39,11 @@ int apid_agent_send(const struct apid_agent_target *t, const char *method, const
                     sbx_error_t *err);
 int apid_agent_recv(int fd, int timeout_ms, size_t max_body, struct apid_http_resp *out,
                     sbx_error_t *err);
+/* Writes one file through POST /files/upload (parents made, file truncated): mode 0 keeps the
+ * agent's default, else the §B.9 decimal-digits-are-octal form (644). A non-200 answer is an
+ * error carrying the agent's message: 4xx as E_INVALID_PARAMETER, else E_UNAVAILABLE. */
+int apid_agent_upload(const struct apid_agent_target *t, const char *path, int mode,
+                      const void *data, size_t len, int timeout_ms, sbx_error_t *err);
 /* Polls GET /ping until it answers 200 or timeout_ms passes. */
 int apid_agent_wait_ready(const struct apid_agent_target *t, int timeout_ms, sbx_error_t *err);
 

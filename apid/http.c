@@ -6,6 +6,7 @@
 #include "apid.h"
 #include <sys/file.h>
 #include "image_store.h"
+#include "mcp.h"
 #include "metrics.h"
 #include "openhands.h"
 #include "pool.h"
@@ -110,6 +111,11 @@ static bool
 authorized(struct MHD_Connection *c, struct req *r, enum MHD_Result *ret)
 {
     const char *got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "OPEN-SANDBOX-API-KEY");
+    /* MCP clients configure a bearer token more easily than a custom header (Codex's
+     * bearer_token_env_var), so /mcp also takes the key as `Authorization: Bearer KEY`. */
+    const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!got && authz && apid_mcp_is_route(r->path) && !strncasecmp(authz, "Bearer ", 7))
+        got = authz + 7;
     pthread_mutex_lock(&ctx->cfg_lock);
     const char *key = ctx->cfg->api_key;
     bool ok = !key || !*key || (got && apid_key_equal(key, got));
@@ -463,6 +469,43 @@ h_egress(struct MHD_Connection *c, struct req *r)
     return reply_json(c, r, 200, out);
 }
 
+/* MCP's streamable HTTP transport (mcp.c): JSON-RPC in, JSON-RPC out, errors in its shape. */
+static enum MHD_Result
+h_mcp(struct MHD_Connection *c, struct req *r)
+{
+    if (r->too_large) {
+        cleanup_free char *m = xasprintf(
+            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":"
+            "\"request body too large: the limit is %lld bytes (--max-body)\"}}",
+            (long long)ctx->cfg->max_body);
+        return queue(c, r, 413, "application/json", m);
+    }
+    struct apid_mcp_req q = {
+        .method = r->method,
+        .session = MHD_lookup_connection_value(c, MHD_HEADER_KIND, APID_MCP_SESSION_HEADER),
+        .protocol = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "MCP-Protocol-Version"),
+        .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
+        .body = r->body,
+        .len = r->len,
+    };
+    struct apid_mcp_reply a;
+    apid_mcp_handle(&q, &a);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        a.body ? strlen(a.body) : 0, (void *)(a.body ? a.body : ""), MHD_RESPMEM_MUST_COPY);
+    if (a.body)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a.ctype);
+    if (a.session[0])
+        MHD_add_response_header(resp, APID_MCP_SESSION_HEADER, a.session);
+    if (a.allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, a.allow);
+    MHD_add_response_header(resp, "X-Request-ID", r->rid);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)a.status, resp);
+    MHD_destroy_response(resp);
+    r->status = a.status;
+    apid_mcp_reply_free(&a);
+    return ret;
+}
+
 static int
 split_path(char *path, char *seg[6])
 {
@@ -520,6 +563,8 @@ route(struct MHD_Connection *c, struct req *r)
     }
     if (!authorized(c, r, &ret))
         return ret;
+    if (apid_mcp_is_route(r->path))
+        return h_mcp(c, r);
     if (r->too_large)
         return reply_code(c, r, 413, E_TOO_LARGE, "request body too large");
 

@@ -4,6 +4,7 @@
  * watcher and HTTP threads start. */
 #include <sys/resource.h>
 #include "apid.h"
+#include "mcp.h"
 #include "pool.h"
 #include "session_api.h"
 #include "openhands.h"
@@ -155,6 +156,7 @@ main(int argc, char **argv)
     pthread_mutex_init(&ctx.cfg_lock, NULL);
     apid_session_init(&ctx);
     apid_oh_init(&ctx);
+    apid_mcp_init(&ctx);
     cleanup_free char *dbpath = xasprintf("%s/apid.db", cfg.data_dir);
     /* Networking comes up before recovery (which releases dead sandboxes' addresses and rules)
      * and is re-synced after it (rules of the survivors, stray host links). */

@@ -508,45 +508,13 @@ h_upload(struct MHD_Connection *conn, const char *body, size_t len, json_t **rep
             /* Relative destinations are in the workspace; absolute ones are taken as given (the
              * sandbox itself is the boundary, and the agent resolves `..` lexically). */
             cleanup_free char *path = d[0] == '/' ? xstrdup(d) : xasprintf(WORKSPACE "/%s", d);
-            char bnd[33];
-            random_hex(bnd, 32);
-            json_t *md = json_pack("{s:s}", "path", path);
-            cleanup_free char *mds = json_dumps(md, JSON_COMPACT);
-            json_decref(md);
-            cleanup_free char *head = xasprintf(
-                "--%s\r\nContent-Disposition: form-data; name=\"metadata\"; filename=\"metadata\"\r\n"
-                "Content-Type: application/json\r\n\r\n%s\r\n--%s\r\nContent-Disposition: "
-                "form-data; name=\"file\"; filename=\"file\"\r\nContent-Type: "
-                "application/octet-stream\r\n\r\n",
-                bnd, mds, bnd);
-            cleanup_free char *tail = xasprintf("\r\n--%s--\r\n", bnd);
-            size_t hl = strlen(head), tl = strlen(tail), total = hl + u.len + tl;
-            cleanup_free char *mp = xmalloc0(total + 1);
-            memcpy(mp, head, hl);
-            if (u.len)
-                memcpy(mp + hl, u.data, u.len);
-            memcpy(mp + hl + u.len, tail, tl);
-            cleanup_free char *ct = xasprintf("multipart/form-data; boundary=%s", bnd);
             struct apid_agent_target t;
             apid_agent_target_of(sb, &t);
-            struct apid_http_resp resp;
-            if (apid_agent_request(&t, "POST", "/files/upload", ct, mp, total, 60000, 65536,
-                                   &resp, &err) < 0) {
+            if (apid_agent_upload(&t, path, 0, u.data, u.len, 60000, &err) < 0)
                 status = fail_reply(&err, reply);
-            } else {
-                if (resp.status == 200) {
-                    *reply = json_pack("{s:s, s:s, s:I}", "session_id", sb->id, "path", path,
-                                       "size", (json_int_t)u.len);
-                } else {
-                    json_t *e = json_loadb(resp.body, resp.len, 0, NULL);
-                    const char *m = json_string_value(json_object_get(e, "message"));
-                    apid_fail(&err, resp.status < 500 ? E_INVALID_PARAMETER : E_UNAVAILABLE,
-                              "upload to %s failed: %s", path, m ? m : "agent error");
-                    json_decref(e);
-                    status = fail_reply(&err, reply);
-                }
-                apid_http_resp_free(&resp);
-            }
+            else
+                *reply = json_pack("{s:s, s:s, s:I}", "session_id", sb->id, "path", path,
+                                   "size", (json_int_t)u.len);
         }
     }
     apid_sandbox_free(sb);

@@ -51,7 +51,7 @@ for layer in $layers; do
 		# sbxrun, sbx-apid and sbx-launcher built with ASan/UBSan, under the unit tests and the
 		# runtime and API suites (the agent stays the static one: it runs inside busybox images).
 		# Reports go to files, since apid's log goes with each test's temp dir; any report fails.
-		echo "== asan (ASan/UBSan build: unit, t_run, t_images, t_apid, t_session, t_net)"
+		echo "== asan (ASan/UBSan build: unit, t_run, t_images, t_apid, t_session, t_net, t_mcp)"
 		A=build/asan
 		if ! make -s asan-build >build/asan-build.log 2>&1; then
 			fail=$((fail + 1)); echo "not ok - asan build failed" | tee -a build/test-failures.txt
@@ -68,8 +68,8 @@ for layer in $layers; do
 			pass=$((pass + $(echo "$line" | awk '{print $2}')))
 		fi
 		rm -rf "$A/mix" "$A/reports"; mkdir -p "$A/mix" "$A/reports"; chmod 1777 "$A/reports"
-		cp -a build/bin/. "$A/mix/" && cp "$A"/bin/{sbxrun,sbx-apid,sbx-launcher,sbx-image} "$A/mix/"
-		for t in tests/integration/t_run.sh tests/integration/t_images.sh tests/api/t_apid.sh tests/api/t_session.sh tests/api/t_net.sh; do
+		cp -a build/bin/. "$A/mix/" && cp "$A"/bin/{sbxrun,sbx-apid,sbx-launcher,sbx-image,sbx-mcp-test} "$A/mix/"
+		for t in tests/integration/t_run.sh tests/integration/t_images.sh tests/api/t_apid.sh tests/api/t_session.sh tests/api/t_net.sh tests/api/t_mcp.sh; do
 			echo "== asan: $t"
 			log=build/asan-$(basename "$t" .sh).log
 			SBX_BIN=$TOP/$A/mix ASAN_OPTIONS=detect_leaks=0:log_path=$TOP/$A/reports/asan \
