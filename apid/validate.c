@@ -380,6 +380,18 @@ check_limit(const char *what, int64_t v, int64_t max, const char *unit, sbx_erro
     return 0;
 }
 
+/* Kubernetes reads "512m" as 0.512 bytes; a client that wrote it almost always meant Docker's
+ * 512 MiB. Neither guess is safe for a limit, so the answer says what each spelling means. */
+static int
+milli_bytes(const char *what, const char *s, sbx_error_t *err)
+{
+    int n = (int)strlen(s) - 1;
+    return apid_fail(err, E_INVALID_PARAMETER,
+                     "resourceLimits.%s `%s` is a Kubernetes milli-quantity (thousandths of a "
+                     "byte); write %.*sMi for mebibytes or %.*sM for megabytes",
+                     what, s, n, s, n, s);
+}
+
 int
 apid_parse_limits(json_t *map, const struct apid_config *cfg, struct apid_limits *out,
                   sbx_error_t *err)
@@ -406,10 +418,12 @@ apid_parse_limits(json_t *map, const struct apid_config *cfg, struct apid_limits
             if ((r = check_limit("cpu", out->cpu_milli, cfg->max_cpu_milli, "m", err)) < 0)
                 return r;
         } else if (strcmp(k, "memory") == 0) {
-            if (parse_size(s, &out->memory) < 0 || out->memory < 4096)
+            if ((r = parse_quantity(s, &out->memory)) == -EDOM)
+                return milli_bytes(k, s, err);
+            if (r < 0 || out->memory < 4096)
                 return apid_fail(err, E_INVALID_PARAMETER,
                                  "resourceLimits.memory `%s` is not a memory quantity of at least "
-                                 "4Ki (e.g. 512Mi, 2Gi)",
+                                 "4Ki (e.g. 512Mi, 2Gi, 1G)",
                                  s);
             if ((r = check_limit("memory", out->memory, cfg->max_memory, " bytes", err)) < 0)
                 return r;
@@ -429,7 +443,9 @@ apid_parse_limits(json_t *map, const struct apid_config *cfg, struct apid_limits
         } else if (strcmp(k, "ephemeral-storage") == 0 || strcmp(k, "storage") == 0) {
             /* The writable layer is a tmpfs charged to the memory limit, so it is bounded like
              * memory; without this key it gets libsbx's default size. */
-            if (parse_size(s, &out->disk) < 0 || out->disk < (1 << 20))
+            if ((r = parse_quantity(s, &out->disk)) == -EDOM)
+                return milli_bytes(k, s, err);
+            if (r < 0 || out->disk < (1 << 20))
                 return apid_fail(err, E_INVALID_PARAMETER,
                                  "resourceLimits.%s `%s` is not a size of at least 1Mi", k, s);
             if ((r = check_limit(k, out->disk, cfg->max_memory, " bytes", err)) < 0)
