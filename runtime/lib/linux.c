@@ -983,25 +983,20 @@ run_init(struct sbx_child_ctx *c, pid_t workload, sigset_t *mask)
     }
 }
 
-/* linux.namespaces[].path: the user namespace first, so the others are joined with the
- * privileges it grants; the pid namespace was joined by the parent before clone. */
+/* linux.namespaces[].path, in sbx_ns_join_order; the pid namespace was joined by the parent
+ * before clone (only a new process can enter one). */
 static void
 join_namespaces(struct sbx_child_ctx *c)
 {
-    static const struct {
-        enum sbx_ns_type t;
-        int flag;
-    } order[] = {{SBX_NS_USER, CLONE_NEWUSER}, {SBX_NS_IPC, CLONE_NEWIPC},
-                 {SBX_NS_UTS, CLONE_NEWUTS},   {SBX_NS_NET, CLONE_NEWNET},
-                 {SBX_NS_CGROUP, CLONE_NEWCGROUP}, {SBX_NS_MOUNT, CLONE_NEWNS}};
-    for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
-        int fd = c->ns_fd[order[i].t];
-        if (fd < 0)
+    for (size_t i = 0; i < SBX_NS_JOIN_COUNT; i++) {
+        enum sbx_ns_type t = sbx_ns_join_order[i];
+        int fd = c->ns_fd[t];
+        if (fd < 0 || t == SBX_NS_PID)
             continue;
-        if (setns(fd, order[i].flag) < 0)
-            child_fail(c, errno, "join namespace `%s`", c->spec->ns_path[order[i].t]);
+        if (setns(fd, sbx_ns_info[t].clone_flag) < 0)
+            child_fail(c, errno, "join namespace `%s`", c->spec->ns_path[t]);
         close(fd);
-        c->ns_fd[order[i].t] = -1;
+        c->ns_fd[t] = -1;
     }
 }
 
