@@ -4,6 +4,7 @@
 #include "apid.h"
 #include "image_ref.h"
 #include "image_store.h"
+#include "state.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -71,11 +72,8 @@ apid_now_ms(void)
 void
 apid_format_time(int64_t ms, char *buf, size_t len)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    sbx_format_rfc3339(&ts, 3, buf, len);
 }
 
 static int

@@ -434,6 +434,14 @@ UNIT_TEST(runtime, rfc3339_matches_gmtime)
             fprintf(stderr, "\n  %lld: got %s, want %s\n", t, got, want);
         CU_ASSERT_STRING_EQUAL(got, want);
         free(got);
+        /* The same formatter at apid's precision (milliseconds, truncated) and at none. */
+        char buf[48];
+        strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S.123Z", &tm);
+        sbx_format_rfc3339(&ts, 3, buf, sizeof(buf));
+        CU_ASSERT_STRING_EQUAL(buf, want);
+        strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        sbx_format_rfc3339(&ts, 0, buf, sizeof(buf));
+        CU_ASSERT_STRING_EQUAL(buf, want);
     }
 }
 
