@@ -17,8 +17,14 @@ prefix() { sed -u -E 's/^(ok|not ok|skip) - /\1 - vm: /'; }
 inside() {
 	local layout rc out
 	layout=$(stat -f -c %T /sys/fs/cgroup)
-	if [ "$layout" != cgroup2fs ]; then
-		not_ok "cgroup layout is pure v2 inside the VM (got $layout)"
+	# Pure v2 is also: no controller can be mounted as a v1 hierarchy (cgroup_no_v1=all), so
+	# nothing in the suite can fall back to v1 code paths.
+	local d v1=
+	d=$(mktemp -d /tmp/sbx-v1.XXXXXX)
+	if mount -t cgroup -o memory sbx-v1 "$d" 2>/dev/null; then v1=", and a v1 memory hierarchy mounts"; umount "$d"; fi
+	rmdir "$d"
+	if [ "$layout" != cgroup2fs ] || [ -n "$v1" ]; then
+		not_ok "cgroup layout is pure v2 inside the VM (got $layout$v1)"
 	fi
 	local unit=${SBX_UNIT_TESTS:-build/bin/unit-tests}
 	if [ -x "$unit" ]; then
