@@ -65,12 +65,21 @@ endif
 # links the same file for `sbx mcp`. Not installed.
 TEST_BINS := $(BUILD)/bin/sbx-mcp-test
 
-.PHONY: all deps install rootfs check unit run bench profile asan asan-build format clean vm-check \
-        fuzz fuzz-build
+.PHONY: all deps deps-run deps-check deps-bench install rootfs check unit run bench profile asan \
+        asan-build format clean vm-check fuzz fuzz-build
 all: $(BINS) $(TEST_BINS) $(BUILD)/lib/libsbx.a
 
+# Debian packages by what needs them (scripts/install-deps.sh): `make run` installs only what
+# building and running need; the test-only ones (QEMU and a kernel, containerd, crun, runc, bwrap,
+# registries, clang, load generators) come with `make check`, `make bench` or `make deps`.
 deps:
-	@scripts/install-deps.sh --with-vm
+	@scripts/install-deps.sh
+deps-run:
+	@scripts/install-deps.sh run
+deps-check:
+	@scripts/install-deps.sh check
+deps-bench:
+	@scripts/install-deps.sh bench
 
 $(BUILD)/gen/profiles.c: $(PROFILES) scripts/embed.sh
 	@mkdir -p $(@D)
@@ -141,22 +150,24 @@ install: all
 rootfs: all
 	SBX_IMAGES=$(SBX_IMAGES) rootfs/build-images.sh
 
-check: deps
+check: deps-check
 	$(MAKE) all $(BUILD)/bin/unit-tests
 	$(MAKE) rootfs
 	tests/run-tests.sh
 
-vm-check: all
+vm-check:
+	@scripts/install-deps.sh vm
+	$(MAKE) all $(BUILD)/bin/unit-tests
 	tests/vm/run-in-vm.sh
 
-run: deps
+run: deps-run
 	$(MAKE) all
 	$(MAKE) rootfs
 	exec $(BUILD)/bin/sbx-apid --pool local/busybox:4
 
 # Each script is bounded in time and removes what it creates; apid runs in private netns. The
 # last table collects every figure with its goal and its ratio to the best peer.
-bench: deps
+bench: deps-bench
 	$(MAKE) all
 	$(MAKE) rootfs
 	rm -f $(BUILD)/bench-results.tsv
@@ -174,7 +185,7 @@ bench: deps
 	@tests/bench/summary.sh $(BUILD)/bench-results.tsv
 
 # perf profile of sbxrun and of apid's cold create (CPU by process, syscall and symbol).
-profile: deps
+profile: deps-bench
 	$(MAKE) all
 	$(MAKE) rootfs
 	bash tests/bench/profile.sh

@@ -106,6 +106,8 @@ static const char usage[] =
     "  --default-pids N         pids limit when a request gives none (default 512)\n"
     "  --max-pids N             largest pids limit accepted (default 32768)\n"
     "  --max-body BYTES         request body limit (default 1Mi)\n"
+    "                           (Q and BYTES are Kubernetes quantities, as in resourceLimits:\n"
+    "                           1Gi = 2^30, 1G = 10^9, cpu 500m = 0.5)\n"
     "  --bridge NAME            sandbox bridge (networking; default sbx0)\n"
     "  --subnet CIDR            sandbox address pool (networking; default 10.88.0.0/16)\n"
     "  --default-egress allow|deny  egress of sandboxes whose create has no networkPolicy\n"
@@ -354,8 +356,10 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
     case OPT_DEF_MEM:
     case OPT_MAX_MEM:
     case OPT_MAX_BODY:
-        if (parse_size(v, &n) < 0)
-            return sbx_make_error(err, 0, "%s: `%s` is not a size", from, v);
+        /* The same quantities as the API's resourceLimits that they bound. */
+        if (parse_quantity(v, &n) < 0)
+            return sbx_make_error(err, 0, "%s: `%s` is not a quantity (e.g. 512Mi, 2Gi, 1G)",
+                                  from, v);
         *(opt == OPT_DEF_MEM ? &cfg->default_memory
                              : opt == OPT_MAX_MEM ? &cfg->max_memory : &cfg->max_body) = n;
         break;

@@ -4,6 +4,7 @@
 #include "apid.h"
 #include "image_ref.h"
 #include "image_store.h"
+#include "state.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -71,11 +72,8 @@ apid_now_ms(void)
 void
 apid_format_time(int64_t ms, char *buf, size_t len)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    sbx_format_rfc3339(&ts, 3, buf, len);
 }
 
 static int
@@ -382,6 +380,18 @@ check_limit(const char *what, int64_t v, int64_t max, const char *unit, sbx_erro
     return 0;
 }
 
+/* Kubernetes reads "512m" as 0.512 bytes; a client that wrote it almost always meant Docker's
+ * 512 MiB. Neither guess is safe for a limit, so the answer says what each spelling means. */
+static int
+milli_bytes(const char *what, const char *s, sbx_error_t *err)
+{
+    int n = (int)strlen(s) - 1;
+    return apid_fail(err, E_INVALID_PARAMETER,
+                     "resourceLimits.%s `%s` is a Kubernetes milli-quantity (thousandths of a "
+                     "byte); write %.*sMi for mebibytes or %.*sM for megabytes",
+                     what, s, n, s, n, s);
+}
+
 int
 apid_parse_limits(json_t *map, const struct apid_config *cfg, struct apid_limits *out,
                   sbx_error_t *err)
@@ -408,10 +418,12 @@ apid_parse_limits(json_t *map, const struct apid_config *cfg, struct apid_limits
             if ((r = check_limit("cpu", out->cpu_milli, cfg->max_cpu_milli, "m", err)) < 0)
                 return r;
         } else if (strcmp(k, "memory") == 0) {
-            if (parse_size(s, &out->memory) < 0 || out->memory < 4096)
+            if ((r = parse_quantity(s, &out->memory)) == -EDOM)
+                return milli_bytes(k, s, err);
+            if (r < 0 || out->memory < 4096)
                 return apid_fail(err, E_INVALID_PARAMETER,
                                  "resourceLimits.memory `%s` is not a memory quantity of at least "
-                                 "4Ki (e.g. 512Mi, 2Gi)",
+                                 "4Ki (e.g. 512Mi, 2Gi, 1G)",
                                  s);
             if ((r = check_limit("memory", out->memory, cfg->max_memory, " bytes", err)) < 0)
                 return r;
@@ -431,7 +443,9 @@ apid_parse_limits(json_t *map, const struct apid_config *cfg, struct apid_limits
         } else if (strcmp(k, "ephemeral-storage") == 0 || strcmp(k, "storage") == 0) {
             /* The writable layer is a tmpfs charged to the memory limit, so it is bounded like
              * memory; without this key it gets libsbx's default size. */
-            if (parse_size(s, &out->disk) < 0 || out->disk < (1 << 20))
+            if ((r = parse_quantity(s, &out->disk)) == -EDOM)
+                return milli_bytes(k, s, err);
+            if (r < 0 || out->disk < (1 << 20))
                 return apid_fail(err, E_INVALID_PARAMETER,
                                  "resourceLimits.%s `%s` is not a size of at least 1Mi", k, s);
             if ((r = check_limit(k, out->disk, cfg->max_memory, " bytes", err)) < 0)

@@ -1,20 +1,43 @@
 #!/bin/sh
-# Installs the Debian 12 packages sbx needs to build, test and benchmark.
-# Idempotent: only missing packages are installed, so a second run costs one dpkg query.
-# clang and libclang-rt-14-dev (libFuzzer's runtime, libclang_rt.fuzzer-x86_64.a) build the fuzz
-# harnesses of tests/fuzz (the `fuzz` layer of `make check`, `make fuzz`).
+# Installs the Debian 12 packages sbx needs, by group; only missing packages are installed, so a
+# second run costs one dpkg query.
+#   scripts/install-deps.sh [run] [check] [bench] [vm]     (no group: all of them)
+#   run    build and run sbx (`make`, `make run`): compiler, the libraries' -dev packages,
+#          busybox-static (the busybox image), uidmap (newuidmap for rootless id ranges),
+#          iproute2, curl (the README's examples)
+#   check  + everything `make check` uses: the peers the tests compare with or drive (bubblewrap,
+#          crun, runc, containerd), registries and image tools (docker-registry, skopeo, umoci,
+#          htpasswd, openssl, zstd), Node for the SDK test, nft/jq/sqlite3 to inspect what apid
+#          did, clang and libclang-rt-14-dev (libFuzzer) for tests/fuzz, the smoke run of the
+#          benchmarks, and the vm group
+#   bench  + what `make bench` and `make profile` measure with: hey, wrk, linux-perf, bc, time,
+#          and the peers bubblewrap, crun, runc
+#   vm     + the cgroup v2 VM of tests/vm: QEMU, Debian's kernel, cpio (`make vm-check`)
+# --with-vm (older spelling) is `check`.
 set -eu
-BUILD="build-essential pkg-config libseccomp-dev libcap-dev libjansson-dev libcunit1-dev
-       libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libsqlite3-dev libnftables-dev
-       libcurl4-openssl-dev libarchive-dev libssl-dev busybox-static uidmap iproute2 nftables curl
-       jq sqlite3"
-TEST="bubblewrap crun runc containerd procps psmisc nodejs npm python3 hey wrk bc linux-perf
-      docker-registry skopeo apache2-utils openssl zstd umoci time clang libclang-rt-14-dev"
-VM="qemu-system-x86 linux-image-amd64 cpio"
-want="$BUILD $TEST"
-case "${1:-}" in --with-vm) want="$want $VM" ;; esac
+RUN="build-essential pkg-config libseccomp-dev libcap-dev libjansson-dev libnl-3-dev
+     libnl-route-3-dev libmicrohttpd-dev libsqlite3-dev libnftables-dev libcurl4-openssl-dev
+     libarchive-dev libssl-dev busybox-static uidmap iproute2 curl"
+PEERS="bubblewrap crun runc"
+BENCH="$PEERS hey wrk bc linux-perf time procps"
+VM="qemu-system-x86 linux-image-amd64 cpio kmod xz-utils"
+CHECK="$PEERS containerd procps psmisc nodejs npm python3 libcunit1-dev docker-registry skopeo
+       apache2-utils openssl zstd umoci nftables jq sqlite3 clang libclang-rt-14-dev $BENCH $VM"
+want=""
+[ $# -gt 0 ] || set -- all
+for g in "$@"; do
+	case $g in
+	run) want="$want $RUN" ;;
+	check | --with-vm) want="$want $RUN $CHECK" ;;
+	bench) want="$want $RUN $BENCH python3" ;;
+	vm) want="$want $RUN $VM" ;;
+	all) want="$want $RUN $CHECK $BENCH $VM" ;;
+	*) echo "install-deps: unknown group \`$g' (run, check, bench, vm)" >&2; exit 2 ;;
+	esac
+done
 missing=""
 for p in $want; do
+	case " $missing " in *" $p "*) continue ;; esac
 	# Node may come from elsewhere (e.g. NodeSource's nodejs bundles npm and conflicts with
 	# Debian's npm): a working command is as good as the package.
 	case $p in

@@ -120,7 +120,7 @@ for layer in $layers; do
 		fi
 		;;
 	vm)
-		echo "== vm (pure cgroup v2, ../shared/tools/vmrun)"
+		echo "== vm (pure cgroup v2, tests/vm/vm.sh)"
 		log=build/vm.log
 		if [ -x tests/vm/run-in-vm.sh ]; then
 			# The runtime's own suite runs there too: pure v2 and Debian's 6.1 kernel.

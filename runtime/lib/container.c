@@ -23,14 +23,6 @@
 #include <sys/ioctl.h>
 #include <sys/file.h>
 
-static const struct {
-    enum sbx_ns_type type;
-    int flag;
-} ns_flags[] = {
-    {SBX_NS_USER, CLONE_NEWUSER}, {SBX_NS_PID, CLONE_NEWPID}, {SBX_NS_MOUNT, CLONE_NEWNS},
-    {SBX_NS_NET, CLONE_NEWNET},   {SBX_NS_UTS, CLONE_NEWUTS}, {SBX_NS_IPC, CLONE_NEWIPC},
-};
-
 static void
 status_line(int fd, json_t *o)
 {
@@ -168,12 +160,6 @@ validate(sbx_spec_t *s, sbx_error_t *err)
     return 0;
 }
 
-static const int ns_clone_flag[SBX_NS_COUNT] = {
-    [SBX_NS_USER] = CLONE_NEWUSER, [SBX_NS_PID] = CLONE_NEWPID,     [SBX_NS_MOUNT] = CLONE_NEWNS,
-    [SBX_NS_NET] = CLONE_NEWNET,   [SBX_NS_UTS] = CLONE_NEWUTS,     [SBX_NS_IPC] = CLONE_NEWIPC,
-    [SBX_NS_CGROUP] = CLONE_NEWCGROUP, [SBX_NS_TIME] = 0x80 /* CLONE_NEWTIME */,
-};
-
 /* Opens every linux.namespaces[].path up front, so a wrong path or a namespace of the wrong
  * type fails `create` with a clear message instead of inside the child. */
 static int
@@ -188,7 +174,7 @@ open_ns_paths(const sbx_spec_t *s, int fds[SBX_NS_COUNT], sbx_error_t *err)
         int type = ioctl(fds[t], NS_GET_NSTYPE);
         if (type < 0)
             return sbx_make_error(err, errno, "`%s` is not a namespace", s->ns_path[t]);
-        if (type != ns_clone_flag[t])
+        if (type != sbx_ns_info[t].clone_flag)
             return sbx_make_error(err, EINVAL, "`%s` is a namespace of another type",
                                   s->ns_path[t]);
     }
@@ -759,9 +745,11 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
             goto fail;
     }
     int flags = 0;
-    for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++)
-        if (spec->ns_enabled[ns_flags[i].type] && !spec->ns_path[ns_flags[i].type])
-            flags |= ns_flags[i].flag;
+    /* Not the cgroup namespace: the child unshares it once inside its cgroup, which then is its
+     * root. Not a time namespace: clone() cannot take its flag. */
+    for (int t = 0; t < SBX_NS_COUNT; t++)
+        if (t != SBX_NS_CGROUP && t != SBX_NS_TIME && spec->ns_enabled[t] && !spec->ns_path[t])
+            flags |= sbx_ns_info[t].clone_flag;
     /* A pid namespace can only be entered by a new process: point our children at it for the
      * clone, then back at our own (own_pidns is declared with sp, above the first goto). */
     if (cc.ns_fd[SBX_NS_PID] >= 0) {

@@ -14,16 +14,9 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-/* Join order: the user namespace first (it grants the rights for the others), the mount
- * namespace last (the others' /proc paths are opened before). */
-static const struct {
-    const char *name;
-    int flag;
-} join_order[] = {
-    {"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC},       {"uts", CLONE_NEWUTS},
-    {"net", CLONE_NEWNET},   {"cgroup", CLONE_NEWCGROUP}, {"pid", CLONE_NEWPID},
-    {"mnt", CLONE_NEWNS},
-};
+/* The sandbox's namespaces are joined in sbx_ns_join_order (spec.h), their /proc files by name. */
+#define JOIN_NAME(i) sbx_ns_info[sbx_ns_join_order[i]].proc_name
+#define JOIN_FLAG(i) sbx_ns_info[sbx_ns_join_order[i]].clone_flag
 
 static bool
 same_ns(pid_t pid, const char *name)
@@ -66,12 +59,12 @@ sbx_container_exec(const char *root, const char *id, const struct sbx_exec_opts 
     struct sbx_cgroup *cg = NULL;
     struct sbx_child_ctx cc = {.sync_fd = -1, .start_fd = -1, .console_fd = -1, .pty_slave = -1,
                                .join_only = true};
-    int ns_fds[ARRAY_SIZE(join_order)];
+    int ns_fds[SBX_NS_JOIN_COUNT];
     int sp[2] = {-1, -1};
     int root_fd = -1;
     json_t *proc = NULL;
     int r;
-    for (size_t i = 0; i < ARRAY_SIZE(join_order); i++)
+    for (size_t i = 0; i < SBX_NS_JOIN_COUNT; i++)
         ns_fds[i] = -1;
     for (int t = 0; t < SBX_NS_COUNT; t++)
         cc.ns_fd[t] = -1;
@@ -120,11 +113,11 @@ sbx_container_exec(const char *root, const char *id, const struct sbx_exec_opts 
     cc.has_bpf = cc.bpf.len > 0;
     if (st->cgroup && (r = sbx_cgroup_open(st->cgroup, &cg, err)) < 0)
         goto out;
-    for (size_t i = 0; i < ARRAY_SIZE(join_order); i++) {
-        if (same_ns(st->pid, join_order[i].name))
+    for (size_t i = 0; i < SBX_NS_JOIN_COUNT; i++) {
+        if (same_ns(st->pid, JOIN_NAME(i)))
             continue;
         char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/ns/%s", st->pid, join_order[i].name);
+        snprintf(path, sizeof(path), "/proc/%d/ns/%s", st->pid, JOIN_NAME(i));
         ns_fds[i] = open(path, O_RDONLY | O_CLOEXEC);
         if (ns_fds[i] < 0) {
             r = sbx_make_error(err, errno, "open `%s`", path);
@@ -168,10 +161,10 @@ sbx_container_exec(const char *root, const char *id, const struct sbx_exec_opts 
         close(sp[0]);
         cc.sync_fd = sp[1];
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-        for (size_t i = 0; i < ARRAY_SIZE(join_order); i++)
-            if (ns_fds[i] >= 0 && setns(ns_fds[i], join_order[i].flag) < 0) {
+        for (size_t i = 0; i < SBX_NS_JOIN_COUNT; i++)
+            if (ns_fds[i] >= 0 && setns(ns_fds[i], JOIN_FLAG(i)) < 0) {
                 sbx_sync_send(cc.sync_fd, SYNC_ERROR, errno, "exec: join %s namespace: %s",
-                              join_order[i].name, strerror(errno));
+                              JOIN_NAME(i), strerror(errno));
                 _exit(125);
             }
         if (root_fd >= 0 && (fchdir(root_fd) < 0 || chroot(".") < 0 || chdir("/") < 0)) {
@@ -238,7 +231,7 @@ sbx_container_exec(const char *root, const char *id, const struct sbx_exec_opts 
         *exit_code = WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + WTERMSIG(wst);
     r = 0;
 out:
-    for (size_t i = 0; i < ARRAY_SIZE(join_order); i++)
+    for (size_t i = 0; i < SBX_NS_JOIN_COUNT; i++)
         if (ns_fds[i] >= 0)
             close(ns_fds[i]);
     if (root_fd >= 0)

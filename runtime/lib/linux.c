@@ -37,53 +37,6 @@
 #define OLDROOT "/oldroot"
 #define NEWROOT "/newroot"
 
-int
-sbx_sync_send(int fd, int type, int value, const char *fmt, ...)
-{
-    struct sbx_sync_msg m = {.type = type, .value = value};
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(m.msg, sizeof(m.msg), fmt, ap);
-        va_end(ap);
-    }
-    return TEMP_FAILURE_RETRY(send(fd, &m, sizeof(m), MSG_NOSIGNAL)) == sizeof(m) ? 0 : -errno;
-}
-
-int
-sbx_sync_send_fds(int fd, int type, const int *fds, size_t n)
-{
-    struct sbx_sync_msg m = {.type = type};
-    return sbx_send_fds(fd, &m, sizeof(m), fds, n);
-}
-
-int
-sbx_sync_recv_fds(int fd, struct sbx_sync_msg *m, int *fds, size_t max, size_t *n)
-{
-    ssize_t r = sbx_recv_fds(fd, m, sizeof(*m), fds, max, n);
-    /* A peer that exits with messages of ours unread (the child failing before it took
-     * SYNC_CGROUP or SYNC_NET) makes the kernel report ECONNRESET once, ahead of what that peer
-     * had sent before: its error report. Read on. */
-    if (r == -ECONNRESET)
-        r = sbx_recv_fds(fd, m, sizeof(*m), fds, max, n);
-    if (r <= 0)
-        return (int)r;
-    if (r != sizeof(*m)) {
-        close_fds(fds, *n);
-        *n = 0;
-        return -EPROTO;
-    }
-    m->msg[sizeof(m->msg) - 1] = '\0';
-    return 1;
-}
-
-int
-sbx_sync_recv(int fd, struct sbx_sync_msg *m)
-{
-    size_t n;
-    return sbx_sync_recv_fds(fd, m, NULL, 0, &n);
-}
-
 static __attribute__((noreturn)) void
 child_fail(struct sbx_child_ctx *c, int e, const char *fmt, ...)
 {
@@ -1030,53 +983,38 @@ run_init(struct sbx_child_ctx *c, pid_t workload, sigset_t *mask)
     }
 }
 
-/* linux.namespaces[].path: the user namespace first, so the others are joined with the
- * privileges it grants; the pid namespace was joined by the parent before clone. */
+/* linux.namespaces[].path, in sbx_ns_join_order; the pid namespace was joined by the parent
+ * before clone (only a new process can enter one). */
 static void
 join_namespaces(struct sbx_child_ctx *c)
 {
-    static const struct {
-        enum sbx_ns_type t;
-        int flag;
-    } order[] = {{SBX_NS_USER, CLONE_NEWUSER}, {SBX_NS_IPC, CLONE_NEWIPC},
-                 {SBX_NS_UTS, CLONE_NEWUTS},   {SBX_NS_NET, CLONE_NEWNET},
-                 {SBX_NS_CGROUP, CLONE_NEWCGROUP}, {SBX_NS_MOUNT, CLONE_NEWNS}};
-    for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
-        int fd = c->ns_fd[order[i].t];
-        if (fd < 0)
+    for (size_t i = 0; i < SBX_NS_JOIN_COUNT; i++) {
+        enum sbx_ns_type t = sbx_ns_join_order[i];
+        int fd = c->ns_fd[t];
+        if (fd < 0 || t == SBX_NS_PID)
             continue;
-        if (setns(fd, order[i].flag) < 0)
-            child_fail(c, errno, "join namespace `%s`", c->spec->ns_path[order[i].t]);
+        if (setns(fd, sbx_ns_info[t].clone_flag) < 0)
+            child_fail(c, errno, "join namespace `%s`", c->spec->ns_path[t]);
         close(fd);
-        c->ns_fd[order[i].t] = -1;
+        c->ns_fd[t] = -1;
     }
 }
 
-void
-sbx_child_main(struct sbx_child_ctx *c)
+/* The join that may wait (v1, cgroup_late): /proc/self is kept open for enter_cgroup(), which
+ * then runs at the first step that needs the child inside (the view of /sys/fs/cgroup) or at
+ * the latest once the root is built. Everyone else joins here, right after SYNC_GO. */
+static void
+join_cgroup_now_or_later(struct sbx_child_ctx *c)
 {
-    sbx_spec_t *s = c->spec;
-    struct sbx_sync_msg m;
-
-    /* See arm_parent_death(); a parent that dies before this is seen by the recv below. */
-    arm_parent_death(c);
-    if (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_GO)
-        _exit(125);
-    snprintf(c->state_json, sizeof(c->state_json), "%s", m.msg);
-    join_namespaces(c);
-    /* Not dumpable: sandbox processes cannot ptrace us or open /proc/1/exe (CVE-2019-5736).
-     * Only now: an unprivileged parent must still own our /proc files to write the id maps. */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-
-    if (c->in_userns) {
-        /* Become root of the new user namespace (if mapped) so files we create are owned by it. */
-        if (setresgid(0, 0, 0) == 0 && setresuid(0, 0, 0) < 0)
-            child_fail(c, errno, "become root in the user namespace");
-        arm_parent_death(c); /* the new uid cleared it */
-    }
     c->proc_self_fd = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (!c->cgroup_late)
         enter_cgroup(c);
+}
+
+static void
+setup_uts_and_loopback(struct sbx_child_ctx *c)
+{
+    sbx_spec_t *s = c->spec;
     if (s->ns_enabled[SBX_NS_NET] && !s->ns_path[SBX_NS_NET])
         bring_up_loopback(c);
     if (s->hostname && s->ns_enabled[SBX_NS_UTS] && sethostname(s->hostname, strlen(s->hostname)) < 0)
@@ -1084,25 +1022,13 @@ sbx_child_main(struct sbx_child_ctx *c)
     if (s->domainname && s->ns_enabled[SBX_NS_UTS] &&
         setdomainname(s->domainname, strlen(s->domainname)) < 0)
         child_fail(c, errno, "setdomainname");
-    sbx_trace("go from the parent");
-    setup_root(c);
-    sbx_trace("root ready");
-    write_sysctls(c);
-    enter_cgroup(c);
-    if (c->wait_net && (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_NET))
-        _exit(125);
-    if (s->terminal && c->console_fd >= 0) {
-        int r = sbx_child_setup_pty(c);
-        if (r < 0)
-            child_fail(c, -r, "allocate the terminal (is devpts mounted on /dev/pts?)");
-    }
+}
 
-    bool own_init = s->own_init && s->ns_enabled[SBX_NS_PID] && !s->ns_path[SBX_NS_PID];
-    if (!own_init) {
-        c->workload_is_pid1 = true;
-        sbx_child_exec(c);
-    }
-
+/* sbx's PID 1: starts the workload, tells the parent its pid, then reaps and forwards signals
+ * until the workload ends (run_init()). */
+static __attribute__((noreturn)) void
+run_workload_under_init(struct sbx_child_ctx *c)
+{
     sigset_t mask, old;
     sigemptyset(&mask);
     int fwd[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
@@ -1139,4 +1065,45 @@ sbx_child_main(struct sbx_child_ctx *c)
     sbx_sync_send(c->sync_fd, SYNC_STARTED, w, NULL);
     syscall(SYS_close_range, 0, 2, 0);
     run_init(c, w, &mask);
+}
+
+void
+sbx_child_main(struct sbx_child_ctx *c)
+{
+    sbx_spec_t *s = c->spec;
+    struct sbx_sync_msg m;
+
+    /* See arm_parent_death(); a parent that dies before this is seen by the recv below. */
+    arm_parent_death(c);
+    if (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_GO)
+        _exit(125);
+    snprintf(c->state_json, sizeof(c->state_json), "%s", m.msg);
+    join_namespaces(c);
+    /* Not dumpable: sandbox processes cannot ptrace us or open /proc/1/exe (CVE-2019-5736).
+     * Only now: an unprivileged parent must still own our /proc files to write the id maps. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (c->in_userns) {
+        /* Become root of the new user namespace (if mapped) so files we create are owned by it. */
+        if (setresgid(0, 0, 0) == 0 && setresuid(0, 0, 0) < 0)
+            child_fail(c, errno, "become root in the user namespace");
+        arm_parent_death(c); /* the new uid cleared it */
+    }
+    join_cgroup_now_or_later(c);
+    setup_uts_and_loopback(c);
+    sbx_trace("go from the parent");
+    setup_root(c);
+    sbx_trace("root ready");
+    write_sysctls(c);
+    enter_cgroup(c); /* the latest point of a deferred join; else done already */
+    if (c->wait_net && (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_NET))
+        _exit(125);
+    if (s->terminal && c->console_fd >= 0) {
+        int r = sbx_child_setup_pty(c);
+        if (r < 0)
+            child_fail(c, -r, "allocate the terminal (is devpts mounted on /dev/pts?)");
+    }
+    if (s->own_init && s->ns_enabled[SBX_NS_PID] && !s->ns_path[SBX_NS_PID])
+        run_workload_under_init(c);
+    c->workload_is_pid1 = true;
+    sbx_child_exec(c);
 }

@@ -6,25 +6,7 @@
 
 #include "seccomp.h"
 #include "spec.h"
-
-enum sbx_sync_type {
-    SYNC_GO = 1,       /* parent -> child: maps written, cgroup joined (v2) */
-    SYNC_ERROR = 100,  /* child -> parent: setup failed (errno + message) */
-    SYNC_EXEC_FAILED,  /* child -> parent: execve failed (errno + message) */
-    SYNC_CREATED,      /* child -> parent: namespaces and root ready, waiting for start */
-    SYNC_STARTED,      /* child -> parent: workload exec'd; value = workload pid in the pidns */
-    SYNC_EXIT,         /* init -> parent: workload wait status */
-    SYNC_START,        /* parent -> child: go ahead and exec */
-    SYNC_HOOKS,        /* child -> parent: root built, run prestart/createRuntime hooks now */
-    SYNC_NET,          /* parent -> child: network set up (wait_net) */
-    SYNC_CGROUP,       /* parent -> child: cgroup_late's `tasks` files (SCM_RIGHTS), maybe none */
-};
-
-struct sbx_sync_msg {
-    int type;
-    int value; /* errno, pid or wait status */
-    char msg[1024];
-};
+#include "sync.h"
 
 struct sbx_child_ctx {
     sbx_spec_t *spec;
@@ -59,13 +41,6 @@ __attribute__((noreturn)) void sbx_child_exec(struct sbx_child_ctx *ctx);
 /* Child side of process.terminal: a pty from the sandbox's own devpts, master sent over
  * ctx->console_fd (SCM_RIGHTS), slave kept in ctx->pty_slave for sbx_child_exec. Returns -errno. */
 int sbx_child_setup_pty(struct sbx_child_ctx *ctx);
-
-int sbx_sync_send(int fd, int type, int value, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-int sbx_sync_recv(int fd, struct sbx_sync_msg *m);
-/* A message of type with descriptors, and its receiving side (fds beyond max are closed). */
-int sbx_sync_send_fds(int fd, int type, const int *fds, size_t n);
-int sbx_sync_recv_fds(int fd, struct sbx_sync_msg *m, int *fds, size_t max, size_t *n);
 
 /* Entry point of the cloned child; never returns. */
 __attribute__((noreturn)) void sbx_child_main(struct sbx_child_ctx *ctx);

@@ -4,16 +4,23 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 
-static const struct {
-    const char *name;
-    enum sbx_ns_type type;
-} ns_names[] = {
-    {"user", SBX_NS_USER},   {"pid", SBX_NS_PID}, {"mount", SBX_NS_MOUNT},
-    {"network", SBX_NS_NET}, {"uts", SBX_NS_UTS}, {"ipc", SBX_NS_IPC},
-    {"cgroup", SBX_NS_CGROUP}, {"time", SBX_NS_TIME},
+const struct sbx_ns_info sbx_ns_info[SBX_NS_COUNT] = {
+    [SBX_NS_USER] = {"user", "user", CLONE_NEWUSER},
+    [SBX_NS_PID] = {"pid", "pid", CLONE_NEWPID},
+    [SBX_NS_MOUNT] = {"mount", "mnt", CLONE_NEWNS},
+    [SBX_NS_NET] = {"network", "net", CLONE_NEWNET},
+    [SBX_NS_UTS] = {"uts", "uts", CLONE_NEWUTS},
+    [SBX_NS_IPC] = {"ipc", "ipc", CLONE_NEWIPC},
+    [SBX_NS_CGROUP] = {"cgroup", "cgroup", CLONE_NEWCGROUP},
+    [SBX_NS_TIME] = {"time", "time", 0x80 /* CLONE_NEWTIME, not in Debian 12's headers */},
+};
+
+const enum sbx_ns_type sbx_ns_join_order[SBX_NS_JOIN_COUNT] = {
+    SBX_NS_USER, SBX_NS_IPC, SBX_NS_UTS, SBX_NS_NET, SBX_NS_CGROUP, SBX_NS_PID, SBX_NS_MOUNT,
 };
 
 static const struct {
@@ -428,14 +435,13 @@ parse_linux(sbx_spec_t *s, json_t *l, sbx_error_t *err)
     json_array_foreach(nss, i, v)
     {
         const char *type = json_string_value(json_object_get(v, "type"));
-        size_t k;
-        for (k = 0; k < ARRAY_SIZE(ns_names); k++)
-            if (type && strcmp(type, ns_names[k].name) == 0)
+        int t;
+        for (t = 0; t < SBX_NS_COUNT; t++)
+            if (type && strcmp(type, sbx_ns_info[t].oci_name) == 0)
                 break;
-        if (k == ARRAY_SIZE(ns_names))
+        if (t == SBX_NS_COUNT)
             return sbx_make_error(err, 0, "config: unknown namespace type `%s`",
                                   type ? type : "(none)");
-        enum sbx_ns_type t = ns_names[k].type;
         if (s->ns_enabled[t])
             return sbx_make_error(err, 0, "config: namespace `%s` listed twice", type);
         s->ns_enabled[t] = true;

@@ -20,6 +20,20 @@ enum sbx_ns_type {
     SBX_NS_COUNT
 };
 
+/* Each namespace type's names and clone flag: the one table the parser, clone, the checks of
+ * linux.namespaces[].path and both joiners (the first process, `sbxrun exec`) read. */
+struct sbx_ns_info {
+    const char *oci_name;  /* linux.namespaces[].type */
+    const char *proc_name; /* /proc/PID/ns/NAME */
+    int clone_flag;        /* CLONE_NEW*, also what NS_GET_NSTYPE says */
+};
+extern const struct sbx_ns_info sbx_ns_info[SBX_NS_COUNT];
+/* The order of setns() calls: the user namespace first, since it grants the rights to join the
+ * others, and the mount namespace last, since the others' /proc paths are opened before it.
+ * A time namespace is never joined (spec validation refuses a path for it). */
+#define SBX_NS_JOIN_COUNT 7
+extern const enum sbx_ns_type sbx_ns_join_order[SBX_NS_JOIN_COUNT];
+
 /* Sizes of the tmpfs a sandbox writes into when its config names none. A tmpfs without size= may
  * take half of the host's RAM, each one, and its pages count against no limit unless the sandbox
  * has a memory limit (then they are charged to its memory cgroup like any other page): a default

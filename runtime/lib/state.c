@@ -13,8 +13,8 @@ sbx_now_rfc3339(void)
     return sbx_rfc3339(&ts);
 }
 
-char *
-sbx_rfc3339(const struct timespec *ts)
+void
+sbx_format_rfc3339(const struct timespec *ts, int frac_digits, char *buf, size_t len)
 {
     /* By hand, not gmtime_r(): glibc's reads /etc/localtime (tzset, for leap seconds) at every
      * sandbox start, for a UTC time that needs no zone. Days to civil date: H. Hinnant's
@@ -30,8 +30,23 @@ sbx_rfc3339(const struct timespec *ts)
     long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     long long mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1;
     long long m = mp < 10 ? mp + 3 : mp - 9, y = yoe + era * 400 + (m <= 2);
-    return xasprintf("%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%09ldZ", y, m, d, rem / 3600,
-                     rem / 60 % 60, rem % 60, ts->tv_nsec);
+    char frac[16] = "";
+    if (frac_digits > 0) {
+        long ns = ts->tv_nsec;
+        for (int i = frac_digits; i < 9; i++)
+            ns /= 10;
+        snprintf(frac, sizeof(frac), ".%0*ld", frac_digits > 9 ? 9 : frac_digits, ns);
+    }
+    snprintf(buf, len, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld%sZ", y, m, d, rem / 3600,
+             rem / 60 % 60, rem % 60, frac);
+}
+
+char *
+sbx_rfc3339(const struct timespec *ts)
+{
+    char buf[48];
+    sbx_format_rfc3339(ts, 9, buf, sizeof(buf));
+    return xstrdup(buf);
 }
 
 static unsigned long long

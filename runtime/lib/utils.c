@@ -547,6 +547,69 @@ parse_size(const char *s, int64_t *out)
     return 0;
 }
 
+/* Kubernetes' resource.Quantity, the API's form: decimal suffixes are powers of 1000 and only
+ * the `i` ones are binary, case matters ("1G" is 10^9, "1Gi" 2^30, "1g" nothing), and `m` is
+ * milli. A milli-quantity of bytes ("500m" = half a byte) is what a Docker habit ("512m") writes
+ * by mistake, so it is an error of its own (-EDOM) that callers can name, not a rounding.
+ * Exponents ("1e9") and signs are refused: no client sends them for a limit. */
+int
+parse_quantity(const char *s, int64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        int64_t mult;
+    } units[] = {
+        {"", 1},
+        {"k", 1000LL},
+        {"M", 1000000LL},
+        {"G", 1000000000LL},
+        {"T", 1000000000000LL},
+        {"P", 1000000000000000LL},
+        {"E", 1000000000000000000LL},
+        {"Ki", 1LL << 10},
+        {"Mi", 1LL << 20},
+        {"Gi", 1LL << 30},
+        {"Ti", 1LL << 40},
+        {"Pi", 1LL << 50},
+        {"Ei", 1LL << 60},
+    };
+    if (s == NULL)
+        return -EINVAL;
+    const char *u = s;
+    size_t digits = 0, dots = 0;
+    for (; (*u >= '0' && *u <= '9') || *u == '.'; u++)
+        *u == '.' ? dots++ : digits++;
+    if (digits == 0 || dots > 1 || *s == '.')
+        return -EINVAL;
+    if (strcmp(u, "m") == 0)
+        return -EDOM;
+    size_t i;
+    for (i = 0; i < ARRAY_SIZE(units); i++)
+        if (strcmp(u, units[i].suffix) == 0)
+            break;
+    if (i == ARRAY_SIZE(units))
+        return -EINVAL;
+    int64_t mult = units[i].mult;
+    cleanup_free char *num = strndup(s, (size_t)(u - s));
+    if (dots == 0) { /* exact: no double between the digits and the byte count */
+        int64_t v, bytes;
+        int r = parse_int64(num, 0, INT64_MAX, &v);
+        if (r < 0)
+            return r;
+        if (__builtin_mul_overflow(v, mult, &bytes))
+            return -ERANGE;
+        *out = bytes;
+        return 0;
+    }
+    double bytes = strtod(num, NULL) * (double)mult;
+    if (bytes >= 9.2e18)
+        return -ERANGE;
+    if (mult == 1 && bytes != (double)(int64_t)bytes)
+        return -EINVAL; /* fractional bytes */
+    *out = (int64_t)bytes; /* "1.5Gi": rounded down to a whole byte */
+    return 0;
+}
+
 int
 parse_cpus(const char *s, int64_t *millicpus)
 {

@@ -130,11 +130,17 @@ int openat2_retry(int dirfd, const char *path, const struct open_how *how);
 ssize_t safe_write(int fd, const void *buf, size_t len);
 ssize_t safe_read(int fd, void *buf, size_t len);
 
-/* Quantity parsers. Sizes accept plain bytes, K/M/G/T (powers of 1024, optional B or iB, also
- * Kubernetes Ki/Mi/Gi/Ti and decimal k/M/G as in "512M", "1.5G", "512Mi"). Returns -EINVAL on
- * bad input, -ERANGE on overflow. */
+/* Quantity parsers; each returns -EINVAL on bad input, -ERANGE on overflow.
+ * parse_size: the command line's sizes, with Docker's meaning: plain bytes or K/M/G/T in any
+ * case with an optional B or iB, every one a power of 1024 ("512m" = "512M" = "512Mi" =
+ * 512 MiB, "1.5g"). For sbxrun's flags and sbx's own annotations. */
 int parse_size(const char *s, int64_t *out);
-/* CPUs: "0.5", "2", or Kubernetes millicores "500m". Result in millicpus. */
+/* parse_quantity: the API's sizes, Kubernetes quantities: plain bytes, k/M/G/T/P/E = powers of
+ * 1000, Ki/Mi/Gi/Ti/Pi/Ei = powers of 1024, case-sensitive ("1G" = 10^9, "1Gi" = 2^30); a
+ * fraction only with a suffix, rounded down. A milli-quantity ("500m") is -EDOM. */
+int parse_quantity(const char *s, int64_t *out);
+/* CPUs, the same in both worlds: "0.5", "2", or Kubernetes millicores "500m" (= 0.5).
+ * Result in millicpus. */
 int parse_cpus(const char *s, int64_t *millicpus);
 /* Strict decimal integer in [min, max]. */
 int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);

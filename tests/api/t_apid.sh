@@ -121,6 +121,8 @@ BAD=(
 	"memory quantity|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"resourceLimits\":{\"memory\":\"12XB\"}}"
 	"memory over max|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"resourceLimits\":{\"memory\":\"2Gi\"}}"
 	"memory not string|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"resourceLimits\":{\"memory\":512}}"
+	"memory milli-quantity (Docker's 512m)|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"resourceLimits\":{\"memory\":\"512m\"}}"
+	"memory in Docker's lower case|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"resourceLimits\":{\"memory\":\"1g\"}}"
 	"pids negative|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"resourceLimits\":{\"pids\":\"-1\"}}"
 	"unknown resource|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"resourceLimits\":{\"bananas\":\"1\"}}"
 	"ephemeral-storage too small|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"resourceLimits\":{\"ephemeral-storage\":\"4Ki\"}}"
@@ -179,6 +181,12 @@ pid=$(sb_pid "$A")
 expect_match "sandbox process runs" '^[0-9]+$' "$pid"
 cg=$(jq -r .cgroup "$RUN/$A/state.json" | jq -r '.dirs[]?|select(.c=="memory").dir' 2>/dev/null)
 [ -n "$cg" ] && expect_eq "memory limit applied" 268435456 "$(cat "$cg/memory.limit_in_bytes" 2>/dev/null || cat "$cg/memory.max")"
+# Kubernetes quantities (docs/api.md): "300M" is 300*10^6 bytes, not Docker's 300 MiB.
+api POST /v1/sandboxes "{$IMG,$SLEEP,\"resourceLimits\":{\"memory\":\"300M\"}}"
+Q=$(jqb .id)
+expect_eq "memory \"300M\" is 300000000 bytes in the sandbox's config" "202 300000000" \
+	"$CODE $(jq .linux.resources.memory.limit "$RUN/.sandboxes/$Q/config.json" 2>/dev/null)"
+[ -n "$Q" ] && [ "$Q" != null ] && api DELETE "/v1/sandboxes/$Q"
 env_ok=$(tr '\0' '\n' </proc/$(pgrep -P "$pid" | head -1)/environ 2>/dev/null | grep -c '^DEMO=1$')
 expect_eq "env applied to the entrypoint" 1 "$env_ok"
 expect_err "get unknown id → 404" 404 SANDBOX::NOT_FOUND GET /v1/sandboxes/00000000-0000-4000-8000-000000000000

@@ -1,11 +1,12 @@
 /* fuzz_quantity: the quantity parsers of runtime/lib/utils.c, which read sbxrun's flags, OCI
  * annotations (run.sbx.rootfs.size), apid's resourceLimits ("512Mi", "500m"), query parameters,
- * ports of image references and of network policies: parse_size(), parse_cpus(), parse_int64()
- * and parse_signal(), each on the input taken as a C string.
+ * ports of image references and of network policies: parse_size(), parse_quantity(),
+ * parse_cpus(), parse_int64() and parse_signal(), each on the input taken as a C string.
  * Checks: parse_int64 accepts exactly what utils.h promises, a strict decimal integer
  * (-?[0-9]+: no blanks, no '+', nothing after it) inside [min, max], and gives the value that
  * string names; parse_size gives 0..2^63 bytes for a plain decimal with an optional unit and
- * the exact value for digits alone; parse_cpus gives 1..10^9 millicpus; parse_signal 1..SIGRTMAX;
+ * the exact value for digits alone; parse_quantity the same, plus -EDOM only for a number with
+ * the suffix `m` and the exact value for any integer that fits; parse_cpus gives 1..10^9 millicpus; parse_signal 1..SIGRTMAX;
  * every failure is -EINVAL or -ERANGE. */
 #include "fuzz.h"
 #include "utils.h"
@@ -59,6 +60,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    strspn(s + num, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") ==
                        strlen(s + num));
         if (all_digits(s) && strlen(s) <= 15) FUZZ_CHECK(v == strtoll(s, NULL, 10));
+    }
+
+    r = parse_quantity(s, &v);
+    FUZZ_CHECK(r == 0 || r == -EINVAL || r == -ERANGE || r == -EDOM);
+    if (r == -EDOM) FUZZ_CHECK(strlen(s) >= 2 && s[strlen(s) - 1] == 'm');
+    if (r == 0) {
+        FUZZ_CHECK(v >= 0);
+        if (all_digits(s) && strlen(s) <= 18) FUZZ_CHECK(v == strtoll(s, NULL, 10));
     }
 
     r = parse_cpus(s, &v);

@@ -1,12 +1,14 @@
 #!/bin/bash
 # OCI runtime CLI: create/start/state/kill/delete/exec by hand, the runtime-tools validation suite
-# (../shared/oci) with a floor of tests that must stay clean, and a private containerd driving
-# sbxrun through `ctr run --runc-binary`. Everything it starts it stops by pid; everything it
+# (an optional kit: SBX_OCI_KIT=DIR, see docs/oci.md) with a floor of tests that must stay clean,
+# and a private containerd driving sbxrun through `ctr run --runc-binary`. Everything it starts it stops by pid; everything it
 # creates lives under one temp dir.
 . "$(dirname "$0")/../lib.sh"
 require_root "oci" || finish
 
-SHARED=${SBX_SHARED:-$TOP/../shared}
+# The runtime-tools kit (oci-validate.sh + oci-validation-bin.tar.xz) is not part of the repo;
+# .ci/run points at its copy. SBX_SHARED (its parent) is still understood.
+KIT=${SBX_OCI_KIT:-${SBX_SHARED:+$SBX_SHARED/oci}}
 TMP=$(mktemp -d /tmp/sbx-t-oci.XXXXXX)
 ROOT=$TMP/state
 S() { timeout 20 "$SBXRUN" --root "$ROOT" "$@"; }
@@ -166,14 +168,14 @@ linux_process_apparmor_profile linux_readonly_paths linux_rootfs_propagation lin
 linux_sysctl linux_uid_mappings mounts poststop poststop_fail prestart_fail process
 process_capabilities_fail process_oom_score_adj process_rlimits_fail process_user
 root_readonly_true state"
-if [ ! -r "$SHARED/oci/oci-validation-bin.tar.xz" ]; then
-	skip "runtime-tools validation" "no $SHARED/oci"
+if [ -z "$KIT" ] || [ ! -r "$KIT/oci-validation-bin.tar.xz" ] || [ ! -x "$KIT/oci-validate.sh" ]; then
+	skip "runtime-tools validation" "no OCI runtime-tools kit${KIT:+ in $KIT}: set SBX_OCI_KIT=DIR (oci-validate.sh + oci-validation-bin.tar.xz, docs/oci.md) to run it"
 else
-	tar -xJf "$SHARED/oci/oci-validation-bin.tar.xz" -C "$TMP"
+	tar -xJf "$KIT/oci-validation-bin.tar.xz" -C "$TMP"
 	# Its own state root, so whatever the suite leaves is ours to find and remove.
 	printf '#!/bin/sh\nexec %s --root %s "$@"\n' "$SBXRUN" "$TMP/vroot" >"$TMP/sbxrun-v"
 	chmod +x "$TMP/sbxrun-v"
-	timeout 600 "$SHARED/oci/oci-validate.sh" -o "$TMP/vout" "$TMP/oci-validation" "$TMP/sbxrun-v" \
+	timeout 600 "$KIT/oci-validate.sh" -o "$TMP/vout" "$TMP/oci-validation" "$TMP/sbxrun-v" \
 		>"$TMP/validate.log" 2>&1
 	sed 's/^/    /' "$TMP/validate.log"
 	for id in $(ls "$TMP/vroot" 2>/dev/null); do "$SBXRUN" --root "$TMP/vroot" delete --force "$id" >/dev/null 2>&1; done

@@ -154,6 +154,32 @@ UNIT_TEST(apid_validate, quantities)
     CU_ASSERT(apid_parse_limits(m, &cfg, &l, &err) < 0);
     sbx_error_release(&err);
     json_decref(m);
+    /* Kubernetes, not Docker: G is 10^9, Gi 2^30; "500m" of bytes is refused, naming both
+     * spellings the client may have meant, as a 400. */
+    m = json_pack("{s:s, s:s, s:s}", "cpu", "500m", "memory", "1G", "ephemeral-storage", "1.5Mi");
+    CU_ASSERT_EQUAL(apid_parse_limits(m, &cfg, &l, &err), 0);
+    CU_ASSERT_EQUAL(l.cpu_milli, 500);
+    CU_ASSERT_EQUAL(l.memory, 1000000000);
+    CU_ASSERT_EQUAL(l.disk, 3LL << 19);
+    json_decref(m);
+    const char *milli[][2] = {{"memory", "500m"}, {"ephemeral-storage", "512m"}, {"storage", "64m"}};
+    for (size_t i = 0; i < ARRAY_SIZE(milli); i++) {
+        m = json_pack("{s:s}", milli[i][0], milli[i][1]);
+        CU_ASSERT(apid_parse_limits(m, &cfg, &l, &err) < 0);
+        int st = 0;
+        const char *code = NULL, *msg = NULL;
+        apid_error_http(err, &st, &code, &msg);
+        CU_ASSERT_EQUAL(st, 400);
+        CU_ASSERT_STRING_EQUAL(code, "SANDBOX::INVALID_PARAMETER");
+        CU_ASSERT_PTR_NOT_NULL(strstr(msg, "milli-quantity"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(msg, milli[i][1]));
+        sbx_error_release(&err);
+        json_decref(m);
+    }
+    m = json_pack("{s:s}", "memory", "1g"); /* Docker's spelling: not a quantity */
+    CU_ASSERT(apid_parse_limits(m, &cfg, &l, &err) < 0);
+    sbx_error_release(&err);
+    json_decref(m);
 }
 
 UNIT_TEST(apid_validate, pagination)

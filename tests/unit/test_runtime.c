@@ -29,11 +29,80 @@ UNIT_TEST(runtime, parse_size)
     CU_ASSERT_EQUAL(v, 1024);
     CU_ASSERT_EQUAL(parse_size("1T", &v), 0);
     CU_ASSERT_EQUAL(v, 1LL << 40);
+    /* Docker's meaning (sbxrun --help): every suffix binary, any case, `m` is MiB. */
+    CU_ASSERT_EQUAL(parse_size("512m", &v), 0);
+    CU_ASSERT_EQUAL(v, 512LL << 20);
+    CU_ASSERT_EQUAL(parse_size("1g", &v), 0);
+    CU_ASSERT_EQUAL(v, 1LL << 30);
+    CU_ASSERT_EQUAL(parse_size("1G", &v), 0);
+    CU_ASSERT_EQUAL(v, 1LL << 30);
+    CU_ASSERT_EQUAL(parse_size("1GB", &v), 0);
+    CU_ASSERT_EQUAL(v, 1LL << 30);
+    CU_ASSERT_EQUAL(parse_size("64kb", &v), 0);
+    CU_ASSERT_EQUAL(v, 64LL << 10);
+    CU_ASSERT_EQUAL(parse_size("10b", &v), 0);
+    CU_ASSERT_EQUAL(v, 10);
     const char *bad[] = {"", "-1", "+1", "12x", "M", "1..5G", "0x10", "inf", "nan", "1.5",
                          "1 G", "1e3", " 1"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
         CU_ASSERT_EQUAL(parse_size(bad[i], &v), -EINVAL);
     CU_ASSERT_EQUAL(parse_size("9000000T", &v), -ERANGE);
+}
+
+/* The API's Kubernetes quantities: decimal suffixes are decimal, only `i` ones binary, case
+ * matters, `m` is milli (an error of its own for bytes). */
+UNIT_TEST(runtime, parse_quantity)
+{
+    int64_t v;
+    static const struct {
+        const char *s;
+        int64_t bytes;
+    } good[] = {
+        {"0", 0},
+        {"4096", 4096},
+        {"9223372036854775807", INT64_MAX},
+        {"1k", 1000},
+        {"1M", 1000000},
+        {"1G", 1000000000},
+        {"2T", 2000000000000LL},
+        {"1P", 1000000000000000LL},
+        {"1E", 1000000000000000000LL},
+        {"1Ki", 1024},
+        {"512Mi", 512LL << 20},
+        {"1Gi", 1LL << 30},
+        {"1Ti", 1LL << 40},
+        {"1Pi", 1LL << 50},
+        {"1Ei", 1LL << 60},
+        {"1.5Gi", 3LL << 29},
+        {"0.5G", 500000000},
+        {"1.0000000001Ki", 1024}, /* rounded down to a whole byte */
+        {"2.0", 2},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+        v = -1;
+        CU_ASSERT_EQUAL(parse_quantity(good[i].s, &v), 0);
+        if (v != good[i].bytes)
+            fprintf(stderr, "parse_quantity(%s) = %lld\n", good[i].s, (long long)v);
+        CU_ASSERT_EQUAL(v, good[i].bytes);
+    }
+    /* Docker's spellings are not Kubernetes': lower-case g and K, B, iB. */
+    const char *bad[] = {"", "-1", "+1", "1g", "1K", "1GB", "1GiB", "1gi", "1b", "Gi", ".5Gi",
+                         "1..5G", "1.5", "0x10", "1e9", "1E3Mi", "inf", "nan", " 1", "1 Gi",
+                         "1Gi ", "12XB", "1mi"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        int r = parse_quantity(bad[i], &v);
+        if (r != -EINVAL)
+            fprintf(stderr, "parse_quantity(\"%s\") = %d\n", bad[i], r);
+        CU_ASSERT_EQUAL(r, -EINVAL);
+    }
+    CU_ASSERT_EQUAL(parse_quantity("500m", &v), -EDOM);
+    CU_ASSERT_EQUAL(parse_quantity("512m", &v), -EDOM);
+    CU_ASSERT_EQUAL(parse_quantity("9E", &v), 0);
+    CU_ASSERT_EQUAL(v, 9000000000000000000LL);
+    CU_ASSERT_EQUAL(parse_quantity("10E", &v), -ERANGE);
+    CU_ASSERT_EQUAL(parse_quantity("8Ei", &v), -ERANGE);
+    CU_ASSERT_EQUAL(parse_quantity("9223372036854775808", &v), -ERANGE);
+    CU_ASSERT_EQUAL(parse_quantity("9.5E", &v), -ERANGE);
 }
 
 UNIT_TEST(runtime, parse_cpus)
@@ -365,6 +434,14 @@ UNIT_TEST(runtime, rfc3339_matches_gmtime)
             fprintf(stderr, "\n  %lld: got %s, want %s\n", t, got, want);
         CU_ASSERT_STRING_EQUAL(got, want);
         free(got);
+        /* The same formatter at apid's precision (milliseconds, truncated) and at none. */
+        char buf[48];
+        strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S.123Z", &tm);
+        sbx_format_rfc3339(&ts, 3, buf, sizeof(buf));
+        CU_ASSERT_STRING_EQUAL(buf, want);
+        strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        sbx_format_rfc3339(&ts, 0, buf, sizeof(buf));
+        CU_ASSERT_STRING_EQUAL(buf, want);
     }
 }
 

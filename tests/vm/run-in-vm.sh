@@ -1,10 +1,11 @@
 #!/bin/bash
-# Runs the cgroup tests on a pure cgroup v2 kernel: a throwaway QEMU VM from ../shared/tools/vmrun
-# (see vmrun.md). Nothing is built inside; the binaries in build/ are used as they are. Prints TAP
+# Runs the cgroup tests on a pure cgroup v2 kernel: a throwaway QEMU VM started by tests/vm/vm.sh
+# (QEMU and Debian's kernel from packages, the host's root read-only, this checkout shared).
+# Nothing is built inside; the binaries in build/ are used as they are. Prints TAP
 # lines ("ok - vm: ...", "not ok - vm: ...", "skip - vm: ...") for tests/run-tests.sh to count.
 #   tests/vm/run-in-vm.sh            host side: boots the VM and runs itself inside
 #   SBX_VM_ALL=1 tests/vm/run-in-vm.sh   also runs t_run.sh inside (slower under TCG)
-# Environment: VMRUN (path of vmrun), SBX_VM_TIMEOUT (seconds, default 240), SBX_MUST_WORK,
+# Environment: SBX_VM_TIMEOUT (seconds, default 420: TCG emulation takes about 4 minutes), SBX_MUST_WORK, the SBX_VM_* of vm.sh,
 # SBX_BIN (binaries dir, as in lib.sh), SBX_UNIT_TESTS (unit-test runner).
 set -u
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -16,8 +17,14 @@ prefix() { sed -u -E 's/^(ok|not ok|skip) - /\1 - vm: /'; }
 inside() {
 	local layout rc out
 	layout=$(stat -f -c %T /sys/fs/cgroup)
-	if [ "$layout" != cgroup2fs ]; then
-		not_ok "cgroup layout is pure v2 inside the VM (got $layout)"
+	# Pure v2 is also: no controller can be mounted as a v1 hierarchy (cgroup_no_v1=all), so
+	# nothing in the suite can fall back to v1 code paths.
+	local d v1=
+	d=$(mktemp -d /tmp/sbx-v1.XXXXXX)
+	if mount -t cgroup -o memory sbx-v1 "$d" 2>/dev/null; then v1=", and a v1 memory hierarchy mounts"; umount "$d"; fi
+	rmdir "$d"
+	if [ "$layout" != cgroup2fs ] || [ -n "$v1" ]; then
+		not_ok "cgroup layout is pure v2 inside the VM (got $layout$v1)"
 	fi
 	local unit=${SBX_UNIT_TESTS:-build/bin/unit-tests}
 	if [ -x "$unit" ]; then
@@ -46,25 +53,22 @@ if [ "${1:-}" = --inside ]; then
 	exit 0
 fi
 
-VMRUN=${VMRUN:-$TOP/../shared/tools/vmrun}
-if [ ! -x "$VMRUN" ]; then
-	skip "vm" "no vmrun at $VMRUN"
-elif ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
 	skip "vm" "qemu-system-x86 is not installed (scripts/install-deps.sh --with-vm)"
 elif ! ls /boot/vmlinuz-* >/dev/null 2>&1; then
 	skip "vm" "no kernel in /boot (linux-image-amd64, scripts/install-deps.sh --with-vm)"
 else
-	limit=${SBX_VM_TIMEOUT:-240}
+	limit=${SBX_VM_TIMEOUT:-420}
 	log=$(mktemp /tmp/sbx-vm.XXXXXX)
 	start=$(date +%s)
-	VMRUN_QUIET_TCG=1 "$VMRUN" -t "$limit" -s -- bash tests/vm/run-in-vm.sh --inside >"$log" 2>&1
+	tests/vm/vm.sh -t "$limit" -- bash tests/vm/run-in-vm.sh --inside >"$log" 2>&1
 	rc=$?
 	cat "$log"
 	echo "# vm: exit $rc after $(($(date +%s) - start)) s"
 	case $rc in
 	0) grep -qE '^(ok|not ok|skip) - ' "$log" || not_ok "vm: no test output (see the log above)" ;;
 	124) not_ok "vm: timed out after $limit s" ;;
-	125) not_ok "vm: vmrun could not start the VM" ;;
+	125) not_ok "vm: tests/vm/vm.sh could not start the VM (see the log above)" ;;
 	*) not_ok "vm: in-VM runner exited $rc" ;;
 	esac
 	rm -f "$log"
