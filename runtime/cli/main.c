@@ -6,7 +6,10 @@
 #include <stdarg.h>
 #include <time.h>
 
-struct sbx_global sbx_global = {.root = (const char *)SBX_DEFAULT_STATE_ROOT};
+/* The default by identity, so "no --root given" is a pointer test (clang's -Wstring-compare
+ * rightly refuses comparing against a literal). */
+static const char default_root[] = SBX_DEFAULT_STATE_ROOT;
+struct sbx_global sbx_global = {.root = default_root};
 
 /* containerd reads the last "msg" of a JSON log to explain a failure, so errors go there too. */
 static void
@@ -192,7 +195,7 @@ main(int argc, char **argv)
     }
     /* An unprivileged caller cannot write /run/sbx; keep its state in its own runtime dir. */
     static char rootless_root[PATH_MAX];
-    if (geteuid() != 0 && sbx_global.root == (const char *)SBX_DEFAULT_STATE_ROOT) {
+    if (geteuid() != 0 && sbx_global.root == default_root) {
         const char *xdg = getenv("XDG_RUNTIME_DIR");
         if (xdg && *xdg)
             snprintf(rootless_root, sizeof(rootless_root), "%s/sbx", xdg);
