@@ -9,7 +9,7 @@ BUILD="build-essential pkg-config libseccomp-dev libcap-dev libjansson-dev libcu
        libcurl4-openssl-dev libarchive-dev libssl-dev busybox-static uidmap iproute2 nftables curl
        jq sqlite3"
 TEST="bubblewrap crun runc containerd procps psmisc nodejs npm python3 hey wrk bc linux-perf
-      docker-registry skopeo apache2-utils openssl zstd umoci time clang libclang-rt-14-dev"
+      docker-registry skopeo apache2-utils openssl zstd umoci time clang libclang-rt-14-dev podman"
 VM="qemu-system-x86 linux-image-amd64 cpio"
 want="$BUILD $TEST"
 case "${1:-}" in --with-vm) want="$want $VM" ;; esac
