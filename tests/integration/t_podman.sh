@@ -25,13 +25,17 @@ podman_host_state() {
 snap_before=$(host_snapshot)
 podman_before=$(podman_host_state)
 
-# The host's hard limits as podman's defaults: podman asks for RLIMIT_NOFILE and RLIMIT_NPROC
-# of 1048576, which only a caller with CAP_SYS_RESOURCE (or limits that high) may set.
+# podman asks for RLIMIT_NOFILE and RLIMIT_NPROC of 1048576, which only a caller with
+# CAP_SYS_RESOURCE may set (the test host's root has none), after lowering its own (so conmon's
+# and the runtime's) hard RLIMIT_NPROC to 32768: defaults within those limits instead.
+nofile=$(ulimit -Hn)
+nproc=$(ulimit -Hu)
+[ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ] && nproc=32768
 # lock_type=file: the default shm lock (/dev/shm/libpod_lock) is shared by every podman on the
 # host. network_config_dir: podman writes its default network's config there.
 cat >"$TMP/containers.conf" <<EOF
 [containers]
-default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=$(ulimit -Hu):$(ulimit -Hu)"]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 [engine]
 lock_type = "file"
 events_logfile_path = "$TMP/events.log"
@@ -103,11 +107,12 @@ expect_match "run --sysctl vm.swappiness: refused (125), named" "^125 .*vm\.swap
 mkdir -p "$TMP/b"
 cp -a "$SBX_IMAGES/busybox/rootfs" "$TMP/b/rootfs"
 (cd "$TMP/b" && runc spec 2>/dev/null || crun spec 2>/dev/null)
+cp "$TMP/b/config.json" "$TMP/config.orig"
 sysctl_bundle() { # SYSCTL_JSON NS_EDIT(python expression on the namespaces list `ns`)
-	python3 - "$TMP/b/config.json" "$1" "$2" <<'EOF'
+	python3 - "$TMP/config.orig" "$TMP/b/config.json" "$1" "$2" <<'EOF'
 import json, sys
-p, sysctl, edit = sys.argv[1:4]
-c = json.load(open(p))
+orig, p, sysctl, edit = sys.argv[1:5]
+c = json.load(open(orig))
 c['root'] = {'path': 'rootfs', 'readonly': True}
 c['process']['args'] = ['cat', '/proc/sys/kernel/msgmax']
 c['process']['terminal'] = False
