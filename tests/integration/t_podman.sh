@@ -32,9 +32,11 @@ nofile=$(ulimit -Hn)
 nproc=$(ulimit -Hu)
 [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ] && nproc=32768
 # lock_type=file: the default shm lock (/dev/shm/libpod_lock) is shared by every podman on the
-# host. network_config_dir: podman writes its default network's config there.
+# host. network_config_dir: podman writes its default network's config there. default_sysctls:
+# CONTAINERS_CONF replaces every other containers.conf, Debian's with it, which sets this one.
 cat >"$TMP/containers.conf" <<EOF
 [containers]
+default_sysctls = ["net.ipv4.ping_group_range=0 0"]
 default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 [engine]
 lock_type = "file"
@@ -97,9 +99,9 @@ expect_eq "run --sysctl: IPC, network and mqueue values read back inside" "65530
 expect_eq "run: podman's default net.ipv4.ping_group_range is set" "0 0" \
 	"$(R --rm "$IMG" cat /proc/sys/net/ipv4/ping_group_range 2>&1 | xargs)"
 expect_eq "the host's own values are unchanged" "$host_msgmax $host_fwd $host_pgr" \
-	"$(cat /proc/sys/kernel/msgmax /proc/sys/net/ipv4/ip_forward) $(xargs </proc/sys/net/ipv4/ping_group_range)"
+	"$(cat /proc/sys/kernel/msgmax /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/ping_group_range | xargs)"
 expect_eq "/proc/sys stays read-only after the sysctls are applied" "refused" \
-	"$(R --rm --sysctl kernel.msgmax=65530 "$IMG" sh -c 'echo 1 >/proc/sys/kernel/msgmax 2>/dev/null && echo written || echo refused' 2>&1)"
+	"$(R --rm --sysctl kernel.msgmax=65530 "$IMG" sh -c '(echo 1 >/proc/sys/kernel/msgmax) 2>/dev/null && echo written || echo refused' 2>&1)"
 out=$(R --rm --sysctl vm.swappiness="$(cat /proc/sys/vm/swappiness)" "$IMG" true 2>&1); rc=$?
 expect_match "run --sysctl vm.swappiness: refused (125), named" "^125 .*vm\.swappiness" "$rc $out"
 
@@ -186,7 +188,7 @@ fi
 expect_eq "--memory and --pids-limit applied (cgroup files of its process)" "67108864 50" "$mem $pids"
 expect_match "its cgroup lives below --cgroup-parent" "^$CGP/" "$(cg_of pids)"
 check "pause" P pause "$cid"
-expect_match "ps shows it paused" "Paused" "$(P ps --format '{{.ID}} {{.Status}}' 2>&1)"
+expect_match "ps -a shows it paused" "^${cid:0:12} +Paused" "$(P ps -a --format '{{.ID}} {{.Status}}' 2>&1)"
 if [ -d /sys/fs/cgroup/freezer ]; then
 	frozen=$(cat "/sys/fs/cgroup/freezer$(cg_of freezer)/freezer.state" 2>&1)
 else
