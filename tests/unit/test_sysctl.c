@@ -65,10 +65,12 @@ UNIT_TEST(sysctl, namespaced_ones_need_their_namespace)
     CHECK("net.ipv4.ping_group_range", "0 0", false, true, false, NULL, "ok");
     CHECK("kernel.domainname", "example", false, false, true, NULL, "ok");
     CHECK_MATCH("kernel.shmmax", "1", false, true, true, NULL,
-                "sysctl `kernel.shmmax` needs the sandbox's own IPC namespace: it shares the host's");
+                "sysctl `kernel.shmmax` needs the sandbox's own IPC namespace: "
+                "it shares the host's");
     CHECK_MATCH("net.ipv4.ip_forward", "1", true, false, true, NULL,
                 "needs the sandbox's own network namespace: it shares the host's");
-    CHECK_MATCH("kernel.domainname", "x", true, true, false, NULL, "needs the sandbox's own UTS namespace");
+    CHECK_MATCH("kernel.domainname", "x", true, true, false, NULL,
+                "needs the sandbox's own UTS namespace");
     /* kernel.hostname may only repeat the config's hostname. */
     CHECK("kernel.hostname", "h1", false, false, true, NULL, "ok");
     CHECK("kernel.hostname", "h1", false, false, true, "h1", "ok");
