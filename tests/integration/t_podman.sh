@@ -17,6 +17,7 @@ CGP=/$NAME # --cgroup-parent: every cgroup podman and sbxrun make for it lives b
 IMG=localhost/sbx-busybox:test
 # Not under the snapshot's eyes otherwise: podman's own places on a host.
 podman_host_state() {
+	stat -c '%n %Y' /var/lib/containers/cache/* 2>/dev/null
 	ls -d /var/lib/containers /run/containers /run/libpod /etc/containers/networks \
 		/dev/shm/libpod_lock /dev/shm/libpod_rootless_lock_0 2>/dev/null
 	find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d \( -name 'libpod*' -o -name "$NAME" \) 2>/dev/null
@@ -59,6 +60,14 @@ P() {
 		--runtime "$SBXRUN" "$@"
 }
 R() { P run --network none --cgroup-parent "$CGP" "$@"; }
+# podman 4.3 (containers/image) keeps a blob-info cache in /var/lib/containers/cache whatever
+# --root says, and writes it on every image copy: the import runs in a private mount namespace
+# with a tmpfs on /var/lib, so the host's is neither created nor changed.
+PI() {
+	timeout 60 unshare -m --propagation private sh -c 'mount -t tmpfs -o size=16m t-podman /var/lib && exec "$@"' \
+		sh podman --root "$TMP/root" --runroot "$TMP/run" --tmpdir "$TMP/tmp" \
+		--storage-driver vfs --cgroup-manager cgroupfs --events-backend file "$@"
+}
 
 cleanup() {
 	P rm -a -f -t 0 >/dev/null 2>&1
@@ -76,7 +85,7 @@ cleanup() {
 trap cleanup EXIT
 
 # --- an image from the busybox rootfs, no registry ----------------------------------------------
-out=$(tar -C "$SBX_IMAGES/busybox/rootfs" -c . | P import - "$IMG" 2>&1); rc=$?
+out=$(tar -C "$SBX_IMAGES/busybox/rootfs" -c . | PI import - "$IMG" 2>&1); rc=$?
 expect_eq "podman import of the busybox rootfs" 0 "$rc"
 [ "$rc" = 0 ] || { echo "$out" | tail -5 | sed 's/^/    /'; finish; }
 
