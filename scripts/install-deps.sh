@@ -7,7 +7,7 @@
 #          iproute2, curl (the README's examples)
 #   check  + everything `make check` uses: the peers the tests compare with or drive (bubblewrap,
 #          crun, runc, containerd), registries and image tools (docker-registry, skopeo, umoci,
-#          htpasswd, openssl, zstd), Node for the SDK test, nft/jq/sqlite3 to inspect what apid
+#          htpasswd, openssl, zstd), podman (tests/integration/t_podman.sh), Node for the SDK test, nft/jq/sqlite3 to inspect what apid
 #          did, clang and libclang-rt-14-dev (libFuzzer) for tests/fuzz, the smoke run of the
 #          benchmarks, and the vm group
 #   bench  + what `make bench` and `make profile` measure with: hey, wrk, linux-perf, bc, time,
@@ -22,7 +22,8 @@ PEERS="bubblewrap crun runc"
 BENCH="$PEERS hey wrk bc linux-perf time procps"
 VM="qemu-system-x86 linux-image-amd64 cpio kmod xz-utils"
 CHECK="$PEERS containerd procps psmisc nodejs npm python3 libcunit1-dev docker-registry skopeo
-       apache2-utils openssl zstd umoci nftables jq sqlite3 clang libclang-rt-14-dev $BENCH $VM"
+       apache2-utils openssl zstd umoci nftables jq sqlite3 clang libclang-rt-14-dev podman $BENCH
+       $VM"
 want=""
 [ $# -gt 0 ] || set -- all
 for g in "$@"; do

@@ -132,7 +132,7 @@ sbx_caps_last_cap(void)
 }
 
 int
-sbx_caps_drop_bounding(uint64_t bounding)
+sbx_caps_drop_bounding(uint64_t bounding, int *failed)
 {
     int last = sbx_caps_last_cap();
 
@@ -143,15 +143,18 @@ sbx_caps_drop_bounding(uint64_t bounding)
          * even for a capability already gone, which is no failure. */
         if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
             int e = errno;
-            if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) != 0)
+            if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) != 0) {
+                if (failed)
+                    *failed = c;
                 return -e;
+            }
         }
     }
     return 0;
 }
 
 int
-sbx_caps_apply(const struct sbx_caps *caps)
+sbx_caps_apply(const struct sbx_caps *caps, int *failed)
 {
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
@@ -161,6 +164,8 @@ sbx_caps_apply(const struct sbx_caps *caps)
     uint64_t eff = caps->effective & known, prm = caps->permitted & known;
     uint64_t inh = caps->inheritable & known, amb = caps->ambient & known;
 
+    if (failed)
+        *failed = -1;
     memset(data, 0, sizeof(data));
     data[0].effective = (uint32_t)eff;
     data[1].effective = (uint32_t)(eff >> 32);
@@ -184,7 +189,10 @@ sbx_caps_apply(const struct sbx_caps *caps)
     amb &= prm & inh;
     for (int c = 0; c <= last; c++)
         if ((amb & (UINT64_C(1) << c)) &&
-            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) {
+            if (failed)
+                *failed = c;
             return -errno;
+        }
     return 0;
 }

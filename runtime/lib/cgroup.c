@@ -1299,7 +1299,8 @@ sbx_cgroup_kill(struct sbx_cgroup *cg, int sig, sbx_error_t *err)
         if (r < 0) break;
         for (size_t i = 0; i < n; i++)
             if (kill(pids[i], sig) < 0 && errno != ESRCH && r == 0)
-                r = sbx_make_error(err, errno, "kill %d with signal %d", (int)pids[i], sig);
+                r = sbx_make_error(err, errno, "kill %d with SIG%s", (int)pids[i],
+                                   signal_name(sig));
         free(pids);
         if (n == 0 || sig != SIGKILL) break;
         if (!frozen) sleep_ms(10);

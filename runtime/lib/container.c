@@ -4,6 +4,7 @@
 #include "cgroup.h"
 #include "linux.h"
 #include "seccomp.h"
+#include "sysctl.h"
 #include "utils.h"
 
 #include <fcntl.h>
@@ -157,7 +158,7 @@ validate(sbx_spec_t *s, sbx_error_t *err)
         return sbx_make_error(err, EPERM, "running without a user namespace needs root");
     if (s->ns_path[SBX_NS_TIME])
         return sbx_make_error(err, ENOTSUP, "joining a time namespace is not supported");
-    return 0;
+    return sbx_sysctl_check_spec(s, err);
 }
 
 /* Opens every linux.namespaces[].path up front, so a wrong path or a namespace of the wrong

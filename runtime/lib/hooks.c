@@ -67,8 +67,8 @@ run_one(const char *phase, const struct sbx_hook *h, const char *root, const cha
     if (WIFEXITED(st))
         return sbx_make_error(err, 0, "%s hook `%s` failed with exit status %d", phase, h->path,
                               WEXITSTATUS(st));
-    return sbx_make_error(err, 0, "%s hook `%s` killed by signal %d", phase, h->path,
-                          WTERMSIG(st));
+    return sbx_make_error(err, 0, "%s hook `%s` killed by SIG%s (%d)", phase, h->path,
+                          signal_name(WTERMSIG(st)), WTERMSIG(st));
 }
 
 int

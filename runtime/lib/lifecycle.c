@@ -40,7 +40,8 @@ sbx_container_kill(const char *root, const char *id, int sig, bool all, sbx_erro
         sbx_cgroup_free(cg);
     } else if (r == 0) {
         if (kill(st->pid, sig) < 0)
-            r = sbx_make_error(err, errno, "kill sandbox `%s` (pid %d)", id, st->pid);
+            r = sbx_make_error(err, errno, "kill sandbox `%s` (pid %d) with SIG%s", id,
+                               st->pid, signal_name(sig));
     }
     sbx_state_free(st);
     return r;

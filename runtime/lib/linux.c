@@ -1,6 +1,7 @@
 #include "linux.h"
 #include "caps.h"
 #include "cgroup.h"
+#include "sysctl.h"
 #include "utils.h"
 
 #include <fcntl.h>
@@ -17,6 +18,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -610,6 +613,41 @@ mount_layer_stack(struct sbx_child_ctx *c)
         child_fail(c, errno, "chdir /");
 }
 
+/* linux.sysctl (checked against the sandbox's namespaces by sbx_sysctl_check_spec() before the
+ * clone), written from inside those namespaces: /proc/sys resolves net.* and the IPC and UTS
+ * parameters to the namespaces of the writer. Through the sandbox's own proc mount when it has
+ * one (the host's /proc/sys may be read-only, as in a container), and before readonlyPaths
+ * makes /proc/sys read-only (podman and runc's default configs list it). */
+static void
+write_sysctls(struct sbx_child_ctx *c, int rootfd)
+{
+    if (c->spec->sysctl == NULL || json_object_size(c->spec->sysctl) == 0)
+        return;
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+                                      RESOLVE_NO_MAGICLINKS};
+    struct statfs sf;
+    int dir = openat2_retry(rootfd, "proc/sys", &how);
+    if (dir >= 0 && (fstatfs(dir, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC)) {
+        close(dir);
+        dir = -1;
+    }
+    if (dir < 0)
+        dir = open(OLDROOT "/proc/sys", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        child_fail(c, errno, "open /proc/sys for linux.sysctl");
+    const char *key;
+    json_t *v;
+    json_object_foreach(c->spec->sysctl, key, v)
+    {
+        const char *val = json_string_value(v);
+        int r = val ? sbx_sysctl_write(dir, key, val) : -EINVAL;
+        if (r < 0)
+            child_fail(c, -r, "sysctl `%s` = `%s`", key, val ? val : "");
+    }
+    close(dir);
+}
+
 static void
 setup_root(struct sbx_child_ctx *c)
 {
@@ -690,6 +728,7 @@ setup_root(struct sbx_child_ctx *c)
         setup_dev(c, rootfd);
     if (cgroup_view)
         do_mount(c, rootfd, cgroup_view);
+    write_sysctls(c, rootfd);
     mask_paths(c, rootfd);
     close(rootfd);
     run_create_hooks(c, OLDROOT);
@@ -720,28 +759,6 @@ setup_root(struct sbx_child_ctx *c)
             child_fail(c, errno, "rootfsPropagation `%s`", s->rootfs_propagation);
 }
 
-static void
-write_sysctls(struct sbx_child_ctx *c)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(c->spec->sysctl, key, v)
-    {
-        char path[PATH_MAX];
-        const char *val = json_string_value(v);
-        if (val == NULL)
-            child_fail(c, 0, "sysctl `%s`: value must be a string", key);
-        snprintf(path, sizeof(path), "/proc/sys/%s", key);
-        for (char *p = path + 10; *p; p++)
-            if (*p == '.')
-                *p = '/';
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || safe_write(fd, val, strlen(val)) < 0)
-            child_fail(c, errno, "sysctl `%s`", key);
-        close(fd);
-    }
-}
-
 /* Nothing may outlive `sbxrun run` (or apid's monitor): when it dies, so does the sandbox's
  * PID 1 and with it the pid namespace. PR_SET_PDEATHSIG alone, set once at the start, did not
  * hold: the kernel clears it whenever the process's credentials change (commit_creds() on a new
@@ -761,6 +778,29 @@ arm_parent_death(struct sbx_child_ctx *c)
     struct pollfd p = {.fd = c->sync_fd, .events = POLLRDHUP};
     if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP)))
         _exit(125);
+}
+
+static void
+format_rlim(char *buf, size_t n, rlim_t v)
+{
+    if (v == RLIM_INFINITY)
+        snprintf(buf, n, "unlimited");
+    else
+        snprintf(buf, n, "%llu", (unsigned long long)v);
+}
+
+/* Named as in the config, with the values asked for: "setrlimit RLIMIT_NOFILE (1048576)" says
+ * what to change (a hard limit above fs.nr_open, or a raise without CAP_SYS_RESOURCE). */
+static __attribute__((noreturn)) void
+fail_rlimit(struct sbx_child_ctx *c, const struct sbx_rlimit *rl)
+{
+    int e = errno;
+    char soft[24], hard[24];
+    format_rlim(soft, sizeof(soft), rl->limit.rlim_cur);
+    format_rlim(hard, sizeof(hard), rl->limit.rlim_max);
+    if (rl->limit.rlim_cur == rl->limit.rlim_max)
+        child_fail(c, e, "setrlimit %s (%s)", sbx_rlimit_name(rl->resource), soft);
+    child_fail(c, e, "setrlimit %s (soft %s, hard %s)", sbx_rlimit_name(rl->resource), soft, hard);
 }
 
 static void
@@ -858,12 +898,13 @@ sbx_child_exec(struct sbx_child_ctx *c)
     }
     for (size_t i = 0; i < s->n_rlimits; i++)
         if (setrlimit(s->rlimits[i].resource, &s->rlimits[i].limit) < 0)
-            child_fail(c, errno, "setrlimit %d", s->rlimits[i].resource);
+            fail_rlimit(c, &s->rlimits[i]);
     if (s->umask != (mode_t)-1)
         umask(s->umask);
-    int r = sbx_caps_drop_bounding(s->caps.bounding);
+    int cap = -1;
+    int r = sbx_caps_drop_bounding(s->caps.bounding, &cap);
     if (r < 0)
-        child_fail(c, -r, "drop capability bounding set");
+        child_fail(c, -r, "drop %s from the capability bounding set", sbx_cap_name(cap));
     /* Without no_new_privs the kernel lets only CAP_SYS_ADMIN install a filter, and that is gone
      * once the identity and capabilities change: load it now, as runc does (the rest of the
      * setup then runs under it). With no_new_privs it goes last, right before execve. */
@@ -880,7 +921,9 @@ sbx_child_exec(struct sbx_child_ctx *c)
     if ((got && cwd[0] != '/') ||
         (!got && !(early_seccomp && (errno == EPERM || errno == EACCES || errno == ENOSYS))))
         child_fail(c, EPERM, "cwd `%s` is outside the sandbox root", s->cwd);
-    r = sbx_caps_apply(&s->caps);
+    r = sbx_caps_apply(&s->caps, &cap);
+    if (r < 0 && cap >= 0)
+        child_fail(c, -r, "raise ambient capability %s", sbx_cap_name(cap));
     if (r < 0)
         child_fail(c, -r, "apply capabilities");
     if (s->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -954,8 +997,8 @@ run_init(struct sbx_child_ctx *c, pid_t workload, sigset_t *mask)
      * needs that capability (only within the sandbox's user namespace). */
     uint64_t kill_only = 1ULL << CAP_KILL;
     struct sbx_caps init_caps = {.bounding = kill_only, .effective = kill_only, .permitted = kill_only};
-    sbx_caps_drop_bounding(kill_only);
-    sbx_caps_apply(&init_caps);
+    sbx_caps_drop_bounding(kill_only, NULL);
+    sbx_caps_apply(&init_caps, NULL);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     arm_parent_death(c); /* before init's filter, which allows neither prctl nor poll */
     if (c->has_bpf)
@@ -1093,7 +1136,6 @@ sbx_child_main(struct sbx_child_ctx *c)
     sbx_trace("go from the parent");
     setup_root(c);
     sbx_trace("root ready");
-    write_sysctls(c);
     enter_cgroup(c); /* the latest point of a deferred join; else done already */
     if (c->wait_net && (sbx_sync_recv(c->sync_fd, &m) <= 0 || m.type != SYNC_NET))
         _exit(125);

@@ -47,6 +47,15 @@ sbx_rlimit_from_name(const char *name)
     return -1;
 }
 
+const char *
+sbx_rlimit_name(int resource)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(rlimit_names); i++)
+        if (rlimit_names[i].resource == resource)
+            return rlimit_names[i].name;
+    return "RLIMIT_?";
+}
+
 static const struct {
     const char *name;
     bool clear;

@@ -178,5 +178,6 @@ int sbx_parse_mount_options(json_t *options, struct sbx_mount *m, sbx_error_t *e
 int sbx_cap_from_name(const char *name);
 const char *sbx_cap_name(int cap);
 int sbx_rlimit_from_name(const char *name);
+const char *sbx_rlimit_name(int resource); /* "RLIMIT_NOFILE" */
 
 #endif

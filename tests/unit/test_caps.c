@@ -112,9 +112,9 @@ apply_in_child(void)
                          .permitted = BIT(CAP_KILL) | BIT(CAP_CHOWN),
                          .inheritable = BIT(CAP_CHOWN),
                          .ambient = BIT(CAP_CHOWN)};
-    if (sbx_caps_drop_bounding(c.bounding) < 0)
+    if (sbx_caps_drop_bounding(c.bounding, NULL) < 0)
         return 2;
-    if (sbx_caps_apply(&c) < 0)
+    if (sbx_caps_apply(&c, NULL) < 0)
         return 3;
     char *s = NULL;
     if (read_file("/proc/self/status", &s, NULL, NULL) < 0)
