@@ -341,8 +341,8 @@ bring_up_loopback(struct sbx_child_ctx *c)
  * and dentry is host kernel memory (about 1 KiB), and the kernel's default inode count is half
  * of RAM's pages, whatever the size. A sandbox with no memory limit filled 400,000 empty files
  * into a 256 MiB /tmp (issue 17). One inode per 4 KiB of size, the most that full pages could
- * use, unless the config names its own nr_inodes; a tmpfs without size= (or a size in %) is
- * left to the kernel's defaults. Returns data, or buf holding data plus the bound. */
+ * use, unless the config names its own nr_inodes; a tmpfs without size= (or with size=0, or
+ * a size in %) is left to the kernel's defaults. Returns data, or buf holding data plus the bound. */
 static const char *
 tmpfs_bounded(const char *data, char *buf, size_t len)
 {
@@ -357,7 +357,8 @@ tmpfs_bounded(const char *data, char *buf, size_t len)
     case 'g': case 'G': n <<= 30; end++; break;
     default: break;
     }
-    if (end == sz + 5 || (*end != ',' && *end != '\0'))
+    /* size=0 is tmpfs for "no limit": no inode bound either. */
+    if (end == sz + 5 || (*end != ',' && *end != '\0') || n == 0)
         return data;
     unsigned long long inodes = n / 4096 < 1024 ? 1024 : n / 4096;
     int w = snprintf(buf, len, "%s,nr_inodes=%llu", data, inodes);
