@@ -1,10 +1,12 @@
 #!/bin/bash
 # Runs every test layer and ends with one summary line: "N passed, N failed, N skipped".
-#   tests/run-tests.sh [unit|integration|api|asan|fuzz|vm]...   (default: all)
+#   tests/run-tests.sh [unit|integration|api|security|asan|fuzz|vm]...   (default: all)
+# security: tests/security/t_*.sh, escapes, CVE regressions, resource bombs and faults through the
+# real sbxrun and apid (SECURITY.md names the check behind each boundary).
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP"
-layers=${*:-unit integration api asan fuzz vm}
+layers=${*:-unit integration api security asan fuzz vm}
 pass=0 fail=0 skipped=0
 declare -a failures=()
 
@@ -34,7 +36,7 @@ for layer in $layers; do
 			[ "$f" = 0 ] || echo "$out" | grep -B2 -A5 FAILED | head -60 | tee -a build/test-failures.txt
 		fi
 		;;
-	integration|api)
+	integration|api|security)
 		for t in tests/$layer/t_*.sh; do
 			[ -e "$t" ] || continue
 			echo "== $t"

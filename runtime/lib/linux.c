@@ -293,6 +293,34 @@ bring_up_loopback(struct sbx_child_ctx *c)
     close(fd);
 }
 
+/* A tmpfs's size= bounds its blocks, not its inodes: empty files cost no block, yet each inode
+ * and dentry is host kernel memory (about 1 KiB), and the kernel's default inode count is half
+ * of RAM's pages, whatever the size. A sandbox with no memory limit filled 400,000 empty files
+ * into a 256 MiB /tmp (issue 17). One inode per 4 KiB of size, the most that full pages could
+ * use, unless the config names its own nr_inodes; a tmpfs without size= (or with size=0, or
+ * a size in %) is left to the kernel's defaults. Returns data, or buf holding data plus the bound. */
+static const char *
+tmpfs_bounded(const char *data, char *buf, size_t len)
+{
+    const char *sz = data ? strstr(data, "size=") : NULL;
+    if (sz == NULL || (sz != data && sz[-1] != ',') || strstr(data, "nr_inodes="))
+        return data;
+    char *end;
+    unsigned long long n = strtoull(sz + 5, &end, 10);
+    switch (*end) {
+    case 'k': case 'K': n <<= 10; end++; break;
+    case 'm': case 'M': n <<= 20; end++; break;
+    case 'g': case 'G': n <<= 30; end++; break;
+    default: break;
+    }
+    /* size=0 is tmpfs for "no limit": no inode bound either. */
+    if (end == sz + 5 || (*end != ',' && *end != '\0') || n == 0)
+        return data;
+    unsigned long long inodes = n / 4096 < 1024 ? 1024 : n / 4096;
+    int w = snprintf(buf, len, "%s,nr_inodes=%llu", data, inodes);
+    return w > 0 && (size_t)w < len ? buf : data;
+}
+
 static void
 do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
 {
@@ -372,7 +400,11 @@ do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
             mount_v1_cgroups(c, rootfd, m->destination, target, flags);
         }
     } else {
-        r = mount(m->source, target, m->type, flags, m->data);
+        char bounded[1024];
+        const char *data = strcmp(m->type, "tmpfs") == 0
+                               ? tmpfs_bounded(m->data, bounded, sizeof(bounded))
+                               : m->data;
+        r = mount(m->source, target, m->type, flags, data);
         if (r < 0)
             child_fail(c, errno, "mount %s on `%s` (options `%s`)", m->type, m->destination,
                        m->data ? m->data : "");
@@ -667,7 +699,9 @@ setup_root(struct sbx_child_ctx *c)
      * 0 asks for no size= (the kernel's half of RAM). */
     char opts[128] = "mode=0755";
     if (s->overlay_size > 0)
-        snprintf(opts, sizeof(opts), "mode=0755,size=%lld", (long long)s->overlay_size);
+        snprintf(opts, sizeof(opts), "mode=0755,size=%lld,nr_inodes=%lld",
+                 (long long)s->overlay_size,
+                 (long long)(s->overlay_size / 4096 < 1024 ? 1024 : s->overlay_size / 4096));
     if (mount("sbx-scratch", SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
         child_fail(c, errno, "mount scratch tmpfs");
     if (chdir(SCRATCH) < 0 || mkdir("oldroot", 0700) < 0 || mkdir("newroot", 0755) < 0 ||
@@ -1106,7 +1140,14 @@ run_workload_under_init(struct sbx_child_ctx *c)
         child_fail(c, errno, "fork workload");
     /* The workload reports its own exec failure; tell the parent the pid once it is running. */
     sbx_sync_send(c->sync_fd, SYNC_STARTED, w, NULL);
+    /* init never execs, so close-on-exec does not clean its fd table: whatever the caller of
+     * sbxrun (or apid's launcher) held open stayed open in the sandbox's PID 1 for its whole life
+     * (a lock a test suite held kept every other suite waiting behind a sandbox). Only the sync
+     * socket is init's. The workload has a table of its own (no CLONE_FILES). */
     syscall(SYS_close_range, 0, 2, 0);
+    if (c->sync_fd > 3)
+        syscall(SYS_close_range, 3, c->sync_fd - 1, 0);
+    syscall(SYS_close_range, c->sync_fd + 1, ~0U, 0);
     run_init(c, w, &mask);
 }
 

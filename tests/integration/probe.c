@@ -10,6 +10,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/perf_event.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -25,6 +27,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -516,11 +519,325 @@ verb_fds(void)
     closedir(d);
 }
 
+
+/* `escape`: the real attempts of an escaping workload, one per line, each with arguments that
+ * would do something inside the sandbox if the kernel let it (unlike `syscalls`, which only
+ * looks at the filter). Run it only inside a sandbox: on a host, as root and without a filter,
+ * several of these would succeed (nothing here touches the host's state even then: mounts land
+ * on a fresh temp dir, namespaces and chroots are made in a throwaway child). MARKER is a host
+ * path the test made; no way to reach it must exist. */
+static long
+unshare_one(unsigned long flag)
+{
+    return unshare((int)flag);
+}
+#define UNSHARE_FN(n, f)                                                                           \
+    static long do_unshare_##n(void) { return unshare_one(f); }
+UNSHARE_FN(mnt2, CLONE_NEWNS)
+UNSHARE_FN(pid, CLONE_NEWPID)
+UNSHARE_FN(uts, CLONE_NEWUTS)
+UNSHARE_FN(ipc, CLONE_NEWIPC)
+UNSHARE_FN(cgroup, CLONE_NEWCGROUP)
+UNSHARE_FN(time, 0x00000080 /* CLONE_NEWTIME */)
+UNSHARE_FN(user2, CLONE_NEWUSER)
+UNSHARE_FN(net2, CLONE_NEWNET)
+
+static long
+do_umount_keys(void)
+{
+    return umount2("/proc/keys", MNT_DETACH);
+}
+
+static long
+do_clone_all_ns(void)
+{
+    return raw_clone(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS |
+                     CLONE_NEWIPC | CLONE_NEWCGROUP);
+}
+
+/* The classic chroot break-out: chroot into a subdirectory while holding a directory fd outside
+ * it, fchdir back to it, climb with "..", and chroot to where the climb ended. Prints where "/"
+ * is afterwards compared with the sandbox's root: "same-root" means the climb stopped at the
+ * sandbox's root (pivot_root left nothing above it). */
+static int chroot_root_dev, chroot_root_ino;
+static long
+do_chroot_escape(void)
+{
+    char jail[] = "/tmp/sbx-probe-jail-XXXXXX";
+    if (mkdtemp(jail) == NULL)
+        return -1;
+    int out = open("/", O_DIRECTORY | O_CLOEXEC);
+    if (out < 0 || chroot(jail) < 0)
+        return -1;
+    if (fchdir(out) < 0)
+        return -1;
+    for (int i = 0; i < 64; i++)
+        if (chdir("..") < 0)
+            return -1;
+    if (chroot(".") < 0)
+        return -1;
+    struct stat st;
+    if (stat("/", &st) < 0)
+        return -1;
+    /* 0: stopped at the sandbox's root; EXDEV: the climb got above it. */
+    if ((int)st.st_dev == chroot_root_dev && (int)st.st_ino == chroot_root_ino)
+        return 0;
+    errno = EXDEV;
+    return -1;
+}
+
+static void
+verb_escape(const char *marker)
+{
+    char dir[] = "/tmp/sbx-probe-XXXXXX";
+    const char *target = mkdtemp(dir) ? dir : "/nonexistent-sbx-probe";
+    errno = 0;
+    int r = mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    report("mount_proc", r, errno);
+    if (r == 0)
+        umount2(target, MNT_DETACH);
+    errno = 0;
+    r = mount("/", target, NULL, MS_BIND | MS_REC, NULL);
+    report("mount_bind_root", r, errno);
+    if (r == 0)
+        umount2(target, MNT_DETACH);
+    rmdir(dir);
+    /* Taking a mask away would show the real file under it. */
+    in_child("umount_masked_keys", do_umount_keys);
+    in_child("unshare_user", do_unshare_user2);
+    in_child("unshare_mnt", do_unshare_mnt2);
+    in_child("unshare_pid", do_unshare_pid);
+    in_child("unshare_net", do_unshare_net2);
+    in_child("unshare_uts", do_unshare_uts);
+    in_child("unshare_ipc", do_unshare_ipc);
+    in_child("unshare_cgroup", do_unshare_cgroup);
+    in_child("unshare_time", do_unshare_time);
+    in_child("clone_all_ns", do_clone_all_ns);
+    {
+        static const char *const ns[] = {"mnt", "net", "pid", "user", "uts", "ipc", "cgroup"};
+        for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+            char path[64], name[32];
+            snprintf(path, sizeof(path), "/proc/1/ns/%s", ns[i]);
+            snprintf(name, sizeof(name), "setns_%s", ns[i]);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                printf("%s: open %s\n", name, ename(errno));
+            else {
+                TRY(name, setns(fd, 0));
+                close(fd);
+            }
+            /* Our own namespace files open; only setns() itself stands in the way. */
+            snprintf(path, sizeof(path), "/proc/self/ns/%s", ns[i]);
+            snprintf(name, sizeof(name), "setns_self_%s", ns[i]);
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                printf("%s: open %s\n", name, ename(errno));
+            else {
+                TRY(name, setns(fd, 0));
+                close(fd);
+            }
+        }
+    }
+    {
+        /* Processes whose namespaces are not ours: a host process would show here. */
+        DIR *d = opendir("/proc");
+        char self_ns[64] = "", path[300], link[64];
+        int foreign = 0, pids = 0;
+        ssize_t n = readlink("/proc/self/ns/pid", self_ns, sizeof(self_ns) - 1);
+        self_ns[n > 0 ? n : 0] = '\0';
+        for (struct dirent *de; d && (de = readdir(d));) {
+            if (de->d_name[0] < '0' || de->d_name[0] > '9')
+                continue;
+            pids++;
+            snprintf(path, sizeof(path), "/proc/%s/ns/pid", de->d_name);
+            n = readlink(path, link, sizeof(link) - 1);
+            link[n > 0 ? n : 0] = '\0';
+            if (n > 0 && strcmp(link, self_ns) != 0)
+                foreign++;
+        }
+        if (d)
+            closedir(d);
+        printf("foreign_pidns_processes: %d\n", foreign);
+        printf("max_pid_seen_le_64: %s\n", pids <= 64 ? "yes" : "no");
+    }
+    TRY("ptrace_attach_init", ptrace(PTRACE_ATTACH, 1, NULL, NULL));
+    TRY("ptrace_seize_init", ptrace(PTRACE_SEIZE, 1, NULL, NULL));
+    TRY("open_init_mem", open("/proc/1/mem", O_RDONLY | O_CLOEXEC));
+    {
+        char buf[8];
+        struct iovec l = {buf, sizeof(buf)}, rv = {(void *)0x400000, sizeof(buf)};
+        TRY("process_vm_readv_init", syscall(SYS_process_vm_readv, 1L, &l, 1L, &rv, 1L, 0L));
+    }
+    {
+        errno = 0;
+        int s = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, 1 /* ICMP */);
+        report("socket_raw_inet", s, errno);
+        if (s >= 0)
+            close(s);
+        errno = 0;
+        s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+        report("socket_packet_raw", s, errno);
+        if (s >= 0)
+            close(s);
+    }
+    {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        TRY("finit_module_devnull", syscall(SYS_finit_module, (long)fd, "", 0L));
+        close(fd);
+    }
+    TRY("keyctl_join_session", syscall(SYS_keyctl, 1L /* JOIN_SESSION_KEYRING */, "sbx-probe"));
+    {
+        union bpf_attr a;
+        memset(&a, 0, sizeof(a));
+        a.map_type = BPF_MAP_TYPE_ARRAY;
+        a.key_size = 4;
+        a.value_size = 4;
+        a.max_entries = 1;
+        errno = 0;
+        long fd = syscall(SYS_bpf, (long)BPF_MAP_CREATE, &a, (long)sizeof(a));
+        report("bpf_map_create", fd, errno);
+        if (fd >= 0)
+            close((int)fd);
+    }
+    {
+        struct perf_event_attr pa;
+        memset(&pa, 0, sizeof(pa));
+        pa.type = PERF_TYPE_SOFTWARE;
+        pa.size = sizeof(pa);
+        pa.config = PERF_COUNT_SW_TASK_CLOCK;
+        pa.disabled = 1;
+        pa.exclude_kernel = 1;
+        pa.exclude_hv = 1;
+        errno = 0;
+        long fd = syscall(SYS_perf_event_open, &pa, 0L, -1L, -1L, 0L);
+        report("perf_event_open_self", fd, errno);
+        if (fd >= 0)
+            close((int)fd);
+    }
+    {
+        errno = 0;
+        long fd = syscall(SYS_userfaultfd, (long)(O_CLOEXEC | 1 /* UFFD_USER_MODE_ONLY */));
+        report("userfaultfd_user", fd, errno);
+        if (fd >= 0)
+            close((int)fd);
+    }
+    {
+        unsigned char params[120]; /* struct io_uring_params */
+        memset(params, 0, sizeof(params));
+        errno = 0;
+        long fd = syscall(SYS_io_uring_setup, 4L, params);
+        report("io_uring_setup_real", fd, errno);
+        if (fd >= 0)
+            close((int)fd);
+    }
+    TRY("kexec_file_load", syscall(SYS_kexec_file_load, -1L, -1L, 0UL, NULL, 0xdead0000UL));
+    TRY("reboot_bad_magic", syscall(SYS_reboot, 0L, 0L, 0L, NULL));
+    /* Opened for writing only: nothing is written, so a broken sandbox triggers nothing. */
+    TRY("write_sysrq_trigger", open("/proc/sysrq-trigger", O_WRONLY | O_CLOEXEC));
+    TRY("write_proc_sys_vm", open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC));
+    TRY("write_proc_sys_kernel", open("/proc/sys/kernel/core_pattern", O_WRONLY | O_CLOEXEC));
+    /* The sandbox's own netns: root inside owns this sysctl, only the read-only mount stops it. */
+    TRY("write_proc_sys_net", open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC));
+    TRY("write_sys_kernel", open("/sys/kernel/profiling", O_WRONLY | O_CLOEXEC));
+    TRY("mkdir_sys", mkdir("/sys/fs/sbx-probe", 0755));
+    if (marker) {
+        struct stat st;
+        char p[600];
+        TRY("host_marker_path", stat(marker, &st));
+        snprintf(p, sizeof(p), "/proc/1/root%s", marker);
+        TRY("host_marker_via_proc1_root", stat(p, &st));
+        snprintf(p, sizeof(p), "/proc/self/root%s", marker);
+        TRY("host_marker_via_self_root", stat(p, &st));
+    }
+    TRY("mknod_char_null", mknod("/tmp/sbx-probe-null", S_IFCHR | 0666, makedev(1, 3)));
+    unlink("/tmp/sbx-probe-null");
+    TRY("mknod_block_sda", mknod("/tmp/sbx-probe-sda", S_IFBLK | 0600, makedev(8, 0)));
+    unlink("/tmp/sbx-probe-sda");
+    TRY("mknod_kvm", mknod("/tmp/sbx-probe-kvm", S_IFCHR | 0600, makedev(10, 232)));
+    unlink("/tmp/sbx-probe-kvm");
+    TRY("mknod_fifo", mknod("/tmp/sbx-probe-fifo", S_IFIFO | 0600, 0));
+    unlink("/tmp/sbx-probe-fifo");
+    TRY("open_dev_kvm", open("/dev/kvm", O_RDWR | O_CLOEXEC));
+    {
+        /* A real terminal of the sandbox's own devpts: TIOCSTI would push a byte into its input
+         * (harmless here), TIOCLINUX is only for virtual consoles. */
+        int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC), s = -1, unlock = 0;
+        char c = ' ';
+        if (m >= 0 && ioctl(m, TIOCSPTLCK, &unlock) == 0)
+            s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (s < 0) {
+            printf("pty_tiocsti: no pty %s\n", ename(errno));
+            printf("pty_tioclinux: no pty %s\n", ename(errno));
+        } else {
+            TRY("pty_tiocsti", ioctl(s, TIOCSTI, &c));
+            char sub = 12; /* TIOCL_GETSHIFTSTATE: a read */
+            TRY("pty_tioclinux", ioctl(s, TIOCLINUX, &sub));
+            close(s);
+        }
+        if (m >= 0)
+            close(m);
+    }
+    {
+        /* Shocker (2014): a file handle forged or taken on the sandbox's root, opened through
+         * a mount fd, bypasses the path walk. */
+        struct {
+            struct file_handle fh;
+            unsigned char buf[128];
+        } h;
+        int mnt_id;
+        h.fh.handle_bytes = sizeof(h.buf);
+        errno = 0;
+        long r2 = syscall(SYS_name_to_handle_at, AT_FDCWD, "/", &h.fh, &mnt_id, 0L);
+        report("name_to_handle_at", r2, errno);
+        int rootfd = open("/", O_DIRECTORY | O_CLOEXEC);
+        if (r2 < 0) { /* forge one: ext4/xfs root inode 2 */
+            h.fh.handle_bytes = 8;
+            h.fh.handle_type = 1;
+            memset(h.fh.f_handle, 0, 8);
+            h.fh.f_handle[0] = 2;
+        }
+        errno = 0;
+        long fd = syscall(SYS_open_by_handle_at, (long)rootfd, &h.fh, (long)O_RDONLY);
+        report("open_by_handle_at_root", fd, errno);
+        if (fd >= 0)
+            close((int)fd);
+        close(rootfd);
+    }
+    {
+        struct stat st;
+        stat("/", &st);
+        chroot_root_dev = (int)st.st_dev;
+        chroot_root_ino = (int)st.st_ino;
+        in_child("chroot_escape_contained", do_chroot_escape);
+    }
+}
+
+/* Opens /dev/null until the kernel refuses: prints how many and the errno (EMFILE at
+ * RLIMIT_NOFILE; ENFILE would mean the host's file table ran out). */
+static int
+verb_fdbomb(void)
+{
+    long n = 0;
+    int e = 0;
+    for (;;) {
+        if (open("/dev/null", O_RDONLY | O_CLOEXEC) < 0) {
+            e = errno;
+            break;
+        }
+        n++;
+    }
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    printf("fdbomb: opened %ld then %s (RLIMIT_NOFILE %llu)\n", n, ename(e),
+           (unsigned long long)rl.rlim_cur);
+    return 0;
+}
+
 static int
 usage(void)
 {
     fprintf(stderr, "usage: sbx-probe syscalls|caps|memhog MB|forkbomb N|spin SECONDS|tiocsti|"
-                    "exe-write|exe-reopen PID INO WAIT|pid|fds|cwd|sleep SECONDS|exit N|\n"
+                    "exe-write|exe-reopen PID INO WAIT|escape [MARKER]|fdbomb|pid|fds|cwd|sleep SECONDS|exit N|\n"
                     "kill-self SIG\n");
     return 2;
 }
@@ -544,6 +861,10 @@ main(int argc, char **argv)
         return verb_forkbomb(atol(a));
     else if (strcmp(v, "spin") == 0 && a)
         return verb_spin(atof(a));
+    else if (strcmp(v, "fdbomb") == 0)
+        return verb_fdbomb();
+    else if (strcmp(v, "escape") == 0)
+        verb_escape(a);
     else if (strcmp(v, "tiocsti") == 0)
         verb_tiocsti();
     else if (strcmp(v, "exe-write") == 0)
