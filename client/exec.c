@@ -82,6 +82,8 @@ on_event(struct stream *s, const char *line, size_t n)
     json_t *tv = json_object_get(ev, "text");
     const char *text = json_string_value(tv);
     size_t tlen = json_string_length(tv);
+    if (tlen == 1 && text[0] == '\n')
+        tlen = 0; /* the agent sends an empty line as "\n" (SDKs drop empty texts) */
     if (!type) {
     } else if (!strcmp(type, "init") && text) {
         snprintf(s->cmd_id, sizeof(s->cmd_id), "%s", text);

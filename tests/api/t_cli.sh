@@ -145,6 +145,8 @@ expect_eq "exec passes the exit code through" 7 "$RC"
 expect_eq "exec stdout only on stdout" "out1
 out2" "$OUT"
 expect_eq "exec stderr only on stderr" "err1" "$ERR"
+sbxr exec "$A" -- printf 'a\n\n\tb\n'
+expect_eq "exec keeps empty lines and tabs" "$(printf 'a\n\n\tb')" "$OUT"
 sbxr exec "${A:0:8}" -- true
 expect_eq "exec with an abbreviated id" 0 "$RC"
 sbxr exec -e X=1 -e 'Y=a b' -w /tmp "$A" -- sh -c 'echo "$X|$Y|$(pwd)|$(id -u)|$GREETING"'
@@ -176,6 +178,35 @@ for _ in $(seq 100); do kill -0 $XP 2>/dev/null || { wait $XP; st=$?; break; }; 
 expect_eq "SIGINT ends sbx exec with the command's signal status" 143 "$st"
 sbxr exec "$A" -- sh -c "kill -0 $rpid 2>/dev/null && echo alive || echo gone"
 expect_eq "SIGINT stopped the remote command" "gone" "$OUT"
+
+# ---- exec -it: a real terminal, driven through a pty (tests/api/pty_helper.py)
+mkdir "$T/pty"
+out=$(timeout 90 python3 "$TOP/tests/api/pty_helper.py" "$T/pty" "$SBX" exec -it "${A:0:8}" -- sh)
+expect_match "exec -it: stty size inside is the local terminal's size" "size1 30 100" "$out"
+expect_match "exec -it: a local resize is seen inside" "size2 40 120" "$out"
+expect_eq "exec -it: the shell's exit status is sbx's" 3 "$(cat "$T/pty/rc" 2>/dev/null)"
+expect_eq "exec -it: the local terminal is restored" "$(cat "$T/pty/before" 2>/dev/null)" "$(cat "$T/pty/after" 2>/dev/null)"
+out=$(printf 'echo in-$((2+3))\nexit 4\n' | timeout 30 "$SBX" exec -t "$A" -- sh 2>&1); rc=$?
+expect_eq "exec -t with piped input: exit status" 4 "$rc"
+expect_match "exec -t with piped input: the shell ran it" 'in-5' "$out"
+exec 7< <(sleep 300)
+SLP=$!
+"$SBX" exec -t "$A" -- sh -c 'echo $$ >/tmp/tty.pid; exec sleep 300' <&7 >/dev/null 2>&1 &
+XP=$!
+exec 7<&-
+for _ in $(seq 100); do
+	tpid=$("$SBX" exec "$A" -- cat /tmp/tty.pid 2>/dev/null) && [ -n "$tpid" ] && break
+	sleep 0.1
+done
+kill -TERM $XP
+for _ in $(seq 50); do
+	[ "$("$SBX" exec "$A" -- sh -c "kill -0 $tpid 2>/dev/null && echo alive || echo gone")" = gone ] && break
+	sleep 0.1
+done
+expect_eq "exec -t: sbx ending hangs up the remote terminal's command" "gone" \
+	"$("$SBX" exec "$A" -- sh -c "kill -0 $tpid 2>/dev/null && echo alive || echo gone")"
+wait $XP 2>/dev/null
+kill $SLP 2>/dev/null
 
 # ---- cp, both ways, a tree with modes and binary data
 S=$T/src
