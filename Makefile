@@ -175,6 +175,7 @@ bench: deps
 	bash tests/bench/cgjoin.sh && \
 	bash tests/bench/agent.sh && \
 	bash tests/bench/proxy.sh && \
+	bash tests/bench/cli.sh && \
 	bash tests/bench/apid.sh && \
 	N=$${N:-100} bash tests/bench/density.sh && \
 	bash tests/bench/pull.sh
