@@ -216,6 +216,7 @@ cli_exec(char **id, char **argv, const struct exec_opts *o, int *code, sbx_error
     CURLM *m = curl_multi_init();
     curl_multi_add_handle(m, h);
     int running = 1, interrupts = 0;
+    bool sent_interrupt = false;
     long status = 0;
     CURLcode result = CURLE_OK;
     while (running) {
@@ -227,13 +228,17 @@ cli_exec(char **id, char **argv, const struct exec_opts *o, int *code, sbx_error
         curl_multi_poll(m, &wfd, sfd >= 0 ? 1 : 0, 1000, NULL);
         struct signalfd_siginfo si;
         while (sfd >= 0 && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-            if (++interrupts > 1 || !s.cmd_id[0]) {
+            if (++interrupts > 1) {
                 running = 0;
                 s.done = false;
-                interrupts = 2;
                 break;
             }
+        }
+        /* An interrupt before the init event waits for the command's id: leaving then would
+         * detach the stream and leave the command running. */
+        if (interrupts == 1 && !sent_interrupt && s.cmd_id[0]) {
             interrupt_remote(&ep, s.cmd_id);
+            sent_interrupt = true;
         }
     }
     int left;
