@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""A hostile apid + agent for tests/api/t_cli_cp.sh, on 127.0.0.1 only.
+"""A fake, hostile apid + agent for tests/api/t_cli_fake.sh, on 127.0.0.1 only.
 
 usage: fake_agent.py PORTFILE  — listens on a free port (written to PORTFILE) and serves one
 sandbox "evil" whose agent lists, for directory /d, the entries named by the current scenario
-(GET /scenario/NAME switches). Downloads answer "abc" (3 bytes) or, for big.bin, 10 bytes."""
+(GET /scenario/NAME switches). Downloads answer "abc" (3 bytes) or, for big.bin, 10 bytes.
+POST /v1/sandboxes keeps the body it got in PORTFILE.create.json and answers a 400."""
 import json, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import urlparse, parse_qs
@@ -51,6 +52,15 @@ class H(BaseHTTPRequestHandler):
             body = b"0123456789" if q["path"][0].endswith("big.bin") else b"abc"
             return self.send(200, body, "application/octet-stream")
         return self.send(404, {"code": "SANDBOX::NOT_FOUND", "message": "no such sandbox"})
+
+    def do_POST(self):
+        n = min(int(self.headers.get("Content-Length", "0")), 1 << 20)
+        body = self.rfile.read(n)
+        if self.path == "/v1/sandboxes":
+            with open(sys.argv[1] + ".create.json", "wb") as f:
+                f.write(body)
+            return self.send(400, {"code": "SANDBOX::INVALID_PARAMETER", "message": "captured by the fake"})
+        return self.send(404, {"code": "SANDBOX::NOT_FOUND", "message": "no such route"})
 
 srv = HTTPServer(("127.0.0.1", 0), H)
 with open(sys.argv[1], "w") as f:

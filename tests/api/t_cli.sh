@@ -286,6 +286,15 @@ expect_eq "run deletes its sandbox" "$n0" "$n1"
 sbxr create --allow-domain example.com
 expect_match "create --allow-domain: apid's answer is shown" "^(0 [0-9a-f-]+|1 .*example.com.*)$" "$RC $(echo $OUT $ERR)"
 [ "$RC" = 0 ] && "$SBX" rm "$OUT" >/dev/null
+sbxr create --json --volume cache:/data:ro
+if [ "$RC" = 0 ]; then
+	V=$(jq -r .id <"$T/out")
+	sbxr inspect --json "$V"
+	ok "create --volume: apid accepted the volume"
+	"$SBX" rm "$V" >/dev/null
+else
+	expect_match "create --volume: apid's refusal is shown" "^1 .*olume" "$RC $ERR"
+fi
 
 # ---- secrets never printed
 all=$(cat "$T"/out "$T"/err "$T"/follow 2>/dev/null)
