@@ -244,6 +244,12 @@ expect_match "logs shows the main process's output" 'started-42' "$OUT"
 timeout 3 "$SBX" logs -f "$L" >"$T/follow" 2>&1
 n1=$(grep -c tick "$T/follow")
 expect_match "logs -f keeps streaming new lines" '^([5-9]|[1-9][0-9]+)$' "$n1"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "OPEN-SANDBOX-API-KEY: $KEY" "$SBX_URL/v1/sandboxes/$L/logs?offset=-1")
+expect_eq "GET logs with a bad offset → 400" 400 "$code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$SBX_URL/v1/sandboxes/$L/logs")
+expect_eq "GET logs needs the API key" 401 "$code"
+sbxr logs nope-not-there
+expect_match "logs of an unknown sandbox → 4" "^4 .*nope-not-there" "$RC $ERR"
 sbxr logs --json "$L"
 expect_match "logs --json" 'started-42' "$(jq -r .log <"$T/out")"
 
