@@ -41,6 +41,8 @@ CLI_SRC    := $(wildcard runtime/cli/*.c)
 APID_SRC   := $(filter-out apid/main.c,$(wildcard apid/*.c))
 AGENT_SRC  := $(filter-out apid/agent/main.c,$(wildcard apid/agent/*.c))
 UNIT_SRC   := $(wildcard tests/unit/*.c)
+# The client CLI: every client/*.c (the MCP server, client/mcp.c, joins it when present).
+SBX_SRC    := $(wildcard client/*.c)
 PROFILES   := $(sort $(wildcard profiles/*.json profiles/caps/*.json))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -49,6 +51,7 @@ CLI_OBJ    := $(call obj,$(CLI_SRC))
 APID_OBJ   := $(call obj,$(APID_SRC))
 AGENT_OBJ  := $(call obj,$(AGENT_SRC))
 UNIT_OBJ   := $(call obj,$(UNIT_SRC))
+SBX_OBJ    := $(call obj,$(SBX_SRC))
 
 IMG_SRC    := $(wildcard runtime/image/*.c)
 IMG_OBJ    := $(call obj,$(IMG_SRC))
@@ -56,6 +59,9 @@ IMG_OBJ    := $(call obj,$(IMG_SRC))
 BINS := $(BUILD)/bin/sbxrun $(BUILD)/bin/sbx-image $(BUILD)/bin/sbx-probe
 ifneq ($(wildcard apid/main.c),)
 BINS += $(BUILD)/bin/sbx-apid $(BUILD)/bin/sbx-launcher
+endif
+ifneq ($(SBX_SRC),)
+BINS += $(BUILD)/bin/sbx
 endif
 ifneq ($(wildcard apid/agent/main.c),)
 BINS += $(BUILD)/bin/sbx-agent
@@ -129,6 +135,15 @@ $(BUILD)/bin/sbx-mcp-test: $(BUILD)/obj/tests/api/mcp_stdio_main.o $(BUILD)/obj/
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcurl jansson 2>/dev/null) -lpthread
 
+# The client: dynamic, libcurl + jansson; libsbx only for the error and string helpers.
+$(BUILD)/obj/client/%.o: client/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=hidden $(PKG_CFLAGS) $(shell pkg-config --cflags libcurl 2>/dev/null) -c -o $@ $<
+
+$(BUILD)/bin/sbx: $(SBX_OBJ) $(BUILD)/lib/libsbx.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs libcurl 2>/dev/null)
+
 # Static helper copied into sandboxes by the integration and security tests.
 $(BUILD)/bin/sbx-probe: tests/integration/probe.c
 	@mkdir -p $(@D)
@@ -146,6 +161,8 @@ install: all
 	install -m 755 $(filter-out $(BUILD)/bin/sbx-probe,$(BINS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(wildcard profiles/*.json) $(DESTDIR)$(PREFIX)/share/sbx/profiles/
 	install -m 644 $(wildcard profiles/caps/*.json) $(DESTDIR)$(PREFIX)/share/sbx/profiles/caps/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 644 client/sbx.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sbx
 
 rootfs: all
 	SBX_IMAGES=$(SBX_IMAGES) rootfs/build-images.sh
@@ -177,6 +194,7 @@ bench: deps-bench
 	bash tests/bench/cgjoin.sh && \
 	bash tests/bench/agent.sh && \
 	bash tests/bench/proxy.sh && \
+	bash tests/bench/cli.sh && \
 	bash tests/bench/apid.sh && \
 	N=$${N:-100} bash tests/bench/density.sh && \
 	bash tests/bench/pull.sh && \

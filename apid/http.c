@@ -5,6 +5,7 @@
  * mounted with and without the /v1 prefix. */
 #include "apid.h"
 #include <sys/file.h>
+#include <sys/stat.h>
 #include "image_store.h"
 #include "mcp.h"
 #include "metrics.h"
@@ -266,6 +267,50 @@ h_endpoint(struct MHD_Connection *c, struct req *r, const char *id, const char *
                             json_pack("{s:s}", "X-EXECD-ACCESS-TOKEN", sb->token));
     apid_sandbox_free(sb);
     return reply_json(c, r, 200, o);
+}
+
+/* GET /sandboxes/{id}/logs?offset=N (sbx extension, used by `sbx logs`): the sandbox's own
+ * output (its main process's stdout and stderr, which the monitor sends to monitor.log), from
+ * byte N on, at most LOG_CHUNK bytes per reply; X-Sbx-Log-Offset is where the next read starts,
+ * so `sbx logs -f` polls without re-reading. The file lives as long as the sandbox does. */
+#define LOG_CHUNK (1u << 20)
+static enum MHD_Result
+h_logs(struct MHD_Connection *c, struct req *r, const char *id)
+{
+    sbx_error_t err = NULL;
+    struct apid_sandbox *sb = NULL;
+    if (apid_mgr_get(id, &sb, &err) < 0)
+        return reply_err(c, r, &err);
+    apid_sandbox_free(sb);
+    int64_t off = 0;
+    const char *o = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offset");
+    if (o && parse_int64(o, 0, INT64_MAX, &off) < 0)
+        return reply_code(c, r, 400, E_INVALID_PARAMETER, "offset must be an integer >= 0");
+    pthread_mutex_lock(&ctx->cfg_lock);
+    cleanup_free char *dir = apid_sandboxes_dir(ctx->cfg);
+    pthread_mutex_unlock(&ctx->cfg_lock);
+    cleanup_free char *path = xasprintf("%s/%s/monitor.log", dir, id);
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st = {0};
+    if (fd >= 0 && fstat(fd, &st) < 0)
+        st.st_size = 0;
+    if (off > st.st_size) /* the file was recreated (apid restart): start over */
+        off = 0;
+    size_t want = (size_t)(st.st_size - off) > LOG_CHUNK ? LOG_CHUNK : (size_t)(st.st_size - off);
+    cleanup_free char *buf = xmalloc0(want + 1);
+    ssize_t got = want && fd >= 0 ? pread(fd, buf, want, off) : 0;
+    if (got < 0)
+        got = 0;
+    struct MHD_Response *resp = MHD_create_response_from_buffer((size_t)got, buf, MHD_RESPMEM_MUST_COPY);
+    char next[32];
+    snprintf(next, sizeof(next), "%lld", (long long)(off + got));
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, "X-Sbx-Log-Offset", next);
+    MHD_add_response_header(resp, "X-Request-ID", r->rid);
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    r->status = 200;
+    return ret;
 }
 
 static enum MHD_Result
@@ -623,6 +668,11 @@ route(struct MHD_Connection *c, struct req *r)
         if (!IS("POST"))
             return reply_code(c, r, 405, E_METHOD, "method not allowed");
         return h_renew(c, r, id);
+    }
+    if (n == 3 && SEG(2, "logs")) {
+        if (!IS("GET"))
+            return reply_code(c, r, 405, E_METHOD, "method not allowed");
+        return h_logs(c, r, id);
     }
     if (n == 3 && SEG(2, "metadata")) {
         if (!IS("PATCH"))

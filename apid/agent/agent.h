@@ -14,6 +14,7 @@ struct ag_req {
     char *path; /* percent-decoded, without the query */
     struct ag_query q;
     const char *content_type, *range, *token, *expect;
+    const char *upgrade, *ws_key, *ws_version; /* a WebSocket handshake (GET /pty) */
     int64_t clen; /* -1: none */
     bool chunked;
     bool http10;

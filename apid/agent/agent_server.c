@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
@@ -26,6 +27,7 @@
 #include "agent.h"
 #include "agent_json.h"
 #include "agent_stream.h"
+#include "agent_ws.h"
 
 extern char **environ;
 
@@ -79,6 +81,7 @@ struct ag_conn {
     int64_t tick;
     int64_t deadline;
     uint32_t mask;
+    bool ws; /* upgraded to a WebSocket (GET /pty): c->in holds frames, c->out gets frames */
 };
 
 struct ag_cmd {
@@ -103,6 +106,8 @@ struct ag_cmd {
     bool background, timed_out, interrupted, paused, spawn_failed;
     struct ag_sess *sess;
     struct ag_buf state;
+    bool pty;          /* on a terminal: fds[0] is the master, output is raw bytes */
+    struct ag_buf pin; /* input for the master that it did not take yet (bounded) */
 };
 
 struct ag_sess {
@@ -285,6 +290,8 @@ send_event(struct ag_conn *c, const struct ag_event *ev)
 
 static void cmd_pause(struct ag_cmd *cmd, bool pause);
 static void conn_drive(struct ag_conn *c);
+static void pty_exit(struct ag_conn *c, struct ag_cmd *cmd);
+static void pty_hangup(struct ag_cmd *cmd);
 
 void
 ag_req_free(struct ag_req *r)
@@ -327,7 +334,10 @@ conn_close(struct ag_conn *c)
         return;
     c->dead = true;
     if (c->cmd) {
-        /* The command keeps running; its output still goes to the log. */
+        /* The command keeps running; its output still goes to the log. A terminal's user is
+         * gone, though: its session gets the hangup a closed terminal gives. */
+        if (c->cmd->pty)
+            pty_hangup(c->cmd);
         if (c->cmd->paused)
             cmd_pause(c->cmd, false);
         c->cmd->conn = NULL;
@@ -343,7 +353,7 @@ static void
 conn_mask(struct ag_conn *c)
 {
     uint32_t m = EPOLLRDHUP;
-    if (c->st == S_HEAD || c->st == S_BODY)
+    if (c->st == S_HEAD || c->st == S_BODY || (c->ws && !c->resp_done))
         m |= EPOLLIN;
     if (c->out.len > c->out_off || (c->st == S_RESP && c->dl_left && c->out.len == c->out_off))
         m |= EPOLLOUT;
@@ -523,6 +533,12 @@ ag_parse_head(struct ag_req *r, const char *buf, size_t len, const char **why)
             r->range = v;
         } else if (!strcasecmp(line, "Expect")) {
             r->expect = v;
+        } else if (!strcasecmp(line, "Upgrade")) {
+            r->upgrade = v;
+        } else if (!strcasecmp(line, "Sec-WebSocket-Key")) {
+            r->ws_key = v;
+        } else if (!strcasecmp(line, "Sec-WebSocket-Version")) {
+            r->ws_version = v;
         }
     }
     if (r->chunked && r->clen >= 0)
@@ -535,7 +551,7 @@ ag_parse_head(struct ag_req *r, const char *buf, size_t len, const char **why)
 enum {
     R_PING = 1, R_CMD_RUN, R_CMD_DEL, R_CMD_STATUS, R_CMD_LOGS, R_SESS_NEW, R_SESS_RUN, R_SESS_DEL,
     R_F_INFO, R_F_DEL, R_F_MV, R_F_PERM, R_F_REPL, R_F_SEARCH, R_F_UP, R_F_DOWN,
-    R_D_LIST, R_D_MK, R_D_DEL, R_METRICS, R_WATCH, R_CODE, R_ENTRY,
+    R_D_LIST, R_D_MK, R_D_DEL, R_METRICS, R_WATCH, R_CODE, R_ENTRY, R_PTY,
 };
 
 int
@@ -563,6 +579,7 @@ ag_route(const char *m, const char *p, char *arg, size_t argsz)
         {"GET", "/metrics", R_METRICS},
         {"GET", "/metrics/watch", R_WATCH},
         {"POST", "/entrypoint", R_ENTRY},
+        {"GET", "/pty", R_PTY},
     };
     bool path_known = false;
     size_t plen = strlen(p);
@@ -687,6 +704,16 @@ cmd_output(struct ag_cmd *cmd, int which, const char *p, size_t n)
         cmd->spawn_failed = true;
         return;
     }
+    if (cmd->pty) {
+        struct ag_conn *c = cmd->conn;
+        if (c == NULL)
+            return; /* nobody to show it to: a terminal keeps no log */
+        ag_ws_frame(&c->out, AG_WS_BIN, p, n);
+        conn_drive(c);
+        if (cmd->conn == c && c->out.len - c->out_off > OUT_HIGH && !cmd->paused)
+            cmd_pause(cmd, true);
+        return;
+    }
     log_append(cmd, p, n);
     if (cmd->conn && !cmd->background) {
         struct line_ctx lc = {cmd, which == 0 ? "stdout" : "stderr"};
@@ -781,8 +808,11 @@ cmd_finalize(struct ag_cmd *cmd)
         cmd->sess = NULL;
     }
     ag_buf_free(&cmd->state);
+    ag_buf_free(&cmd->pin);
     struct ag_conn *c = cmd->conn;
-    if (c) {
+    if (c && cmd->pty) {
+        pty_exit(c, cmd);
+    } else if (c) {
         struct line_ctx lo = {cmd, "stdout"}, le = {cmd, "stderr"};
         ag_lsplit_flush(&cmd->ls[0], on_line, &lo);
         ag_lsplit_flush(&cmd->ls[1], on_line, &le);
@@ -854,6 +884,9 @@ struct spawn_req {
     bool background;
     struct ag_sess *sess;
     const char *script; /* session wrapper; command passed as $1 */
+    bool pty;
+    int pty_master;
+    int slave; /* with pty: the terminal's slave side, the command's stdin, stdout and stderr */
 };
 
 static char **
@@ -989,8 +1022,20 @@ child_exec(const struct spawn_req *sr, int out, int err, int state, int efd, con
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
-    setpgid(0, 0);
-    if (dup2(S.devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+    if (sr->pty) {
+        /* A session of its own with the terminal as controlling tty: job control, ^C and SIGHUP
+         * on hangup work as in a login shell. The parent does not setpgid (that would make the
+         * child a group leader first, and setsid would then fail). */
+        if (setsid() < 0 || ioctl(out, TIOCSCTTY, 0) < 0)
+            child_fail(efd, "controlling terminal", NULL);
+        if (dup2(out, 0) < 0)
+            child_fail(efd, "dup2", NULL);
+    } else {
+        setpgid(0, 0);
+        if (dup2(S.devnull, 0) < 0)
+            child_fail(efd, "dup2", NULL);
+    }
+    if (dup2(out, 1) < 0 || dup2(err, 2) < 0)
         child_fail(efd, "dup2", NULL);
     if (state >= 0 && dup2(state, 3) < 0)
         child_fail(efd, "dup2", NULL);
@@ -1004,7 +1049,6 @@ child_exec(const struct spawn_req *sr, int out, int err, int state, int efd, con
         if (setuid(uid) < 0)
             child_fail(efd, "setuid", NULL);
     }
-    (void)sr;
     execve(argv[0], argv, env);
     child_fail(efd, "exec", argv[0]);
 }
@@ -1053,7 +1097,14 @@ cmd_spawn(const struct spawn_req *sr, const char **why)
 
     int po[2] = {-1, -1}, pe[2] = {-1, -1}, ps[2] = {-1, -1}, pf[2] = {-1, -1};
     pid_t pid = -1;
-    if (env == NULL || cmd->content == NULL || pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 ||
+    if (sr->pty) { /* po[0] is the master (owned by the caller until here), po[1] the slave */
+        po[0] = fcntl(sr->pty_master, F_DUPFD_CLOEXEC, 3);
+        po[1] = fcntl(sr->slave, F_DUPFD_CLOEXEC, 3);
+        pe[1] = fcntl(sr->slave, F_DUPFD_CLOEXEC, 3);
+        cmd->pty = true;
+    }
+    if (env == NULL || cmd->content == NULL || (sr->pty && (po[0] < 0 || po[1] < 0 || pe[1] < 0)) ||
+        (!sr->pty && (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0)) ||
         (sr->sess && pipe2(ps, O_CLOEXEC) < 0) || pipe2(pf, O_CLOEXEC) < 0) {
         *why = "cannot create pipes";
         goto fail;
@@ -1071,7 +1122,8 @@ cmd_spawn(const struct spawn_req *sr, const char **why)
         close(ps[1]);
     close(pf[1]);
     /* Also set in the parent so a kill(-pid) right after spawn cannot race the child's setpgid. */
-    setpgid(pid, pid);
+    if (!sr->pty)
+        setpgid(pid, pid);
     free_env(env);
     free(cwd);
     cmd->pid = pid;
@@ -1550,6 +1602,270 @@ h_metrics(struct ag_conn *c, bool watch)
 
 static void h_entrypoint(struct ag_conn *c);
 
+/* ---------- interactive terminals: GET /pty (WebSocket) ----------
+ *
+ * The upgrade runs `command` (a shell command line, like POST /command) on a new pseudo-terminal,
+ * as the request's uid or the agent's user. Frames follow OpenSandbox execd's /ws/session JSON
+ * frames where they overlap, with raw bytes in binary frames so terminal output needs no UTF-8:
+ *   client → agent: binary = keystrokes; text JSON {"type":"stdin","data":S},
+ *                   {"type":"resize","cols":C,"rows":R}, {"type":"signal","signal":"SIGINT"},
+ *                   {"type":"ping"}
+ *   agent → client: binary = terminal output; text JSON {"type":"connected","session_id":ID,
+ *                   "mode":"pty"}, {"type":"exit","exit_code":N}, {"type":"error","error":S,
+ *                   "code":C}, {"type":"pong"}; then a close frame.
+ * Query: command (required), cwd, uid, cols, rows, env=K=V (repeatable), timeout (ms). */
+
+#define PTY_PIN_MAX (1u << 20)
+
+static void
+ws_text(struct ag_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void
+ws_text(struct ag_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[1024];
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        ag_ws_frame(&c->out, AG_WS_TEXT, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+static void
+pty_hangup(struct ag_cmd *cmd)
+{
+    if (cmd->running && !cmd->interrupted) {
+        cmd->interrupted = true;
+        cmd_kill(cmd, SIGHUP);
+        cmd->kill_at = ag_mono_ms() + TERM_GRACE_MS;
+    }
+}
+
+/* Writes (p, n) and what is pending to the master; what it does not take waits in cmd->pin for
+ * EPOLLOUT. Returns -1 when the pending input would exceed its bound. */
+static int
+pty_write(struct ag_cmd *cmd, const char *p, size_t n)
+{
+    int fd = cmd->fds[0];
+    if (fd < 0)
+        return 0;
+    if (cmd->pin.len + n > PTY_PIN_MAX)
+        return -1;
+    if (n)
+        ag_buf_put(&cmd->pin, p, n);
+    while (cmd->pin.len) {
+        ssize_t w = write(fd, cmd->pin.p, cmd->pin.len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        ag_buf_consume(&cmd->pin, (size_t)w);
+    }
+    ep_set(fd, &cmd->evs[0], cmd->pin.len ? EPOLLIN | EPOLLOUT : EPOLLIN, false);
+    return 0;
+}
+
+static void
+pty_resize(struct ag_cmd *cmd, int64_t cols, int64_t rows)
+{
+    if (cmd->fds[0] < 0 || cols < 1 || rows < 1 || cols > 10000 || rows > 10000)
+        return;
+    struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+    ioctl(cmd->fds[0], TIOCSWINSZ, &ws); /* the kernel sends SIGWINCH to the foreground group */
+}
+
+static void
+pty_exit(struct ag_conn *c, struct ag_cmd *cmd)
+{
+    if (cmd->spawn_failed) {
+        S.scratch.len = 0;
+        ag_json_str(&S.scratch, cmd->err, strlen(cmd->err));
+        ag_buf_cstr(&S.scratch);
+        ws_text(c, "{\"type\":\"error\",\"error\":%s,\"code\":\"START_FAILED\"}", S.scratch.p);
+    }
+    ws_text(c, "{\"type\":\"exit\",\"exit_code\":%d}", cmd->exit_code);
+    ag_ws_frame(&c->out, AG_WS_CLOSE, "\x03\xe8", 2); /* 1000: normal closure */
+    c->resp_done = true;
+    c->cmd = NULL;
+    cmd->conn = NULL;
+    conn_drive(c);
+}
+
+/* Handles the client's complete frames in c->in. */
+static void
+ws_input(struct ag_conn *c)
+{
+    struct ag_ws_msg m;
+    int rc;
+    while (!c->dead && !c->resp_done && (rc = ag_ws_parse(c->in.p, c->in.len, &m)) != 0) {
+        struct ag_cmd *cmd = c->cmd;
+        if (rc < 0 || (m.opcode == AG_WS_CONT) || (!m.fin && m.opcode < 8)) {
+            /* Fragmented messages are not needed by any client of this route: refused. */
+            ag_ws_frame(&c->out, AG_WS_CLOSE, "\x03\xea", 2); /* 1002: protocol error */
+            c->resp_done = true;
+            if (cmd)
+                pty_hangup(cmd);
+            break;
+        }
+        if (m.opcode == AG_WS_BIN && cmd) {
+            if (pty_write(cmd, m.payload, m.len) < 0)
+                ws_text(c, "{\"type\":\"error\",\"error\":\"input not read\",\"code\":\"STDIN_WRITE_FAILED\"}");
+        } else if (m.opcode == AG_WS_TEXT) {
+            struct ag_json *j = ag_json_parse(m.payload, m.len, NULL);
+            const struct ag_json *t = ag_json_get(j, "type");
+            const char *type = t && t->t == AG_JSTR ? t->s : "";
+            if (!strcmp(type, "stdin") && cmd) {
+                const struct ag_json *d = ag_json_get(j, "data");
+                if (d && d->t == AG_JSTR && pty_write(cmd, d->s, d->slen) < 0)
+                    ws_text(c, "{\"type\":\"error\",\"error\":\"input not read\",\"code\":\"STDIN_WRITE_FAILED\"}");
+            } else if (!strcmp(type, "resize") && cmd) {
+                const struct ag_json *w = ag_json_get(j, "cols"), *h = ag_json_get(j, "rows");
+                if (w && h && w->t == AG_JNUM && h->t == AG_JNUM && w->is_int && h->is_int)
+                    pty_resize(cmd, w->i, h->i);
+            } else if (!strcmp(type, "signal") && cmd) {
+                const struct ag_json *sg = ag_json_get(j, "signal");
+                const char *name = sg && sg->t == AG_JSTR ? sg->s : "";
+                int sig = !strcmp(name, "SIGINT") ? SIGINT : !strcmp(name, "SIGTERM") ? SIGTERM
+                        : !strcmp(name, "SIGKILL") ? SIGKILL : !strcmp(name, "SIGHUP") ? SIGHUP
+                        : !strcmp(name, "SIGQUIT") ? SIGQUIT : 0;
+                if (sig)
+                    cmd_kill(cmd, sig);
+            } else if (!strcmp(type, "ping")) {
+                ws_text(c, "{\"type\":\"pong\"}");
+            } else if (cmd) {
+                ws_text(c, "{\"type\":\"error\",\"error\":\"unknown frame type\",\"code\":\"INVALID_FRAME\"}");
+            }
+            ag_json_free(j);
+        } else if (m.opcode == AG_WS_PING) {
+            ag_ws_frame(&c->out, AG_WS_PONG, m.payload, m.len);
+        } else if (m.opcode == AG_WS_CLOSE) {
+            ag_ws_frame(&c->out, AG_WS_CLOSE, "\x03\xe8", 2);
+            c->resp_done = true;
+            if (cmd)
+                pty_hangup(cmd);
+        }
+        ag_buf_consume(&c->in, m.frame_len);
+    }
+}
+
+static void
+h_pty(struct ag_conn *c)
+{
+    struct ag_req *r = &c->req;
+    if (!r->upgrade || strcasecmp(r->upgrade, "websocket") || !r->ws_key || strlen(r->ws_key) > 64 ||
+        (r->ws_version && strcmp(r->ws_version, "13"))) {
+        ag_reply_err(c, 400, "INVALID_REQUEST", "GET /pty is a WebSocket (version 13) upgrade");
+        return;
+    }
+    /* The same checks as POST /command, on a JSON object made of the query. */
+    struct ag_buf jb = {0};
+    ag_buf_putc(&jb, '{');
+    const char *v;
+    bool first = true;
+#define JKEY(k) (ag_buf_puts(&jb, first ? "\"" k "\":" : ",\"" k "\":"), first = false)
+    if ((v = ag_query_get(&r->q, "command"))) {
+        JKEY("command");
+        ag_json_str(&jb, v, strlen(v));
+    }
+    if ((v = ag_query_get(&r->q, "cwd"))) {
+        JKEY("cwd");
+        ag_json_str(&jb, v, strlen(v));
+    }
+    char *end;
+    if ((v = ag_query_get(&r->q, "uid"))) {
+        unsigned long u = strtoul(v, &end, 10);
+        if (!*v || *end || u > 0xffffffffUL) {
+            ag_buf_free(&jb);
+            ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "uid '%s' is not a number", v);
+            return;
+        }
+        JKEY("uid");
+        ag_buf_printf(&jb, "%lu", u);
+    }
+    if ((v = ag_query_get(&r->q, "timeout"))) {
+        unsigned long long t = strtoull(v, &end, 10);
+        if (!*v || *end) {
+            ag_buf_free(&jb);
+            ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "timeout '%s' is not a number", v);
+            return;
+        }
+        JKEY("timeout");
+        ag_buf_printf(&jb, "%llu", t);
+    }
+    JKEY("envs");
+    ag_buf_putc(&jb, '{');
+    int ne = 0;
+    for (size_t i = 0; i < r->q.n; i++) {
+        if (strcmp(r->q.kv[i].k, "env"))
+            continue;
+        const char *eq = strchr(r->q.kv[i].v, '=');
+        if (!eq || eq == r->q.kv[i].v)
+            continue;
+        if (ne++)
+            ag_buf_putc(&jb, ',');
+        ag_json_str(&jb, r->q.kv[i].v, (size_t)(eq - r->q.kv[i].v));
+        ag_buf_putc(&jb, ':');
+        ag_json_str(&jb, eq + 1, strlen(eq + 1));
+    }
+    ag_buf_puts(&jb, "}}");
+#undef JKEY
+    struct ag_json *j = ag_json_parse(jb.p, jb.len, NULL);
+    ag_buf_free(&jb);
+    struct spawn_req sr = {0};
+    if (j == NULL) {
+        ag_reply_err(c, 500, "RUNTIME_ERROR", "out of memory");
+        return;
+    }
+    if (!parse_run(c, j, &sr)) {
+        ag_json_free(j);
+        return;
+    }
+    int64_t cols = 80, rows = 24;
+    if ((v = ag_query_get(&r->q, "cols")))
+        cols = strtoll(v, NULL, 10);
+    if ((v = ag_query_get(&r->q, "rows")))
+        rows = strtoll(v, NULL, 10);
+    const char *why = "cannot open a terminal";
+    char sname[64];
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC), slave = -1;
+    if (master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0 && ptsname_r(master, sname, sizeof(sname)) == 0)
+        slave = open(sname, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    struct ag_cmd *cmd = NULL;
+    if (slave >= 0) {
+        struct winsize ws = {.ws_row = (unsigned short)(rows > 0 && rows < 10000 ? rows : 24),
+                             .ws_col = (unsigned short)(cols > 0 && cols < 10000 ? cols : 80)};
+        ioctl(master, TIOCSWINSZ, &ws);
+        /* The terminal belongs to the user who runs in it, as login(1) would arrange. */
+        uid_t uid = sr.has_uid ? sr.uid : S.cfg->uid;
+        if (geteuid() == 0 && fchown(slave, uid, (gid_t)-1) < 0) {
+            /* a read-only /dev/pts mount: the shell still works through the inherited fds */
+        }
+        sr.pty = true;
+        sr.pty_master = master;
+        sr.slave = slave;
+        cmd = cmd_spawn(&sr, &why);
+    }
+    if (master >= 0)
+        close(master);
+    if (slave >= 0)
+        close(slave);
+    ag_json_free(j);
+    if (cmd == NULL) {
+        ag_reply_err(c, 500, "RUNTIME_ERROR", "cannot start a terminal: %s", why);
+        return;
+    }
+    char accept[29];
+    ag_ws_accept(r->ws_key, accept);
+    ag_buf_printf(&c->out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+    c->ws = true;
+    c->st = S_RESP;
+    c->resp_done = false;
+    c->cmd = cmd;
+    cmd->conn = c;
+    ws_text(c, "{\"type\":\"connected\",\"session_id\":\"%s\",\"mode\":\"pty\"}", cmd->id);
+}
+
 static void
 dispatch(struct ag_conn *c)
 {
@@ -1577,6 +1893,7 @@ dispatch(struct ag_conn *c)
     case R_METRICS: h_metrics(c, false); break;
     case R_WATCH: h_metrics(c, true); break;
     case R_ENTRY: h_entrypoint(c); break;
+    case R_PTY: h_pty(c); break;
     case R_F_UP: {
         const char *code, *msg;
         if (ag_upload_finish(c->up) < 0) {
@@ -1713,9 +2030,22 @@ body_feed(struct ag_conn *c)
     return c->bleft == 0;
 }
 
+static void ws_input(struct ag_conn *c);
+
 static void
 conn_drive(struct ag_conn *c)
 {
+    if (c->ws) {
+        if (!c->resp_done)
+            ws_input(c);
+        if (!c->dead && conn_flush(c) && c->resp_done) {
+            conn_close(c);
+            return;
+        }
+        if (!c->dead)
+            conn_mask(c);
+        return;
+    }
     for (int guard = 0; guard < 1000 && !c->dead; guard++) {
         if (c->st == S_RESP) {
             if (!conn_flush(c))
@@ -1901,7 +2231,7 @@ timers(void)
     for (struct ag_conn *c = S.conns; c; c = c->next) {
         if (c->dead)
             continue;
-        if (c->cmd && now >= c->tick) {
+        if (c->cmd && !c->ws && now >= c->tick) {
             struct ag_event ping = {.type = "ping", .text = "pong", .textlen = 4, .timestamp = ag_now_ms(), .execution_time = -1};
             send_event(c, &ping);
             c->tick = now + PING_MS;
@@ -1912,8 +2242,10 @@ timers(void)
         }
         if (c->dead)
             continue;
-        if (c->cmd || c->watch)
+        if ((c->cmd && !c->ws) || c->watch)
             NEXT(c->tick);
+        else if (c->ws)
+            ; /* a terminal may sit idle for as long as its user likes */
         else if (c->st != S_RESP || (c->out.len == c->out_off && !c->dl_left)) {
             if (now >= c->deadline && !(c->st == S_RESP && !c->resp_done)) {
                 conn_close(c);
@@ -2137,7 +2469,9 @@ ag_server_run(const struct ag_config *cfg)
             case EV_SIGNAL: on_signal(); break;
             case EV_PIPE: {
                 struct ag_cmd *cmd = ev->obj;
-                if (cmd->fds[ev->which] >= 0) {
+                if (cmd->pty && ev->which == 0 && (e & EPOLLOUT))
+                    pty_write(cmd, NULL, 0);
+                if (cmd->fds[ev->which] >= 0 && (e & ~EPOLLOUT)) {
                     cmd_read(cmd, ev->which, false);
                     cmd_check(cmd);
                 }

@@ -29,6 +29,7 @@ run_bench cgjoin bash "$B/cgjoin.sh" 2
 run_bench phases env N=3 "$B/phases.sh"
 run_bench agent bash "$B/agent.sh" 5 2
 run_bench proxy env N=10 DUR=1 NCMD=5 bash "$B/proxy.sh"
+run_bench cli env N=5 bash "$B/cli.sh"
 run_bench apid env N1=2 N16=4 POOL=6 THRU=6 bash "$B/apid.sh"
 run_bench density env N=3 PAR=3 DROP_CACHES=0 bash "$B/density.sh"
 run_bench profile env N1=3 N2=2 OUT="$T/perf" bash "$B/profile.sh"
@@ -39,7 +40,8 @@ for m in "sbxrun run --read-only /bin/true, median" "sbxrun run --read-only /bin
 	"sbxrun run --read-only /bin/true, 2 in parallel" "sbxrun /bin/true, default overlay root, median" \
 	"sbxrun /bin/true, default overlay root, 2 parallel" "sbx-agent idle RSS" \
 	"sbx-agent exec \`true\` round trip p50, 1 client" "apid proxy overhead p50 (GET /ping)" \
-	"apid proxied requests/s (wrk -c16)" "agent exec \`echo hi\` via apid proxy, p50" \
+	"apid proxied requests/s (wrk -c16)" "sbx exec \`true\` end to end p50" \
+	"sbx exec \`true\` end to end p99" "agent exec \`echo hi\` via apid proxy, p50" \
 	"apid create -> agent ready p50, cold" "apid create -> agent ready p50, pooled" \
 	"apid pooled creates/s (hey -c 16)" "host memory per idle sandbox (N=3)" \
 	"apid RSS with 3 sandboxes" "cgroup v1 join, 8 hierarchies, mean" \
