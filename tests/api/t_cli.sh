@@ -290,8 +290,13 @@ expect_eq "run deletes its sandbox" "$n0" "$n1"
 
 # ---- network flags reach apid
 sbxr create --allow-domain example.com
-expect_match "create --allow-domain: apid's answer is shown" "^(0 [0-9a-f-]+|1 .*example.com.*)$" "$RC $(echo $OUT $ERR)"
-[ "$RC" = 0 ] && "$SBX" rm "$OUT" >/dev/null
+expect_match "create --allow-domain: apid accepts the FQDN policy" "^0 [0-9a-f-]+$" "$RC $(echo $OUT)"
+if [ "$RC" = 0 ]; then
+	P=$(curl -s -H "OPEN-SANDBOX-API-KEY: $KEY" "$SBX_URL/v1/sandboxes/$OUT/endpoints/18080" | jq -r '.headers["OPENSANDBOX-EGRESS-AUTH"]')
+	expect_eq "… and its egress policy allows only that domain" "deny allow:example.com" \
+		"$(curl -s -H "OPENSANDBOX-EGRESS-AUTH: $P" "$SBX_URL/sandboxes/$OUT/proxy/18080/policy" | jq -r '"\(.policy.defaultAction) \([.policy.egress[] | "\(.action):\(.target)"] | join(","))"')"
+	"$SBX" rm "$OUT" >/dev/null
+fi
 sbxr create --json --volume cache:/data:ro
 if [ "$RC" = 0 ]; then
 	V=$(jq -r .id <"$T/out")
