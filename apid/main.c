@@ -137,7 +137,8 @@ main(int argc, char **argv)
     cleanup_free char *dbpath = xasprintf("%s/apid.db", cfg.data_dir);
     /* Networking comes up before recovery (which releases dead sandboxes' addresses and rules)
      * and is re-synced after it (rules of the survivors, stray host links). */
-    if (apid_store_open(dbpath, &ctx.store, &err) < 0 || apid_mgr_init(&ctx, &err) < 0 ||
+    if (apid_store_open(dbpath, &ctx.store, &err) < 0 ||
+        apid_volumes_init(&cfg, ctx.store, &err) < 0 || apid_mgr_init(&ctx, &err) < 0 ||
         apid_net_init(&cfg, &err) < 0 || apid_net_load(ctx.store, &err) < 0 ||
         apid_mgr_recover(&err) < 0 || apid_net_resync(ctx.store, sbdir, &err) < 0 ||
         apid_mgr_start_threads(&err) < 0 ||

@@ -34,6 +34,8 @@ static const char *const migrations[APID_SCHEMA_VERSION] = {
     "ALTER TABLE sandboxes ADD COLUMN monitor_start INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE sandboxes ADD COLUMN address TEXT;"
     "ALTER TABLE sandboxes ADD COLUMN veth TEXT;",
+    /* 2 -> 3: the create's volumes, so a named volume in use is known after a restart. */
+    "ALTER TABLE sandboxes ADD COLUMN volumes TEXT;",
 };
 
 static int
@@ -152,6 +154,7 @@ apid_sandbox_free(struct apid_sandbox *sb)
     free(sb->token);
     free(sb->address);
     free(sb->veth);
+    json_decref(sb->volumes);
     free(sb);
 }
 
@@ -212,8 +215,8 @@ apid_store_insert(struct apid_store *s, const struct apid_sandbox *sb, sbx_error
                            "INSERT INTO sandboxes(id,state,reason,message,last_transition_ms,"
                            "created_ms,expires_ms,image,entrypoint,env,metadata,resource_limits,"
                            "cpu_milli,memory,pids,token,address,veth,pid,pid_start,monitor_pid,"
-                           "monitor_start,cgroup)"
-                           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           "monitor_start,cgroup,volumes)"
+                           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK) {
         r = db_fail(s, "insert", err);
         goto rollback;
@@ -244,6 +247,10 @@ apid_store_insert(struct apid_store *s, const struct apid_sandbox *sb, sbx_error
     sqlite3_bind_int64(st, 21, sb->monitor_pid);
     sqlite3_bind_int64(st, 22, (sqlite3_int64)sb->monitor_start);
     bind_text(st, 23, sb->cgroup);
+    if (json_array_size(sb->volumes))
+        bind_json(st, 24, sb->volumes);
+    else
+        sqlite3_bind_null(st, 24);
     if (sqlite3_step(st) != SQLITE_DONE) {
         r = db_fail(s, "insert", err);
         goto rollback;
@@ -264,7 +271,7 @@ out:
 #define SB_COLS                                                                                    \
     "id,state,reason,message,last_transition_ms,created_ms,expires_ms,image,entrypoint,env,"       \
     "metadata,resource_limits,cpu_milli,memory,pids,pid,pid_start,monitor_pid,monitor_start,"      \
-    "cgroup,token,address,veth"
+    "cgroup,token,address,veth,volumes"
 
 static char *
 col_str(sqlite3_stmt *st, int i)
@@ -309,6 +316,8 @@ row_to_sandbox(sqlite3_stmt *st)
     sb->token = col_str(st, 20);
     sb->address = col_str(st, 21);
     sb->veth = col_str(st, 22);
+    if (sqlite3_column_type(st, 23) != SQLITE_NULL)
+        sb->volumes = col_json(st, 23);
     return sb;
 }
 
