@@ -84,8 +84,9 @@ main(int argc, char **argv)
 
     cleanup_free char *sbdir = apid_sandboxes_dir(&cfg);
     /* Traversable (not listable), like libsbx's state root, so that each sandbox's id-mapped
-     * root can reach the token file that is bind-mounted into it. */
-    if (mkdir_p(cfg.data_dir, 0700, &err) < 0 || mkdir_p(cfg.run_dir, 0711, &err) < 0 ||
+     * root can reach the token file that is bind-mounted into it, and its named volumes below
+     * the data directory (the store itself is 0600). */
+    if (mkdir_p(cfg.data_dir, 0711, &err) < 0 || mkdir_p(cfg.run_dir, 0711, &err) < 0 ||
         mkdir_p(sbdir, 0711, &err) < 0 || chmod(sbdir, 0711) < 0) {
         sbx_error_print("sbx-apid", &err);
         return 1;

@@ -7,6 +7,7 @@
 
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 
 struct apid_store {
     sqlite3 *db;
@@ -106,6 +107,11 @@ apid_store_open(const char *path, struct apid_store **out, sbx_error_t *err)
         apid_store_close(s);
         return r;
     }
+    /* It holds the sandboxes' agent tokens, and the data directory is traversable by
+     * sandboxes (named volumes): owner-only, and SQLite gives its -wal and -shm files the same
+     * mode. */
+    if (chmod(path, 0600) < 0 && errno != ENOENT)
+        log_warn("store: chmod 0600 `%s`: %s", path, strerror(errno));
     sqlite3_busy_timeout(s->db, 5000);
     int r = exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
                      err);
