@@ -13,6 +13,9 @@
 static struct apid_config *cfg;
 static struct apid_store *store;
 static char *vol_dir;
+/* realpath() of each --volume-root: the runtime opens a root from below its scratch root, where
+ * an absolute symlink in the root's own path would not resolve. */
+static char **canon_roots;
 static pthread_mutex_t vol_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void
@@ -33,11 +36,16 @@ apid_volumes_init(struct apid_config *c, struct apid_store *s, sbx_error_t *err)
     cfg = c;
     store = s;
     free(vol_dir);
-    vol_dir = xasprintf("%s/volumes", c->data_dir);
-    int r = mkdir_p(vol_dir, 0711, err);
+    cleanup_free char *given = xasprintf("%s/volumes", c->data_dir);
+    int r = mkdir_p(given, 0711, err);
     if (r < 0)
         return r;
-    chmod(vol_dir, 0711);
+    chmod(given, 0711);
+    vol_dir = realpath(given, NULL);
+    if (!vol_dir)
+        return sbx_make_error(err, errno, "volumes directory `%s`", given);
+    strv_free(canon_roots);
+    canon_roots = NULL;
     for (char **p = c->volume_roots; p && *p; p++) {
         size_t n = strlen(*p);
         while (n > 1 && (*p)[n - 1] == '/')
@@ -50,7 +58,13 @@ apid_volumes_init(struct apid_config *c, struct apid_store *s, sbx_error_t *err)
             return sbx_make_error(err, errno, "--volume-root `%s`", *p);
         if (!S_ISDIR(st.st_mode))
             return sbx_make_error(err, ENOTDIR, "--volume-root `%s`", *p);
-        log_info("host volumes allowed below %s", *p);
+        char *canon = realpath(*p, NULL);
+        if (!canon)
+            return sbx_make_error(err, errno, "--volume-root `%s`", *p);
+        strv_append(&canon_roots, canon);
+        log_info("host volumes allowed below %s%s%s", *p, strcmp(canon, *p) ? " = " : "",
+                 strcmp(canon, *p) ? canon : "");
+        free(canon);
     }
     /* The sandbox's root is an unprivileged host id: it must traverse every parent of the
      * volumes directory when its bind is made. */
@@ -61,14 +75,20 @@ apid_volumes_init(struct apid_config *c, struct apid_store *s, sbx_error_t *err)
     return 0;
 }
 
-/* The --volume-root that contains path (lexically: both are clean absolute paths), or NULL. */
+/* The --volume-root that contains path (lexically, as given or canonical: both are clean
+ * absolute paths): its canonical form, and in *tail the rest of path. NULL: none. */
 static const char *
-root_of(const char *path)
+root_of(const char *path, const char **tail)
 {
-    for (char **p = cfg->volume_roots; p && *p; p++) {
-        size_t n = strlen(*p);
-        if (!strncmp(path, *p, n) && (path[n] == '\0' || path[n] == '/'))
-            return *p;
+    for (size_t i = 0; canon_roots && canon_roots[i]; i++) {
+        const char *forms[2] = {cfg->volume_roots[i], canon_roots[i]};
+        for (int f = 0; f < 2; f++) {
+            size_t n = strlen(forms[f]);
+            if (!strncmp(path, forms[f], n) && (path[n] == '\0' || path[n] == '/')) {
+                *tail = path + n;
+                return canon_roots[i];
+            }
+        }
     }
     return NULL;
 }
@@ -86,14 +106,14 @@ resolve_one(json_t *v, json_t **out, sbx_error_t *err)
     int fd;
     if (host) {
         const char *path = json_string_value(json_object_get(host, "path"));
-        const char *r = root_of(path);
+        const char *tail = NULL;
+        const char *r = root_of(path, &tail);
         if (!r)
             return apid_fail(err, E_INVALID_PARAMETER,
                              "volume `%s`: host path `%s` is not below an allowed volume root "
                              "(sbx-apid --volume-root%s)",
                              name, path, cfg->volume_roots ? "" : "; none is configured");
         root = xstrdup(r);
-        const char *tail = path + strlen(r);
         while (*tail == '/')
             tail++;
         rel = xstrdup(tail);

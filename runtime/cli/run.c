@@ -178,7 +178,12 @@ add_volumes(json_t *cfg, char **specs, const char *dir_flag, char **cap_add, sbx
         bool created;
         if (sbx_volume_create(dir, copy, &created, err) < 0)
             return -1;
-        cleanup_free char *root = xasprintf("%s/%s", dir, copy);
+        /* Canonical: the runtime opens it from below its scratch root, where an absolute
+         * symlink in the path would not resolve. */
+        cleanup_free char *given = xasprintf("%s/%s", dir, copy);
+        cleanup_free char *root = realpath(given, NULL);
+        if (!root)
+            return sbx_make_error(err, errno, "volume `%s`", given);
         json_t *info = json_pack("{s:s, s:s, s:s, s:b}", "name", copy, "source", root,
                                  "mountPath", dst, "readOnly", ro);
         int r = sbx_config_add_volume(cfg, root, ".", dst, ro, info, err);

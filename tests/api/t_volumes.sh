@@ -42,9 +42,12 @@ chmod 755 "$HROOT" "$HROOT/shared/sub" "$OUTSIDE"
 chmod 777 "$HROOT/shared" # written by the sandbox's (unprivileged on the host) uid
 before=$(host_snapshot)
 
+# The second root is given through an (absolute) symlink: apid canonicalizes it.
+mkdir -p "$T/second" && chmod 755 "$T/second" && echo second > "$T/second/f"
+ln -s "$T/second" "$T/second-link"
 start_apid() {
 	"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" --images-dir "$IMGS" \
-		--bridge none --api-key "$KEY" --volume-root "$HROOT" "$@" >>"$LOG" 2>&1 &
+		--bridge none --api-key "$KEY" --volume-root "$HROOT" --volume-root "$T/second-link" "$@" >>"$LOG" 2>&1 &
 	APID_PID=$!
 	for _ in $(seq 100); do
 		curl -s -o /dev/null "$BASE/health" && return 0
@@ -223,14 +226,15 @@ refused "host path below a symlink out of the root" "[$(hostv m "$HROOT/evil/sec
 refused "host path with .." "[$(hostv m "$HROOT/../outside" /m)]" 'absolute host path'
 refused "missing host path" "[$(hostv m "$HROOT/nope" /m)]" "$HROOT/nope"
 refused "the root's parent" "[$(hostv m "$T" /m)]" "not below an allowed volume root"
-create "[$(hostv h "$HROOT/shared" /h),$(hostv r "$HROOT/shared" /r ro inside)]" \
-	'cat /r/file > /h/seen; echo from-sb > /h/from-sb; (echo x > /r/w) 2>/dev/null; echo $? > /h/ro-write'
+create "[$(hostv h "$HROOT/shared" /h),$(hostv r "$HROOT/shared" /r ro inside),$(hostv s "$T/second-link" /s ro)]" \
+	'cat /r/file > /h/seen; cat /s/f > /h/second; echo from-sb > /h/from-sb; (echo x > /r/w) 2>/dev/null; echo $? > /h/ro-write'
 H=$ID
 check "a host volume is bound" wait_file "$HROOT/shared/ro-write"
 expect_eq "host volume: the sandbox wrote to the host directory" from-sb "$(cat "$HROOT/shared/from-sb" 2>/dev/null)"
 expect_eq "host volume: a read-only host volume with a subPath (symlink inside the root) reads" host-data "$(cat "$HROOT/shared/seen" 2>/dev/null)"
 expect_match "host volume: the read-only one refuses writes" '^[1-9]' "$(cat "$HROOT/shared/ro-write" 2>/dev/null)"
 check "host volume: nothing written through the read-only mount" test ! -e "$HROOT/shared/sub/w"
+expect_eq "host volume: a root given through a symlink works" second "$(cat "$HROOT/shared/second" 2>/dev/null)"
 del "$H"
 stop_apid TERM
 APID_PID=
@@ -265,7 +269,8 @@ expect_eq "then it can be deleted" 204 "$CODE"
 B2=$T/bundle
 mkdir -p "$B2"
 ln -s "$OUTSIDE" "$HROOT/swapped"
-ln -s "$SBX_IMAGES/busybox/rootfs" "$B2/rootfs"
+# Relative: the runtime looks at the rootfs from below its scratch root.
+ln -s "$(realpath --relative-to="$B2" "$SBX_IMAGES/busybox/rootfs")" "$B2/rootfs"
 if (cd "$B2" && { runc spec 2>/dev/null || crun spec 2>/dev/null; }) && [ -s "$B2/config.json" ]; then
 	jq --arg root "$HROOT" '
 		.mounts += [{destination:"/x", type:"bind", source:($root + "/swapped"),
