@@ -40,6 +40,9 @@ ln -s ../../outside "$HROOT/shared/esc"      # relative, out of the root
 ln -s sub "$HROOT/shared/inside"             # relative, stays inside: allowed
 chmod 755 "$HROOT" "$HROOT/shared/sub" "$OUTSIDE"
 chmod 777 "$HROOT/shared" # written by the sandbox's (unprivileged on the host) uid
+# A cgroup parent of our own: other suites' sandboxes (outside the lock) cannot change the count.
+CGP=sbx-voltest-$$
+count_cgroups() { find /sys/fs/cgroup -maxdepth 6 -type d -path "*/$CGP*" 2>/dev/null | wc -l; }
 before=$(host_snapshot)
 
 # The second root is given through an (absolute) symlink: apid canonicalizes it.
@@ -47,7 +50,8 @@ mkdir -p "$T/second" && chmod 755 "$T/second" && echo second > "$T/second/f"
 ln -s "$T/second" "$T/second-link"
 start_apid() {
 	"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" --images-dir "$IMGS" \
-		--bridge none --api-key "$KEY" --volume-root "$HROOT" --volume-root "$T/second-link" "$@" >>"$LOG" 2>&1 &
+		--bridge none --api-key "$KEY" --volume-root "$HROOT" --volume-root "$T/second-link" \
+		--cgroup-parent "$CGP" "$@" >>"$LOG" 2>&1 &
 	APID_PID=$!
 	for _ in $(seq 100); do
 		curl -s -o /dev/null "$BASE/health" && return 0
@@ -66,6 +70,10 @@ cleanup() {
 		curl -s -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes/$id"
 	done
 	stop_apid TERM
+	# apid leaves the (empty) levels of a --cgroup-parent it created behind; ours, so removed.
+	for d in $(find /sys/fs/cgroup -maxdepth 6 -depth -type d -path "*/$CGP*" 2>/dev/null); do
+		rmdir "$d" 2>/dev/null || echo "# cgroup $d is not empty"
+	done
 	[ -n "${CLI_ID:-}" ] && "$BIN/sbxrun" --root "$T/cli-run" delete --force "$CLI_ID" >/dev/null 2>&1
 }
 trap 'cleanup; rm -rf "$T"' EXIT
@@ -97,11 +105,11 @@ count_vols() { ls -A "$VOLS" 2>/dev/null | wc -l; }
 refused() {
 	local n0 d0 v0 c0
 	n0=$(count_sandboxes) d0=$(count_dirs) v0=$(count_vols)
-	c0=$(find /sys/fs/cgroup -maxdepth 6 -type d -path '*sbx*' 2>/dev/null | wc -l)
+	c0=$(count_cgroups)
 	create "$2" "true"
 	expect_match "$1 → 400" "^400 SANDBOX::INVALID_PARAMETER .*$3" "$CODE $(jqb .code) $(jqb .message)"
 	expect_eq "$1: nothing created (rows, sandbox dirs, volumes, cgroups)" "$n0 $d0 $v0 $c0" \
-		"$(count_sandboxes) $(count_dirs) $(count_vols) $(find /sys/fs/cgroup -maxdepth 6 -type d -path '*sbx*' 2>/dev/null | wc -l)"
+		"$(count_sandboxes) $(count_dirs) $(count_vols) $(count_cgroups)"
 }
 pvc() { # NAME CLAIM MOUNT [ro] [subPath]
 	jq -nc --arg n "$1" --arg c "$2" --arg m "$3" --arg ro "${4:-}" --arg sp "${5:-}" \
@@ -121,6 +129,7 @@ create "[$(pvc work ws /w)]" 'id -u > /w/uid; echo from-a > /w/f'
 A=$ID
 check "sandbox A with a new named volume is created" test "$CODE" = 202
 check "A's write reaches the volume" wait_file "$VOLS/ws/f"
+check "the cgroup counter sees a live sandbox (so 'nothing created' can fail)" test "$(count_cgroups)" -gt 0
 expect_eq "A wrote its data" from-a "$(cat "$VOLS/ws/f" 2>/dev/null)"
 api GET "/v1/sandboxes/$A"
 expect_eq "GET shows the volume" "work /w ws false" \
