@@ -42,6 +42,7 @@ struct apid_config {
     int64_t pool_idle_shrink;     /* seconds without a claim before a pool shrinks to its min */
     int64_t session_idle_timeout; /* seconds */
     char *session_image;
+    char **volume_roots; /* --volume-root: prefixes `host` volumes may come from; NULL: none */
 };
 
 void apid_config_init(struct apid_config *cfg);
@@ -152,6 +153,11 @@ struct apid_create_req {
     bool run_as;
     uint32_t uid, gid, fs_gid;
     char *workdir;
+    /* volumes as requested, normalized (NULL: none); stored and shown in GET. */
+    json_t *volumes;
+    /* What apid_volumes_resolve() made of them (volumes.c): [{name, root, rel, mountPath,
+     * readOnly, claim?}], root/rel as the runtime walks them (RESOLVE_BENEATH). */
+    json_t *volume_mounts;
 };
 /* A deep copy (for a create that waits for its image's pull). */
 void apid_create_req_copy(const struct apid_create_req *in, struct apid_create_req *out);
@@ -166,6 +172,10 @@ int apid_validate_metadata(json_t *md, bool allow_null, sbx_error_t *err);
 /* ?metadata=k1%3Dv1%26k2%3Dv2 after the HTTP layer decoded it once → object of pairs. */
 int apid_parse_metadata_filter(const char *s, json_t **out, sbx_error_t *err);
 int apid_parse_page(const char *page, const char *size, int64_t *p, int64_t *ps, sbx_error_t *err);
+/* The create request's `volumes` (the spec's Volume): shape, names, mount paths, subPath and the
+ * backend (host or pvc; any other is refused by name). No I/O: apid_volumes_resolve() checks the
+ * paths. *out: normalized array, NULL when none. */
+int apid_parse_volumes(json_t *v, json_t **out, sbx_error_t *err);
 int apid_parse_renew(const char *body, size_t len, int64_t now_ms, int64_t *expires_ms,
                      sbx_error_t *err);
 /* Resolves image.uri: a built image (*name: its directory below images_dir), a pulled image in
@@ -192,12 +202,13 @@ struct apid_sandbox {
     char *cgroup;
     char *token;
     char *address, *veth; /* NULL without networking */
+    json_t *volumes;      /* the create's normalized volumes, or NULL */
 };
 void apid_sandbox_free(struct apid_sandbox *sb);
 void apid_sandbox_list_free(struct apid_sandbox **v, size_t n);
 
 struct apid_store;
-#define APID_SCHEMA_VERSION 3
+#define APID_SCHEMA_VERSION 4
 int apid_store_open(const char *path, struct apid_store **out, sbx_error_t *err);
 void apid_store_close(struct apid_store *s);
 int apid_store_schema_version(struct apid_store *s, sbx_error_t *err);
@@ -328,8 +339,29 @@ struct apid_spec_in {
     bool run_as; /* see struct apid_create_req */
     uint32_t uid, gid, fs_gid;
     const char *workdir;
+    json_t *volume_mounts; /* apid_create_req.volume_mounts, or NULL */
 };
 int apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err);
+
+/* ---------- volumes (volumes.c) ---------- */
+
+/* Checks --volume-root directories and makes <data-dir>/volumes. */
+int apid_volumes_init(struct apid_config *cfg, struct apid_store *store, sbx_error_t *err);
+/* The host paths and named volumes of a parsed create request, resolved beneath their roots
+ * (a 400 naming the path or volume for anything else); fills req->volume_mounts. Creates
+ * nothing. */
+int apid_volumes_resolve(const struct apid_config *cfg, struct apid_create_req *req,
+                         sbx_error_t *err);
+/* Held from making a request's named volumes (apid_volumes_make) until its sandbox row is in
+ * the store, and by a volume's DELETE, so a volume is never removed under a new sandbox. */
+void apid_volumes_lock(void);
+void apid_volumes_unlock(void);
+int apid_volumes_make(const struct apid_create_req *req, sbx_error_t *err);
+/* sbx extension /v1/volumes. */
+int apid_volume_list(json_t **out, sbx_error_t *err);
+int apid_volume_get(const char *name, json_t **out, sbx_error_t *err);
+int apid_volume_create(const char *body, size_t len, json_t **out, sbx_error_t *err);
+int apid_volume_delete(const char *name, sbx_error_t *err);
 
 /* ---------- sandbox manager (sandbox.c) ---------- */
 

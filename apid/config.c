@@ -39,6 +39,7 @@ enum {
     OPT_POOL_IDLE_SHRINK,
     OPT_SESSION_IDLE_TIMEOUT,
     OPT_SESSION_IMAGE,
+    OPT_VOLUME_ROOT,
     OPT_CONFIG,
     OPT_HELP,
     OPT_VERSION,
@@ -76,6 +77,7 @@ static const struct option longopts[] = {
     {"pool-idle-shrink", required_argument, NULL, OPT_POOL_IDLE_SHRINK},
     {"session-idle-timeout", required_argument, NULL, OPT_SESSION_IDLE_TIMEOUT},
     {"session-image", required_argument, NULL, OPT_SESSION_IMAGE},
+    {"volume-root", required_argument, NULL, OPT_VOLUME_ROOT},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -132,6 +134,10 @@ static const char usage[] =
     "                           (default 300)\n"
     "  --session-idle-timeout SEC  simple session API: idle sessions are removed (default 3600)\n"
     "  --session-image IMAGE    image of /create_session sandboxes (default local/busybox)\n"
+    "  --volume-root DIR        host directory below which `host` volumes may be bound\n"
+    "                           (repeatable; in the config file a comma-separated string).\n"
+    "                           Default: none, every `host` volume is refused. Named (`pvc`)\n"
+    "                           volumes live in <data-dir>/volumes (see docs/volumes.md)\n"
     "  --config FILE            JSON file with any of the settings above, keys as the flag\n"
     "                           names (e.g. {\"listen\": \"127.0.0.1:9000\", \"max-timeout\": 3600});\n"
     "                           flags win over the file. SIGHUP re-reads it (key, limits,\n"
@@ -195,6 +201,7 @@ apid_config_free(struct apid_config *cfg)
     free(cfg->public_host);
     free(cfg->public_url);
     strv_free(cfg->pool_specs);
+    strv_free(cfg->volume_roots);
     free(cfg->session_image);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -239,6 +246,7 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
     case OPT_POOL_IDLE_SHRINK:
     case OPT_SESSION_IDLE_TIMEOUT:
     case OPT_SESSION_IMAGE:
+    case OPT_VOLUME_ROOT:
         if (runtime_only)
             return 0;
         break;
@@ -323,6 +331,15 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
         break;
     }
     case OPT_SESSION_IMAGE: set_str(&cfg->session_image, v); break;
+    case OPT_VOLUME_ROOT: {
+        /* Repeatable, and a comma-separated list in the config file; checked by
+         * apid_volumes_init(). */
+        cleanup_free char *copy = xstrdup(v);
+        char *save = NULL;
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            strv_append(&cfg->volume_roots, t);
+        break;
+    }
     case OPT_POOL_CONCURRENCY:
     case OPT_POOL_IDLE_SHRINK:
     case OPT_SESSION_IDLE_TIMEOUT:

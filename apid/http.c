@@ -167,6 +167,11 @@ h_create(struct MHD_Connection *c, struct req *r)
     pthread_mutex_unlock(&ctx->cfg_lock);
     if (rc < 0)
         return reply_err(c, r, &err);
+    /* Host paths and named volumes checked before anything exists (a 400 creates nothing). */
+    if (apid_volumes_resolve(ctx->cfg, &cr, &err) < 0) {
+        apid_create_req_free(&cr);
+        return reply_err(c, r, &err);
+    }
     struct apid_sandbox *sb = NULL;
     bool pooled = false; /* warm pool when the request matches a pool key, else cold */
     rc = apid_pool_create(&cr, &pooled, &sb, &err);
@@ -551,6 +556,41 @@ h_mcp(struct MHD_Connection *c, struct req *r)
     return ret;
 }
 
+/* sbx extension: named volumes. GET/POST /v1/volumes, GET/DELETE /v1/volumes/{name}. */
+static enum MHD_Result
+h_volumes(struct MHD_Connection *c, struct req *r, const char *name)
+{
+    const char *m = r->method;
+    sbx_error_t err = NULL;
+    json_t *o = NULL;
+    if (*name == '\0') {
+        if (!strcmp(m, "GET")) {
+            if (apid_volume_list(&o, &err) < 0)
+                return reply_err(c, r, &err);
+            return reply_json(c, r, 200, o);
+        }
+        if (!strcmp(m, "POST")) {
+            if (apid_volume_create(r->body, r->len, &o, &err) < 0)
+                return reply_err(c, r, &err);
+            return reply_json(c, r, 201, o);
+        }
+        return reply_code(c, r, 405, E_METHOD, "method not allowed");
+    }
+    if (strchr(name, '/'))
+        return reply_code(c, r, 404, E_ROUTE, "no such route");
+    if (!strcmp(m, "GET")) {
+        if (apid_volume_get(name, &o, &err) < 0)
+            return reply_err(c, r, &err);
+        return reply_json(c, r, 200, o);
+    }
+    if (!strcmp(m, "DELETE")) {
+        if (apid_volume_delete(name, &err) < 0)
+            return reply_err(c, r, &err);
+        return reply_empty(c, r, 204);
+    }
+    return reply_code(c, r, 405, E_METHOD, "method not allowed");
+}
+
 static int
 split_path(char *path, char *seg[6])
 {
@@ -633,6 +673,8 @@ route(struct MHD_Connection *c, struct req *r)
             p += 3;
         if (!strcmp(p, "/images") || !strncmp(p, "/images/", 8))
             return h_images(c, r, p[7] ? p + 8 : "");
+        if (!strcmp(p, "/volumes") || !strncmp(p, "/volumes/", 9))
+            return h_volumes(c, r, p[8] ? p + 9 : "");
     }
     if (!SEG(0, "sandboxes") || n < 1)
         return reply_code(c, r, 404, E_ROUTE, "no such route");

@@ -105,8 +105,9 @@ main(int argc, char **argv)
 
     cleanup_free char *sbdir = apid_sandboxes_dir(&cfg);
     /* Traversable (not listable), like libsbx's state root, so that each sandbox's id-mapped
-     * root can reach the token file that is bind-mounted into it. */
-    if (mkdir_p(cfg.data_dir, 0700, &err) < 0 || mkdir_p(cfg.run_dir, 0711, &err) < 0 ||
+     * root can reach the token file that is bind-mounted into it, and its named volumes below
+     * the data directory (the store itself is 0600). */
+    if (mkdir_p(cfg.data_dir, 0711, &err) < 0 || mkdir_p(cfg.run_dir, 0711, &err) < 0 ||
         mkdir_p(sbdir, 0711, &err) < 0 || chmod(sbdir, 0711) < 0) {
         sbx_error_print("sbx-apid", &err);
         return 1;
@@ -161,7 +162,8 @@ main(int argc, char **argv)
     /* Networking comes up before recovery (which releases dead sandboxes' addresses and rules)
      * and is re-synced after it (rules of the survivors, stray host links). */
     if (apid_egress_init(sbdir, cfg.data_dir, &err) < 0 ||
-        apid_store_open(dbpath, &ctx.store, &err) < 0 || apid_mgr_init(&ctx, &err) < 0 ||
+        apid_store_open(dbpath, &ctx.store, &err) < 0 ||
+        apid_volumes_init(&cfg, ctx.store, &err) < 0 || apid_mgr_init(&ctx, &err) < 0 ||
         apid_net_init(&cfg, &err) < 0 || apid_net_load(ctx.store, &err) < 0 ||
         apid_mgr_recover(&err) < 0 || apid_net_resync(ctx.store, sbdir, &err) < 0 ||
         start_dns(&cfg) < 0 || apid_mgr_start_threads(&err) < 0 ||

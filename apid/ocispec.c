@@ -107,6 +107,20 @@ apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err)
         cleanup_free char *d = xasprintf("%lld", (long long)in->limits.disk);
         sbx_config_annotate(cfg, "run.sbx.rootfs.size", d);
     }
+    json_array_foreach (in->volume_mounts, i, x) {
+        json_t *info = json_pack("{s:O, s:O, s:O}", "name", json_object_get(x, "name"),
+                                 "mountPath", json_object_get(x, "mountPath"), "readOnly",
+                                 json_object_get(x, "readOnly"));
+        if (json_object_get(x, "claim"))
+            json_object_set(info, "claimName", json_object_get(x, "claim"));
+        r = sbx_config_add_volume(cfg, json_string_value(json_object_get(x, "root")),
+                                  json_string_value(json_object_get(x, "rel")),
+                                  json_string_value(json_object_get(x, "mountPath")),
+                                  json_is_true(json_object_get(x, "readOnly")), info, err);
+        json_decref(info);
+        if (r < 0)
+            goto fail;
+    }
     sbx_config_annotate(cfg, "run.sbx.apid", "true");
     *out = cfg;
     return 0;

@@ -333,6 +333,7 @@ match(const struct apid_create_req *req)
         struct pool *p = &pools[i];
         /* Within the class: limits can be lowered in place, never raised. */
         if (strcmp(p->image_name, name) || req->net_none ||
+            json_array_size(req->volumes) > 0 || /* members start without volumes */
             !json_equal(req->net_policy, p->net_policy) ||
             req->limits.cpu_milli > p->cls.cpu_milli || req->limits.memory > p->cls.memory ||
             req->limits.pids > p->cls.pids ||

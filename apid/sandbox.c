@@ -376,6 +376,8 @@ apid_sandbox_json(const struct apid_sandbox *sb, bool full)
     }
     if (full && sb->image_uri)
         json_object_set_new(o, "image", json_pack("{s:s}", "uri", sb->image_uri));
+    if (json_array_size(sb->volumes))
+        json_object_set(o, "volumes", sb->volumes);
     return o;
 }
 
@@ -483,6 +485,7 @@ new_sandbox(const struct apid_create_req *req, struct apid_sandbox **out, sbx_er
     sb->metadata = json_deep_copy(req->metadata);
     sb->resource_limits = json_incref(req->resource_limits);
     sb->limits = req->limits;
+    sb->volumes = json_incref(req->volumes);
     if (apid_net_enabled() && !req->net_none &&
         (r = apid_net_alloc(sb->id, &sb->address, &sb->veth, err)) < 0) {
         apid_sandbox_free(sb);
@@ -555,6 +558,7 @@ launch(const struct apid_create_req *req, const char *image, bool pooled,
         .gid = req->gid,
         .fs_gid = req->fs_gid,
         .workdir = req->workdir,
+        .volume_mounts = req->volume_mounts,
     };
     if ((r = apid_build_oci(&in, &oci, err)) < 0) {
         r = apid_fail(err, E_START_FAILED, "building the sandbox config: %s", (*err)->msg);
@@ -593,8 +597,18 @@ launch(const struct apid_create_req *req, const char *image, bool pooled,
             goto fail;
         }
     }
-    if (!pooled && !pending && (r = apid_store_insert(ctx->store, sb, err)) < 0)
-        goto fail;
+    if (!pooled && !pending) {
+        /* Named volumes are made and the row that uses them stored under one lock: a DELETE of
+         * the volume sees the row (409) or runs before the volume is made again. */
+        apid_volumes_lock();
+        if ((r = apid_volumes_make(req, err)) == 0)
+            r = apid_store_insert(ctx->store, sb, err);
+        apid_volumes_unlock();
+        if (r < 0)
+            goto fail;
+    } else if (pending && (r = apid_volumes_make(req, err)) < 0) {
+        goto fail; /* its row holds the volumes since the create */
+    }
     inserted = !pooled && !pending;
 
     pid_t mon = 0;
@@ -708,7 +722,10 @@ create_sandbox(const struct apid_create_req *req, bool pooled, struct apid_sandb
     sb->reason = xstrdup("IMAGE_PULLING");
     sb->message = xasprintf("pulling image %s", image);
     sb_lock(sb->id);
-    r = apid_store_insert(ctx->store, sb, err);
+    apid_volumes_lock();
+    if ((r = apid_volumes_make(req, err)) == 0)
+        r = apid_store_insert(ctx->store, sb, err);
+    apid_volumes_unlock();
     if (r == 0 && (r = apid_images_pull_for(ctx->cfg->images_dir, image, sb->id, req, err)) < 0)
         apid_store_delete(ctx->store, sb->id, NULL);
     sb_unlock(sb->id);

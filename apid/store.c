@@ -7,6 +7,7 @@
 
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 
 struct apid_store {
     sqlite3 *db;
@@ -39,6 +40,8 @@ static const char *const migrations[APID_SCHEMA_VERSION] = {
     "CREATE TABLE openhands ("
     " runtime_id TEXT PRIMARY KEY REFERENCES sandboxes(id) ON DELETE CASCADE,"
     " session_id TEXT NOT NULL UNIQUE, session_api_key TEXT NOT NULL);",
+    /* 3 -> 4: the create's volumes, so a named volume in use is known after a restart. */
+    "ALTER TABLE sandboxes ADD COLUMN volumes TEXT;",
 };
 
 static int
@@ -109,6 +112,11 @@ apid_store_open(const char *path, struct apid_store **out, sbx_error_t *err)
         apid_store_close(s);
         return r;
     }
+    /* It holds the sandboxes' agent tokens, and the data directory is traversable by
+     * sandboxes (named volumes): owner-only, and SQLite gives its -wal and -shm files the same
+     * mode. */
+    if (chmod(path, 0600) < 0 && errno != ENOENT)
+        log_warn("store: chmod 0600 `%s`: %s", path, strerror(errno));
     sqlite3_busy_timeout(s->db, 5000);
     int r = exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
                      err);
@@ -157,6 +165,7 @@ apid_sandbox_free(struct apid_sandbox *sb)
     free(sb->token);
     free(sb->address);
     free(sb->veth);
+    json_decref(sb->volumes);
     free(sb);
 }
 
@@ -217,8 +226,8 @@ apid_store_insert(struct apid_store *s, const struct apid_sandbox *sb, sbx_error
                            "INSERT INTO sandboxes(id,state,reason,message,last_transition_ms,"
                            "created_ms,expires_ms,image,entrypoint,env,metadata,resource_limits,"
                            "cpu_milli,memory,pids,token,address,veth,pid,pid_start,monitor_pid,"
-                           "monitor_start,cgroup)"
-                           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           "monitor_start,cgroup,volumes)"
+                           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK) {
         r = db_fail(s, "insert", err);
         goto rollback;
@@ -249,6 +258,10 @@ apid_store_insert(struct apid_store *s, const struct apid_sandbox *sb, sbx_error
     sqlite3_bind_int64(st, 21, sb->monitor_pid);
     sqlite3_bind_int64(st, 22, (sqlite3_int64)sb->monitor_start);
     bind_text(st, 23, sb->cgroup);
+    if (json_array_size(sb->volumes))
+        bind_json(st, 24, sb->volumes);
+    else
+        sqlite3_bind_null(st, 24);
     if (sqlite3_step(st) != SQLITE_DONE) {
         r = db_fail(s, "insert", err);
         goto rollback;
@@ -269,7 +282,7 @@ out:
 #define SB_COLS                                                                                    \
     "id,state,reason,message,last_transition_ms,created_ms,expires_ms,image,entrypoint,env,"       \
     "metadata,resource_limits,cpu_milli,memory,pids,pid,pid_start,monitor_pid,monitor_start,"      \
-    "cgroup,token,address,veth"
+    "cgroup,token,address,veth,volumes"
 
 static char *
 col_str(sqlite3_stmt *st, int i)
@@ -314,6 +327,8 @@ row_to_sandbox(sqlite3_stmt *st)
     sb->token = col_str(st, 20);
     sb->address = col_str(st, 21);
     sb->veth = col_str(st, 22);
+    if (sqlite3_column_type(st, 23) != SQLITE_NULL)
+        sb->volumes = col_json(st, 23);
     return sb;
 }
 

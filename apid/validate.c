@@ -353,6 +353,8 @@ apid_create_req_free(struct apid_create_req *r)
     json_decref(r->resource_limits);
     json_decref(r->net_policy);
     free(r->workdir);
+    json_decref(r->volumes);
+    json_decref(r->volume_mounts);
     memset(r, 0, sizeof(*r));
 }
 
@@ -369,6 +371,8 @@ apid_create_req_copy(const struct apid_create_req *in, struct apid_create_req *o
     out->resource_limits = json_deep_copy(in->resource_limits);
     out->net_policy = json_deep_copy(in->net_policy);
     out->workdir = in->workdir ? xstrdup(in->workdir) : NULL;
+    out->volumes = json_deep_copy(in->volumes);
+    out->volume_mounts = json_deep_copy(in->volume_mounts);
 }
 
 static int
@@ -686,11 +690,8 @@ apid_parse_create(const char *body, size_t len, const struct apid_config *cfg,
             goto out;
         }
     }
-    v = json_object_get(root, "volumes");
-    if (v && !json_is_null(v) && (!json_is_array(v) || json_array_size(v) > 0)) {
-        r = apid_fail(err, E_NOT_SUPPORTED, "volumes are not supported");
+    if ((r = apid_parse_volumes(json_object_get(root, "volumes"), &out->volumes, err)) < 0)
         goto out;
-    }
     v = json_object_get(root, "credentialProxy");
     if (v && json_is_true(json_object_get(v, "enabled"))) {
         r = apid_fail(err, E_NOT_SUPPORTED, "credentialProxy is not supported");
@@ -701,6 +702,215 @@ out:
     if (r < 0)
         apid_create_req_free(out);
     return r;
+}
+
+/* ---------- volumes ---------- */
+
+static bool
+dns_label_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (!(islower(c) || isdigit(c) || (c == '-' && i > 0 && i < n - 1)))
+            return false;
+    }
+    return true;
+}
+
+/* A path without "..", "." or empty components and without control characters; absolute or
+ * relative as asked. */
+static bool
+clean_path(const char *p, bool absolute)
+{
+    size_t n = strlen(p);
+    if (n == 0 || n > 1024 || (p[0] == '/') != absolute)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+            return false;
+    cleanup_free char *copy = xstrdup(p);
+    char *save = NULL;
+    for (char *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save))
+        if (!strcmp(t, "..") || !strcmp(t, "."))
+            return false;
+    return strstr(p, "//") == NULL && (n == 1 || p[n - 1] != '/');
+}
+
+/* Mount paths that would hide what the sandbox's own setup relies on. */
+static bool
+reserved_mount_path(const char *p)
+{
+    static const char *const reserved[] = {"/proc", "/sys", "/dev", "/.sbx"};
+    if (!strcmp(p, "/"))
+        return true;
+    for (size_t i = 0; i < ARRAY_SIZE(reserved); i++) {
+        size_t n = strlen(reserved[i]);
+        if (!strncmp(p, reserved[i], n) && (p[n] == '\0' || p[n] == '/'))
+            return true;
+    }
+    return false;
+}
+
+#define VOLUMES_MAX 32
+
+static int
+parse_volume(json_t *x, size_t i, json_t *seen_names, json_t *seen_paths, json_t **out,
+             sbx_error_t *err)
+{
+    if (!json_is_object(x))
+        return apid_fail(err, E_INVALID_PARAMETER, "volumes[%zu] must be an object", i);
+    json_t *name = json_object_get(x, "name");
+    if (!json_is_string(name) || !dns_label_ok(json_string_value(name), 63))
+        return apid_fail(err, E_INVALID_PARAMETER,
+                         "volumes[%zu].name must be a DNS label (a-z, 0-9, '-', at most 63)", i);
+    const char *nm = json_string_value(name);
+    if (json_object_get(seen_names, nm))
+        return apid_fail(err, E_INVALID_PARAMETER, "volume name `%s` is used twice", nm);
+    json_object_set_new(seen_names, nm, json_true());
+    const char *backend = NULL, *k;
+    json_t *v, *bv = NULL;
+    json_object_foreach (x, k, v) {
+        if (!strcmp(k, "name") || !strcmp(k, "mountPath") || !strcmp(k, "readOnly") ||
+            !strcmp(k, "subPath"))
+            continue;
+        if (json_is_null(v))
+            continue;
+        if (backend)
+            return apid_fail(err, E_INVALID_PARAMETER,
+                             "volume `%s` names two backends (`%s` and `%s`); give exactly one",
+                             nm, backend, k);
+        backend = k;
+        bv = v;
+    }
+    if (!backend)
+        return apid_fail(err, E_INVALID_PARAMETER,
+                         "volume `%s` has no backend; give `host` or `pvc`", nm);
+    if (strcmp(backend, "host") && strcmp(backend, "pvc"))
+        return apid_fail(err, E_INVALID_PARAMETER,
+                         "volume `%s`: backend `%s` is not supported by sbx (supported: host, pvc)",
+                         nm, backend);
+    json_t *mp = json_object_get(x, "mountPath");
+    if (!json_is_string(mp) || !clean_path(json_string_value(mp), true))
+        return apid_fail(err, E_INVALID_PARAMETER,
+                         "volume `%s`: mountPath must be an absolute path without `.`, `..` or "
+                         "empty components",
+                         nm);
+    const char *mps = json_string_value(mp);
+    if (reserved_mount_path(mps))
+        return apid_fail(err, E_INVALID_PARAMETER,
+                         "volume `%s`: mountPath `%s` is reserved (/, /proc, /sys, /dev, /.sbx)",
+                         nm, mps);
+    if (json_object_get(seen_paths, mps))
+        return apid_fail(err, E_INVALID_PARAMETER, "mountPath `%s` is used by two volumes", mps);
+    json_object_set_new(seen_paths, mps, json_true());
+    json_t *ro = json_object_get(x, "readOnly");
+    if (ro && !json_is_null(ro) && !json_is_boolean(ro))
+        return apid_fail(err, E_INVALID_PARAMETER, "volume `%s`: readOnly must be a boolean", nm);
+    json_t *sp = json_object_get(x, "subPath");
+    if (sp && !json_is_null(sp) &&
+        (!json_is_string(sp) || !clean_path(json_string_value(sp), false)))
+        return apid_fail(err, E_INVALID_PARAMETER,
+                         "volume `%s`: subPath must be a relative path inside the volume, without "
+                         "`..`, `.` or empty components",
+                         nm);
+    json_t *o = json_pack("{s:s, s:s, s:b}", "name", nm, "mountPath", mps, "readOnly",
+                          json_is_true(ro));
+    if (json_is_string(sp))
+        json_object_set(o, "subPath", sp);
+    if (!json_is_object(bv)) {
+        json_decref(o);
+        return apid_fail(err, E_INVALID_PARAMETER, "volume `%s`: %s must be an object", nm,
+                         backend);
+    }
+    if (!strcmp(backend, "host")) {
+        json_t *path = json_object_get(bv, "path");
+        if (!json_is_string(path) || json_object_size(bv) != 1 ||
+            !clean_path(json_string_value(path), true)) {
+            json_decref(o);
+            return apid_fail(err, E_INVALID_PARAMETER,
+                             "volume `%s`: host must be {\"path\": an absolute host path without "
+                             "`.`, `..` or empty components}",
+                             nm);
+        }
+        json_object_set_new(o, "host", json_pack("{s:O}", "path", path));
+        *out = o;
+        return 0;
+    }
+    json_t *claim = json_object_get(bv, "claimName");
+    if (!json_is_string(claim) || !dns_label_ok(json_string_value(claim), 63)) {
+        json_decref(o);
+        return apid_fail(err, E_INVALID_PARAMETER,
+                         "volume `%s`: pvc.claimName must be a DNS label (a-z, 0-9, '-', at most "
+                         "63)",
+                         nm);
+    }
+    json_t *pvc = json_pack("{s:O, s:b}", "claimName", claim, "createIfNotExists", 1);
+    json_object_foreach (bv, k, v) {
+        const char *why = NULL;
+        if (!strcmp(k, "claimName"))
+            continue;
+        if (!strcmp(k, "createIfNotExists")) {
+            if (!json_is_boolean(v))
+                why = "must be a boolean";
+            else
+                json_object_set(pvc, k, v);
+        } else if (!strcmp(k, "deleteOnSandboxTermination")) {
+            if (json_is_true(v))
+                why = "is not supported (named volumes are removed with DELETE /v1/volumes/{name})";
+        } else if (!strcmp(k, "storage")) {
+            /* Honest refusal: a named volume is a directory on the data directory's file system
+             * and nothing bounds its size (no quota, no loop device). */
+            if (!json_is_null(v))
+                why = "(a size limit) is not supported: sbx named volumes are directories "
+                      "without a quota; leave it out";
+        } else if (!strcmp(k, "storageClass") || !strcmp(k, "accessModes")) {
+            /* Kubernetes provisioning hints; the spec has Docker-like runtimes ignore them. */
+        } else {
+            why = "is not a pvc field";
+        }
+        if (why) {
+            json_decref(pvc);
+            json_decref(o);
+            return apid_fail(err, E_INVALID_PARAMETER, "volume `%s`: pvc.%s %s", nm, k, why);
+        }
+    }
+    json_object_set_new(o, "pvc", pvc);
+    *out = o;
+    return 0;
+}
+
+int
+apid_parse_volumes(json_t *v, json_t **out, sbx_error_t *err)
+{
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_array(v))
+        return apid_fail(err, E_INVALID_PARAMETER, "volumes must be an array");
+    if (json_array_size(v) == 0)
+        return 0;
+    if (json_array_size(v) > VOLUMES_MAX)
+        return apid_fail(err, E_INVALID_PARAMETER, "at most %d volumes per sandbox", VOLUMES_MAX);
+    json_t *names = json_object(), *paths = json_object(), *arr = json_array(), *x;
+    size_t i;
+    int r = 0;
+    json_array_foreach (v, i, x) {
+        json_t *o = NULL;
+        if ((r = parse_volume(x, i, names, paths, &o, err)) < 0)
+            break;
+        json_array_append_new(arr, o);
+    }
+    json_decref(names);
+    json_decref(paths);
+    if (r < 0) {
+        json_decref(arr);
+        return r;
+    }
+    *out = arr;
+    return 0;
 }
 
 int

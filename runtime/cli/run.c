@@ -1,6 +1,7 @@
 #include "cli.h"
 #include "config.h"
 #include "utils.h"
+#include "volume.h"
 
 #include <fcntl.h>
 #include <getopt.h>
@@ -35,6 +36,11 @@ run_usage(FILE *f)
         "  -w, --cwd DIR         working directory (default /)\n"
         "      --hostname NAME   (default sbx-<id>)\n"
         "  -v, --bind SRC:DST[:ro]  bind-mount a host path (repeatable)\n"
+        "      --volume NAME:DST[:ro]  mount the named volume NAME (created on first use,\n"
+        "                        owned by the sandbox user 1000:1000) at DST; kept across\n"
+        "                        sandboxes; repeatable. NAME: a-z, 0-9, '-', at most 63\n"
+        "      --volumes-dir DIR where named volumes live (default $SBX_VOLUMES_DIR, else\n"
+        "                        " SBX_DEFAULT_VOLUMES_DIR ", the same as sbx-apid's default)\n"
         "      --tmpfs DST[:SIZE]   mount a tmpfs (repeatable; default size 256M); /tmp is one\n"
         "                        of 256M unless --tmpfs /tmp:SIZE says otherwise\n"
         "      --net none|host   none (default): own network namespace with only lo;\n"
@@ -79,7 +85,7 @@ enum {
     OPT_STATUS_FD, OPT_ID, OPT_ROOTFS_RW, OPT_AS_PID1, OPT_MEMORY_SWAP, OPT_CPUS, OPT_CPU_WEIGHT,
     OPT_PIDS, OPT_IO_WEIGHT, OPT_DISK, OPT_NOFILE, OPT_RLIMIT, OPT_SECCOMP, OPT_CAP_ADD,
     OPT_CAP_DROP, OPT_CGROUP_PARENT, OPT_PID_FILE, OPT_DETACH, OPT_CONSOLE, OPT_NO_PIVOT,
-    OPT_KEEP, OPT_READ_ONLY, OPT_ENTRYPOINT,
+    OPT_KEEP, OPT_READ_ONLY, OPT_ENTRYPOINT, OPT_VOLUME, OPT_VOLUMES_DIR,
 };
 
 static int
@@ -145,6 +151,54 @@ parse_rlimit_flag(const char *s, char **name, uint64_t *soft, uint64_t *hard)
     return 0;
 }
 
+/* --volume NAME:DST[:ro|rw]: named volumes below the volumes directory, made on first use. A
+ * flag error prints its own message and returns -1 with *err unset. */
+static int
+add_volumes(json_t *cfg, char **specs, const char *dir_flag, char **cap_add, sbx_error_t *err)
+{
+    cleanup_free char *dir = sbx_volumes_dir(dir_flag);
+    bool admin = false;
+    for (char **c = cap_add; c && *c; c++)
+        admin |= !strcasecmp(*c, "ALL") || !strcasecmp(*c, "SYS_ADMIN") ||
+                 !strcasecmp(*c, "CAP_SYS_ADMIN");
+    for (char **v = specs; *v; v++) {
+        cleanup_free char *copy = xstrdup(*v);
+        char *dst = strchr(copy, ':'), *mode = NULL;
+        if (dst) {
+            *dst++ = '\0';
+            if ((mode = strchr(dst, ':')))
+                *mode++ = '\0';
+        }
+        if (!dst || dst[0] != '/' || (mode && strcmp(mode, "ro") && strcmp(mode, "rw")))
+            return bad("--volume", *v, "want NAME:/PATH[:ro]");
+        if (!sbx_volume_name_ok(copy))
+            return bad("--volume", *v, "NAME must be a-z, 0-9 and '-' (not first or last), "
+                                       "at most 63");
+        bool ro = mode && !strcmp(mode, "ro");
+        /* The read-only flag of a bind made in the sandbox's user namespace is not locked
+         * against its own root: only the missing CAP_SYS_ADMIN stops a remount. */
+        if (ro && admin)
+            return bad("--volume", *v, "a read-only volume cannot be combined with --cap-add "
+                                       "SYS_ADMIN (the sandbox could remount it writable)");
+        bool created;
+        if (sbx_volume_create(dir, copy, &created, err) < 0)
+            return -1;
+        /* Canonical: the runtime opens it from below its scratch root, where an absolute
+         * symlink in the path would not resolve. */
+        cleanup_free char *given = xasprintf("%s/%s", dir, copy);
+        cleanup_free char *root = realpath(given, NULL);
+        if (!root)
+            return sbx_make_error(err, errno, "volume `%s`", given);
+        json_t *info = json_pack("{s:s, s:s, s:s, s:b}", "name", copy, "source", root,
+                                 "mountPath", dst, "readOnly", ro);
+        int r = sbx_config_add_volume(cfg, root, ".", dst, ro, info, err);
+        json_decref(info);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 int
 cmd_run(int argc, char **argv)
 {
@@ -187,12 +241,14 @@ cmd_run(int argc, char **argv)
         {"keep", no_argument, NULL, OPT_KEEP},
         {"read-only", no_argument, NULL, OPT_READ_ONLY},
         {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
+        {"volume", required_argument, NULL, OPT_VOLUME},
+        {"volumes-dir", required_argument, NULL, OPT_VOLUMES_DIR},
         {NULL, 0, NULL, 0},
     };
     const char *rootfs = NULL, *image = NULL, *bundle = NULL, *user = NULL, *cwd = NULL,
                *hostname = NULL, *net = "none", *id = NULL, *seccomp = NULL, *disk = NULL,
-               *entrypoint = NULL;
-    cleanup_strv char **envs = NULL, **binds = NULL, **tmpfs = NULL, **cap_add = NULL,
+               *entrypoint = NULL, *volumes_dir = NULL;
+    cleanup_strv char **envs = NULL, **binds = NULL, **volumes = NULL, **tmpfs = NULL, **cap_add = NULL,
                       **cap_drop = NULL, **rlimits = NULL;
     struct sbx_run_opts ro = {.json_status_fd = -1, .state_root = sbx_global.root};
     bool rootfs_rw = false, as_pid1 = false, read_only = false;
@@ -284,6 +340,8 @@ cmd_run(int argc, char **argv)
         case OPT_KEEP: ro.keep_state = true; break;
         case OPT_READ_ONLY: read_only = true; break;
         case OPT_ENTRYPOINT: entrypoint = optarg; break;
+        case OPT_VOLUME: strv_append(&volumes, optarg); break;
+        case OPT_VOLUMES_DIR: volumes_dir = optarg; break;
         default:
             fprintf(stderr, "Try `sbxrun run --help`.\n");
             return EXIT_RUNTIME;
@@ -395,6 +453,13 @@ cmd_run(int argc, char **argv)
     for (char **t = tmpfs; t && *t; t++)
         if (sbx_config_add_tmpfs(cfg, *t, &err) < 0)
             goto fail;
+    if (volumes && add_volumes(cfg, volumes, volumes_dir, cap_add, &err) < 0) {
+        if (err == NULL) {
+            json_decref(cfg);
+            return EXIT_RUNTIME;
+        }
+        goto fail;
+    }
     if (seccomp && sbx_config_set_seccomp(cfg, seccomp, &err) < 0)
         goto fail;
     if ((cap_add || cap_drop) && sbx_config_caps_adjust(cfg, cap_add, cap_drop, &err) < 0)

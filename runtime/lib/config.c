@@ -4,6 +4,7 @@
 #include "image_store.h"
 #include "seccomp.h"
 #include "utils.h"
+#include "volume.h"
 
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -516,6 +517,39 @@ sbx_config_add_bind(json_t *cfg, const char *spec, sbx_error_t *err)
     remove_mount(mounts, dst);
     cleanup_free char *opts = xasprintf("rbind,nosuid,nodev,%s", mode ? mode : "rw");
     json_array_append_new(mounts, mount_json(dst, "bind", real, opts));
+    return 0;
+}
+
+int
+sbx_config_add_volume(json_t *cfg, const char *root, const char *rel, const char *dst, bool ro,
+                      json_t *info, sbx_error_t *err)
+{
+    if (root[0] != '/')
+        return sbx_make_error(err, 0, "volume root `%s` must be an absolute path", root);
+    if (dst[0] != '/')
+        return sbx_make_error(err, 0, "volume destination `%s` must be an absolute path", dst);
+    bool whole = rel == NULL || *rel == '\0' || strcmp(rel, ".") == 0;
+    cleanup_free char *src = whole ? xstrdup(root) : xasprintf("%s/%s", root, rel);
+    json_t *mounts = json_object_get(cfg, "mounts");
+    remove_mount(mounts, dst);
+    cleanup_free char *beneath = xasprintf(SBX_BENEATH_OPT "%s", root);
+    json_t *m = json_pack("{s:s, s:s, s:s, s:[s,s,s,s,s]}", "destination", dst, "type", "bind",
+                          "source", src, "options", "rbind", "nosuid", "nodev", ro ? "ro" : "rw",
+                          beneath);
+    json_array_append_new(mounts, m);
+    if (info) {
+        json_t *ann = json_object_get(cfg, "annotations");
+        const char *old = json_string_value(json_object_get(ann, "run.sbx.volumes"));
+        json_t *list = old ? json_loads(old, 0, NULL) : NULL;
+        if (!json_is_array(list)) {
+            json_decref(list);
+            list = json_array();
+        }
+        json_array_append(list, info);
+        cleanup_free char *s = json_dumps(list, JSON_COMPACT);
+        json_decref(list);
+        sbx_config_annotate(cfg, "run.sbx.volumes", s);
+    }
     return 0;
 }
 

@@ -29,6 +29,12 @@ int sbx_config_caps_adjust(json_t *cfg, char *const *add, char *const *drop, sbx
 int sbx_config_setenv(json_t *cfg, const char *kv, sbx_error_t *err);
 /* SRC:DST[:ro|rw] */
 int sbx_config_add_bind(json_t *cfg, const char *spec, sbx_error_t *err);
+/* A bind of root/rel (rel "" or ".": root itself) whose source the runtime resolves beneath
+ * root at mount time (RESOLVE_BENEATH, the fd is bound: see volume.h), read-only or not, nosuid
+ * and nodev. info (optional) is appended to the JSON array in annotation run.sbx.volumes, which
+ * `sbxrun state`/`inspect` and apid show. */
+int sbx_config_add_volume(json_t *cfg, const char *root, const char *rel, const char *dst, bool ro,
+                          json_t *info, sbx_error_t *err);
 /* DST[:SIZE]; SIZE defaults to SBX_DEFAULT_TMPFS_SIZE */
 int sbx_config_add_tmpfs(json_t *cfg, const char *spec, sbx_error_t *err);
 int sbx_config_set_net_host(json_t *cfg);

@@ -1,4 +1,5 @@
 #include "linux.h"
+#include "volume.h"
 #include "caps.h"
 #include "cgroup.h"
 #include "sysctl.h"
@@ -326,7 +327,33 @@ do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
 {
     char target[80], src[PATH_MAX];
     bool want_dir = true;
-    if (m->bind) {
+    cleanup_close int srcfd = -1;
+    if (m->bind && m->beneath) {
+        /* A volume: the source is walked again here, below its root, and the fd we got is what
+         * is bound, so a component swapped for a symlink since apid checked it (the volume's
+         * content is written by sandboxes) cannot redirect the bind out of the root. */
+        char rootp[PATH_MAX];
+        snprintf(rootp, sizeof(rootp), OLDROOT "%s", m->beneath);
+        cleanup_close int rootfd = open(rootp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+            child_fail(c, errno, "volume root `%s`%s", m->beneath,
+                       errno == EACCES ? " is not reachable by the sandbox's root (its parent "
+                                         "directories need o+x)"
+                                       : "");
+        const char *rel = m->source + strlen(m->beneath);
+        while (*rel == '/')
+            rel++;
+        srcfd = sbx_open_beneath(rootfd, rel);
+        if (srcfd == -EXDEV || srcfd == -ELOOP)
+            child_fail(c, -srcfd, "volume source `%s` leads out of `%s`", m->source, m->beneath);
+        if (srcfd < 0)
+            child_fail(c, -srcfd, "volume source `%s`", m->source);
+        struct stat st;
+        if (fstat(srcfd, &st) < 0)
+            child_fail(c, errno, "volume source `%s`", m->source);
+        want_dir = S_ISDIR(st.st_mode);
+        snprintf(src, sizeof(src), OLDROOT "/proc/self/fd/%d", srcfd);
+    } else if (m->bind) {
         snprintf(src, sizeof(src), OLDROOT "%s", m->source[0] == '/' ? m->source : "/");
         if (m->source[0] != '/')
             child_fail(c, 0, "bind source `%s` must be absolute", m->source);

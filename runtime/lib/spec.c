@@ -1,4 +1,5 @@
 #include "spec.h"
+#include "volume.h"
 #include "seccomp.h"
 #include "utils.h"
 
@@ -138,6 +139,15 @@ sbx_parse_mount_options(json_t *options, struct sbx_mount *m, sbx_error_t *err)
             m->bind = true;
             m->recursive = o[0] == 'r';
             known = true;
+        }
+        if (!known && strncmp(o, SBX_BENEATH_OPT, strlen(SBX_BENEATH_OPT)) == 0) {
+            const char *root = o + strlen(SBX_BENEATH_OPT);
+            if (root[0] != '/')
+                return sbx_make_error(err, 0, "mount `%s`: %s needs an absolute path",
+                                      m->destination, SBX_BENEATH_OPT);
+            free(m->beneath);
+            m->beneath = xstrdup(root);
+            continue;
         }
         if (!known && (strcmp(o, "tmpcopyup") == 0 || strncmp(o, "idmap", 5) == 0 ||
                        strncmp(o, "rro", 3) == 0))
@@ -536,6 +546,16 @@ parse_mounts(sbx_spec_t *s, json_t *arr, sbx_error_t *err)
             m->source = xasprintf("%s/%s", s->bundle, src);
         else
             m->source = xstrdup(src ? src : m->type);
+        if (m->beneath) {
+            size_t n = strlen(m->beneath);
+            while (n > 1 && m->beneath[n - 1] == '/')
+                m->beneath[--n] = '\0';
+            if (!m->bind || strncmp(m->source, m->beneath, n) != 0 ||
+                (m->source[n] != '\0' && m->source[n] != '/' && n > 1))
+                return sbx_make_error(err, 0, "config: mount `%s`: source `%s` is not below its "
+                                              "%s`%s`", dst, m->source, SBX_BENEATH_OPT,
+                                      m->beneath);
+        }
     }
     return 0;
 }
@@ -713,6 +733,7 @@ sbx_spec_free(sbx_spec_t *s)
         free(s->mounts[i].type);
         free(s->mounts[i].source);
         free(s->mounts[i].data);
+        free(s->mounts[i].beneath);
     }
     free(s->mounts);
     for (int i = 0; i < SBX_NS_COUNT; i++)

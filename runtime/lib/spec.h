@@ -58,6 +58,7 @@ struct sbx_mount {
     char *data;              /* remaining options joined with ',' for the filesystem */
     bool bind;               /* bind or rbind */
     bool recursive;          /* rbind */
+    char *beneath;           /* option sbx.beneath=ROOT: source resolved below ROOT (volume.h) */
 };
 
 struct sbx_rlimit {

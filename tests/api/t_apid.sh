@@ -137,7 +137,7 @@ BAD=(
 	"snapshotId|400|SANDBOX::API_NOT_SUPPORTED|{\"snapshotId\":\"s1\"}"
 	"secureAccess true|400|SANDBOX::API_NOT_SUPPORTED|{$IMG,$SLEEP,\"secureAccess\":true}"
 	"platform mismatch|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"platform\":{\"os\":\"windows\",\"arch\":\"amd64\"}}"
-	"volumes|400|SANDBOX::API_NOT_SUPPORTED|{$IMG,$SLEEP,\"volumes\":[{\"name\":\"v\",\"mountPath\":\"/v\"}]}"
+	"volume without a backend|400|SANDBOX::INVALID_PARAMETER|{$IMG,$SLEEP,\"volumes\":[{\"name\":\"v\",\"mountPath\":\"/v\"}]}"
 	"unknown image|400|SANDBOX::IMAGE_NOT_FOUND|{\"image\":{\"uri\":\"local/nope\"},$SLEEP}"
 	"malformed image reference|400|SANDBOX::IMAGE_NOT_FOUND|{\"image\":{\"uri\":\"Bad/Ref\"},$SLEEP}"
 	"path traversal image|400|SANDBOX::IMAGE_NOT_FOUND|{\"image\":{\"uri\":\"local/../images\"},$SLEEP}"

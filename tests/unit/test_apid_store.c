@@ -75,7 +75,7 @@ UNIT_TEST(apid_store, migrations)
     CU_ASSERT_EQUAL(apid_store_schema_version(s, &err), APID_SCHEMA_VERSION);
     struct apid_sandbox *sb = NULL;
     CU_ASSERT_EQUAL(apid_store_get(s, "old", &sb, &err), 1);
-    CU_ASSERT(sb && sb->monitor_pid == 0 && sb->state == ST_RUNNING);
+    CU_ASSERT(sb && sb->monitor_pid == 0 && sb->state == ST_RUNNING && sb->volumes == NULL);
     apid_sandbox_free(sb);
     apid_store_close(s);
 

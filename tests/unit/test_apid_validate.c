@@ -348,3 +348,82 @@ UNIT_TEST(apid_validate, new_id_is_uuid4)
     CU_ASSERT(strcmp(a, b) != 0);
     CU_ASSERT(id_is_valid(a));
 }
+
+UNIT_TEST(apid_validate, volumes)
+{
+    sbx_error_t err = NULL;
+    json_t *out = NULL;
+    json_t *ok = json_loads("[{\"name\":\"work\",\"mountPath\":\"/work\",\"pvc\":{\"claimName\":"
+                            "\"ws-1\",\"storageClass\":null}},{\"name\":\"data\",\"mountPath\":"
+                            "\"/data\",\"readOnly\":true,\"subPath\":\"a/b\",\"host\":{\"path\":"
+                            "\"/srv/data\"}}]",
+                            0, NULL);
+    CU_ASSERT_EQUAL_FATAL(apid_parse_volumes(ok, &out, &err), 0);
+    CU_ASSERT_EQUAL(json_array_size(out), 2);
+    json_t *p = json_object_get(json_array_get(out, 0), "pvc");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(p, "claimName")), "ws-1");
+    CU_ASSERT(json_is_true(json_object_get(p, "createIfNotExists")));
+    CU_ASSERT(json_is_true(json_object_get(json_array_get(out, 1), "readOnly")));
+    json_decref(out);
+    json_decref(ok);
+    CU_ASSERT_EQUAL(apid_parse_volumes(json_array(), &out, &err), 0);
+    CU_ASSERT_PTR_NULL(out);
+
+    /* Each refused with a message naming what is wrong. */
+    static const char *const bad[][2] = {
+        {"{\"name\":\"Bad\",\"mountPath\":\"/a\",\"pvc\":{\"claimName\":\"x\"}}", "DNS label"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a\",\"ossfs\":{\"bucket\":\"b\"}}", "backend `ossfs`"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a\",\"nfs\":{}}", "backend `nfs`"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a\"}", "no backend"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a\",\"pvc\":{\"claimName\":\"x\"},\"host\":{\"path\":"
+         "\"/x\"}}",
+         "two backends"},
+        {"{\"name\":\"a\",\"mountPath\":\"a\",\"pvc\":{\"claimName\":\"x\"}}", "mountPath"},
+        {"{\"name\":\"a\",\"mountPath\":\"/proc/x\",\"pvc\":{\"claimName\":\"x\"}}", "reserved"},
+        {"{\"name\":\"a\",\"mountPath\":\"/\",\"pvc\":{\"claimName\":\"x\"}}", "reserved"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a/../b\",\"pvc\":{\"claimName\":\"x\"}}", "mountPath"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a\",\"subPath\":\"../x\",\"pvc\":{\"claimName\":\"x\"}}",
+         "subPath"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a\",\"subPath\":\"/etc\",\"pvc\":{\"claimName\":\"x\"}}",
+         "subPath"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a\",\"subPath\":\"x/../../y\",\"pvc\":{\"claimName\":"
+         "\"x\"}}",
+         "subPath"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a\",\"host\":{\"path\":\"rel\"}}", "absolute host path"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a\",\"host\":{\"path\":\"/srv/../etc\"}}",
+         "absolute host path"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a\",\"pvc\":{\"claimName\":\"x_y\"}}", "claimName"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a\",\"pvc\":{\"claimName\":\"x\",\"storage\":\"1Gi\"}}",
+         "not supported"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a\",\"pvc\":{\"claimName\":\"x\","
+         "\"deleteOnSandboxTermination\":true}}",
+         "not supported"},
+        {"{\"name\":\"a\",\"mountPath\":\"/a\",\"readOnly\":\"yes\",\"pvc\":{\"claimName\":\"x\"}}",
+         "readOnly"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        cleanup_free char *s = xasprintf("[%s]", bad[i][0]);
+        json_t *v = json_loads(s, 0, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+        CU_ASSERT(apid_parse_volumes(v, &out, &err) < 0);
+        if (!err || !strstr(err->msg, bad[i][1]))
+            fprintf(stderr, "volume case %zu: %s\n", i, err ? err->msg : "(accepted)");
+        CU_ASSERT(err && strstr(err->msg, "SANDBOX::INVALID_PARAMETER") == err->msg &&
+                  strstr(err->msg, bad[i][1]) != NULL);
+        sbx_error_release(&err);
+        json_decref(v);
+    }
+    /* Names and mount paths are unique within a sandbox. */
+    json_t *dup = json_loads("[{\"name\":\"a\",\"mountPath\":\"/a\",\"pvc\":{\"claimName\":\"x\"}},"
+                             "{\"name\":\"a\",\"mountPath\":\"/b\",\"pvc\":{\"claimName\":\"x\"}}]",
+                             0, NULL);
+    CU_ASSERT(apid_parse_volumes(dup, &out, &err) < 0);
+    sbx_error_release(&err);
+    json_decref(dup);
+    dup = json_loads("[{\"name\":\"a\",\"mountPath\":\"/a\",\"pvc\":{\"claimName\":\"x\"}},"
+                     "{\"name\":\"b\",\"mountPath\":\"/a\",\"pvc\":{\"claimName\":\"x\"}}]",
+                     0, NULL);
+    CU_ASSERT(apid_parse_volumes(dup, &out, &err) < 0);
+    sbx_error_release(&err);
+    json_decref(dup);
+}
