@@ -91,6 +91,7 @@ void apid_log_access(const char *method, const char *path, int status, double ms
 #define E_METHOD "SANDBOX::METHOD_NOT_ALLOWED"
 #define E_TOO_LARGE "SANDBOX::REQUEST_TOO_LARGE"
 #define E_UNAVAILABLE "SANDBOX::SERVICE_UNAVAILABLE"
+#define E_STORAGE "SANDBOX::INSUFFICIENT_STORAGE" /* 507: the data directory is full */
 
 #define apid_fail(err, code, fmt, ...) sbx_make_error((err), 0, "%s: " fmt, (code), ##__VA_ARGS__)
 /* Splits an error into HTTP status, code and message (pointers into a static table / err). */

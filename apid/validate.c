@@ -40,6 +40,7 @@ static const struct {
     {E_METHOD, 405, NULL},
     {E_TOO_LARGE, 413, NULL},
     {E_UNAVAILABLE, 503, NULL},
+    {E_STORAGE, 507, NULL},
 };
 
 void
