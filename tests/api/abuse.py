@@ -12,7 +12,8 @@ Sends TOTAL malformed or hostile requests to sbx-apid on 127.0.0.1:PORT, in phas
   header   huge header lines and many headers (MHD's per-connection memory limit)
   raw      malformed request lines / HTTP versions
   slow     slowloris: connections that send their head one byte every 0.5 s, for a bounded time
-  idle     many idle connections held open at once (IDLE of them), then closed
+  idle     many idle connections held open at once (IDLE of them) during the other phases, then
+           OVER at once on their own (over apid's connection limit of 1000: the excess is closed)
 Each answer is classified:
   json4xx   a 4xx with a JSON {code, message} body      (the expected answer)
   limit     the HTTP layer's own 400/413/414/431 (non-JSON) or a close: a documented limit
@@ -22,7 +23,8 @@ Writes {"sent": N, "json4xx": N, "limit": {...}, "bad": [...first 20...], ...} t
 import json, os, random, resource, socket, sys, threading, time
 
 PORT, KEY, SID, TOTAL, OUT = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-IDLE = int(os.environ.get("ABUSE_IDLE", "900"))
+IDLE = int(os.environ.get("ABUSE_IDLE", "500"))  # idle connections held during the request phases
+OVER = int(os.environ.get("ABUSE_OVER", "1200"))  # then at once, alone: over apid's limit of 1000
 SLOW = int(os.environ.get("ABUSE_SLOW", "40"))
 HOST = "127.0.0.1"
 rnd = random.Random(17)
@@ -283,8 +285,8 @@ def phase_idle(n, seconds=8.0):
             closed += 1
         s.close()
     with lock:
-        stats["idle_opened"] = len(socks)
-        stats["idle_closed_by_server"] = closed
+        stats.setdefault("idle_opened", []).append(len(socks))
+        stats.setdefault("idle_closed_by_server", []).append(closed)
     for _ in range(len(socks)):
         record("idle", "idle", None, None, "closed", True)
 
@@ -315,9 +317,8 @@ def main():
     for t in workers + bg:
         t.join()
     # Idle connections beyond IDLE (the connection limit test) come last, alone.
-    rest = counts["idle"] - min(counts["idle"], IDLE)
-    if rest > 0:
-        phase_idle(rest, seconds=3.0)
+    rest = max(counts["idle"] - min(counts["idle"], IDLE), OVER)
+    phase_idle(rest, seconds=3.0)
     stats["seconds"] = round(time.time() - t0, 1)
     with open(OUT, "w") as f:
         json.dump(stats, f, indent=1)
