@@ -138,9 +138,10 @@ audit() {
 		local p; p=$(sb_pid "$id")
 		if [ -z "$p" ] || ! kill -0 "$p" 2>/dev/null; then echo "# cycle $c: $id listed live without a process"; bad=$((bad + 1)); continue; fi
 		ip -o link show "$(veth_of "$id")" >/dev/null 2>&1 || { echo "# cycle $c: $id has no veth"; bad=$((bad + 1)); }
-		api POST /execute "{\"session_id\":\"$id\",\"command\":\"echo alive\"}"
+		# The command's own timeout bounds a hung agent (apid adds 10 s of slack).
+		api POST /execute "{\"session_id\":\"$id\",\"command\":\"echo alive\",\"timeout\":10}"
 		[ "$CODE $(jqb .output | tr -d '\n')" = "200 alive" ] && USABLE=$((USABLE + 1)) ||
-			{ echo "# cycle $c: $id does not execute: $CODE $BODY"; bad=$((bad + 1)); }
+			{ echo "# cycle $c: $id does not execute: $CODE $BODY"; grep "$id" "$LOG" | sed 's/^/#   /'; bad=$((bad + 1)); }
 	done
 	# ... the store holds an address only for live sandboxes, each a different one ...
 	local rows; rows=$(sqlite3 -readonly "$DATA/apid.db" "SELECT id||' '||state||' '||ifnull(address,'-') FROM sandboxes" 2>&1)
@@ -174,8 +175,9 @@ for c in $(seq "$CYCLES"); do
 	stop_apid KILL
 	touch "$T/stop"
 	wait "${pids[@]}"
-	echo "# t $(date +%T) killed"; start_apid || { not_ok "apid restarts after kill -9 (cycle $c)"; break; }; echo "# t $(date +%T) started"
-	audit "$c"; echo "# t $(date +%T) audited"
+	start_apid || { not_ok "apid restarts after kill -9 (cycle $c)"; break; }
+	audit "$c"
+	echo "# cycle $c done at $(date +%T): $(grep -c '^create ' "$T/load") created so far, $LEAKS problems"
 	# Bound the live set: keep at most 4 sandboxes across cycles.
 	api GET "/v1/sandboxes?pageSize=200"
 	for id in $(jqb '.items[4:][].id'); do api DELETE "/v1/sandboxes/$id"; done
