@@ -563,6 +563,14 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         pthread_mutex_unlock(&inflight_lock);
         if (is_proxy_path(url))
             return proxy_begin(c, r);
+        /* A declared body over --max-body is refused before any of it is read: otherwise the
+         * connection (and its thread) stays busy while the client sends bytes that are thrown
+         * away. libmicrohttpd closes the connection after this reply. */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        int64_t declared;
+        if (cl && parse_int64(cl, 0, INT64_MAX, &declared) == 0 && declared > ctx->cfg->max_body)
+            return reply_code(c, r, 413, E_TOO_LARGE, "request body too large");
         return MHD_YES;
     }
     if (r->px && *upload_size) {
@@ -577,8 +585,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
             memcpy(r->body + r->len, upload, *upload_size);
             r->len += *upload_size;
             r->body[r->len] = '\0';
-        } else {
+        } else if (!r->too_large) {
+            /* A chunked body (no declared length) over the limit: answer now and stop reading. */
             r->too_large = true;
+            *upload_size = 0;
+            return reply_code(c, r, 413, E_TOO_LARGE, "request body too large");
         }
         *upload_size = 0;
         return MHD_YES;
