@@ -585,11 +585,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
             memcpy(r->body + r->len, upload, *upload_size);
             r->len += *upload_size;
             r->body[r->len] = '\0';
-        } else if (!r->too_large) {
-            /* A chunked body (no declared length) over the limit: answer now and stop reading. */
-            r->too_large = true;
-            *upload_size = 0;
-            return reply_code(c, r, 413, E_TOO_LARGE, "request body too large");
+        } else {
+            /* A chunked body (no declared length) over the limit: libmicrohttpd can answer only
+             * before the body or after all of it, and reading an endless body would hold the
+             * connection for ever. Close it (logged by MHD as an application error). */
+            return MHD_NO;
         }
         *upload_size = 0;
         return MHD_YES;

@@ -164,10 +164,11 @@ audit() {
 }
 
 start_apid || { not_ok "apid starts"; finish; }
-LEAKS=0 USABLE=0
+LEAKS=0 USABLE=0 STALLED=0
 : >"$T/load"
 for c in $(seq "$CYCLES"); do
 	rm -f "$T/stop"
+	n0=$(grep -c '^create ' "$T/load")
 	pids=()
 	for n in 1 2; do loadgen $n & pids+=($!); done
 	# Vary where in the create/exec/delete sequence the kill lands.
@@ -175,6 +176,8 @@ for c in $(seq "$CYCLES"); do
 	stop_apid KILL
 	touch "$T/stop"
 	wait "${pids[@]}"
+	# Each cycle's load must get sandboxes created (after a restart too), not only survive.
+	[ "$(grep -c '^create ' "$T/load")" -gt "$n0" ] || { STALLED=$((STALLED + 1)); echo "# cycle $c: no create succeeded"; }
 	start_apid || { not_ok "apid restarts after kill -9 (cycle $c)"; break; }
 	audit "$c"
 	echo "# cycle $c done at $(date +%T): $(grep -c '^create ' "$T/load") created so far, $LEAKS problems"
@@ -186,8 +189,9 @@ created=$(grep -c '^create ' "$T/load")
 readopted=$(grep -c 'recover .*: re-adopted' "$LOG")
 cleaned=$(grep -cE 'recover .*: (create was interrupted|finishing an interrupted removal)|removing orphaned sandbox' "$LOG")
 execs=$(grep -c '^exec .* 200$' "$T/load")
-echo "# faults: cycles=$c sandboxes created=$created executed=$execs re-adopted=$readopted cleaned=$cleaned usable-after-restart=$USABLE leaks=$LEAKS"
+echo "# faults: cycles=$c sandboxes created=$created executed=$execs re-adoptions=$readopted cleaned=$cleaned live-checked-after-restart=$USABLE createfail=$(grep -c '^createfail' "$T/load") leaks=$LEAKS"
 expect_eq "kill -9 x$CYCLES under load: every sandbox accounted for, nothing leaked" 0 "$LEAKS"
+expect_eq "every cycle's load created sandboxes (none stalled)" 0 "$STALLED"
 [ "$created" -ge "$CYCLES" ] && [ "$readopted" -ge 1 ] && ok "the load ran ($created creates) and sandboxes were re-adopted ($readopted)" ||
 	not_ok "the load ran ($created creates) and sandboxes were re-adopted ($readopted)"
 expect_eq "apid log has no store errors" "" "$(grep -iE 'store: .*(corrupt|malformed)' "$LOG" || true)"
