@@ -30,18 +30,23 @@ BASE=http://127.0.0.1:$PORT
 APID_PID= ABUSER=
 before=$(host_snapshot)
 
-"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" --api-key "$KEY" \
-	--max-memory 1Gi --max-body 64Ki --session-idle-timeout 3600 >>"$LOG" 2>&1 &
-APID_PID=$!
+start_apid() {
+	"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" --api-key "$KEY" \
+		--max-memory 1Gi --max-body 64Ki --session-idle-timeout 3600 >>"$LOG" 2>&1 &
+	APID_PID=$!
+	for _ in $(seq 100); do curl -s -o /dev/null "$BASE/health" && break; sleep 0.05; done
+}
+start_apid
 cleanup() {
 	[ -n "$ABUSER" ] && kill "$ABUSER" 2>/dev/null
+	# After a crash a fresh apid re-adopts the sandboxes, so that they can be deleted.
+	kill -0 "$APID_PID" 2>/dev/null || start_apid
 	for id in $(curl -s -m 10 -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes?pageSize=200" | jq -r '.items[].id' 2>/dev/null); do
 		curl -s -m 30 -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes/$id"
 	done
 	kill -TERM $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null
 }
 trap 'cleanup; rm -rf "$T"' EXIT
-for _ in $(seq 100); do curl -s -o /dev/null "$BASE/health" && break; sleep 0.05; done
 check "apid starts" curl -sf -o /dev/null "$BASE/health"
 
 api() { # METHOD PATH [BODY]: sets CODE, BODY

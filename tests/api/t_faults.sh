@@ -58,7 +58,8 @@ delete_all() {
 cleanup() {
 	touch "$T/stop"
 	[ -n "${HOLDER:-}" ] && kill "$HOLDER" 2>/dev/null
-	[ -n "$APID_PID" ] || { [ -d "$DATA" ] && start_apid >/dev/null 2>&1; }
+	# After a crash too: a fresh apid re-adopts the sandboxes, so that they can be deleted.
+	{ [ -n "$APID_PID" ] && kill -0 "$APID_PID" 2>/dev/null; } || { [ -d "$DATA" ] && start_apid >/dev/null 2>&1; }
 	delete_all
 	stop_apid TERM
 	mountpoint -q "$SMALL" && umount "$SMALL"
@@ -163,6 +164,14 @@ audit() {
 	LEAKS=$((LEAKS + bad))
 }
 
+inflight() {
+	local d
+	for d in $(ls "$RUN/.sandboxes" 2>/dev/null | uuids); do
+		grep -q "sandbox $d created" "$LOG" || return 0
+	done
+	return 1
+}
+
 start_apid || { not_ok "apid starts"; finish; }
 LEAKS=0 USABLE=0 STALLED=0
 : >"$T/load"
@@ -171,8 +180,10 @@ for c in $(seq "$CYCLES"); do
 	n0=$(grep -c '^create ' "$T/load")
 	pids=()
 	for n in 1 2; do loadgen $n & pids+=($!); done
-	# Vary where in the create/exec/delete sequence the kill lands.
+	# Vary where in the create/exec/delete sequence the kill lands, then aim at a create in
+	# flight: its sandbox directory exists, its "created" line does not (bounded: 3 s).
 	sleep "$((1 + c % 3)).$((c * 37 % 10))"
+	for _ in $(seq 300); do inflight && break; sleep 0.01; done
 	stop_apid KILL
 	touch "$T/stop"
 	wait "${pids[@]}"
@@ -188,10 +199,13 @@ done
 created=$(grep -c '^create ' "$T/load")
 readopted=$(grep -c 'recover .*: re-adopted' "$LOG")
 cleaned=$(grep -cE 'recover .*: (create was interrupted|finishing an interrupted removal)|removing orphaned sandbox' "$LOG")
+interrupted=$(grep -cE 'recover .*: create was interrupted|removing orphaned sandbox directory' "$LOG")
 execs=$(grep -c '^exec .* 200$' "$T/load")
-echo "# faults: cycles=$c sandboxes created=$created executed=$execs re-adoptions=$readopted cleaned=$cleaned live-checked-after-restart=$USABLE createfail=$(grep -c '^createfail' "$T/load") leaks=$LEAKS"
+echo "# faults: cycles=$c sandboxes created=$created executed=$execs re-adoptions=$readopted cleaned=$cleaned (interrupted creates $interrupted) live-checked-after-restart=$USABLE createfail=$(grep -c '^createfail' "$T/load") leaks=$LEAKS"
 expect_eq "kill -9 x$CYCLES under load: every sandbox accounted for, nothing leaked" 0 "$LEAKS"
 expect_eq "every cycle's load created sandboxes (none stalled)" 0 "$STALLED"
+[ "$interrupted" -ge 1 ] && ok "kills landed on creates in flight ($interrupted cleaned up)" ||
+	not_ok "kills landed on creates in flight ($interrupted cleaned up)"
 [ "$created" -ge "$CYCLES" ] && [ "$readopted" -ge 1 ] && ok "the load ran ($created creates) and sandboxes were re-adopted ($readopted)" ||
 	not_ok "the load ran ($created creates) and sandboxes were re-adopted ($readopted)"
 expect_eq "apid log has no store errors" "" "$(grep -iE 'store: .*(corrupt|malformed)' "$LOG" || true)"
