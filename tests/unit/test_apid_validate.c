@@ -250,6 +250,16 @@ UNIT_TEST(apid_validate, error_mapping)
     CU_ASSERT_STRING_EQUAL(c, "DOCKER::INVALID_EXPIRATION");
     CU_ASSERT_STRING_EQUAL(m, "x");
     sbx_error_release(&err);
+    /* store.c's classes of SQLite failure (t_faults.sh drives them for real) */
+    apid_fail(&err, E_STORAGE, "store: insert: database or disk is full (data directory full)");
+    apid_error_http(err, &st, &c, &m);
+    CU_ASSERT_EQUAL(st, 507);
+    CU_ASSERT_STRING_EQUAL(c, "SANDBOX::INSUFFICIENT_STORAGE");
+    sbx_error_release(&err);
+    apid_fail(&err, E_UNAVAILABLE, "store: insert: database is locked (data directory busy, retry)");
+    apid_error_http(err, &st, &c, &m);
+    CU_ASSERT_EQUAL(st, 503);
+    sbx_error_release(&err);
     sbx_make_error(&err, ENOENT, "open foo");
     apid_error_http(err, &st, &c, &m);
     CU_ASSERT_EQUAL(st, 500);
