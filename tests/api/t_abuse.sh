@@ -93,7 +93,8 @@ expect_eq "no answer outside a 4xx JSON error or a documented limit" 0 "$(jq .ba
 [ "$(jq .bad_count "$R")" = 0 ] || jq -c '.bad[]' "$R" | head -20 | sed 's/^/#   /'
 [ "$(jq .json4xx "$R")" -ge $((TOTAL / 2)) ] && ok "most answers are 4xx JSON errors ($(jq .json4xx "$R"))" ||
 	not_ok "most answers are 4xx JSON errors ($(jq .json4xx "$R"))"
-expect_eq "no 5xx answer" "" "$(jq -r '.by_status|keys[]|select(startswith("5"))' "$R")"
+# 505 is libmicrohttpd's own answer to "HTTP/9.9" (the raw phase), before apid sees the request.
+expect_eq "no 5xx answer (but MHD's 505 to an unknown HTTP version)" "" "$(jq -r '.by_status|keys[]|select(startswith("5") and . != "505")' "$R")"
 rss1=$(kb $APID_PID VmRSS) hwm=$(kb $APID_PID VmHWM)
 echo "# apid memory: VmRSS before ${rss0} KiB, after ${rss1} KiB, peak (VmHWM) ${hwm} KiB; bound: before + ${RSS_BOUND_KB} KiB"
 [ "$hwm" -le $((rss0 + RSS_BOUND_KB)) ] && ok "apid's peak RSS stayed within ${RSS_BOUND_KB} KiB of the start" ||
