@@ -157,6 +157,10 @@ int apid_validate_metadata(json_t *md, bool allow_null, sbx_error_t *err);
 /* ?metadata=k1%3Dv1%26k2%3Dv2 after the HTTP layer decoded it once → object of pairs. */
 int apid_parse_metadata_filter(const char *s, json_t **out, sbx_error_t *err);
 int apid_parse_page(const char *page, const char *size, int64_t *p, int64_t *ps, sbx_error_t *err);
+/* The request target as sent: true when it encodes a NUL byte (%00), which libmicrohttpd decodes
+ * into the C string it hands over, cutting the path short ("/sandboxes/ID%00/proxy/1" was routed
+ * as GET /sandboxes/ID). */
+bool apid_uri_has_nul(const char *raw_uri);
 int apid_parse_renew(const char *body, size_t len, int64_t now_ms, int64_t *expires_ms,
                      sbx_error_t *err);
 /* Resolves image.uri: a built image (*name: its directory below images_dir), a pulled image in

@@ -528,6 +528,17 @@ is_proxy_path(const char *url)
     return s && !strncmp(s, "/proxy/", 7);
 }
 
+static enum MHD_Result
+count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    (void)value;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) ||
+        !strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        ++*(int *)cls;
+    return MHD_YES;
+}
+
 /* MHD calls this first with the URI as received (query included); its result becomes the
  * request's con_cls. */
 static void *
@@ -561,6 +572,16 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         pthread_mutex_lock(&inflight_lock);
         inflight++;
         pthread_mutex_unlock(&inflight_lock);
+        if (apid_uri_has_nul(r->raw_uri))
+            return reply_code(c, r, 400, E_INVALID_PARAMETER, "NUL byte (%00) in the request target");
+        /* Two framings (Content-Length twice, or with Transfer-Encoding) are how requests are
+         * smuggled past one parser to another; libmicrohttpd takes one, the proxied agent might
+         * take the other. */
+        int framing = 0;
+        MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &framing);
+        if (framing > 1)
+            return reply_code(c, r, 400, E_INVALID_PARAMETER,
+                              "more than one Content-Length or Transfer-Encoding header");
         if (is_proxy_path(url))
             return proxy_begin(c, r);
         /* A declared body over --max-body is refused before any of it is read: otherwise the

@@ -61,6 +61,15 @@ apid_error_http(const sbx_error_t err, int *status, const char **code, const cha
     *msg = m;
 }
 
+bool
+apid_uri_has_nul(const char *raw)
+{
+    for (const char *p = raw ? strchr(raw, '%') : NULL; p; p = strchr(p + 1, '%'))
+        if (p[1] == '0' && p[2] == '0')
+            return true;
+    return false;
+}
+
 /* ---------- time ---------- */
 
 int64_t

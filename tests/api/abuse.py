@@ -87,7 +87,9 @@ def record(phase, what, status, hdrs, body, limit_ok):
             stats["limit"][k] = stats["limit"].get(k, 0) + 1
             return
         stats["bad_count"] += 1
-        if len(stats["bad"]) < 20:
+        kind = "%s:%s" % (phase, status)
+        stats.setdefault("bad_kinds", {})[kind] = stats.setdefault("bad_kinds", {}).get(kind, 0) + 1
+        if stats["bad_kinds"][kind] <= 3 and len(stats["bad"]) < 30:
             stats["bad"].append({"phase": phase, "request": what[:200], "status": status,
                                  "body": (body[:200].decode("latin-1") if isinstance(body, bytes) else body)})
 
@@ -137,7 +139,7 @@ BAD_BODIES = [b"{", b"[", b"}", b"null", b"0", b"\"x\"", b"[1,2]", b"{\"image\":
               b"{\"image\":{\"uri\":\"local/busybox\"},\"entrypoint\":[\"sh\"],\"metadata\":{\"\":\"\"}}",
               b"{\"expiresAt\":\"9999-99-99T99:99:99Z\"}", b"{\"expiresAt\":1}",
               b"{\"session_id\":[],\"command\":{}}", b"{\"session_id\":\"../../x\",\"command\":\"id\"}",
-              b"{\"session_id\":\"%s\",\"command\":5}" % SID.encode(),
+              b"{\"session_id\":\"00000000-0000-4000-8000-000000000000\",\"command\":5}",
               b"{\"commands\":\"x\"}", b"\xff\xfe\x00{", b"{\"a\":\"\\ud800\"}", b"{\"a\":1,\"a\":2",
               b"\x00\x00\x00\x00", b"{\"image\":{\"uri\":\"local/busybox\"}" + b" " * 1000,
               b"[" * 5000 + b"]" * 5000, b"{\"a\":" * 3000 + b"1" + b"}" * 3000]
@@ -153,7 +155,8 @@ def phase_json(n):
 
 
 def phase_auth(n):
-    keys = [None, "", "nope", "x" * 8000, KEY + "x", KEY[:-1], "\t" + KEY]
+    # (Leading blanks are HTTP's optional whitespace: "\tKEY" is the right key, not a hostile one.)
+    keys = [None, "", "nope", "x" * 8000, KEY + "x", KEY[:-1], KEY.upper(), KEY + " " + KEY]
     for i in range(n):
         k = keys[i % len(keys)]
         h = {} if k is None else {"OPEN-SANDBOX-API-KEY": k}
@@ -183,9 +186,10 @@ def phase_path(n):
              "/sandboxes/%s/proxy/44772/../../../v1/sandboxes" % fake, "/sandboxes/%s/proxy/1/%%2e%%2e/%%2e%%2e" % fake,
              "/sandboxes/%s/proxy/44772//etc/passwd" % fake, "/sandboxes/%s%%00/proxy/44772" % SID,
              "/sandboxes/" + "a" * 3000 + "/proxy/44772", "/v1/sandboxes/..", "/v1/sandboxes/../../etc/passwd",
-             "/v1/sandboxes/%2e%2e%2f%2e%2e%2fetc", "/v1//sandboxes", "//v1/sandboxes/x/y/z/w/v/u/t",
+             "/v1/sandboxes/%2e%2e%2f%2e%2e%2fetc", "//v1/sandboxes/x/y/z/w/v/u/t",
              "/v1/images/..%2f..%2f..%2fetc", "/v1/sandboxes/%s/endpoints/%%34%%34%%37%%37%%32x" % SID,
              "/v1/sandboxes?page=-1", "/v1/sandboxes?pageSize=1e9", "/v1/sandboxes?metadata=%ff%fe",
+             "/v1/sandboxes?metadata=a%3D%00", "/v1/sandboxes/%s%%00" % SID,
              "/v1/sandboxes?metadata=" + "k%3Dv%26" * 500, "/v1/sandboxes?state=" + "&state=x" * 200,
              "/%00", "/v1/sandboxes/%s/proxy/44772/ping" % fake, "/sandboxes/%s/proxy/44772/ping" % SID,
              "/sandboxes/%s/proxy/44772/..%%2f..%%2fping" % SID]
@@ -227,13 +231,16 @@ def phase_header(n):
 
 
 def phase_raw(n):
+    k = ("OPEN-SANDBOX-API-KEY: %s\r\n" % KEY).encode()
     raws = [b"\r\n\r\n", b"GET\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n",
-            b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
-            b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            b"GET /v1/sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+            # request smuggling shapes, with the key: apid must refuse them (400), not pick one
+            b"POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\n" + k + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            b"POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\n" + k + b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             b"POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-            b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", b"GET /health HTTP/1.1\nHost: x\n\n",
+            b"GET /v1/sandboxes HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", b"GET /v1/sandboxes HTTP/1.1\nHost: x\n\n",
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64, b"GET " + b"/a" * 40000 + b" HTTP/1.1\r\n\r\n",
-            b"GET /health HTTP/1.1\r\nHost: x\r\n \tcontinued\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]
+            b"GET /v1/sandboxes HTTP/1.1\r\nHost: x\r\n \tcontinued\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]
     for i in range(n):
         # Not HTTP, or not the HTTP apid speaks: the HTTP layer answers or closes (a limit), and a
         # well-formed one (GET / HTTP/1.1 without Host) is a 4xx JSON or MHD's 400.

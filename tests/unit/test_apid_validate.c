@@ -267,6 +267,20 @@ UNIT_TEST(apid_validate, error_mapping)
     sbx_error_release(&err);
 }
 
+UNIT_TEST(apid_validate, uri_nul)
+{
+    /* t_abuse.sh: "/sandboxes/ID%00/proxy/44772" reached the handler as "/sandboxes/ID". */
+    CU_ASSERT_TRUE(apid_uri_has_nul("/sandboxes/abc%00/proxy/1"));
+    CU_ASSERT_TRUE(apid_uri_has_nul("/%00"));
+    CU_ASSERT_TRUE(apid_uri_has_nul("/v1/sandboxes?metadata=a%3D%00"));
+    CU_ASSERT_TRUE(apid_uri_has_nul("/x%%00"));
+    CU_ASSERT_FALSE(apid_uri_has_nul("/sandboxes/abc/proxy/1/a%2500b"));
+    CU_ASSERT_FALSE(apid_uri_has_nul("/a%0"));
+    CU_ASSERT_FALSE(apid_uri_has_nul("/a%"));
+    CU_ASSERT_FALSE(apid_uri_has_nul("/100%200"));
+    CU_ASSERT_FALSE(apid_uri_has_nul(NULL));
+}
+
 UNIT_TEST(apid_validate, state_machine)
 {
     CU_ASSERT(apid_state_transition_ok(ST_PENDING, ST_RUNNING));
