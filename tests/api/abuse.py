@@ -89,7 +89,9 @@ def record(phase, what, status, hdrs, body, limit_ok):
         stats["bad_count"] += 1
         kind = "%s:%s" % (phase, status)
         stats.setdefault("bad_kinds", {})[kind] = stats.setdefault("bad_kinds", {}).get(kind, 0) + 1
-        if stats["bad_kinds"][kind] <= 3 and len(stats["bad"]) < 30:
+        seen = stats.setdefault("_seen", set())
+        if (kind, what[:80]) not in seen and len(stats["bad"]) < 40:
+            seen.add((kind, what[:80]))
             stats["bad"].append({"phase": phase, "request": what[:200], "status": status,
                                  "body": (body[:200].decode("latin-1") if isinstance(body, bytes) else body)})
 
@@ -145,12 +147,23 @@ BAD_BODIES = [b"{", b"[", b"}", b"null", b"0", b"\"x\"", b"[1,2]", b"{\"image\":
               b"[" * 5000 + b"]" * 5000, b"{\"a\":" * 3000 + b"1" + b"}" * 3000]
 
 
+def valid_metadata_patch(b):
+    """Any object of string (or null) values is a valid metadata patch: not a hostile one."""
+    try:
+        j = json.loads(b)
+    except ValueError:
+        return False
+    return isinstance(j, dict) and all(isinstance(v, str) or v is None for v in j.values())
+
+
 def phase_json(n):
     for i in range(n):
         m, p = ROUTES[i % len(ROUTES)]
         b = BAD_BODIES[(i // len(ROUTES)) % len(BAD_BODIES)]
         if i % 7 == 0:  # random bytes
             b = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 300)))
+        if p.endswith("/metadata") and valid_metadata_patch(b):
+            b = b"{\"k\":{\"nested\":1}}"
         send_raw("json", req(m, p, b), what="%s %s %r" % (m, p, b[:60]))
 
 
@@ -190,9 +203,11 @@ def phase_path(n):
              "/v1/images/..%2f..%2f..%2fetc", "/v1/sandboxes/%s/endpoints/%%34%%34%%37%%37%%32x" % SID,
              "/v1/sandboxes?page=-1", "/v1/sandboxes?pageSize=1e9", "/v1/sandboxes?metadata=%ff%fe",
              "/v1/sandboxes?metadata=a%3D%00", "/v1/sandboxes/%s%%00" % SID,
-             "/v1/sandboxes?metadata=" + "k%3Dv%26" * 500, "/v1/sandboxes?state=" + "&state=x" * 200,
-             "/%00", "/v1/sandboxes/%s/proxy/44772/ping" % fake, "/sandboxes/%s/proxy/44772/ping" % SID,
-             "/sandboxes/%s/proxy/44772/..%%2f..%%2fping" % SID]
+             "/v1/sandboxes?metadata=" + "k%3Dv%26" * 500, "/v1/sandboxes?pageSize=0&state=" + "&state=x" * 200,
+             "/%00", "/v1/sandboxes/%s/proxy/44772/ping" % fake,
+             # (a plain proxied /ping to the bystander is a legitimate request: the proxy route is
+             # authorized by the sandbox id, SECURITY.md section 5)
+             "/sandboxes/%s/proxy/44772/..%%2f..%%2fping" % SID, "/sandboxes/%s/proxy/44772/%%2e%%2e/ping" % SID]
     for i in range(n):
         p = paths[i % len(paths)]
         m = "GET" if i % 3 else "POST"
@@ -330,6 +345,7 @@ def main():
     rest = max(counts["idle"] - min(counts["idle"], IDLE), OVER)
     phase_idle(rest, seconds=3.0)
     stats["seconds"] = round(time.time() - t0, 1)
+    stats.pop("_seen", None)
     with open(OUT, "w") as f:
         json.dump(stats, f, indent=1)
 
