@@ -151,7 +151,7 @@ def valid_metadata_patch(b):
     """Any object of string (or null) values is a valid metadata patch: not a hostile one."""
     try:
         j = json.loads(b)
-    except ValueError:
+    except (ValueError, RecursionError):  # the deep-nesting bodies are too deep for Python too
         return False
     return isinstance(j, dict) and all(isinstance(v, str) or v is None for v in j.values())
 
