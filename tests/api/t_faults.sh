@@ -64,7 +64,7 @@ cleanup() {
 	stop_apid TERM
 	mountpoint -q "$SMALL" && umount "$SMALL"
 }
-trap 'cleanup; cp "$LOG" /tmp/sbx-faults-last.log 2>/dev/null; rm -rf "$T"' EXIT
+trap 'cleanup; rm -rf "$T"' EXIT
 
 # api METHOD PATH [BODY] [extra curl args...]: sets CODE, BODY
 api() {
