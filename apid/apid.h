@@ -95,6 +95,7 @@ void apid_log_access(const char *method, const char *path, int status, double ms
 #define E_METHOD "SANDBOX::METHOD_NOT_ALLOWED"
 #define E_TOO_LARGE "SANDBOX::REQUEST_TOO_LARGE"
 #define E_UNAVAILABLE "SANDBOX::SERVICE_UNAVAILABLE"
+#define E_STORAGE "SANDBOX::INSUFFICIENT_STORAGE" /* 507: the data directory is full */
 
 #define apid_fail(err, code, fmt, ...) sbx_make_error((err), 0, "%s: " fmt, (code), ##__VA_ARGS__)
 /* Splits an error into HTTP status, code and message (pointers into a static table / err). */
@@ -176,6 +177,10 @@ int apid_parse_page(const char *page, const char *size, int64_t *p, int64_t *ps,
  * backend (host or pvc; any other is refused by name). No I/O: apid_volumes_resolve() checks the
  * paths. *out: normalized array, NULL when none. */
 int apid_parse_volumes(json_t *v, json_t **out, sbx_error_t *err);
+/* The request target as sent: true when it encodes a NUL byte (%00), which libmicrohttpd decodes
+ * into the C string it hands over, cutting the path short ("/sandboxes/ID%00/proxy/1" was routed
+ * as GET /sandboxes/ID). */
+bool apid_uri_has_nul(const char *raw_uri);
 int apid_parse_renew(const char *body, size_t len, int64_t now_ms, int64_t *expires_ms,
                      sbx_error_t *err);
 /* Resolves image.uri: a built image (*name: its directory below images_dir), a pulled image in

@@ -756,6 +756,17 @@ is_proxy_path(const char *url)
     return s && !strncmp(s, "/proxy/", 7);
 }
 
+static enum MHD_Result
+count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    (void)value;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) ||
+        !strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        ++*(int *)cls;
+    return MHD_YES;
+}
+
 /* MHD calls this first with the URI as received (query included); its result becomes the
  * request's con_cls. */
 static void *
@@ -789,6 +800,16 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         pthread_mutex_lock(&inflight_lock);
         inflight++;
         pthread_mutex_unlock(&inflight_lock);
+        if (apid_uri_has_nul(r->raw_uri))
+            return reply_code(c, r, 400, E_INVALID_PARAMETER, "NUL byte (%00) in the request target");
+        /* Two framings (Content-Length twice, or with Transfer-Encoding) are how requests are
+         * smuggled past one parser to another; libmicrohttpd takes one, the proxied agent might
+         * take the other. */
+        int framing = 0;
+        MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &framing);
+        if (framing > 1)
+            return reply_code(c, r, 400, E_INVALID_PARAMETER,
+                              "more than one Content-Length or Transfer-Encoding header");
         if (is_proxy_path(url))
             return proxy_begin(c, r);
         char oh_id[65];
@@ -800,6 +821,14 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         if (oh < 0)
             return reply_json(c, r, 404, json_pack("{s:s, s:s}", "detail", "runtime not found",
                                                    "code", E_NOT_FOUND));
+        /* A declared body over --max-body is refused before any of it is read: otherwise the
+         * connection (and its thread) stays busy while the client sends bytes that are thrown
+         * away. libmicrohttpd closes the connection after this reply. */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        int64_t declared;
+        if (cl && parse_int64(cl, 0, INT64_MAX, &declared) == 0 && declared > ctx->cfg->max_body)
+            return reply_code(c, r, 413, E_TOO_LARGE, "request body too large");
         return MHD_YES;
     }
     if (r->px && *upload_size) {
@@ -815,7 +844,10 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
             r->len += *upload_size;
             r->body[r->len] = '\0';
         } else {
-            r->too_large = true;
+            /* A chunked body (no declared length) over the limit: libmicrohttpd can answer only
+             * before the body or after all of it, and reading an endless body would hold the
+             * connection for ever. Close it (logged by MHD as an application error). */
+            return MHD_NO;
         }
         *upload_size = 0;
         return MHD_YES;

@@ -628,6 +628,12 @@ apid_net_release(const char *id, const char *addr, const char *veth)
     apid_net_set_name(id, set);
     apid_egress_forget(id);
     if (addr) {
+        /* The host's ARP entry for the address still names the gone sandbox's MAC, for up to a
+         * minute (REACHABLE, then STALE + probes). A sandbox that gets the address next would be
+         * unreachable from apid meanwhile (connect times out: the agent never looks ready). The
+         * allocation cursor makes quick reuse rare, but it restarts at the subnet's start with
+         * apid, so after a restart every create reused a just-freed address. */
+        apid_neigh_delete(N.bridge, addr);
         pthread_mutex_lock(&ipam_lock);
         live_del(addr);
         pthread_mutex_unlock(&ipam_lock);

@@ -8,6 +8,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/veth.h>
+#include <netlink/route/neighbour.h>
 #include <netlink/route/route.h>
 #include <pthread.h>
 #include <sched.h>
@@ -60,6 +61,23 @@ apid_link_delete(const char *name)
     rtnl_link_set_name(l, name);
     int r = rtnl_link_delete(sk, l);
     rtnl_link_put(l);
+    return r;
+}
+
+int
+apid_neigh_delete(const char *dev, const char *ip)
+{
+    unsigned idx = if_nametoindex(dev);
+    cleanup_nl_sock struct nl_sock *sk = idx ? apid_nl_open(NULL) : NULL;
+    struct nl_addr *a = NULL;
+    if (!sk || nl_addr_parse(ip, AF_INET, &a) < 0)
+        return -1;
+    struct rtnl_neigh *n = rtnl_neigh_alloc();
+    rtnl_neigh_set_ifindex(n, (int)idx);
+    rtnl_neigh_set_dst(n, a);
+    int r = rtnl_neigh_delete(sk, n, 0);
+    rtnl_neigh_put(n);
+    nl_addr_put(a);
     return r;
 }
 

@@ -17,6 +17,8 @@ struct nl_sock *apid_nl_open(sbx_error_t *err);
 void apid_cleanup_nl_sockp(struct nl_sock **sk);
 #define cleanup_nl_sock __attribute__((cleanup(apid_cleanup_nl_sockp)))
 int apid_link_delete(const char *name);
+/* Forgets the neighbour (ARP) entry for ip on dev; an error when there is none. */
+int apid_neigh_delete(const char *dev, const char *ip);
 /* Gives link the address cidr ("10.88.0.1/16") and brings it up; takes over the reference to
  * link. An address the link already has is an error unless exist_ok. `what` names the link in
  * errors ("eth0 address", "eth0 up"). */

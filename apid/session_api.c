@@ -344,8 +344,9 @@ h_create(const char *body, size_t len, json_t **reply)
         }
     }
     json_t *img = json_object_get(o, "image");
+    /* {"image":{}} or {"image":{"uri":5}} is a malformed image, not "the default image". */
     if (json_is_object(img))
-        img = json_object_get(img, "uri");
+        img = json_object_get(img, "uri") ? json_object_get(img, "uri") : json_null();
     json_t *env = json_object_get(o, "env"), *md = json_object_get(o, "metadata");
     /* Reuse the lifecycle API's validation: build the equivalent create body. */
     pthread_mutex_lock(&ctx->cfg_lock);

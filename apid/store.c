@@ -44,9 +44,28 @@ static const char *const migrations[APID_SCHEMA_VERSION] = {
     "ALTER TABLE sandboxes ADD COLUMN volumes TEXT;",
 };
 
+/* The API code of a store failure that the client can act on: a full data directory is 507 (the
+ * operation may work once space returns), a write lock held past busy_timeout by another process
+ * is 503 (retry); anything else stays a 500. Without the prefix both were 500 UNKNOWN_ERROR. */
+static const char *
+db_code(struct apid_store *s)
+{
+    int rc = sqlite3_errcode(s->db) & 0xff;
+    if (rc == SQLITE_FULL || sqlite3_system_errno(s->db) == ENOSPC ||
+        sqlite3_system_errno(s->db) == EDQUOT)
+        return E_STORAGE;
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return E_UNAVAILABLE;
+    return NULL;
+}
+
 static int
 db_fail(struct apid_store *s, const char *what, sbx_error_t *err)
 {
+    const char *code = db_code(s);
+    if (code)
+        return apid_fail(err, code, "store: %s: %s (data directory %s)", what,
+                         sqlite3_errmsg(s->db), strcmp(code, E_STORAGE) ? "busy, retry" : "full");
     return sbx_make_error(err, 0, "store: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
@@ -55,7 +74,11 @@ exec_sql(struct apid_store *s, const char *sql, sbx_error_t *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        int r = sbx_make_error(err, 0, "store: %s", msg ? msg : sqlite3_errmsg(s->db));
+        const char *code = db_code(s);
+        int r = code ? apid_fail(err, code, "store: %s (data directory %s)",
+                                 msg ? msg : sqlite3_errmsg(s->db),
+                                 strcmp(code, E_STORAGE) ? "busy, retry" : "full")
+                     : sbx_make_error(err, 0, "store: %s", msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
         return r;
     }

@@ -41,6 +41,7 @@ static const struct {
     {E_METHOD, 405, NULL},
     {E_TOO_LARGE, 413, NULL},
     {E_UNAVAILABLE, 503, NULL},
+    {E_STORAGE, 507, NULL},
 };
 
 void
@@ -59,6 +60,15 @@ apid_error_http(const sbx_error_t err, int *status, const char **code, const cha
     *status = 500;
     *code = E_UNKNOWN;
     *msg = m;
+}
+
+bool
+apid_uri_has_nul(const char *raw)
+{
+    for (const char *p = raw ? strchr(raw, '%') : NULL; p; p = strchr(p + 1, '%'))
+        if (p[1] == '0' && p[2] == '0')
+            return true;
+    return false;
 }
 
 /* ---------- time ---------- */

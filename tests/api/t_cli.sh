@@ -303,7 +303,7 @@ if [ "$RC" = 0 ]; then
 	V=$(jq -r .id <"$T/out")
 	sbxr inspect --json "$V"
 	expect_eq "… inspect shows it mounted read-only at /data" "cache /data true" \
-		"$(jq -r '.volumes[0] | "\(.pvc.claimName) \(.mountPath) \(.readOnly)"' <"$T/out")"
+		"$(jq -r '(if type == "array" then .[0] else . end) | .volumes[0] | "\(.pvc.claimName) \(.mountPath) \(.readOnly)"' <"$T/out")"
 	"$SBX" rm "$V" >/dev/null
 	curl -s -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$SBX_URL/v1/volumes/cache"
 fi

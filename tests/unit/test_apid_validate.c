@@ -276,11 +276,35 @@ UNIT_TEST(apid_validate, error_mapping)
     CU_ASSERT_STRING_EQUAL(c, "DOCKER::INVALID_EXPIRATION");
     CU_ASSERT_STRING_EQUAL(m, "x");
     sbx_error_release(&err);
+    /* store.c's classes of SQLite failure (t_faults.sh drives them for real) */
+    apid_fail(&err, E_STORAGE, "store: insert: database or disk is full (data directory full)");
+    apid_error_http(err, &st, &c, &m);
+    CU_ASSERT_EQUAL(st, 507);
+    CU_ASSERT_STRING_EQUAL(c, "SANDBOX::INSUFFICIENT_STORAGE");
+    sbx_error_release(&err);
+    apid_fail(&err, E_UNAVAILABLE, "store: insert: database is locked (data directory busy, retry)");
+    apid_error_http(err, &st, &c, &m);
+    CU_ASSERT_EQUAL(st, 503);
+    sbx_error_release(&err);
     sbx_make_error(&err, ENOENT, "open foo");
     apid_error_http(err, &st, &c, &m);
     CU_ASSERT_EQUAL(st, 500);
     CU_ASSERT_STRING_EQUAL(c, "SANDBOX::UNKNOWN_ERROR");
     sbx_error_release(&err);
+}
+
+UNIT_TEST(apid_validate, uri_nul)
+{
+    /* t_abuse.sh: "/sandboxes/ID%00/proxy/44772" reached the handler as "/sandboxes/ID". */
+    CU_ASSERT_TRUE(apid_uri_has_nul("/sandboxes/abc%00/proxy/1"));
+    CU_ASSERT_TRUE(apid_uri_has_nul("/%00"));
+    CU_ASSERT_TRUE(apid_uri_has_nul("/v1/sandboxes?metadata=a%3D%00"));
+    CU_ASSERT_TRUE(apid_uri_has_nul("/x%%00"));
+    CU_ASSERT_FALSE(apid_uri_has_nul("/sandboxes/abc/proxy/1/a%2500b"));
+    CU_ASSERT_FALSE(apid_uri_has_nul("/a%0"));
+    CU_ASSERT_FALSE(apid_uri_has_nul("/a%"));
+    CU_ASSERT_FALSE(apid_uri_has_nul("/100%200"));
+    CU_ASSERT_FALSE(apid_uri_has_nul(NULL));
 }
 
 UNIT_TEST(apid_validate, state_machine)
