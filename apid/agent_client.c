@@ -211,8 +211,8 @@ apid_agent_send(const struct apid_agent_target *t, const char *method, const cha
 
 int
 apid_agent_request(const struct apid_agent_target *t, const char *method, const char *path,
-                   const char *ctype, const void *body, size_t len, int timeout_ms,
-                   size_t max_body, struct apid_http_resp *out, sbx_error_t *err)
+                   const char *ctype, const void *body, size_t len, int timeout_ms, size_t max_body,
+                   struct apid_http_resp *out, sbx_error_t *err)
 {
     memset(out, 0, sizeof(*out));
     int fd = apid_agent_send(t, method, path, ctype, body, len, timeout_ms, err);

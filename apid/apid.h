@@ -13,17 +13,17 @@
 /* ---------- configuration (config.c) ---------- */
 
 struct apid_config {
-    char *listen;        /* host:port */
-    char *data_dir;      /* sqlite db + per-sandbox files */
-    char *run_dir;       /* libsbx state_root */
+    char *listen;   /* host:port */
+    char *data_dir; /* sqlite db + per-sandbox files */
+    char *run_dir;  /* libsbx state_root */
     char *images_dir;
-    char *agent_path;    /* sbx-agent binary; "" or "none" runs the entrypoint directly */
-    char *api_key;       /* NULL: auth off */
+    char *agent_path; /* sbx-agent binary; "" or "none" runs the entrypoint directly */
+    char *api_key;    /* NULL: auth off */
     char *api_key_file;
     char *config_file;
-    char *bridge, *subnet; /* "none" bridge: sandboxes get only lo */
-    char *default_egress; /* "deny" (default) or "allow": policy when a create names none */
-    char *dns_upstream;   /* resolvers for sandboxes' allowed names; NULL: /etc/resolv.conf */
+    char *bridge, *subnet;   /* "none" bridge: sandboxes get only lo */
+    char *default_egress;    /* "deny" (default) or "allow": policy when a create names none */
+    char *dns_upstream;      /* resolvers for sandboxes' allowed names; NULL: /etc/resolv.conf */
     char *open_to_sandboxes; /* host/link-local CIDR[:PORT] list the operator opens */
     char *cgroup_parent;
     char *public_host;   /* host part of endpoints; default: the listen host */
@@ -33,8 +33,8 @@ struct apid_config {
     int64_t default_cpu_milli, max_cpu_milli;
     int64_t default_memory, max_memory; /* bytes */
     int64_t default_pids, max_pids;
-    int64_t max_body;    /* request body limit, bytes */
-    int log_level;       /* APID_LOG_* */
+    int64_t max_body; /* request body limit, bytes */
+    int log_level;    /* APID_LOG_* */
     bool log_json;
     /* warm pool and session API (pool.c, session_api.c) */
     char **pool_specs;            /* "IMAGE:COUNT" or "IMAGE:MIN:MAX", from --pool / "pool" */
@@ -219,14 +219,16 @@ void apid_store_close(struct apid_store *s);
 int apid_store_schema_version(struct apid_store *s, sbx_error_t *err);
 int apid_store_insert(struct apid_store *s, const struct apid_sandbox *sb, sbx_error_t *err);
 /* 1 found, 0 not found. */
-int apid_store_get(struct apid_store *s, const char *id, struct apid_sandbox **out, sbx_error_t *err);
+int apid_store_get(struct apid_store *s, const char *id, struct apid_sandbox **out,
+                   sbx_error_t *err);
 /* Records a state change and its history row in one transaction. */
 int apid_store_set_state(struct apid_store *s, const char *id, int state, const char *reason,
                          const char *message, sbx_error_t *err);
 int apid_store_set_runtime(struct apid_store *s, const char *id, pid_t pid,
                            unsigned long long pid_start, pid_t mon, unsigned long long mon_start,
                            const char *cgroup, sbx_error_t *err);
-int apid_store_set_expiry(struct apid_store *s, const char *id, int64_t expires_ms, sbx_error_t *err);
+int apid_store_set_expiry(struct apid_store *s, const char *id, int64_t expires_ms,
+                          sbx_error_t *err);
 int apid_store_set_metadata(struct apid_store *s, const char *id, json_t *md, sbx_error_t *err);
 int apid_store_delete(struct apid_store *s, const char *id, sbx_error_t *err);
 /* states: bitmask of 1<<ST_*, 0 = all; metadata: object of required pairs or NULL. Items are
@@ -239,8 +241,8 @@ int apid_store_all(struct apid_store *s, struct apid_sandbox ***items, size_t *n
 int apid_store_next_expiry(struct apid_store *s, char id[65], int64_t *ms, sbx_error_t *err);
 int apid_store_history_count(struct apid_store *s, const char *id, sbx_error_t *err);
 /* Records (or with NULLs clears) a sandbox's address and host veth. */
-int apid_store_set_net(struct apid_store *s, const char *id, const char *address,
-                       const char *veth, sbx_error_t *err);
+int apid_store_set_net(struct apid_store *s, const char *id, const char *address, const char *veth,
+                       sbx_error_t *err);
 
 /* OpenHands runtimes (openhands.c): a sandbox id with its session id and session API key. */
 struct apid_oh_runtime {
@@ -289,7 +291,8 @@ int apid_net_open_dns(sbx_error_t *err);
 
 /* ---------- egress by domain (egress.c) and the resolver (dns.c) ---------- */
 
-/* The sandbox port whose proxy route is apid's own egress API (OpenSandbox's egress sidecar port). */
+/* The sandbox port whose proxy route is apid's own egress API (OpenSandbox's egress sidecar port).
+ */
 #define APID_EGRESS_PORT 18080
 int apid_egress_init(const char *sandboxes_dir, const char *data_dir, sbx_error_t *err);
 void apid_egress_register(const char *id, const char *addr, json_t *policy);
@@ -422,8 +425,8 @@ void apid_proxy_setup(struct apid_store *store);
  * added, and X-API-Key (apid's key, which OpenHands clients send on every call) is dropped. */
 #define APID_PROXY_OPENHANDS 1u
 int apid_proxy_open(struct MHD_Connection *c, const char *id, int port, const char *rest,
-                    const char *method, unsigned flags, struct apid_proxy **out,
-                    const char **code, char *msg, size_t msglen);
+                    const char *method, unsigned flags, struct apid_proxy **out, const char **code,
+                    char *msg, size_t msglen);
 /* True when something accepts TCP connections on address:port within timeout_ms. */
 bool apid_proxy_probe(const char *address, int port, int timeout_ms);
 void apid_proxy_body(struct apid_proxy *px, const char *data, size_t len);

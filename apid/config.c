@@ -139,7 +139,8 @@ static const char usage[] =
     "                           Default: none, every `host` volume is refused. Named (`pvc`)\n"
     "                           volumes live in <data-dir>/volumes (see docs/volumes.md)\n"
     "  --config FILE            JSON file with any of the settings above, keys as the flag\n"
-    "                           names (e.g. {\"listen\": \"127.0.0.1:9000\", \"max-timeout\": 3600});\n"
+    "                           names (e.g. {\"listen\": \"127.0.0.1:9000\", \"max-timeout\": "
+    "3600});\n"
     "                           flags win over the file. SIGHUP re-reads it (key, limits,\n"
     "                           timeouts, log level); listen and directories need a restart.\n"
     "  --help, --version\n\n"
@@ -250,8 +251,7 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
         if (runtime_only)
             return 0;
         break;
-    default:
-        break;
+    default: break;
     }
     switch (opt) {
     case OPT_LISTEN: set_str(&cfg->listen, v); break;
@@ -260,9 +260,7 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
     case OPT_IMAGES_DIR: set_str(&cfg->images_dir, v); break;
     case OPT_AGENT: set_str(&cfg->agent_path, v); break;
     case OPT_API_KEY: set_str(&cfg->api_key, v); break;
-    case OPT_API_KEY_FILE:
-        set_str(&cfg->api_key_file, v);
-        return read_key_file(cfg, v, err);
+    case OPT_API_KEY_FILE: set_str(&cfg->api_key_file, v); return read_key_file(cfg, v, err);
     case OPT_BRIDGE: set_str(&cfg->bridge, v); break;
     case OPT_SUBNET: set_str(&cfg->subnet, v); break;
     case OPT_DEFAULT_EGRESS:
@@ -282,8 +280,8 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
             snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - t) : (int)strlen(t), t);
             if (k >= 4 || inet_pton(AF_INET, host, &a) != 1 ||
                 (colon && parse_int64(colon + 1, 1, 65535, &port) < 0))
-                return sbx_make_error(err, 0, "%s `%s`: expected up to 4 IPV4[:PORT], comma-separated",
-                                      from, v);
+                return sbx_make_error(
+                    err, 0, "%s `%s`: expected up to 4 IPV4[:PORT], comma-separated", from, v);
         }
         set_str(&cfg->dns_upstream, v);
         break;
@@ -311,9 +309,10 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
     case OPT_PUBLIC_URL: {
         size_t n = strlen(v);
         if ((strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) || strpbrk(v, "?# \t\r\n") ||
-            n > 2048 || !v[strncmp(v, "http://", 7) ? 8 : 7] || v[strncmp(v, "http://", 7) ? 8 : 7] == '/')
-            return sbx_make_error(err, 0, "%s `%s`: expected http://HOST[:PORT][/PREFIX] or https://...",
-                                  from, v);
+            n > 2048 || !v[strncmp(v, "http://", 7) ? 8 : 7] ||
+            v[strncmp(v, "http://", 7) ? 8 : 7] == '/')
+            return sbx_make_error(
+                err, 0, "%s `%s`: expected http://HOST[:PORT][/PREFIX] or https://...", from, v);
         while (n > 0 && v[n - 1] == '/')
             n--;
         free(cfg->public_url);
@@ -375,10 +374,11 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
     case OPT_MAX_BODY:
         /* The same quantities as the API's resourceLimits that they bound. */
         if (parse_quantity(v, &n) < 0)
-            return sbx_make_error(err, 0, "%s: `%s` is not a quantity (e.g. 512Mi, 2Gi, 1G)",
-                                  from, v);
-        *(opt == OPT_DEF_MEM ? &cfg->default_memory
-                             : opt == OPT_MAX_MEM ? &cfg->max_memory : &cfg->max_body) = n;
+            return sbx_make_error(err, 0, "%s: `%s` is not a quantity (e.g. 512Mi, 2Gi, 1G)", from,
+                                  v);
+        *(opt == OPT_DEF_MEM   ? &cfg->default_memory
+          : opt == OPT_MAX_MEM ? &cfg->max_memory
+                               : &cfg->max_body) = n;
         break;
     case OPT_LOG_LEVEL: {
         int l = apid_log_level_parse(v);
@@ -387,8 +387,7 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
         cfg->log_level = l;
         break;
     }
-    default:
-        return sbx_make_error(err, 0, "%s: unknown setting", from);
+    default: return sbx_make_error(err, 0, "%s: unknown setting", from);
     }
     return 0;
 }

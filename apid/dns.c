@@ -275,7 +275,8 @@ udp_loop(void *arg)
             continue;
         struct udp_job *j = xmalloc0(sizeof(*j));
         socklen_t fl = sizeof(j->from);
-        ssize_t n = recvfrom(D.udp, j->q, sizeof(j->q), MSG_TRUNC, (struct sockaddr *)&j->from, &fl);
+        ssize_t n =
+            recvfrom(D.udp, j->q, sizeof(j->q), MSG_TRUNC, (struct sockaddr *)&j->from, &fl);
         if (n < DNS_HEADER || (size_t)n > sizeof(j->q) || j->from.sin_family != AF_INET) {
             free(j);
             continue;
@@ -413,8 +414,7 @@ apid_dns_start(const char *gateway, const char *upstreams, sbx_error_t *err)
         char *save = NULL;
         for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
             if (D.nup == MAX_UPSTREAMS)
-                return sbx_make_error(err, 0, "--dns-upstream: at most %d servers",
-                                      MAX_UPSTREAMS);
+                return sbx_make_error(err, 0, "--dns-upstream: at most %d servers", MAX_UPSTREAMS);
             if (parse_upstream(t, &D.up[D.nup]) < 0)
                 return sbx_make_error(err, 0, "--dns-upstream `%s`: expected IPV4[:PORT]", t);
             D.nup++;

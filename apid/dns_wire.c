@@ -152,13 +152,12 @@ dns_scan_answer(uint8_t *m, size_t n, uint32_t max_ttl, dns_a_fn fn, void *arg)
 }
 
 size_t
-dns_error_reply(const uint8_t *m, const struct dns_question *q, int rcode, uint8_t *out,
-                size_t cap)
+dns_error_reply(const uint8_t *m, const struct dns_question *q, int rcode, uint8_t *out, size_t cap)
 {
     if (q->end > cap || q->end < DNS_HEADER)
         return 0;
     memcpy(out, m, q->end);
-    out[2] = (uint8_t)(0x80 | (m[2] & 0x79)); /* QR; the query's opcode and RD (AA, TC clear) */
+    out[2] = (uint8_t)(0x80 | (m[2] & 0x79));  /* QR; the query's opcode and RD (AA, TC clear) */
     out[3] = (uint8_t)(0x80 | (rcode & 0x0F)); /* RA */
     memset(out + 4, 0, 8);
     out[5] = 1; /* QDCOUNT */

@@ -519,14 +519,14 @@ apid_egress_metrics(void)
 {
     char *s = NULL;
     xappendf(&s, "# HELP sbx_dns_queries_total DNS queries from sandboxes to apid's "
-                           "resolver, by sandbox and decision.\n"
-                           "# TYPE sbx_dns_queries_total counter\n");
+                 "resolver, by sandbox and decision.\n"
+                 "# TYPE sbx_dns_queries_total counter\n");
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < nsbs; i++)
         xappendf(&s,
-                   "sbx_dns_queries_total{sandbox=\"%s\",result=\"allowed\"} %llu\n"
-                   "sbx_dns_queries_total{sandbox=\"%s\",result=\"denied\"} %llu\n",
-                   sbs[i]->id, sbs[i]->allowed, sbs[i]->id, sbs[i]->denied);
+                 "sbx_dns_queries_total{sandbox=\"%s\",result=\"allowed\"} %llu\n"
+                 "sbx_dns_queries_total{sandbox=\"%s\",result=\"denied\"} %llu\n",
+                 sbs[i]->id, sbs[i]->allowed, sbs[i]->id, sbs[i]->denied);
     pthread_mutex_unlock(&lock);
     return s;
 }

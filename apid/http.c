@@ -35,10 +35,10 @@ struct req {
     char rid[129];
     char *path;
     char *method;
-    char *raw_uri;           /* as sent, query included: the proxy forwards it unchanged */
+    char *raw_uri; /* as sent, query included: the proxy forwards it unchanged */
     bool started;
-    struct apid_proxy *px;   /* a proxied request in flight */
-    bool egress;             /* the sandbox's egress API (port 18080), answered by apid */
+    struct apid_proxy *px; /* a proxied request in flight */
+    bool egress;           /* the sandbox's egress API (port 18080), answered by apid */
     char egress_id[65];
 };
 
@@ -123,9 +123,9 @@ authorized(struct MHD_Connection *c, struct req *r, enum MHD_Result *ret)
     pthread_mutex_unlock(&ctx->cfg_lock);
     if (ok)
         return true;
-    *ret = got ? reply_code(c, r, 401, E_INVALID_KEY, "the API key is not valid")
-               : reply_code(c, r, 401, E_MISSING_KEY,
-                            "the OPEN-SANDBOX-API-KEY header is required");
+    *ret =
+        got ? reply_code(c, r, 401, E_INVALID_KEY, "the API key is not valid")
+            : reply_code(c, r, 401, E_MISSING_KEY, "the OPEN-SANDBOX-API-KEY header is required");
     return false;
 }
 
@@ -241,7 +241,8 @@ h_endpoint(struct MHD_Connection *c, struct req *r, const char *id, const char *
     if (usp && strcmp(usp, "true") && strcmp(usp, "false"))
         return reply_code(c, r, 400, E_INVALID_PARAMETER, "use_server_proxy must be true or false");
     if (MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "expires"))
-        return reply_code(c, r, 400, E_NOT_SUPPORTED, "signed endpoints (expires) are not supported");
+        return reply_code(c, r, 400, E_NOT_SUPPORTED,
+                          "signed endpoints (expires) are not supported");
     const char *direct = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "direct");
     struct apid_sandbox *sb = NULL;
     if (apid_mgr_get(id, &sb, &err) < 0)
@@ -268,8 +269,7 @@ h_endpoint(struct MHD_Connection *c, struct req *r, const char *id, const char *
     if (egress) /* served by apid itself (h_egress), with its own key */
         json_object_set_new(o, "headers", json_pack("{s:s}", "OPENSANDBOX-EGRESS-AUTH", egress));
     else if (sb->token)
-        json_object_set_new(o, "headers",
-                            json_pack("{s:s}", "X-EXECD-ACCESS-TOKEN", sb->token));
+        json_object_set_new(o, "headers", json_pack("{s:s}", "X-EXECD-ACCESS-TOKEN", sb->token));
     apid_sandbox_free(sb);
     return reply_json(c, r, 200, o);
 }
@@ -306,7 +306,8 @@ h_logs(struct MHD_Connection *c, struct req *r, const char *id)
     ssize_t got = want && fd >= 0 ? pread(fd, buf, want, off) : 0;
     if (got < 0)
         got = 0;
-    struct MHD_Response *resp = MHD_create_response_from_buffer((size_t)got, buf, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer((size_t)got, buf, MHD_RESPMEM_MUST_COPY);
     char next[32];
     snprintf(next, sizeof(next), "%lld", (long long)(off + got));
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
@@ -394,13 +395,12 @@ proxy_begin(struct MHD_Connection *c, struct req *r)
  * with OpenHands' error shape, and 503 for a paused runtime, which its legacy client reads as
  * "paused, resume it". */
 static enum MHD_Result
-oh_proxy_begin(struct MHD_Connection *c, struct req *r, const char *id, int port,
-               const char *rest)
+oh_proxy_begin(struct MHD_Connection *c, struct req *r, const char *id, int port, const char *rest)
 {
     const char *code = NULL;
     char msg[512];
-    int st = apid_proxy_open(c, id, port, rest, r->method, APID_PROXY_OPENHANDS, &r->px, &code,
-                             msg, sizeof(msg));
+    int st = apid_proxy_open(c, id, port, rest, r->method, APID_PROXY_OPENHANDS, &r->px, &code, msg,
+                             sizeof(msg));
     if (!st)
         return MHD_YES;
     if (st == 409)
@@ -524,10 +524,10 @@ static enum MHD_Result
 h_mcp(struct MHD_Connection *c, struct req *r)
 {
     if (r->too_large) {
-        cleanup_free char *m = xasprintf(
-            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":"
-            "\"request body too large: the limit is %lld bytes (--max-body)\"}}",
-            (long long)ctx->cfg->max_body);
+        cleanup_free char *m =
+            xasprintf("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":"
+                      "\"request body too large: the limit is %lld bytes (--max-body)\"}}",
+                      (long long)ctx->cfg->max_body);
         return queue(c, r, 413, "application/json", m);
     }
     struct apid_mcp_req q = {
@@ -801,7 +801,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         inflight++;
         pthread_mutex_unlock(&inflight_lock);
         if (apid_uri_has_nul(r->raw_uri))
-            return reply_code(c, r, 400, E_INVALID_PARAMETER, "NUL byte (%00) in the request target");
+            return reply_code(c, r, 400, E_INVALID_PARAMETER,
+                              "NUL byte (%00) in the request target");
         /* Two framings (Content-Length twice, or with Transfer-Encoding) are how requests are
          * smuggled past one parser to another; libmicrohttpd takes one, the proxied agent might
          * take the other. */
@@ -819,13 +820,14 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         if (oh == 1)
             return oh_proxy_begin(c, r, oh_id, oh_port, oh_rest);
         if (oh < 0)
-            return reply_json(c, r, 404, json_pack("{s:s, s:s}", "detail", "runtime not found",
-                                                   "code", E_NOT_FOUND));
+            return reply_json(
+                c, r, 404,
+                json_pack("{s:s, s:s}", "detail", "runtime not found", "code", E_NOT_FOUND));
         /* A declared body over --max-body is refused before any of it is read: otherwise the
          * connection (and its thread) stays busy while the client sends bytes that are thrown
          * away. libmicrohttpd closes the connection after this reply. */
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         int64_t declared;
         if (cl && parse_int64(cl, 0, INT64_MAX, &declared) == 0 && declared > ctx->cfg->max_body)
             return reply_code(c, r, 413, E_TOO_LARGE, "request body too large");
@@ -929,13 +931,11 @@ apid_http_start(struct apid_ctx *c, sbx_error_t *err)
         return sbx_make_error(err, 0, "--listen `%s`: host must be an IP address", listen);
     }
     daemon_h = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, NULL,
-                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
+                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+                                (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                                NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-                                MHD_OPTION_END);
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
     if (!daemon_h)
         return sbx_make_error(err, errno, "cannot listen on %s", listen);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon_h, MHD_DAEMON_INFO_BIND_PORT);

@@ -81,7 +81,7 @@ on_progress(int layer, int n, const char *digest, uint64_t done, uint64_t total,
     if (report)
         p->last_report_ms = now;
     /* The ids to update, copied: the store is written without the lock held. */
-    char (*ids)[40] = NULL;
+    char(*ids)[40] = NULL;
     size_t nid = 0;
     for (struct waiter *w = report ? p->waiters : NULL; w; w = w->next) {
         ids = xrealloc(ids, (nid + 1) * sizeof(*ids));
@@ -90,9 +90,9 @@ on_progress(int layer, int n, const char *digest, uint64_t done, uint64_t total,
     pthread_mutex_unlock(&pulls_lock);
     if (nid == 0)
         return;
-    cleanup_free char *msg = xasprintf("pulling image %s: layer %d/%d %.19s %s, %.1f/%.1f MiB",
-                                       p->ref, layer + 1, n, digest ? digest : "", state,
-                                       done / 1048576.0, total / 1048576.0);
+    cleanup_free char *msg =
+        xasprintf("pulling image %s: layer %d/%d %.19s %s, %.1f/%.1f MiB", p->ref, layer + 1, n,
+                  digest ? digest : "", state, done / 1048576.0, total / 1048576.0);
     for (size_t i = 0; i < nid; i++)
         apid_mgr_pending_message(ids[i], msg);
     free(ids);
@@ -109,7 +109,9 @@ pull_thread(void *arg)
     sbx_error_t err = NULL;
     atomic_fetch_add(&m_pulls, 1);
     struct sbx_store st;
-    int gc = sbx_store_open(p->images_dir, true, &st, &err) < 0 ? -1 : sbx_store_gc_lock(&st, LOCK_SH, &err);
+    int gc = sbx_store_open(p->images_dir, true, &st, &err) < 0
+                 ? -1
+                 : sbx_store_gc_lock(&st, LOCK_SH, &err);
     int r = gc < 0 ? -1 : sbx_image_pull(p->ref, &o, &res, &err);
     if (gc >= 0)
         close(gc);

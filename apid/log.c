@@ -69,8 +69,7 @@ apid_log(int level, const char *fmt, ...)
 }
 
 void
-apid_log_access(const char *method, const char *path, int status, double ms,
-                const char *request_id)
+apid_log_access(const char *method, const char *path, int status, double ms, const char *request_id)
 {
     if (APID_LOG_INFO > log_level)
         return;

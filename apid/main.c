@@ -136,8 +136,7 @@ main(int argc, char **argv)
         while (p && *p) {
             struct stat st;
             if (stat(p, &st) == 0 && !(st.st_mode & S_IXOTH)) {
-                log_warn("%s is not traversable (o+x): sandboxes cannot read their agent token",
-                         p);
+                log_warn("%s is not traversable (o+x): sandboxes cannot read their agent token", p);
                 break;
             }
             char *slash = strrchr(p, '/');
@@ -203,7 +202,8 @@ main(int argc, char **argv)
             }
             continue;
         }
-        log_info("%s: shutting down; sandboxes keep running", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        log_info("%s: shutting down; sandboxes keep running",
+                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
         break;
     }
     apid_http_stop();

@@ -75,7 +75,6 @@ version_ok(const char *v)
     return false;
 }
 
-
 void
 apid_mcp_init(struct apid_ctx *c)
 {
@@ -131,8 +130,9 @@ handle_message(json_t *m, const char *hdr_session, char new_session[33], bool *b
     if (!json_is_string(method) || (id && !id_ok)) {
         *bad = true;
         return rpc_error(id_ok ? id : NULL, -32600,
-                         !json_is_string(method) ? "invalid request: method must be a string"
-                                                 : "invalid request: id must be a string or a number");
+                         !json_is_string(method)
+                             ? "invalid request: method must be a string"
+                             : "invalid request: id must be a string or a number");
     }
     const char *mn = json_string_value(method);
     json_t *params = json_object_get(m, "params");
@@ -230,8 +230,10 @@ apid_mcp_handle(const struct apid_mcp_req *req, struct apid_mcp_reply *out)
     if (strcmp(req->method, "POST")) {
         /* No server-initiated stream (GET): nothing is ever pushed to clients. */
         out->allow = "POST, DELETE";
-        reply_json(out, 405, rpc_error(NULL, -32600, "method not allowed: POST JSON-RPC messages "
-                                                     "to /mcp (no SSE stream is offered)"));
+        reply_json(out, 405,
+                   rpc_error(NULL, -32600,
+                             "method not allowed: POST JSON-RPC messages "
+                             "to /mcp (no SSE stream is offered)"));
         return;
     }
     if (req->protocol && !version_ok(req->protocol)) {
@@ -242,7 +244,9 @@ apid_mcp_handle(const struct apid_mcp_req *req, struct apid_mcp_reply *out)
         return;
     }
     json_error_t je;
-    json_t *msg = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je) : NULL;
+    json_t *msg =
+        req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je)
+                 : NULL;
     if (!msg) {
         cleanup_free char *m = xasprintf("parse error: %s", req->len ? je.text : "empty body");
         reply_json(out, 400, rpc_error(NULL, -32700, m));
@@ -270,9 +274,9 @@ apid_mcp_handle(const struct apid_mcp_req *req, struct apid_mcp_reply *out)
             json_array_foreach (msg, i, x) {
                 bool b = false;
                 /* initialize is never batched (the spec), so no batch creates a session. */
-                json_t *one = json_is_object(x) && !strcmp(json_string_value(json_object_get(
-                                                               x, "method")) ?: "",
-                                                           "initialize")
+                json_t *one = json_is_object(x) &&
+                                      !strcmp(json_string_value(json_object_get(x, "method")) ?: "",
+                                              "initialize")
                                   ? rpc_error(json_object_get(x, "id"), -32600,
                                               "invalid request: initialize cannot be batched")
                                   : handle_message(x, req->session, new_session, &b);

@@ -15,20 +15,20 @@
 #define APID_MCP_SESSION_HEADER "Mcp-Session-Id"
 
 struct apid_mcp_req {
-    const char *method;     /* HTTP method */
-    const char *session;    /* Mcp-Session-Id header or NULL */
-    const char *protocol;   /* MCP-Protocol-Version header or NULL */
-    const char *origin;     /* Origin header or NULL */
+    const char *method;   /* HTTP method */
+    const char *session;  /* Mcp-Session-Id header or NULL */
+    const char *protocol; /* MCP-Protocol-Version header or NULL */
+    const char *origin;   /* Origin header or NULL */
     const char *body;
     size_t len;
 };
 
 struct apid_mcp_reply {
     int status;
-    char *body;         /* NULL: an empty body */
-    const char *ctype;  /* with body */
-    char session[65];   /* "" or the Mcp-Session-Id to send back */
-    const char *allow;  /* Allow header of a 405, or NULL */
+    char *body;        /* NULL: an empty body */
+    const char *ctype; /* with body */
+    char session[65];  /* "" or the Mcp-Session-Id to send back */
+    const char *allow; /* Allow header of a 405, or NULL */
 };
 
 void apid_mcp_init(struct apid_ctx *ctx);

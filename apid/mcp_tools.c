@@ -71,8 +71,7 @@ static const struct tool tools[] = {
      "the host's usual tools); an OCI reference such as docker.io/library/python:3.12 is pulled.",
      "{\"type\":\"object\",\"properties\":{"
      "\"image\":{\"type\":\"string\",\"default\":\"local/busybox\",\"description\":\"Image to "
-     "run: local/busybox, local/host, or an OCI image reference.\"},"
-     ENV_PROP ","
+     "run: local/busybox, local/host, or an OCI image reference.\"}," ENV_PROP ","
      "\"timeout\":{\"type\":\"integer\",\"minimum\":1,\"default\":600,\"description\":\"Lifetime "
      "in seconds; the sandbox is deleted after it (the server's minimum applies).\"},"
      "\"cpu\":{\"type\":\"string\",\"description\":\"CPU limit, e.g. \\\"1\\\" or \\\"500m\\\" "
@@ -180,10 +179,10 @@ apid_mcp_tools_init(struct apid_ctx *c)
             log_err("mcp: tool %s: schema: %s", tools[i].name, je.text);
         bool ro = !strcmp(tools[i].name, "read_file") || !strcmp(tools[i].name, "list_directory") ||
                   !strcmp(tools[i].name, "list_sandboxes");
-        json_t *ann = json_pack("{s:s, s:b, s:b, s:b}", "title", tools[i].title, "readOnlyHint", ro,
-                                "destructiveHint", !strcmp(tools[i].name, "delete_sandbox") ||
-                                    !strcmp(tools[i].name, "write_file"),
-                                "openWorldHint", false);
+        json_t *ann = json_pack(
+            "{s:s, s:b, s:b, s:b}", "title", tools[i].title, "readOnlyHint", ro, "destructiveHint",
+            !strcmp(tools[i].name, "delete_sandbox") || !strcmp(tools[i].name, "write_file"),
+            "openWorldHint", false);
         json_array_append_new(tools_json,
                               json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", tools[i].name, "title",
                                         tools[i].title, "description", tools[i].description,
@@ -194,8 +193,7 @@ apid_mcp_tools_init(struct apid_ctx *c)
 
 /* ---------- argument helpers ---------- */
 
-static char *
-msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *
 msgf(const char *fmt, ...)
 {
@@ -367,8 +365,11 @@ text_json(const char *s, size_t n)
     size_t w = 0;
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                                  : (c & 0xF8) == 0xF0 ? 4 : 0;
+        size_t len = c < 0x80             ? 1
+                     : (c & 0xE0) == 0xC0 ? 2
+                     : (c & 0xF0) == 0xE0 ? 3
+                     : (c & 0xF8) == 0xF0 ? 4
+                                          : 0;
         json_t *t = len && i + len <= n ? json_stringn(s + i, len) : NULL;
         if (t) {
             memcpy(o + w, s + i, len);
@@ -547,12 +548,13 @@ cmd_result(const struct apid_sandbox *sb, struct cmd_out *r, size_t max_out)
     bool cut = r->stream_cut;
     json_t *o = json_pack("{s:s, s:i, s:o, s:o, s:I, s:b}", "sandbox_id", sb->id, "exit_code",
                           r->exit_code, "stdout", bounded_output(&r->out, max_out, &cut), "stderr",
-                          bounded_output(&r->err, max_out, &cut), "duration_ms",
-                          (json_int_t)r->ms, "timed_out", r->timed_out);
+                          bounded_output(&r->err, max_out, &cut), "duration_ms", (json_int_t)r->ms,
+                          "timed_out", r->timed_out);
     json_object_set_new(o, "truncated", json_boolean(cut));
     if (r->stream_cut)
-        json_object_set_new(o, "note", json_string("the command wrote more than 8 MiB of output: "
-                                                   "sbx stopped reading and killed it"));
+        json_object_set_new(o, "note",
+                            json_string("the command wrote more than 8 MiB of output: "
+                                        "sbx stopped reading and killed it"));
     return o;
 }
 
@@ -573,8 +575,8 @@ common_run_args(json_t *a, const char **cwd, json_t **env, int64_t *timeout_ms, 
     if (tv && !json_is_null(tv)) {
         double d = json_is_number(tv) ? json_number_value(tv) : -1;
         if (!(d > 0) || d > CMD_TIMEOUT_MAX) {
-            *msg = msgf("argument `timeout` must be a number of seconds in (0, %d]",
-                        CMD_TIMEOUT_MAX);
+            *msg =
+                msgf("argument `timeout` must be a number of seconds in (0, %d]", CMD_TIMEOUT_MAX);
             return -1;
         }
         *timeout_ms = (int64_t)(d * 1000 + 0.999);
@@ -590,8 +592,8 @@ common_run_args(json_t *a, const char **cwd, json_t **env, int64_t *timeout_ms, 
 static json_t *
 t_run_command(json_t *a, char **msg)
 {
-    static const char *const keys[] = {"sandbox_id", "command", "cwd", "env", "timeout",
-                                       "max_output_bytes", NULL};
+    static const char *const keys[] = {"sandbox_id", "command",          "cwd", "env",
+                                       "timeout",    "max_output_bytes", NULL};
     const char *cwd = NULL, *command;
     json_t *env = NULL;
     int64_t tmo, max_out;
@@ -625,8 +627,8 @@ static const struct lang {
 static json_t *
 t_run_code(json_t *a, char **msg)
 {
-    static const char *const keys[] = {"sandbox_id", "language", "code", "cwd", "env", "timeout",
-                                       "max_output_bytes", NULL};
+    static const char *const keys[] = {"sandbox_id", "language",         "code", "cwd", "env",
+                                       "timeout",    "max_output_bytes", NULL};
     const char *cwd = NULL, *lang_s, *code;
     json_t *env = NULL;
     int64_t tmo, max_out;
@@ -636,13 +638,12 @@ t_run_code(json_t *a, char **msg)
         return NULL;
     const struct lang *lg = NULL;
     for (size_t i = 0; i < ARRAY_SIZE(langs); i++)
-        if (!strcmp(lang_s, langs[i].name) ||
-            (!strcmp(lang_s, "python3") && i == 0) ||
+        if (!strcmp(lang_s, langs[i].name) || (!strcmp(lang_s, "python3") && i == 0) ||
             ((!strcmp(lang_s, "javascript") || !strcmp(lang_s, "js")) && i == 1))
             lg = &langs[i];
     if (!lg) {
-        *msg = msgf("argument `language` must be one of python, node, bash, sh (got `%.40s`)",
-                    lang_s);
+        *msg =
+            msgf("argument `language` must be one of python, node, bash, sh (got `%.40s`)", lang_s);
         return NULL;
     }
     struct apid_sandbox *sb = running_sandbox(a, msg);
@@ -669,10 +670,10 @@ t_run_code(json_t *a, char **msg)
         buf_add(&cmd, " ", 1);
         buf_add(&cmd, lg->interp[i], strlen(lg->interp[i]));
     }
-    cleanup_free char *tail = xasprintf(
-        "; do if command -v \"$i\" >/dev/null 2>&1; then exec \"$i\" %s; fi; done; "
-        "echo " NO_INTERP_MARK " >&2; exit 127",
-        path);
+    cleanup_free char *tail =
+        xasprintf("; do if command -v \"$i\" >/dev/null 2>&1; then exec \"$i\" %s; fi; done; "
+                  "echo " NO_INTERP_MARK " >&2; exit 127",
+                  path);
     buf_add(&cmd, tail, strlen(tail));
     struct cmd_out r = {0};
     if (agent_command(sb, cmd.p, cwd, env, tmo, &r, msg) == 0) {
@@ -842,7 +843,7 @@ t_write_file(json_t *a, char **msg)
                 clean[cl++] = data[i];
         bin = xmalloc0(cl / 4 * 3 + 3);
         int n = cl % 4 == 0 && strspn(clean, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                              "0123456789+/=") == cl
+                                             "0123456789+/=") == cl
                     ? EVP_DecodeBlock(bin, (unsigned char *)clean, (int)cl)
                     : -1;
         if (n < 0) {
@@ -910,8 +911,9 @@ t_list_dir(json_t *a, char **msg)
         o = json_pack("{s:s, s:s, s:o, s:b}", "sandbox_id", sb->id, "path", path, "entries",
                       entries, "truncated", json_array_size(arr) > LIST_MAX);
         if (json_array_size(arr) > LIST_MAX)
-            json_object_set_new(o, "note", json_sprintf("only the first %d of %zu entries",
-                                                        LIST_MAX, json_array_size(arr)));
+            json_object_set_new(
+                o, "note",
+                json_sprintf("only the first %d of %zu entries", LIST_MAX, json_array_size(arr)));
     }
     json_decref(arr);
     apid_sandbox_free(sb);
@@ -941,15 +943,17 @@ sandbox_summary(const struct apid_sandbox *sb)
 static json_t *
 t_create(json_t *a, char **msg)
 {
-    static const char *const keys[] = {"image", "env", "timeout", "cpu", "memory", "network",
-                                       "metadata", "wait_seconds", NULL};
+    static const char *const keys[] = {"image",   "env",      "timeout",      "cpu", "memory",
+                                       "network", "metadata", "wait_seconds", NULL};
     const char *image, *cpu, *mem, *net;
     json_t *env, *md;
     int64_t timeout, wait_s;
     if (check_keys(a, keys, msg) < 0)
         return NULL;
-    if ((image = get_str(a, "image", false, msg), *msg) || (cpu = get_str(a, "cpu", false, msg), *msg) ||
-        (mem = get_str(a, "memory", false, msg), *msg) || (net = get_str(a, "network", false, msg), *msg) ||
+    if ((image = get_str(a, "image", false, msg), *msg) ||
+        (cpu = get_str(a, "cpu", false, msg), *msg) ||
+        (mem = get_str(a, "memory", false, msg), *msg) ||
+        (net = get_str(a, "network", false, msg), *msg) ||
         get_string_map(a, "env", &env, msg) < 0 || get_string_map(a, "metadata", &md, msg) < 0 ||
         get_int(a, "timeout", 600, 1, 100LL * 365 * 86400, &timeout, msg) < 0 ||
         get_int(a, "wait_seconds", CREATE_WAIT_DEFAULT, 0, CREATE_WAIT_MAX, &wait_s, msg) < 0)
@@ -1043,8 +1047,9 @@ t_create(json_t *a, char **msg)
         o = sandbox_summary(sb);
         json_object_set_new(o, "ready", json_boolean(ready));
         if (!ready)
-            json_object_set_new(o, "note", json_string("not ready yet: the image may still be "
-                                                       "pulling; list_sandboxes shows its state"));
+            json_object_set_new(o, "note",
+                                json_string("not ready yet: the image may still be "
+                                            "pulling; list_sandboxes shows its state"));
         log_info("mcp: sandbox %s created (%s)", id, pooled ? "pool" : "cold");
     }
     apid_sandbox_free(sb);

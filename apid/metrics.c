@@ -80,8 +80,7 @@ struct out {
     size_t len, cap;
 };
 
-static void __attribute__((format(printf, 2, 3)))
-outf(struct out *o, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) outf(struct out *o, const char *fmt, ...)
 {
     va_list ap;
     for (;;) {
@@ -142,7 +141,8 @@ apid_metrics_render(struct apid_store *store)
                 outf(&o, "sbx_apid_create_duration_seconds_bucket{source=\"%s\",le=\"%g\"} %llu\n",
                      src, buckets[i], cum);
             else
-                outf(&o, "sbx_apid_create_duration_seconds_bucket{source=\"%s\",le=\"+Inf\"} %llu\n",
+                outf(&o,
+                     "sbx_apid_create_duration_seconds_bucket{source=\"%s\",le=\"+Inf\"} %llu\n",
                      src, cum);
         }
         outf(&o, "sbx_apid_create_duration_seconds_sum{source=\"%s\"} %.6f\n", src,
@@ -150,10 +150,11 @@ apid_metrics_render(struct apid_store *store)
         outf(&o, "sbx_apid_create_duration_seconds_count{source=\"%s\"} %llu\n", src,
              atomic_load(&h->n));
     }
-    outf(&o, "# HELP sbx_apid_pool_claims_total Creates that matched a pool key, by outcome.\n"
-             "# TYPE sbx_apid_pool_claims_total counter\n"
-             "sbx_apid_pool_claims_total{result=\"hit\"} %llu\n"
-             "sbx_apid_pool_claims_total{result=\"miss\"} %llu\n",
+    outf(&o,
+         "# HELP sbx_apid_pool_claims_total Creates that matched a pool key, by outcome.\n"
+         "# TYPE sbx_apid_pool_claims_total counter\n"
+         "sbx_apid_pool_claims_total{result=\"hit\"} %llu\n"
+         "sbx_apid_pool_claims_total{result=\"miss\"} %llu\n",
          atomic_load(&pool_hits), atomic_load(&pool_misses));
     outf(&o, "# HELP sbx_apid_pool_ready Ready pooled sandboxes per pool key.\n"
              "# TYPE sbx_apid_pool_ready gauge\n"

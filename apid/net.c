@@ -117,8 +117,8 @@ nft_table_exists(void)
 static void
 save_owned(void)
 {
-    cleanup_free char *txt = xasprintf("%s%s", N.own_bridge ? "bridge\n" : "",
-                                       N.own_table ? "table\n" : "");
+    cleanup_free char *txt =
+        xasprintf("%s%s", N.own_bridge ? "bridge\n" : "", N.own_table ? "table\n" : "");
     write_file(N.owned_path, txt, strlen(txt), NULL);
 }
 
@@ -238,7 +238,8 @@ open_to_sandboxes(const char *list, sbx_error_t *err)
         const char *cidr = json_string_value(json_object_get(rule, "cidr"));
         if (r < 0 || !cidr) {
             json_decref(rule);
-            return r < 0 ? r : sbx_make_error(err, 0, "--open-to-sandboxes `%s`: not an address", t);
+            return r < 0 ? r
+                         : sbx_make_error(err, 0, "--open-to-sandboxes `%s`: not an address", t);
         }
         json_int_t port = json_integer_value(json_object_get(rule, "port"));
         cleanup_free char *match =
@@ -336,16 +337,16 @@ policy_cmds(const char *id, const char *addr, json_t *policy, const char *extra)
         domains |= json_object_get(ru, "domain") != NULL;
     char *b = NULL;
     xappendf(&b,
-                   "add chain inet " NFT_TABLE " %1$s\n"
-                   "flush chain inet " NFT_TABLE " %1$s\n"
-                   "add set inet " NFT_TABLE " %2$s { type ipv4_addr; flags timeout; }\n"
-                   "add rule inet " NFT_TABLE " %1$s ct state established,related accept\n",
-                   ch, set);
+             "add chain inet " NFT_TABLE " %1$s\n"
+             "flush chain inet " NFT_TABLE " %1$s\n"
+             "add set inet " NFT_TABLE " %2$s { type ipv4_addr; flags timeout; }\n"
+             "add rule inet " NFT_TABLE " %1$s ct state established,related accept\n",
+             ch, set);
     if (domains)
         xappendf(&b,
-                       "add rule inet " NFT_TABLE " %s meta l4proto { tcp, udp } th dport "
-                       "{ 53, 853 } drop\n",
-                       ch);
+                 "add rule inet " NFT_TABLE " %s meta l4proto { tcp, udp } th dport "
+                 "{ 53, 853 } drop\n",
+                 ch);
     json_array_foreach (rules, i, ru) {
         const char *cidr = json_string_value(json_object_get(ru, "cidr"));
         if (!cidr)
@@ -360,9 +361,9 @@ policy_cmds(const char *id, const char *addr, json_t *policy, const char *extra)
     if (!def_allow)
         xappendf(&b, "add rule inet " NFT_TABLE " %s ip daddr @%s accept\n", ch, set);
     xappendf(&b,
-                   "add rule inet " NFT_TABLE " %s %s\n"
-                   "add element inet " NFT_TABLE " egress { %s : jump %s }\n%s",
-                   ch, def_allow ? "accept" : "drop", addr, ch, extra ? extra : "");
+             "add rule inet " NFT_TABLE " %s %s\n"
+             "add element inet " NFT_TABLE " egress { %s : jump %s }\n%s",
+             ch, def_allow ? "accept" : "drop", addr, ch, extra ? extra : "");
     return b;
 }
 
@@ -418,8 +419,10 @@ net_lock_one(const char *path, const char *what, struct sbx_lockfile *l, sbx_err
     if (r <= 0)
         return r;
     cleanup_free char *who = holder ? xasprintf("PID %d", (int)holder) : xstrdup("PID unknown");
-    return sbx_make_error(err, 0, "%s in this network namespace is in use by another sbx-apid "
-                                  "(%s; lock %s)", what, who, path);
+    return sbx_make_error(err, 0,
+                          "%s in this network namespace is in use by another sbx-apid "
+                          "(%s; lock %s)",
+                          what, who, path);
 }
 
 int
@@ -439,8 +442,8 @@ apid_net_lock(const struct apid_config *cfg, sbx_error_t *err)
         return r;
     if (mkdir(APID_NET_LOCK_DIR, 0700) < 0 && errno != EEXIST)
         return sbx_make_error(err, errno, "mkdir `%s`", APID_NET_LOCK_DIR);
-    cleanup_free char *bp = xasprintf(APID_NET_LOCK_DIR "/ns%lu-bridge-%s.lock",
-                                      (unsigned long)ns.st_ino, cfg->bridge);
+    cleanup_free char *bp =
+        xasprintf(APID_NET_LOCK_DIR "/ns%lu-bridge-%s.lock", (unsigned long)ns.st_ino, cfg->bridge);
     cleanup_free char *tp =
         xasprintf(APID_NET_LOCK_DIR "/ns%lu-nft-" NFT_TABLE ".lock", (unsigned long)ns.st_ino);
     cleanup_free char *bwhat = xasprintf("bridge %s", cfg->bridge);
@@ -642,12 +645,12 @@ apid_net_release(const char *id, const char *addr, const char *veth)
     }
     /* "add" first makes each delete valid whether or not the chain and set exist (a sandbox
      * that was never allowed anything has neither), so this is one transaction that succeeds. */
-    cleanup_free char *c2 = xasprintf(
-        "add chain inet " NFT_TABLE " %1$s\nflush chain inet " NFT_TABLE " %1$s\n"
-        "delete chain inet " NFT_TABLE " %1$s\n"
-        "add set inet " NFT_TABLE " %2$s { type ipv4_addr; flags timeout; }\n"
-        "delete set inet " NFT_TABLE " %2$s",
-        ch, set);
+    cleanup_free char *c2 =
+        xasprintf("add chain inet " NFT_TABLE " %1$s\nflush chain inet " NFT_TABLE " %1$s\n"
+                  "delete chain inet " NFT_TABLE " %1$s\n"
+                  "add set inet " NFT_TABLE " %2$s { type ipv4_addr; flags timeout; }\n"
+                  "delete set inet " NFT_TABLE " %2$s",
+                  ch, set);
     nft_run(c2, NULL);
     /* The pair goes away with the sandbox netns, but netns teardown is asynchronous in the
      * kernel; deleting the host end makes the release immediate and observable. */

@@ -81,7 +81,8 @@ apid_neigh_delete(const char *dev, const char *ip)
     return r;
 }
 
-/* ---------- monitor side: runs in the single-threaded monitor, between clone and release ---------- */
+/* ---------- monitor side: runs in the single-threaded monitor, between clone and release
+ * ---------- */
 
 static int
 set_port_isolated(struct nl_sock *sk, int ifindex, sbx_error_t *err)

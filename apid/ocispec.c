@@ -93,7 +93,8 @@ apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err)
     }
     json_t *res = sbx_config_resources(cfg);
     if (in->limits.memory > 0)
-        json_object_set_new(res, "memory", json_pack("{s:I}", "limit", (json_int_t)in->limits.memory));
+        json_object_set_new(res, "memory",
+                            json_pack("{s:I}", "limit", (json_int_t)in->limits.memory));
     if (in->limits.cpu_milli > 0)
         json_object_set_new(res, "cpu",
                             json_pack("{s:I, s:I}", "quota",
@@ -108,9 +109,9 @@ apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err)
         sbx_config_annotate(cfg, "run.sbx.rootfs.size", d);
     }
     json_array_foreach (in->volume_mounts, i, x) {
-        json_t *info = json_pack("{s:O, s:O, s:O}", "name", json_object_get(x, "name"),
-                                 "mountPath", json_object_get(x, "mountPath"), "readOnly",
-                                 json_object_get(x, "readOnly"));
+        json_t *info =
+            json_pack("{s:O, s:O, s:O}", "name", json_object_get(x, "name"), "mountPath",
+                      json_object_get(x, "mountPath"), "readOnly", json_object_get(x, "readOnly"));
         if (json_object_get(x, "claim"))
             json_object_set(info, "claimName", json_object_get(x, "claim"));
         r = sbx_config_add_volume(cfg, json_string_value(json_object_get(x, "root")),

@@ -58,9 +58,9 @@ norm_path(const char *path)
     return out;
 }
 
-static const char *const top_routes[] = {"start",        "sessions",       "runtime", "list",
-                                         "pause",        "resume",         "stop",    "image_exists",
-                                         "registry_prefix", "build",        "build_status"};
+static const char *const top_routes[] = {
+    "start", "sessions",     "runtime",         "list",  "pause",       "resume",
+    "stop",  "image_exists", "registry_prefix", "build", "build_status"};
 
 bool
 apid_oh_is_route(const char *path)
@@ -126,8 +126,7 @@ apid_oh_proxy_target(const char *raw_uri, char id[65], int *port, char **rest)
 
 /* ---------- replies ---------- */
 
-static int
-detail(json_t **reply, int status, const char *code, const char *fmt, ...)
+static int detail(json_t **reply, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int
 detail(json_t **reply, int status, const char *code, const char *fmt, ...)
@@ -207,12 +206,12 @@ runtime_json(const struct apid_oh_runtime *rt, const struct apid_sandbox *sb)
     cleanup_free char *w2 = xasprintf("%s/work-2", url);
     char ts[40];
     apid_format_time(sb->created_ms, ts, sizeof(ts));
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:[], s:{s:i, s:i}, s:s, s:s}",
-                          "runtime_id", rt->runtime_id, "session_id", rt->session_id, "url", url,
-                          "session_api_key", rt->key, "status", status, "pod_status", pod,
-                          "restart_count", 0, "restart_reasons", "work_hosts", w1, WORK1_PORT, w2,
-                          WORK2_PORT, "image", sb->image_uri ? sb->image_uri : "", "created_at",
-                          ts);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:[], s:{s:i, s:i}, s:s, s:s}", "runtime_id",
+                  rt->runtime_id, "session_id", rt->session_id, "url", url, "session_api_key",
+                  rt->key, "status", status, "pod_status", pod, "restart_count", 0,
+                  "restart_reasons", "work_hosts", w1, WORK1_PORT, w2, WORK2_PORT, "image",
+                  sb->image_uri ? sb->image_uri : "", "created_at", ts);
     bool bad = sb->state == ST_FAILED;
     json_object_set_new(o, "status_detail",
                         bad && sb->message ? json_string(sb->message) : json_null());
@@ -424,8 +423,8 @@ parse_start(const char *body, size_t len, struct apid_create_req *cr, char **sid
 
     random_hex(key, 64);
     json_object_set_new(env, "SESSION_API_KEY", json_string(key));
-    cb = json_pack("{s:{s:O}, s:O, s:O, s:{s:s}}", "image", "uri", img, "entrypoint", entry,
-                   "env", env, "metadata", "sbx-openhands", "true");
+    cb = json_pack("{s:{s:O}, s:O, s:O, s:{s:s}}", "image", "uri", img, "entrypoint", entry, "env",
+                   env, "metadata", "sbx-openhands", "true");
     int64_t ttl = ttl_s();
     if (ttl > 0)
         json_object_set_new(cb, "timeout", json_integer(ttl));
@@ -447,10 +446,9 @@ parse_start(const char *body, size_t len, struct apid_create_req *cr, char **sid
     char f[32];
     snprintf(f, sizeof(f), "%g", factor);
     json_decref(cr->resource_limits);
-    cr->resource_limits = json_pack("{s:s, s:I, s:I, s:I}", "resource_factor", f, "cpuMilli",
-                                    (json_int_t)cr->limits.cpu_milli, "memory",
-                                    (json_int_t)cr->limits.memory, "pids",
-                                    (json_int_t)cr->limits.pids);
+    cr->resource_limits = json_pack(
+        "{s:s, s:I, s:I, s:I}", "resource_factor", f, "cpuMilli", (json_int_t)cr->limits.cpu_milli,
+        "memory", (json_int_t)cr->limits.memory, "pids", (json_int_t)cr->limits.pids);
     if (has_uid || has_gid || has_fs) {
         cr->run_as = true;
         cr->uid = has_uid ? uid : 1000;
@@ -512,8 +510,7 @@ h_start(const char *body, size_t len, json_t **reply)
             apid_create_req_free(&cr);
             if (!sb) {
                 apid_oh_runtime_free(&rt);
-                return detail(reply, 409, E_CONFLICT, "the runtime of session `%s` went away",
-                              sid);
+                return detail(reply, 409, E_CONFLICT, "the runtime of session `%s` went away", sid);
             }
             touch(sb);
             *reply = runtime_json(&rt, sb);
@@ -649,8 +646,8 @@ h_list(json_t **reply)
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         struct apid_sandbox *sb = NULL;
-        if (load(&v[i], &sb) && (sb->state == ST_PENDING || sb->state == ST_RUNNING ||
-                                 sb->state == ST_RESUMING))
+        if (load(&v[i], &sb) &&
+            (sb->state == ST_PENDING || sb->state == ST_RUNNING || sb->state == ST_RESUMING))
             json_array_append_new(arr, runtime_json(&v[i], sb));
         apid_sandbox_free(sb);
         apid_oh_runtime_free(&v[i]);
@@ -710,8 +707,8 @@ h_action(const char *action, const char *body, size_t len, json_t **reply)
             touch(now);
             *reply = runtime_json(&rt, now);
         } else {
-            *reply = json_pack("{s:s, s:s}", "runtime_id", rt.runtime_id, "session_api_key",
-                               rt.key);
+            *reply =
+                json_pack("{s:s, s:s}", "runtime_id", rt.runtime_id, "session_api_key", rt.key);
         }
         apid_sandbox_free(now);
     }
@@ -771,7 +768,7 @@ apid_oh_handle(struct MHD_Connection *c, const char *method, const char *path, c
 #define METHOD(ok)                                                                                 \
     do {                                                                                           \
         if (!(ok))                                                                                 \
-            return detail(reply, 405, E_METHOD, "method %s not allowed on %s", method, p);        \
+            return detail(reply, 405, E_METHOD, "method %s not allowed on %s", method, p);         \
     } while (0)
     if (!strcmp(p, "/start")) {
         METHOD(post);

@@ -18,8 +18,8 @@ void apid_oh_init(struct apid_ctx *ctx);
 bool apid_oh_is_route(const char *path);
 /* Handles one runtime-API request, its own auth (X-API-Key) included; returns the HTTP status and
  * sets *reply (a JSON value, new reference; errors are {"detail": ...}). */
-int apid_oh_handle(struct MHD_Connection *c, const char *method, const char *path,
-                   const char *body, size_t len, bool too_large, json_t **reply);
+int apid_oh_handle(struct MHD_Connection *c, const char *method, const char *path, const char *body,
+                   size_t len, bool too_large, json_t **reply);
 /* Path mode: when raw_uri is /<runtime_id>[/rest] of a known runtime, 1 with the sandbox id, the
  * sandbox port and the path to send upstream (*rest, caller frees; query kept); -1 when its
  * first segment is a sandbox-id-like UUID that is no runtime (a 404: no apid route starts with

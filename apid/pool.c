@@ -68,16 +68,18 @@ parse_spec(const char *spec, struct pool *p, sbx_error_t *err)
         a = t;
     }
     if (!*s || a > b)
-        return sbx_make_error(err, 0, "--pool `%s`: expected IMAGE:COUNT or IMAGE:MIN:MAX (MIN <= MAX)",
-                              spec);
+        return sbx_make_error(
+            err, 0, "--pool `%s`: expected IMAGE:COUNT or IMAGE:MIN:MAX (MIN <= MAX)", spec);
     int r = apid_resolve_image(ctx->cfg->images_dir, s, &p->image_name, err);
     if (r < 0)
         return sbx_error_wrap(err, "--pool `%s`", spec);
     /* A pool is for starting fast: its image must be in the store already. With a numeric tag
      * (python:3) give MIN and MAX, so the tag is not read as a count. */
     if (r == APID_IMAGE_PULL)
-        return sbx_make_error(err, 0, "--pool `%s`: image `%s` is not in the image store; pull "
-                                      "it first (sbxrun pull %s)", spec, p->image_name, s);
+        return sbx_make_error(err, 0,
+                              "--pool `%s`: image `%s` is not in the image store; pull "
+                              "it first (sbxrun pull %s)",
+                              spec, p->image_name, s);
     p->image_uri = xstrdup(s);
     p->min = (size_t)a;
     p->max = (size_t)b;
@@ -195,8 +197,8 @@ collect_surplus(int64_t now, bool check_alive)
 static bool
 refill_yields(const struct pool *p, int64_t now)
 {
-    return now - p->last_claim_ms < REFILL_SETTLE_MS && p->n_ready + p->n_starting >= p->target / 2 &&
-           p->n_ready > 0;
+    return now - p->last_claim_ms < REFILL_SETTLE_MS &&
+           p->n_ready + p->n_starting >= p->target / 2 && p->n_ready > 0;
 }
 
 static void *
@@ -388,8 +390,8 @@ hand_over_send(struct apid_sandbox *sb, const struct apid_create_req *req, int *
     json_decref(body);
     struct apid_agent_target t;
     apid_agent_target_of(sb, &t);
-    *fd = apid_agent_send(&t, "POST", "/entrypoint", "application/json", txt, strlen(txt), 5000,
-                          err);
+    *fd =
+        apid_agent_send(&t, "POST", "/entrypoint", "application/json", txt, strlen(txt), 5000, err);
     return *fd < 0 ? -1 : 0;
 }
 
@@ -492,8 +494,8 @@ apid_pool_create(const struct apid_create_req *req, bool *pooled, struct apid_sa
     struct pool *p = NULL;
     /* Env without an entrypoint has no carrier into a running agent (see the top comment). */
     /* Nor does a user or working directory: the member's agent runs as its default user. */
-    if ((json_array_size(req->entrypoint) > 0 || json_object_size(req->env) == 0) &&
-        !req->run_as && !req->workdir)
+    if ((json_array_size(req->entrypoint) > 0 || json_object_size(req->env) == 0) && !req->run_as &&
+        !req->workdir)
         p = match(req);
     int r;
     struct apid_sandbox *sb = NULL;

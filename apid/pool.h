@@ -16,7 +16,8 @@ void apid_pool_stop(void);
  * (*pooled true), else cold through apid_mgr_create(). */
 int apid_pool_create(const struct apid_create_req *req, bool *pooled, struct apid_sandbox **out,
                      sbx_error_t *err);
-/* Adds pool_size and pools {key: {image, ready, starting, min, max, target}} to a /health object. */
+/* Adds pool_size and pools {key: {image, ready, starting, min, max, target}} to a /health object.
+ */
 void apid_pool_health(json_t *o);
 typedef void (*apid_pool_visit_fn)(void *cls, const char *key, const char *image, size_t ready,
                                    size_t starting, size_t target);

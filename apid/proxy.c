@@ -42,12 +42,12 @@ apid_proxy_setup(struct apid_store *store)
 
 struct apid_proxy {
     int fd;
-    char id[65];            /* the sandbox, for apid_proxy_abort() */
+    char id[65];             /* the sandbox, for apid_proxy_abort() */
     struct apid_proxy *next; /* in `open_list` while fd is open */
-    bool chunked_up;  /* request body re-chunked upstream */
+    bool chunked_up;         /* request body re-chunked upstream */
     bool head_req;
     bool ws;
-    bool failed;      /* upstream write failed: the rest of the upload is dropped */
+    bool failed; /* upstream write failed: the rest of the upload is dropped */
     /* response body decoding */
     enum { B_RAW, B_LEN, B_CHUNK_SIZE, B_CHUNK_DATA, B_CHUNK_CRLF, B_TRAILER, B_DONE } bs;
     uint64_t left;
@@ -73,8 +73,8 @@ hdr_add(struct apid_proxy *px, const char *s, size_t n)
     px->hdr[px->hdr_len] = '\0';
 }
 
-static void
-hdr_printf(struct apid_proxy *px, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void hdr_printf(struct apid_proxy *px, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void
 hdr_printf(struct apid_proxy *px, const char *fmt, ...)
 {
@@ -138,10 +138,19 @@ apid_proxy_free(struct apid_proxy *px)
 static bool
 is_hop(const char *name)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
-                                      "proxy-authenticate", "proxy-authorization", "te",
-                                      "trailer", "transfer-encoding", "upgrade", "host",
-                                      "content-length", "expect", "open-sandbox-api-key"};
+    static const char *const hop[] = {"connection",
+                                      "keep-alive",
+                                      "proxy-connection",
+                                      "proxy-authenticate",
+                                      "proxy-authorization",
+                                      "te",
+                                      "trailer",
+                                      "transfer-encoding",
+                                      "upgrade",
+                                      "host",
+                                      "content-length",
+                                      "expect",
+                                      "open-sandbox-api-key"};
     for (size_t i = 0; i < ARRAY_SIZE(hop); i++)
         if (!strcasecmp(name, hop[i]))
             return true;
@@ -221,9 +230,8 @@ connect_timeout(const struct sockaddr_in *sa, int timeout_ms)
     return fd;
 }
 
-static int
-fail(char *msg, size_t len, const char **code, const char *c, int status, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+static int fail(char *msg, size_t len, const char **code, const char *c, int status,
+                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 static int
 fail(char *msg, size_t len, const char **code, const char *c, int status, const char *fmt, ...)
 {
@@ -301,8 +309,7 @@ apid_proxy_open(struct MHD_Connection *c, const char *id, int port, const char *
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     px->chunked_up = te && strcasestr(te, "chunked");
 
-    hdr_printf(px, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n", method, rest, inet_ntoa(sa.sin_addr),
-               port);
+    hdr_printf(px, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n", method, rest, inet_ntoa(sa.sin_addr), port);
     MHD_get_connection_values(c, MHD_HEADER_KIND, copy_header, px);
     if (!px->has_token && token && !(flags & APID_PROXY_OPENHANDS))
         hdr_printf(px, "X-EXECD-ACCESS-TOKEN: %s\r\n", token);
@@ -433,8 +440,7 @@ body_cb(void *cls, uint64_t pos, char *buf, size_t max)
     char *line;
     for (;;) {
         switch (px->bs) {
-        case B_DONE:
-            return MHD_CONTENT_READER_END_OF_STREAM;
+        case B_DONE: return MHD_CONTENT_READER_END_OF_STREAM;
         case B_RAW: {
             ssize_t n = take(px, buf, max);
             if (n == 0)
@@ -506,7 +512,8 @@ splice_thread(void *arg)
 {
     struct splice *sp = arg;
     char buf[16384];
-    struct pollfd p[2] = {{.fd = sp->client, .events = POLLIN}, {.fd = sp->px->fd, .events = POLLIN}};
+    struct pollfd p[2] = {{.fd = sp->client, .events = POLLIN},
+                          {.fd = sp->px->fd, .events = POLLIN}};
     for (;;) {
         if (TEMP_FAILURE_RETRY(poll(p, 2, IO_TIMEOUT_S * 1000)) <= 0)
             break;
@@ -625,8 +632,10 @@ apid_proxy_response(struct apid_proxy **pxp, int *status, char *msg, size_t msgl
         if (n < 0) {
             json_decref(hdrs);
             *status = 502;
-            snprintf(msg, msglen, "the sandbox's response head was cut short or longer than "
-                                  "%d bytes", HEAD_MAX);
+            snprintf(msg, msglen,
+                     "the sandbox's response head was cut short or longer than "
+                     "%d bytes",
+                     HEAD_MAX);
             return NULL;
         }
         if (n == 0)

@@ -221,7 +221,8 @@ release_runtime(const char *id, pid_t mon, unsigned long long mon_start)
     sbx_error_t err = NULL;
     struct sbx_state *st = NULL;
     if (sbx_state_load(ctx->cfg->run_dir, id, &st, &err) == 0) {
-        if (sbx_state_alive(st) && sbx_container_kill(ctx->cfg->run_dir, id, SIGKILL, true, &err) < 0) {
+        if (sbx_state_alive(st) &&
+            sbx_container_kill(ctx->cfg->run_dir, id, SIGKILL, true, &err) < 0) {
             log_warn("sandbox %s: kill: %s", id, err->msg);
             sbx_error_release(&err);
         }
@@ -257,14 +258,15 @@ monitor_of(const struct apid_sandbox *sb, pid_t *mon, unsigned long long *start)
         read_monitor_pid(sb->id, mon, start);
 }
 
-/* Removes a sandbox completely: processes, runtime state, files, store row. Caller holds its lock. */
+/* Removes a sandbox completely: processes, runtime state, files, store row. Caller holds its lock.
+ */
 static int
 destroy(struct apid_sandbox *sb, const char *reason, sbx_error_t *err)
 {
     int r;
     if (sb->state != ST_STOPPING) {
-        r = apid_store_set_state(ctx->store, sb->id, ST_STOPPING, reason, "sandbox is being removed",
-                                 err);
+        r = apid_store_set_state(ctx->store, sb->id, ST_STOPPING, reason,
+                                 "sandbox is being removed", err);
         if (r < 0)
             return r;
     }
@@ -453,10 +455,10 @@ start_error(const char *id)
     cleanup_free char *rp = xasprintf("%s/result.json", dir);
     json_t *res = json_load_file(rp, 0, NULL);
     const char *e = json_string_value(json_object_get(res, "error"));
-    char *msg = e ? xstrdup(e)
-                  : res ? xasprintf("main process exited with code %d during start",
-                                    (int)json_integer_value(json_object_get(res, "exitCode")))
-                        : xstrdup("the sandbox did not start in time");
+    char *msg = e     ? xstrdup(e)
+                : res ? xasprintf("main process exited with code %d during start",
+                                  (int)json_integer_value(json_object_get(res, "exitCode")))
+                      : xstrdup("the sandbox did not start in time");
     json_decref(res);
     return msg;
 }
@@ -710,8 +712,10 @@ create_sandbox(const struct apid_create_req *req, bool pooled, struct apid_sandb
     if (r != APID_IMAGE_PULL)
         return launch(req, image, pooled, NULL, out, err);
     if (pooled)
-        return apid_fail(err, E_IMAGE_NOT_FOUND, "pool image `%s` is not in the image store: "
-                                                 "pull it first (sbxrun pull)", image);
+        return apid_fail(err, E_IMAGE_NOT_FOUND,
+                         "pool image `%s` is not in the image store: "
+                         "pull it first (sbxrun pull)",
+                         image);
     /* Not pulled yet: the client gets its 202 now, the sandbox waits Pending for the pull
      * (images.c), then starts (apid_mgr_image_ready()). */
     struct apid_sandbox *sb = NULL;
@@ -902,8 +906,7 @@ apid_mgr_renew(const char *id, int64_t expires_ms, sbx_error_t *err)
 }
 
 int
-apid_mgr_patch_metadata(const char *id, json_t *patch, struct apid_sandbox **out,
-                        sbx_error_t *err)
+apid_mgr_patch_metadata(const char *id, json_t *patch, struct apid_sandbox **out, sbx_error_t *err)
 {
     struct apid_sandbox *sb = NULL;
     int r = apid_validate_metadata(patch, true, err);

@@ -99,8 +99,8 @@ session_get(const char *sid, struct apid_sandbox **out, sbx_error_t *err)
         return apid_fail(err, E_NOT_FOUND, "session `%s` not found", sid);
     }
     if (sb->state != ST_RUNNING) {
-        int r = apid_fail(err, E_NOT_RUNNING, "session `%s` is %s", sid,
-                          apid_state_name(sb->state));
+        int r =
+            apid_fail(err, E_NOT_RUNNING, "session `%s` is %s", sid, apid_state_name(sb->state));
         apid_sandbox_free(sb);
         return r;
     }
@@ -183,23 +183,22 @@ parse_events(const char *body, size_t len, bool truncated, int64_t timeout_ms, i
     }
     if (!done && timeout_ms > 0 && elapsed >= timeout_ms)
         timed_out = true;
-    json_t *o = json_pack("{s:s%, s:i, s:b, s:I, s:b}", "output", out, olen, "exit_code",
-                          exit_code, "timed_out", timed_out, "duration_ms", (json_int_t)elapsed,
-                          "truncated", truncated);
+    json_t *o = json_pack("{s:s%, s:i, s:b, s:I, s:b}", "output", out, olen, "exit_code", exit_code,
+                          "timed_out", timed_out, "duration_ms", (json_int_t)elapsed, "truncated",
+                          truncated);
     free(out);
     return o;
 }
 
 /* Runs one command; returns the result object or sets err (agent unreachable and the like). */
 static json_t *
-run_command(const struct apid_sandbox *sb, const char *command, int64_t timeout_s,
-            sbx_error_t *err)
+run_command(const struct apid_sandbox *sb, const char *command, int64_t timeout_s, sbx_error_t *err)
 {
     /* Not the agent's cwd field: a sandbox labelled as a session through the lifecycle API has
      * no /workspace, and its commands then start in the agent's default directory. */
     cleanup_free char *line = xasprintf("cd " WORKSPACE " 2>/dev/null; %s", command);
-    json_t *req = json_pack("{s:s, s:I}", "command", line, "timeout",
-                            (json_int_t)(timeout_s * 1000));
+    json_t *req =
+        json_pack("{s:s, s:I}", "command", line, "timeout", (json_int_t)(timeout_s * 1000));
     cleanup_free char *txt = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     struct apid_agent_target t;
@@ -350,10 +349,10 @@ h_create(const char *body, size_t len, json_t **reply)
     json_t *env = json_object_get(o, "env"), *md = json_object_get(o, "metadata");
     /* Reuse the lifecycle API's validation: build the equivalent create body. */
     pthread_mutex_lock(&ctx->cfg_lock);
-    json_t *cb = json_pack("{s:{s:s}, s:[s], s:I}", "image", "uri",
-                           json_is_string(img) ? json_string_value(img) : ctx->cfg->session_image,
-                           "entrypoint", "true", "timeout",
-                           (json_int_t)ctx->cfg->session_idle_timeout);
+    json_t *cb =
+        json_pack("{s:{s:s}, s:[s], s:I}", "image", "uri",
+                  json_is_string(img) ? json_string_value(img) : ctx->cfg->session_image,
+                  "entrypoint", "true", "timeout", (json_int_t)ctx->cfg->session_idle_timeout);
     pthread_mutex_unlock(&ctx->cfg_lock);
     if ((img && !json_is_string(img))) {
         json_decref(cb);
@@ -434,8 +433,8 @@ h_cleanup(const char *body, size_t len, json_t **reply)
         if (apid_mgr_delete(json_string_value(sidv), "SESSION_CLEANUP", &err) < 0)
             status = fail_reply(&err, reply);
         else
-            *reply = json_pack("{s:s, s:s}", "session_id", json_string_value(sidv), "status",
-                               "cleaned");
+            *reply =
+                json_pack("{s:s, s:s}", "session_id", json_string_value(sidv), "status", "cleaned");
     }
     apid_sandbox_free(sb);
     json_decref(o);
@@ -514,8 +513,8 @@ h_upload(struct MHD_Connection *conn, const char *body, size_t len, json_t **rep
             if (apid_agent_upload(&t, path, 0, u.data, u.len, 60000, &err) < 0)
                 status = fail_reply(&err, reply);
             else
-                *reply = json_pack("{s:s, s:s, s:I}", "session_id", sb->id, "path", path,
-                                   "size", (json_int_t)u.len);
+                *reply = json_pack("{s:s, s:s, s:I}", "session_id", sb->id, "path", path, "size",
+                                   (json_int_t)u.len);
         }
     }
     apid_sandbox_free(sb);

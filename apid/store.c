@@ -99,16 +99,17 @@ get_version(struct apid_store *s, sbx_error_t *err)
 static int
 migrate(struct apid_store *s, sbx_error_t *err)
 {
-    int r = exec_sql(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);",
-                     err);
+    int r =
+        exec_sql(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);", err);
     if (r < 0)
         return r;
     int v = get_version(s, err);
     if (v < 0)
         return v;
     if (v > APID_SCHEMA_VERSION)
-        return sbx_make_error(err, 0, "store: database schema version %d is newer than this apid (%d)",
-                              v, APID_SCHEMA_VERSION);
+        return sbx_make_error(err, 0,
+                              "store: database schema version %d is newer than this apid (%d)", v,
+                              APID_SCHEMA_VERSION);
     for (; v < APID_SCHEMA_VERSION; v++) {
         cleanup_free char *sql = xasprintf("BEGIN IMMEDIATE; %s DELETE FROM schema_version;"
                                            " INSERT INTO schema_version VALUES (%d); COMMIT;",
@@ -128,8 +129,8 @@ apid_store_open(const char *path, struct apid_store **out, sbx_error_t *err)
     struct apid_store *s = xmalloc0(sizeof(*s));
     pthread_mutex_init(&s->lock, NULL);
     if (sqlite3_open_v2(path, &s->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
-        SQLITE_OK) {
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
         int r = sbx_make_error(err, 0, "store: open `%s`: %s", path,
                                s->db ? sqlite3_errmsg(s->db) : "out of memory");
         apid_store_close(s);
@@ -141,8 +142,8 @@ apid_store_open(const char *path, struct apid_store **out, sbx_error_t *err)
     if (chmod(path, 0600) < 0 && errno != ENOENT)
         log_warn("store: chmod 0600 `%s`: %s", path, strerror(errno));
     sqlite3_busy_timeout(s->db, 5000);
-    int r = exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-                     err);
+    int r = exec_sql(
+        s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err);
     if (r == 0)
         r = migrate(s, err);
     if (r < 0) {
@@ -384,7 +385,8 @@ out:
 /* Runs one UPDATE/DELETE with the given binds (b: 't' text, 'i' int64, 'n' null) and requires it
  * to touch a row; 0 rows → -ENOENT-style error. */
 static int
-update(struct apid_store *s, const char *sql, const char *what, sbx_error_t *err, const char *b, ...)
+update(struct apid_store *s, const char *sql, const char *what, sbx_error_t *err, const char *b,
+       ...)
 {
     sqlite3_stmt *st;
     va_list ap;
@@ -417,9 +419,12 @@ apid_store_set_state(struct apid_store *s, const char *id, int state, const char
     pthread_mutex_lock(&s->lock);
     int r = exec_sql(s, "BEGIN IMMEDIATE", err);
     if (r == 0)
-        r = update(s,
-                   "UPDATE sandboxes SET state=?,reason=?,message=?,last_transition_ms=? WHERE id=?",
-                   "set state", err, "ttti" "t", apid_state_name(state), reason, message, now, id);
+        r = update(
+            s, "UPDATE sandboxes SET state=?,reason=?,message=?,last_transition_ms=? WHERE id=?",
+            "set state", err,
+            "ttti"
+            "t",
+            apid_state_name(state), reason, message, now, id);
     if (r == 0)
         r = history_add(s, id, state, reason, message, now, err);
     if (r == 0)
@@ -460,8 +465,8 @@ apid_store_set_metadata(struct apid_store *s, const char *id, json_t *md, sbx_er
 {
     cleanup_free char *txt = json_dumps(md, JSON_COMPACT);
     pthread_mutex_lock(&s->lock);
-    int r = update(s, "UPDATE sandboxes SET metadata=? WHERE id=?", "set metadata", err, "tt", txt,
-                   id);
+    int r =
+        update(s, "UPDATE sandboxes SET metadata=? WHERE id=?", "set metadata", err, "tt", txt, id);
     pthread_mutex_unlock(&s->lock);
     return r;
 }
@@ -608,7 +613,6 @@ apid_store_set_net(struct apid_store *s, const char *id, const char *address, co
     return r;
 }
 
-
 /* ---------- OpenHands runtimes (openhands.c) ---------- */
 
 int
@@ -673,8 +677,7 @@ out:
 }
 
 int
-apid_store_oh_list(struct apid_store *s, struct apid_oh_runtime **out, size_t *n,
-                   sbx_error_t *err)
+apid_store_oh_list(struct apid_store *s, struct apid_oh_runtime **out, size_t *n, sbx_error_t *err)
 {
     sqlite3_stmt *st;
     int r = 0;

@@ -134,8 +134,12 @@ apid_parse_time(const char *s, int64_t *ms)
     }
     if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
         return -EINVAL;
-    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h,
-                    .tm_min = m, .tm_sec = sec};
+    struct tm tm = {.tm_year = Y - 1900,
+                    .tm_mon = M - 1,
+                    .tm_mday = D,
+                    .tm_hour = h,
+                    .tm_min = m,
+                    .tm_sec = sec};
     time_t t = timegm(&tm);
     if (t == (time_t)-1)
         return -EINVAL;
@@ -176,11 +180,11 @@ apid_state_transition_ok(int from, int to)
 #define B(x) (1u << (x))
     static const unsigned allowed[ST__COUNT] = {
         [ST_PENDING] = B(ST_RUNNING) | B(ST_STOPPING) | B(ST_FAILED) | B(ST_TERMINATED),
-        [ST_RUNNING] = B(ST_PAUSING) | B(ST_PAUSED) | B(ST_STOPPING) | B(ST_TERMINATED) |
-                       B(ST_FAILED),
+        [ST_RUNNING] =
+            B(ST_PAUSING) | B(ST_PAUSED) | B(ST_STOPPING) | B(ST_TERMINATED) | B(ST_FAILED),
         [ST_PAUSING] = B(ST_PAUSED) | B(ST_RUNNING) | B(ST_STOPPING) | B(ST_FAILED),
-        [ST_PAUSED] = B(ST_RESUMING) | B(ST_RUNNING) | B(ST_STOPPING) | B(ST_FAILED) |
-                      B(ST_TERMINATED),
+        [ST_PAUSED] =
+            B(ST_RESUMING) | B(ST_RUNNING) | B(ST_STOPPING) | B(ST_FAILED) | B(ST_TERMINATED),
         [ST_RESUMING] = B(ST_RUNNING) | B(ST_PAUSED) | B(ST_STOPPING) | B(ST_FAILED),
         [ST_STOPPING] = B(ST_TERMINATED) | B(ST_FAILED),
         /* A finished sandbox can only be removed, which goes through Stopping. */
@@ -254,8 +258,8 @@ apid_validate_metadata(json_t *md, bool allow_null, sbx_error_t *err)
         if (json_is_null(v) && allow_null)
             continue;
         if (!json_is_string(v))
-            return apid_fail(err, E_INVALID_METADATA_LABEL, "metadata value of `%s` must be a string",
-                             k);
+            return apid_fail(err, E_INVALID_METADATA_LABEL,
+                             "metadata value of `%s` must be a string", k);
         /* Values are free text (the spec's own example is "Data Processing Sandbox"); only
          * what cannot round-trip through a query string or a log line is refused. */
         const char *s = json_string_value(v);
@@ -389,8 +393,9 @@ static int
 check_limit(const char *what, int64_t v, int64_t max, const char *unit, sbx_error_t *err)
 {
     if (max > 0 && v > max)
-        return apid_fail(err, E_INVALID_PARAMETER, "resourceLimits.%s %lld%s is above the maximum %lld%s",
-                         what, (long long)v, unit, (long long)max, unit);
+        return apid_fail(err, E_INVALID_PARAMETER,
+                         "resourceLimits.%s %lld%s is above the maximum %lld%s", what, (long long)v,
+                         unit, (long long)max, unit);
     return 0;
 }
 
@@ -522,8 +527,9 @@ apid_parse_create(const char *body, size_t len, const struct apid_config *cfg,
     json_t *image = json_object_get(root, "image");
     json_t *snap = json_object_get(root, "snapshotId");
     if (snap && !json_is_null(snap)) {
-        r = json_is_string(snap) ? apid_fail(err, E_NOT_SUPPORTED, "snapshots are not supported")
-                                 : apid_fail(err, E_INVALID_PARAMETER, "snapshotId must be a string");
+        r = json_is_string(snap)
+                ? apid_fail(err, E_NOT_SUPPORTED, "snapshots are not supported")
+                : apid_fail(err, E_INVALID_PARAMETER, "snapshotId must be a string");
         goto out;
     }
     if (!image || json_is_null(image)) {
@@ -603,7 +609,8 @@ apid_parse_create(const char *body, size_t len, const struct apid_config *cfg,
             goto out;
         }
         if (cfg->max_timeout > 0 && out->timeout > cfg->max_timeout) {
-            r = apid_fail(err, E_INVALID_PARAMETER, "timeout %lld is above the maximum of %lld seconds",
+            r = apid_fail(err, E_INVALID_PARAMETER,
+                          "timeout %lld is above the maximum of %lld seconds",
                           (long long)out->timeout, (long long)cfg->max_timeout);
             goto out;
         }
@@ -665,7 +672,8 @@ apid_parse_create(const char *body, size_t len, const struct apid_config *cfg,
         json_t *nw = json_object_get(v, "network");
         if (nw && (!json_is_string(nw) || (strcmp(json_string_value(nw), "none") &&
                                            strcmp(json_string_value(nw), "bridge")))) {
-            r = apid_fail(err, E_INVALID_PARAMETER, "extensions.network must be \"none\" or \"bridge\"");
+            r = apid_fail(err, E_INVALID_PARAMETER,
+                          "extensions.network must be \"none\" or \"bridge\"");
             goto out;
         }
         out->net_none = nw && !strcmp(json_string_value(nw), "none");
@@ -695,7 +703,8 @@ apid_parse_create(const char *body, size_t len, const struct apid_config *cfg,
         }
         if (strcmp(json_string_value(os), "linux") != 0 ||
             strcmp(json_string_value(arch), host_arch()) != 0) {
-            r = apid_fail(err, E_INVALID_PARAMETER, "platform %s/%s cannot be satisfied (this host is linux/%s)",
+            r = apid_fail(err, E_INVALID_PARAMETER,
+                          "platform %s/%s cannot be satisfied (this host is linux/%s)",
                           json_string_value(os), json_string_value(arch), host_arch());
             goto out;
         }
@@ -790,8 +799,8 @@ parse_volume(json_t *x, size_t i, json_t *seen_names, json_t *seen_paths, json_t
             continue;
         if (backend)
             return apid_fail(err, E_INVALID_PARAMETER,
-                             "volume `%s` names two backends (`%s` and `%s`); give exactly one",
-                             nm, backend, k);
+                             "volume `%s` names two backends (`%s` and `%s`); give exactly one", nm,
+                             backend, k);
         backend = k;
         bv = v;
     }
@@ -826,8 +835,8 @@ parse_volume(json_t *x, size_t i, json_t *seen_names, json_t *seen_paths, json_t
                          "volume `%s`: subPath must be a relative path inside the volume, without "
                          "`..`, `.` or empty components",
                          nm);
-    json_t *o = json_pack("{s:s, s:s, s:b}", "name", nm, "mountPath", mps, "readOnly",
-                          json_is_true(ro));
+    json_t *o =
+        json_pack("{s:s, s:s, s:b}", "name", nm, "mountPath", mps, "readOnly", json_is_true(ro));
     if (json_is_string(sp))
         json_object_set(o, "subPath", sp);
     if (!json_is_object(bv)) {
@@ -1019,8 +1028,8 @@ apid_new_id(char out[37])
 {
     char hex[33];
     random_hex(hex, 32);
-    hex[12] = '4';                       /* version 4 */
-    hex[16] = "89ab"[hex[16] % 4];       /* RFC 4122 variant */
+    hex[12] = '4';                 /* version 4 */
+    hex[16] = "89ab"[hex[16] % 4]; /* RFC 4122 variant */
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 

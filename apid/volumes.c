@@ -52,8 +52,10 @@ apid_volumes_init(struct apid_config *c, struct apid_store *s, sbx_error_t *err)
             (*p)[--n] = '\0';
         struct stat st;
         if ((*p)[0] != '/' || !strcmp(*p, "/"))
-            return sbx_make_error(err, 0, "--volume-root `%s`: must be an absolute directory "
-                                          "other than /", *p);
+            return sbx_make_error(err, 0,
+                                  "--volume-root `%s`: must be an absolute directory "
+                                  "other than /",
+                                  *p);
         if (stat(*p, &st) < 0)
             return sbx_make_error(err, errno, "--volume-root `%s`", *p);
         if (!S_ISDIR(st.st_mode))
@@ -139,10 +141,10 @@ resolve_one(json_t *v, json_t **out, sbx_error_t *err)
                 return apid_fail(err, E_INVALID_PARAMETER,
                                  "volume `%s`: subPath `%s` does not exist in the new volume `%s`",
                                  name, sub, claim);
-            *out = json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}", "name", name, "root", root, "rel",
-                             "", "mountPath",
-                             json_string_value(json_object_get(v, "mountPath")), "readOnly",
-                             json_is_true(json_object_get(v, "readOnly")), "claim", claim);
+            *out =
+                json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}", "name", name, "root", root, "rel", "",
+                          "mountPath", json_string_value(json_object_get(v, "mountPath")),
+                          "readOnly", json_is_true(json_object_get(v, "readOnly")), "claim", claim);
             return 0;
         }
         fd = sbx_resolve_beneath(root, "", &st, &e2);
@@ -232,7 +234,8 @@ users_of(const char *name, sbx_error_t *err)
         if (apid_state_terminal(all[i]->state))
             continue;
         json_array_foreach (all[i]->volumes, j, v) {
-            const char *c = json_string_value(json_object_get(json_object_get(v, "pvc"), "claimName"));
+            const char *c =
+                json_string_value(json_object_get(json_object_get(v, "pvc"), "claimName"));
             if (c && !strcmp(c, name)) {
                 json_array_append_new(ids, json_string(all[i]->id));
                 break;

@@ -141,7 +141,8 @@ status_error(struct http_resp *r, sbx_error_t *err)
 {
     const char *code = json_string_value(json_object_get(r->json, "code"));
     const char *msg = json_string_value(json_object_get(r->json, "message"));
-    const char *hint = r->status == 401 ? "; set SBX_API_KEY, --api-key-file or ~/.config/sbx/config.json" : "";
+    const char *hint =
+        r->status == 401 ? "; set SBX_API_KEY, --api-key-file or ~/.config/sbx/config.json" : "";
     if (msg)
         sbx_make_error(err, 0, "%s (HTTP %ld %s)%s", msg, r->status, code ? code : "", hint);
     else
@@ -166,7 +167,8 @@ api_call(const char *method, const char *path, json_t *body, struct http_resp *r
     cleanup_free char *url = xasprintf("%s/v1%s", G.url, path);
     cleanup_free char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
     struct curl_slist *h = api_headers();
-    int rc = http_request(method, url, h, b, b ? strlen(b) : 0, b ? "application/json" : NULL, r, err);
+    int rc =
+        http_request(method, url, h, b, b ? strlen(b) : 0, b ? "application/json" : NULL, r, err);
     curl_slist_free_all(h);
     if (rc < 0)
         return rc;
@@ -195,7 +197,7 @@ api_resolve(const char *prefix, char **id, sbx_error_t *err)
         }
         size_t i;
         json_t *it;
-        json_array_foreach(json_object_get(r.json, "items"), i, it) {
+        json_array_foreach (json_object_get(r.json, "items"), i, it) {
             const char *s = json_string_value(json_object_get(it, "id"));
             if (s && !strcmp(s, prefix)) { /* an exact id wins over longer ids it prefixes */
                 *id = xstrdup(s);
@@ -206,7 +208,8 @@ api_resolve(const char *prefix, char **id, sbx_error_t *err)
             if (s && !strncmp(s, prefix, strlen(prefix)))
                 json_array_append_new(found, json_string(s));
         }
-        bool more = json_is_true(json_object_get(json_object_get(r.json, "pagination"), "hasNextPage"));
+        bool more =
+            json_is_true(json_object_get(json_object_get(r.json, "pagination"), "hasNextPage"));
         http_resp_free(&r);
         if (!more)
             break;
@@ -286,7 +289,7 @@ api_agent(char **id, struct agent_ep *ep, sbx_error_t *err)
     ep->base = xasprintf("%s://%s", scheme, e);
     const char *k;
     json_t *v;
-    json_object_foreach(json_object_get(r.json, "headers"), k, v) {
+    json_object_foreach (json_object_get(r.json, "headers"), k, v) {
         if (!json_is_string(v))
             continue;
         cleanup_free char *h = xasprintf("%s: %s", k, json_string_value(v));

@@ -183,9 +183,11 @@ upload_walk(struct up *u, const char *local, const char *remote, int depth, sbx_
         fprintf(stderr, "sbx: cp: skipping %s: not a regular file or directory\n", local);
         return 0;
     }
-    json_object_set_new(u->dirs, remote, json_pack("{s:I}", "mode", (json_int_t)mode_to_api(st.st_mode)));
+    json_object_set_new(u->dirs, remote,
+                        json_pack("{s:I}", "mode", (json_int_t)mode_to_api(st.st_mode)));
     /* Made now, so the files below land in it with the right mode on the way. */
-    json_t *one = json_pack("{s:{s:I}}", remote, "mode", (json_int_t)mode_to_api(st.st_mode | 0700));
+    json_t *one =
+        json_pack("{s:{s:I}}", remote, "mode", (json_int_t)mode_to_api(st.st_mode | 0700));
     int rc = agent_post_json(u->ep, "/directories", one, err);
     json_decref(one);
     if (rc < 0)
@@ -268,7 +270,8 @@ on_file(char *p, size_t sz, size_t n, void *u)
 }
 
 static int
-download_file(const struct agent_ep *ep, const char *remote, int fd, uint64_t size, sbx_error_t *err)
+download_file(const struct agent_ep *ep, const char *remote, int fd, uint64_t size,
+              sbx_error_t *err)
 {
     cleanup_free char *q = url_escape(remote);
     cleanup_free char *url = xasprintf("%s/files/download?path=%s", ep->base, q);
@@ -324,7 +327,8 @@ open_beneath(int rootfd, const char *rel, bool dir, mode_t mode, sbx_error_t *er
     if (slash) {
         *slash = '\0';
         struct open_how how = {.flags = O_DIRECTORY | O_RDONLY | O_CLOEXEC,
-                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+                               .resolve =
+                                   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
         pfd = openat2_retry(rootfd, c, &how);
         if (pfd < 0) {
             sbx_make_error(err, errno, "cp: %s", rel);
@@ -415,13 +419,15 @@ download(const struct agent_ep *ep, const char *src, const char *dst, sbx_error_
     size_t plen = strlen(base), i;
     json_t *e;
     json_t *dirmodes = json_array(); /* [rel, mode] applied deepest first, at the end */
-    json_array_foreach(r.json, i, e) {
+    json_array_foreach (r.json, i, e) {
         const char *p = json_string_value(json_object_get(e, "path"));
         const char *t = json_string_value(json_object_get(e, "type"));
         mode_t m = 0644;
         if (!p || !t || mode_from_api(json_object_get(e, "mode"), &m) < 0 ||
-            strncmp(p, base, plen) || (plen > 1 && p[plen] != '/') || !rel_ok(p + plen + (plen > 1))) {
-            sbx_make_error(err, 0, "cp: refusing the listed path '%s': not below %s", p ? p : "?", base);
+            strncmp(p, base, plen) || (plen > 1 && p[plen] != '/') ||
+            !rel_ok(p + plen + (plen > 1))) {
+            sbx_make_error(err, 0, "cp: refusing the listed path '%s': not below %s", p ? p : "?",
+                           base);
             rc = -EX_FAIL;
             break;
         }
@@ -440,7 +446,8 @@ download(const struct agent_ep *ep, const char *src, const char *dst, sbx_error_
                 rc = fd;
                 break;
             }
-            rc = download_file(ep, p, fd, (uint64_t)json_integer_value(json_object_get(e, "size")), err);
+            rc = download_file(ep, p, fd, (uint64_t)json_integer_value(json_object_get(e, "size")),
+                               err);
             if (rc == 0 && fchmod(fd, m) < 0)
                 rc = (sbx_make_error(err, errno, "cp: chmod %s", rel), -EX_FAIL);
             close(fd);
@@ -451,9 +458,10 @@ download(const struct agent_ep *ep, const char *src, const char *dst, sbx_error_
     }
     http_resp_free(&r);
     if (rc == 0) {
-        json_array_foreach(dirmodes, i, e) {
+        json_array_foreach (dirmodes, i, e) {
             const char *rel = json_string_value(json_array_get(e, 0));
-            if (fchmodat(root, rel, (mode_t)json_integer_value(json_array_get(e, 1)), AT_SYMLINK_NOFOLLOW) < 0 &&
+            if (fchmodat(root, rel, (mode_t)json_integer_value(json_array_get(e, 1)),
+                         AT_SYMLINK_NOFOLLOW) < 0 &&
                 errno != EOPNOTSUPP) {
                 rc = (sbx_make_error(err, errno, "cp: chmod %s", rel), -EX_FAIL);
                 break;

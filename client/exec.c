@@ -23,7 +23,8 @@ shell_join(char **argv)
             cli_buf_put(&b, " ", 1);
         bool safe = *a != '\0';
         for (const char *p = a; *p; p++)
-            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+@%", *p))
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+@%",
+                        *p))
                 safe = false;
         if (safe) {
             cli_buf_put(&b, a, strlen(a));
@@ -48,11 +49,11 @@ struct stream {
     char cmd_id[128];
     bool done;
     int code;
-    char *failure; /* the command could not start: the agent's text */
+    char *failure;            /* the command could not start: the agent's text */
     struct cli_buf out, errb; /* --json */
     int64_t exec_ms;
     CURL *h;
-    long status; /* of the reply, read at its first body bytes */
+    long status;          /* of the reply, read at its first body bytes */
     struct cli_buf ebody; /* a non-2xx reply's body, for the message */
 };
 
@@ -104,7 +105,8 @@ on_event(struct stream *s, const char *line, size_t n)
         s->code = 0;
         s->exec_ms = json_integer_value(json_object_get(ev, "execution_time"));
     } else if (!strcmp(type, "error")) {
-        const char *ev_s = json_string_value(json_object_get(json_object_get(ev, "error"), "evalue"));
+        const char *ev_s =
+            json_string_value(json_object_get(json_object_get(ev, "error"), "evalue"));
         char *end = NULL;
         long v = ev_s ? strtol(ev_s, &end, 10) : -1;
         s->done = true;
@@ -196,7 +198,8 @@ cli_exec(char **id, char **argv, const struct exec_opts *o, int *code, sbx_error
     hdrs = curl_slist_append(hdrs, "Accept: text/event-stream");
     hdrs = curl_slist_append(hdrs, "Expect:");
     cleanup_free char *url = xasprintf("%s/command", ep.base);
-    struct stream s = {.line.max = LINE_MAX_BYTES, .out.max = JSON_OUT_MAX, .errb.max = JSON_OUT_MAX};
+    struct stream s = {
+        .line.max = LINE_MAX_BYTES, .out.max = JSON_OUT_MAX, .errb.max = JSON_OUT_MAX};
     CURL *h = curl_easy_init();
     http_setup(h, url, hdrs);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, b);
@@ -259,8 +262,8 @@ cli_exec(char **id, char **argv, const struct exec_opts *o, int *code, sbx_error
     } else if (status >= 300) {
         json_t *j = s.ebody.len ? json_loadb(s.ebody.p, s.ebody.len, 0, NULL) : NULL;
         const char *msgs = json_string_value(json_object_get(j, "message"));
-        sbx_make_error(err, 0, "the sandbox's agent answered HTTP %ld%s%s", status, msgs ? ": " : "",
-                       msgs ? msgs : "");
+        sbx_make_error(err, 0, "the sandbox's agent answered HTTP %ld%s%s", status,
+                       msgs ? ": " : "", msgs ? msgs : "");
         json_decref(j);
         rc = status == 404 ? -EX_NOTFOUND : -EX_FAIL;
     } else if (result != CURLE_OK) {

@@ -48,8 +48,7 @@ static const char usage_text[] =
     "exec and run exit with the command's status; 125 means sbx failed, 126 the command\n"
     "could not run, 127 it was not found, 130 sbx gave up after a second interrupt.\n";
 
-static int
-usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int
 usage_err(const char *fmt, ...)
 {
@@ -112,7 +111,8 @@ load_config(sbx_error_t *err)
         cf = json_load_file(cpath, JSON_REJECT_DUPLICATES, &je);
         if (!json_is_object(cf)) {
             json_decref(cf);
-            sbx_make_error(err, 0, "%s: line %d: %s", cpath, je.line, cf ? "not an object" : je.text);
+            sbx_make_error(err, 0, "%s: line %d: %s", cpath, je.line,
+                           cf ? "not an object" : je.text);
             return -EX_USAGE;
         }
     }
@@ -168,7 +168,9 @@ enum {
 #define COMMON_OPTS                                                                                \
     {"json", no_argument, NULL, O_JSON}, {"api-key-file", required_argument, NULL, O_KEYFILE},     \
         {"url", required_argument, NULL, O_URL}, {"help", no_argument, NULL, 'h'},                 \
-        {"show-token", no_argument, NULL, O_SHOWTOKEN}
+    {                                                                                              \
+        "show-token", no_argument, NULL, O_SHOWTOKEN                                               \
+    }
 #define CREATE_OPTS                                                                                \
     {"image", required_argument, NULL, O_IMAGE}, {"cpu", required_argument, NULL, O_CPU},          \
         {"memory", required_argument, NULL, O_MEMORY},                                             \
@@ -176,7 +178,10 @@ enum {
         {"label", required_argument, NULL, O_LABEL},                                               \
         {"network", required_argument, NULL, O_NETWORK},                                           \
         {"allow-domain", required_argument, NULL, O_ALLOW},                                        \
-        {"volume", required_argument, NULL, O_VOLUME}, {"wait", no_argument, NULL, O_WAIT}
+        {"volume", required_argument, NULL, O_VOLUME},                                             \
+    {                                                                                              \
+        "wait", no_argument, NULL, O_WAIT                                                          \
+    }
 
 /* Handles the options every verb takes; 1 when it was one of them, -1 on --help. */
 static int
@@ -254,7 +259,8 @@ create_opt(struct create_opts *co, int c)
     case 'e':
     case O_LABEL:
         if (!kv_ok(optarg))
-            return usage_err("%s '%s' is not KEY=VALUE", c == 'e' ? "--env" : "--label", optarg) + 2;
+            return usage_err("%s '%s' is not KEY=VALUE", c == 'e' ? "--env" : "--label", optarg) +
+                   2;
         eq = strchr(optarg, '=');
         *eq = '\0';
         json_object_set_new(c == 'e' ? co->env : co->labels, optarg, json_string(eq + 1));
@@ -268,7 +274,8 @@ create_opt(struct create_opts *co, int c)
     case O_ALLOW:
         if (!*optarg || strpbrk(optarg, " /\t"))
             return usage_err("--allow-domain '%s' is not a domain name", optarg) + 2;
-        json_array_append_new(co->egress, json_pack("{s:s, s:s}", "action", "allow", "target", optarg));
+        json_array_append_new(co->egress,
+                              json_pack("{s:s, s:s}", "action", "allow", "target", optarg));
         return 1;
     case O_VOLUME: {
         /* NAME:/path[:ro] */
@@ -280,9 +287,9 @@ create_opt(struct create_opts *co, int c)
         if (!p || p == s || p[1] != '/' || (ro && strcmp(ro, "ro") && strcmp(ro, "rw")))
             return usage_err("--volume '%s' is not NAME:/path[:ro]", optarg) + 2;
         *p++ = '\0';
-        json_array_append_new(co->volumes,
-                              json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", s, "mountPath", p,
-                                        "readOnly", ro && !strcmp(ro, "ro"), "pvc", "claimName", s));
+        json_array_append_new(
+            co->volumes, json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", s, "mountPath", p,
+                                   "readOnly", ro && !strcmp(ro, "ro"), "pvc", "claimName", s));
         return 1;
     }
     case O_WAIT: co->wait = true; return 1;
@@ -330,10 +337,11 @@ create_body(struct create_opts *co, char **entry)
     if (co->network && !strcmp(co->network, "none"))
         json_object_set_new(b, "extensions", json_pack("{s:s}", "network", "none"));
     if ((co->network && strcmp(co->network, "none")) || json_array_size(co->egress))
-        json_object_set_new(b, "networkPolicy",
-                            json_pack("{s:s, s:O}", "defaultAction",
-                                      co->network && strcmp(co->network, "none") ? co->network : "deny",
-                                      "egress", co->egress));
+        json_object_set_new(
+            b, "networkPolicy",
+            json_pack("{s:s, s:O}", "defaultAction",
+                      co->network && strcmp(co->network, "none") ? co->network : "deny", "egress",
+                      co->egress));
     if (json_array_size(co->volumes))
         json_object_set(b, "volumes", co->volumes);
     return b;
@@ -465,7 +473,8 @@ cmd_create(int argc, char **argv)
             rc = EX_USAGE;
     }
     if (rc == 0 && optind < argc && strcmp(argv[optind - 1], "--"))
-        rc = usage_err("create: unexpected argument '%s' (the entrypoint goes after --)", argv[optind]);
+        rc = usage_err("create: unexpected argument '%s' (the entrypoint goes after --)",
+                       argv[optind]);
     if (rc == 0 && !(rc = setup())) {
         cleanup_free char *id = NULL;
         rc = do_create(&co, argv + optind, &id, true);
@@ -526,7 +535,7 @@ labels_str(json_t *m)
     struct cli_buf b = {0};
     const char *k;
     json_t *v;
-    json_object_foreach(m, k, v) {
+    json_object_foreach (m, k, v) {
         if (b.len)
             cli_buf_put(&b, ",", 1);
         cli_buf_put(&b, k, strlen(k));
@@ -558,8 +567,10 @@ ls_extra(int c)
 static int
 cmd_ls(int argc, char **argv)
 {
-    static const struct option lo[] = {COMMON_OPTS, {"state", required_argument, NULL, O_STATE},
-                                       {"label", required_argument, NULL, O_LABEL}, {0}};
+    static const struct option lo[] = {COMMON_OPTS,
+                                       {"state", required_argument, NULL, O_STATE},
+                                       {"label", required_argument, NULL, O_LABEL},
+                                       {0}};
     ls_states = json_array();
     ls_labels = json_array();
     int rc = parse_simple(argc, argv, "h", lo, ls_extra);
@@ -572,14 +583,14 @@ cmd_ls(int argc, char **argv)
     struct cli_buf q = {0};
     size_t i;
     json_t *v;
-    json_array_foreach(ls_states, i, v) {
+    json_array_foreach (ls_states, i, v) {
         cleanup_free char *e = url_escape(json_string_value(v));
         cleanup_free char *s = xasprintf("&state=%s", e);
         cli_buf_put(&q, s, strlen(s));
     }
     if (json_array_size(ls_labels)) {
         struct cli_buf m = {0};
-        json_array_foreach(ls_labels, i, v) {
+        json_array_foreach (ls_labels, i, v) {
             const char *kv = json_string_value(v);
             const char *eq = strchr(kv, '=');
             cleanup_free char *k = strndup(kv, (size_t)(eq - kv));
@@ -595,7 +606,8 @@ cmd_ls(int argc, char **argv)
     json_t *all = json_array();
     sbx_error_t err = NULL;
     for (int page = 1; page <= 100; page++) {
-        cleanup_free char *path = xasprintf("/sandboxes?pageSize=200&page=%d%s", page, q.p ? q.p : "");
+        cleanup_free char *path =
+            xasprintf("/sandboxes?pageSize=200&page=%d%s", page, q.p ? q.p : "");
         struct http_resp r;
         if ((rc = api_call("GET", path, NULL, &r, &err)) < 0) {
             http_resp_free(&r);
@@ -604,7 +616,8 @@ cmd_ls(int argc, char **argv)
             return fail(&err, rc);
         }
         json_array_extend(all, json_object_get(r.json, "items"));
-        bool more = json_is_true(json_object_get(json_object_get(r.json, "pagination"), "hasNextPage"));
+        bool more =
+            json_is_true(json_object_get(json_object_get(r.json, "pagination"), "hasNextPage"));
         http_resp_free(&r);
         if (!more)
             break;
@@ -616,12 +629,14 @@ cmd_ls(int argc, char **argv)
         json_decref(all);
         return 0;
     }
-    printf("%-36s  %-10s  %-24s  %-10s  %-10s  %s\n", "ID", "STATE", "IMAGE", "CREATED", "EXPIRES", "LABELS");
-    json_array_foreach(all, i, v) {
+    printf("%-36s  %-10s  %-24s  %-10s  %-10s  %s\n", "ID", "STATE", "IMAGE", "CREATED", "EXPIRES",
+           "LABELS");
+    json_array_foreach (all, i, v) {
         char b1[32], b2[32];
         cleanup_free char *l = labels_str(json_object_get(v, "metadata"));
         const char *img = json_string_value(json_object_get(json_object_get(v, "image"), "uri"));
-        printf("%-36s  %-10s  %-24s  %-10s  %-10s  %s\n", json_string_value(json_object_get(v, "id")),
+        printf("%-36s  %-10s  %-24s  %-10s  %-10s  %s\n",
+               json_string_value(json_object_get(v, "id")),
                json_string_value(json_object_get(json_object_get(v, "status"), "state")),
                img ? img : "-",
                fmt_time(json_string_value(json_object_get(v, "createdAt")), b1, sizeof(b1)),
@@ -692,17 +707,23 @@ print_inspect(json_t *o)
     else
         printf("Expires:     never\n");
     printf("Labels:\n");
-    json_object_foreach(json_object_get(o, "metadata"), k, v) printf("  %s=%s\n", k, json_string_value(v));
+    json_object_foreach (json_object_get(o, "metadata"), k, v)
+        printf("  %s=%s\n", k, json_string_value(v));
 }
 
 /* inspect, pause, resume, renew, rm: one request per id, each reported; the worst code wins. */
 static int
 cmd_each(const char *verb, int argc, char **argv)
 {
-    static const struct option lo[] = {COMMON_OPTS, {"force", no_argument, NULL, 'f'},
-                                       {"timeout", required_argument, NULL, O_TIMEOUT}, {0}};
+    static const struct option lo[] = {COMMON_OPTS,
+                                       {"force", no_argument, NULL, 'f'},
+                                       {"timeout", required_argument, NULL, O_TIMEOUT},
+                                       {0}};
     bool is_rm = !strcmp(verb, "rm"), is_renew = !strcmp(verb, "renew");
-    int rc = parse_simple(argc, argv, is_rm ? "hf" : "h", lo, is_rm ? rm_extra : is_renew ? renew_extra : NULL);
+    int rc = parse_simple(argc, argv, is_rm ? "hf" : "h", lo,
+                          is_rm      ? rm_extra
+                          : is_renew ? renew_extra
+                                     : NULL);
     if (rc)
         return rc < 0 ? 0 : rc;
     if (optind >= argc)
@@ -760,7 +781,8 @@ cmd_each(const char *verb, int argc, char **argv)
                 json_object_set(o, "expiresAt", json_object_get(resp.json, "expiresAt"));
             json_array_append_new(out, o);
         } else if (is_renew) {
-            printf("%s expires %s\n", id, json_string_value(json_object_get(resp.json, "expiresAt")));
+            printf("%s expires %s\n", id,
+                   json_string_value(json_object_get(resp.json, "expiresAt")));
         } else
             printf("%s\n", id ? id : argv[i]);
         http_resp_free(&resp);
@@ -877,16 +899,19 @@ cmd_port(int argc, char **argv)
     json_t *hdrs = json_object();
     const char *k;
     json_t *v;
-    json_object_foreach(json_object_get(r.json, "headers"), k, v)
-        json_object_set_new(hdrs, k, json_string(G.show_token ? json_string_value(v) : "<hidden: --show-token>"));
+    json_object_foreach (json_object_get(r.json, "headers"), k, v)
+        json_object_set_new(
+            hdrs, k, json_string(G.show_token ? json_string_value(v) : "<hidden: --show-token>"));
     if (G.json) {
-        json_t *o = json_pack("{s:s, s:s, s:I, s:o}", "id", id, "url", url, "port", (json_int_t)port, "headers", hdrs);
+        json_t *o = json_pack("{s:s, s:s, s:I, s:o}", "id", id, "url", url, "port",
+                              (json_int_t)port, "headers", hdrs);
         json_dumpf(o, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(o);
     } else {
         printf("%s\n", url);
-        json_object_foreach(hdrs, k, v) printf("%s: %s\n", k, json_string_value(v));
+        json_object_foreach (hdrs, k, v)
+            printf("%s: %s\n", k, json_string_value(v));
         json_decref(hdrs);
     }
     http_resp_free(&r);
@@ -1041,8 +1066,9 @@ cmd_run(int argc, char **argv)
         if (rc == 0) {
             sbx_error_t err = NULL;
             sigpending(&pend);
-            int wr = sigismember(&pend, SIGINT) || sigismember(&pend, SIGTERM) ? -EX_FAIL
-                                                                                : wait_ready(id, false, &err);
+            int wr = sigismember(&pend, SIGINT) || sigismember(&pend, SIGTERM)
+                         ? -EX_FAIL
+                         : wait_ready(id, false, &err);
             if (wr < 0) {
                 if (err)
                     sbx_error_print("sbx", &err);

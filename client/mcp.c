@@ -32,8 +32,7 @@ static struct {
        .cond = PTHREAD_COND_INITIALIZER,
        .out_lock = PTHREAD_MUTEX_INITIALIZER};
 
-static void
-logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void
 logf_(const char *fmt, ...)
 {
@@ -136,8 +135,7 @@ resp_free(struct resp *r)
 
 /* 0 with *r filled, or -1 with a message in err (transport failure). */
 static int
-exchange(const char *method, const char *body, size_t len, struct resp *r, char *err,
-         size_t errlen)
+exchange(const char *method, const char *body, size_t len, struct resp *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof(*r));
     CURL *h = curl_easy_init();
@@ -277,8 +275,8 @@ static void
 learn_init(const struct resp *r)
 {
     json_t *m = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
-    const char *v = json_string_value(json_object_get(json_object_get(m, "result"),
-                                                      "protocolVersion"));
+    const char *v =
+        json_string_value(json_object_get(json_object_get(m, "result"), "protocolVersion"));
     remember_session(r, v);
     json_decref(m);
 }
@@ -350,7 +348,7 @@ handle_line(const char *line, size_t len)
         learn_init(&r);
     int sent = forward_answer(&r);
     if (r.status >= 300 && !sent) {
-        const char *why = r.status == 401 ? "the API key was refused (set SBX_API_KEY)"
+        const char *why = r.status == 401   ? "the API key was refused (set SBX_API_KEY)"
                           : r.status == 404 ? "no MCP endpoint there (is SBX_URL an sbx-apid?)"
                                             : "the request failed";
         snprintf(err, sizeof(err), "sbx-apid at %s answered HTTP %ld: %s", B.endpoint, r.status,
@@ -426,7 +424,7 @@ sbx_mcp_stdio(const char *url, const char *api_key)
     while (ul && url[ul - 1] == '/')
         ul--;
     B.endpoint = ul >= 4 && !strncmp(url + ul - 4, "/mcp", 4) ? strndup(url, ul)
-                                                               : xasprintf("%.*s/mcp", (int)ul, url);
+                                                              : xasprintf("%.*s/mcp", (int)ul, url);
     B.key = api_key ? xstrdup(api_key) : NULL;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         logf_("libcurl failed to initialize");

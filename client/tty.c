@@ -46,8 +46,8 @@ static void
 winsize(int *cols, int *rows)
 {
     struct winsize ws = {0};
-    if ((ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 || ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) && ws.ws_col &&
-        ws.ws_row) {
+    if ((ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 || ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) &&
+        ws.ws_col && ws.ws_row) {
         *cols = ws.ws_col;
         *rows = ws.ws_row;
     } else {
@@ -137,7 +137,8 @@ b64(const unsigned char *in, size_t n, char *out)
     static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t o = 0;
     for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (i + 2 < n ? in[i + 2] : 0);
         out[o++] = t[(v >> 18) & 63];
         out[o++] = t[(v >> 12) & 63];
         out[o++] = i + 1 < n ? t[(v >> 6) & 63] : '=';
@@ -242,7 +243,8 @@ int
 cli_exec_tty(char **id, char **argv, const struct exec_opts *o, int *code, sbx_error_t *err)
 {
     struct agent_ep ep;
-    cleanup_close int sfd = -1; /* before any goto out (a cleanup variable must not be jumped past) */
+    cleanup_close int sfd =
+        -1; /* before any goto out (a cleanup variable must not be jumped past) */
     int rc = api_agent(id, &ep, err);
     if (rc < 0)
         return rc;
@@ -291,9 +293,10 @@ cli_exec_tty(char **id, char **argv, const struct exec_opts *o, int *code, sbx_e
     char key[32];
     b64(nonce, sizeof(nonce), key);
     struct cli_buf req = {0};
-    cleanup_free char *head = xasprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                                        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nUser-Agent: sbx/%s\r\n",
-                                        q.p, hostport, key, SBX_VERSION);
+    cleanup_free char *head =
+        xasprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nUser-Agent: sbx/%s\r\n",
+                  q.p, hostport, key, SBX_VERSION);
     cli_buf_free(&q);
     cli_buf_put(&req, head, strlen(head));
     for (struct curl_slist *h = ep.hdrs; h; h = h->next) {
@@ -346,7 +349,8 @@ cli_exec_tty(char **id, char **argv, const struct exec_opts *o, int *code, sbx_e
         const char *body = eoh + 4;
         json_t *j = json_loadb(body, s.in.len - (size_t)(body - s.in.p), 0, NULL);
         const char *m = json_string_value(json_object_get(j, "message"));
-        sbx_make_error(err, 0, "-t: the agent answered HTTP %ld%s%s", st, m ? ": " : "", m ? m : "");
+        sbx_make_error(err, 0, "-t: the agent answered HTTP %ld%s%s", st, m ? ": " : "",
+                       m ? m : "");
         json_decref(j);
         rc = st == 404 ? -EX_NOTFOUND : -EX_FAIL;
         goto out;
@@ -381,8 +385,9 @@ cli_exec_tty(char **id, char **argv, const struct exec_opts *o, int *code, sbx_e
                     send_resize(s.h);
                 else if (si.ssi_signo == SIGINT || si.ssi_signo == SIGQUIT) {
                     /* Not from the keyboard (raw mode sends ^C as a byte): pass it on. */
-                    const char *f = si.ssi_signo == SIGINT ? "{\"type\":\"signal\",\"signal\":\"SIGINT\"}"
-                                                           : "{\"type\":\"signal\",\"signal\":\"SIGQUIT\"}";
+                    const char *f = si.ssi_signo == SIGINT
+                                        ? "{\"type\":\"signal\",\"signal\":\"SIGINT\"}"
+                                        : "{\"type\":\"signal\",\"signal\":\"SIGQUIT\"}";
                     send_frame(s.h, 1, f, strlen(f));
                 } else { /* SIGTERM, SIGHUP: hang up, as closing a terminal does */
                     send_frame(s.h, 8, "\x03\xe8", 2);

@@ -15,7 +15,7 @@ struct ag_req {
     struct ag_query q;
     const char *content_type, *range, *token, *expect;
     const char *upgrade, *ws_key, *ws_version; /* a WebSocket handshake (GET /pty) */
-    int64_t clen; /* -1: none */
+    int64_t clen;                              /* -1: none */
     bool chunked;
     bool http10;
     bool keepalive;
@@ -31,12 +31,14 @@ int ag_parse_head(struct ag_req *r, const char *buf, size_t len, const char **wh
 int ag_route(const char *m, const char *p, char *arg, size_t argsz);
 void ag_req_free(struct ag_req *r);
 
-void ag_reply(struct ag_conn *c, int status, const char *ctype, const void *body, size_t len, const char *extra_hdrs);
+void ag_reply(struct ag_conn *c, int status, const char *ctype, const void *body, size_t len,
+              const char *extra_hdrs);
 void ag_reply_empty(struct ag_conn *c);
 void ag_reply_err(struct ag_conn *c, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Serves [off, off+len) of fd (which the connection then owns) after the headers. */
-void ag_reply_file(struct ag_conn *c, int status, int fd, uint64_t off, uint64_t len, const char *extra_hdrs);
+void ag_reply_file(struct ag_conn *c, int status, int fd, uint64_t off, uint64_t len,
+                   const char *extra_hdrs);
 
 /* Files (agent_files.c). */
 struct ag_fcfg {
@@ -64,7 +66,8 @@ void ag_h_dir_delete(struct ag_conn *c, struct ag_req *r);
 struct ag_upload;
 /* NULL only when out of memory; a non-multipart request fails at the first feed/finish. */
 struct ag_upload *ag_upload_new(const char *content_type);
-int ag_upload_feed(struct ag_upload *up, const char *p, size_t n); /* <0: failed, see ag_upload_error */
+int ag_upload_feed(struct ag_upload *up, const char *p,
+                   size_t n); /* <0: failed, see ag_upload_error */
 int ag_upload_finish(struct ag_upload *up);
 int ag_upload_error(const struct ag_upload *up, const char **code, const char **msg);
 void ag_upload_free(struct ag_upload *up);
@@ -77,9 +80,8 @@ struct ag_cpu_sample {
 };
 void ag_metrics_sample(struct ag_cpu_sample *s);
 /* Appends the Metrics JSON object, CPU % computed between two samples. */
-int ag_metrics_json(struct ag_buf *b, const struct ag_cpu_sample *prev, const struct ag_cpu_sample *cur);
-
-
+int ag_metrics_json(struct ag_buf *b, const struct ag_cpu_sample *prev,
+                    const struct ag_cpu_sample *cur);
 
 /* Server (agent_server.c). */
 struct ag_config {

@@ -1,6 +1,6 @@
-/* /files* and /directories* handlers (contract §B.9–B.11). The agent runs inside the sandbox's mount
- * namespace after pivot_root, so "/" is the sandbox root and no path can name a host file; the
- * O_NOFOLLOW uses below keep the API from writing *through* a symlink a workload planted (it
+/* /files* and /directories* handlers (contract §B.9–B.11). The agent runs inside the sandbox's
+ * mount namespace after pivot_root, so "/" is the sandbox root and no path can name a host file;
+ * the O_NOFOLLOW uses below keep the API from writing *through* a symlink a workload planted (it
  * replaces the link instead), which also keeps the host-side fallback mode sane. */
 #include <dirent.h>
 #include <errno.h>
@@ -35,13 +35,15 @@ ag_resolve_path(const char *in)
         p++;
     }
     while (*p) {
-        if (*p == '$' && (p[1] == '{' || p[1] == '_' || (p[1] >= 'A' && p[1] <= 'Z') || (p[1] >= 'a' && p[1] <= 'z'))) {
+        if (*p == '$' && (p[1] == '{' || p[1] == '_' || (p[1] >= 'A' && p[1] <= 'Z') ||
+                          (p[1] >= 'a' && p[1] <= 'z'))) {
             const char *s = p + 1, *e;
             bool brace = *s == '{';
             if (brace)
                 s++;
             e = s;
-            while (*e == '_' || (*e >= 'A' && *e <= 'Z') || (*e >= 'a' && *e <= 'z') || (*e >= '0' && *e <= '9'))
+            while (*e == '_' || (*e >= 'A' && *e <= 'Z') || (*e >= 'a' && *e <= 'z') ||
+                   (*e >= '0' && *e <= '9'))
                 e++;
             if (!brace || *e == '}') {
                 char name[256];
@@ -77,7 +79,8 @@ ag_resolve_path(const char *in)
     return out;
 }
 
-/* Small per-request id→name cache: a search over many files must not re-read /etc/passwd each time. */
+/* Small per-request id→name cache: a search over many files must not re-read /etc/passwd each time.
+ */
 struct names {
     struct {
         unsigned id;
@@ -118,7 +121,10 @@ fileinfo(struct ag_buf *b, struct names *nc, const char *path, int dirfd, const 
     struct statx sx;
     if (statx(dirfd, rel, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &sx) < 0)
         return -1;
-    const char *type = S_ISREG(sx.stx_mode) ? "file" : S_ISDIR(sx.stx_mode) ? "directory" : S_ISLNK(sx.stx_mode) ? "symlink" : "other";
+    const char *type = S_ISREG(sx.stx_mode)   ? "file"
+                       : S_ISDIR(sx.stx_mode) ? "directory"
+                       : S_ISLNK(sx.stx_mode) ? "symlink"
+                                              : "other";
     char mt[40], ct[40];
     ag_rfc3339(mt, sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec);
     if (sx.stx_mask & STATX_BTIME)
@@ -127,8 +133,9 @@ fileinfo(struct ag_buf *b, struct names *nc, const char *path, int dirfd, const 
         ag_rfc3339(ct, sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec);
     ag_buf_puts(b, "{\"path\":");
     ag_json_str(b, path, strlen(path));
-    ag_buf_printf(b, ",\"type\":\"%s\",\"size\":%llu,\"modified_at\":\"%s\",\"created_at\":\"%s\",\"owner\":", type,
-                  (unsigned long long)sx.stx_size, mt, ct);
+    ag_buf_printf(
+        b, ",\"type\":\"%s\",\"size\":%llu,\"modified_at\":\"%s\",\"created_at\":\"%s\",\"owner\":",
+        type, (unsigned long long)sx.stx_size, mt, ct);
     const char *o = uname_of(nc, sx.stx_uid), *g = gname_of(nc, sx.stx_gid);
     ag_json_str(b, o, strlen(o));
     ag_buf_puts(b, ",\"group\":");
@@ -209,7 +216,8 @@ body_json(struct ag_conn *c, struct ag_req *r, enum ag_jtype want)
     }
     if (j->t != want) {
         ag_json_free(j);
-        ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "expected a JSON %s", want == AG_JOBJ ? "object" : "array");
+        ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "expected a JSON %s",
+                     want == AG_JOBJ ? "object" : "array");
         return NULL;
     }
     return j;
@@ -357,7 +365,8 @@ perm_or_mkdir(struct ag_conn *c, struct ag_req *r, bool mk)
         }
         if (rc == 0 && has_mode && (what = "chmod", chmod(p, mode)) < 0)
             rc = -1;
-        if (rc == 0 && (uid != (uid_t)-1 || gid != (gid_t)-1) && (what = "chown", chown(p, uid, gid)) < 0)
+        if (rc == 0 && (uid != (uid_t)-1 || gid != (gid_t)-1) &&
+            (what = "chown", chown(p, uid, gid)) < 0)
             rc = -1;
         int e = errno;
         free(p);
@@ -399,7 +408,8 @@ keep_owner(int fd, const struct stat *st)
 
 /* Whole-file replace through a temp file + rename, so a reader never sees a half-written file. */
 static int
-replace_one(const char *path, const char *old, size_t oldlen, const char *new, size_t newlen, long *count, int *status)
+replace_one(const char *path, const char *old, size_t oldlen, const char *new, size_t newlen,
+            long *count, int *status)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     *status = 500;
@@ -485,7 +495,8 @@ ag_h_files_replace(struct ag_conn *c, struct ag_req *r)
     for (struct ag_json *it = j->child; it; it = it->next) {
         const struct ag_json *o = ag_json_get(it, "old"), *n = ag_json_get(it, "new");
         if (it->t != AG_JOBJ || !o || o->t != AG_JSTR || o->slen == 0 || (n && n->t != AG_JSTR)) {
-            ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "replace %s: \"old\" must be a non-empty string", it->key);
+            ag_reply_err(c, 400, "INVALID_REQUEST_BODY",
+                         "replace %s: \"old\" must be a non-empty string", it->key);
             goto out;
         }
     }
@@ -496,7 +507,8 @@ ag_h_files_replace(struct ag_conn *c, struct ag_req *r)
         char *p = ag_resolve_path(it->key);
         long cnt = 0;
         int status = 500;
-        if (p == NULL || replace_one(p, o->s, o->slen, n ? n->s : "", n ? n->slen : 0, &cnt, &status) < 0) {
+        if (p == NULL ||
+            replace_one(p, o->s, o->slen, n ? n->s : "", n ? n->slen : 0, &cnt, &status) < 0) {
             int e = errno;
             free(p);
             ag_buf_free(&b);
@@ -570,7 +582,8 @@ walk_dir(struct walk *w, int dirfd, const char *path, int depth)
         ag_buf_printf(&full, "%s%s%s", path, strcmp(path, "/") ? "/" : "", names[i]);
         struct stat st;
         if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
-            bool emit = w->list ? true : (S_ISREG(st.st_mode) && ag_glob_match(w->pattern, names[i]));
+            bool emit =
+                w->list ? true : (S_ISREG(st.st_mode) && ag_glob_match(w->pattern, names[i]));
             if (emit) {
                 if (w->count++)
                     ag_buf_putc(&w->out, ',');
@@ -624,7 +637,8 @@ list_or_search(struct ag_conn *c, struct ag_req *r, bool list)
         return;
     }
     if (!S_ISDIR(st.st_mode)) {
-        /* listing rejects symlinks and files with 400 (spec); search treats them as "no such dir" */
+        /* listing rejects symlinks and files with 400 (spec); search treats them as "no such dir"
+         */
         if (list)
             ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "%s is not a directory", arg);
         else
@@ -733,7 +747,8 @@ content_disposition(struct ag_buf *h, const char *path)
     }
     ag_buf_puts(h, "Content-Disposition: attachment; filename=\"download\"; filename*=UTF-8''");
     for (const unsigned char *s = (const unsigned char *)base; *s; s++) {
-        if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || strchr("-._~", *s))
+        if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+            strchr("-._~", *s))
             ag_buf_putc(h, (char)*s);
         else
             ag_buf_printf(h, "%%%02X", *s);
@@ -769,7 +784,8 @@ ag_h_files_download(struct ag_conn *c, struct ag_req *r)
     if (rr == 1 && (off || lim)) {
         /* SDK 0.1.11's offset/limit: the same byte window as a Range would give. */
         char rh[64];
-        unsigned long long o = off ? strtoull(off, NULL, 10) : 0, l = lim ? strtoull(lim, NULL, 10) : 0;
+        unsigned long long o = off ? strtoull(off, NULL, 10) : 0,
+                           l = lim ? strtoull(lim, NULL, 10) : 0;
         if (l)
             snprintf(rh, sizeof(rh), "bytes=%llu-%llu", o, o + l - 1);
         else
@@ -782,12 +798,13 @@ ag_h_files_download(struct ag_conn *c, struct ag_req *r)
     if (rr < 0) {
         close(fd);
         ag_buf_free(&h);
-        ag_reply_err(c, 416, "INVALID_REQUEST_BODY", "range not satisfiable (size %llu)", (unsigned long long)size);
+        ag_reply_err(c, 416, "INVALID_REQUEST_BODY", "range not satisfiable (size %llu)",
+                     (unsigned long long)size);
         return;
     }
     if (rr == 0) {
-        ag_buf_printf(&h, "Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)a, (unsigned long long)b,
-                      (unsigned long long)size);
+        ag_buf_printf(&h, "Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)a,
+                      (unsigned long long)b, (unsigned long long)size);
         ag_reply_file(c, 206, fd, a, b - a + 1, h.p);
     } else {
         ag_reply_file(c, 200, fd, 0, size, h.p);
@@ -838,15 +855,19 @@ up_open(struct ag_upload *u)
         int rc = ag_mkdir_p(u->path, 0755);
         *slash = '/';
         if (rc < 0)
-            return up_fail(u, 500, "RUNTIME_ERROR", "create parent of %s: %s", u->path, strerror(errno));
+            return up_fail(u, 500, "RUNTIME_ERROR", "create parent of %s: %s", u->path,
+                           strerror(errno));
     }
     for (int tries = 0; tries < 3; tries++) {
         struct stat st;
         u->created = lstat(u->path, &st) < 0;
-        int fd = open(u->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (u->created ? O_EXCL : 0),
+        int fd = open(u->path,
+                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
+                          (u->created ? O_EXCL : 0),
                       0777);
         if (fd < 0 && (errno == ELOOP || errno == EEXIST)) {
-            /* A symlink (possibly swapped in since the lstat) is replaced, never written through. */
+            /* A symlink (possibly swapped in since the lstat) is replaced, never written through.
+             */
             if (errno == ELOOP)
                 unlink(u->path);
             continue;
@@ -870,14 +891,16 @@ up_begin(void *p, const char *name, const char *filename, const char *ctype)
     struct ag_upload *u = p;
     if (strcmp(name, "metadata") == 0) {
         if (u->st == UP_WANT_FILE)
-            return up_fail(u, 400, "INVALID_FILE_CONTENT", "metadata part without a following file part");
+            return up_fail(u, 400, "INVALID_FILE_CONTENT",
+                           "metadata part without a following file part");
         u->st = UP_IN_META;
         u->meta.len = 0;
         return 0;
     }
     if (strcmp(name, "file") == 0) {
         if (u->st != UP_WANT_FILE)
-            return up_fail(u, 400, "INVALID_FILE_METADATA", "file part without a preceding metadata part");
+            return up_fail(u, 400, "INVALID_FILE_METADATA",
+                           "file part without a preceding metadata part");
         u->st = UP_IN_FILE;
         return up_open(u);
     }
@@ -922,7 +945,8 @@ up_end(void *p)
         struct ag_json *j = ag_json_parse(u->meta.p ? u->meta.p : "", u->meta.len, &err);
         if (j == NULL || j->t != AG_JOBJ) {
             ag_json_free(j);
-            return up_fail(u, 400, "INVALID_FILE_METADATA", "metadata is not a JSON object: %s", err ? err : "?");
+            return up_fail(u, 400, "INVALID_FILE_METADATA", "metadata is not a JSON object: %s",
+                           err ? err : "?");
         }
         const char *path = ag_json_getstr(j, "path");
         int rc = 0;

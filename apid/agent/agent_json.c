@@ -125,8 +125,8 @@ parse_string(struct parser *p, char **out, size_t *outlen)
                 }
                 p->s += 4;
                 if (cp >= 0xd800 && cp <= 0xdbff) {
-                    if (p->e - p->s < 6 || p->s[0] != '\\' || p->s[1] != 'u' || hex4(p->s + 2, &lo) < 0 ||
-                        lo < 0xdc00 || lo > 0xdfff) {
+                    if (p->e - p->s < 6 || p->s[0] != '\\' || p->s[1] != 'u' ||
+                        hex4(p->s + 2, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff) {
                         p->err = "unpaired surrogate";
                         goto fail;
                     }
@@ -139,15 +139,14 @@ parse_string(struct parser *p, char **out, size_t *outlen)
                 put_utf8(&b, cp);
                 break;
             }
-            default:
-                p->err = "bad escape";
-                goto fail;
+            default: p->err = "bad escape"; goto fail;
             }
             continue;
         }
         if (c < 0x80) {
             const char *q = p->s;
-            while (q < p->e && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80 && *q != '"' && *q != '\\')
+            while (q < p->e && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80 && *q != '"' &&
+                   *q != '\\')
                 q++;
             ag_buf_put(&b, p->s, (size_t)(q - p->s));
             p->s = q;

@@ -1,5 +1,6 @@
 /* Small strict JSON parser (RFC 8259) for request bodies. Depth- and size-bounded so hostile input
- * cannot exhaust the stack; strings are decoded to UTF-8 and keep their length (may contain NUL). */
+ * cannot exhaust the stack; strings are decoded to UTF-8 and keep their length (may contain NUL).
+ */
 #ifndef SBX_AGENT_JSON_H
 #define SBX_AGENT_JSON_H
 #include <stdbool.h>

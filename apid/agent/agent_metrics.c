@@ -63,8 +63,9 @@ cpu_count(void)
     } else {
         uint64_t per = 0;
         char qb[64];
-        if (read_small("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", qb, sizeof(qb)) > 0 && atoll(qb) > 0 &&
-            read_u64("/sys/fs/cgroup/cpu/cpu.cfs_period_us", &per) && per > 0 && (double)atoll(qb) / (double)per < n)
+        if (read_small("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", qb, sizeof(qb)) > 0 &&
+            atoll(qb) > 0 && read_u64("/sys/fs/cgroup/cpu/cpu.cfs_period_us", &per) && per > 0 &&
+            (double)atoll(qb) / (double)per < n)
             n = (double)atoll(qb) / (double)per;
     }
     return n;
@@ -85,16 +86,19 @@ ag_metrics_sample(struct ag_cpu_sample *s)
         }
     }
     uint64_t ns;
-    if (read_u64("/sys/fs/cgroup/cpuacct/cpuacct.usage", &ns) || read_u64("/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage", &ns)) {
+    if (read_u64("/sys/fs/cgroup/cpuacct/cpuacct.usage", &ns) ||
+        read_u64("/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage", &ns)) {
         s->usage_us = ns / 1000;
         s->ok = true;
         return;
     }
     if (read_small("/proc/stat", b, sizeof(b)) > 0) {
         unsigned long long u, ni, sy, id, io, irq, sirq, st;
-        if (sscanf(b, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &u, &ni, &sy, &id, &io, &irq, &sirq, &st) == 8) {
+        if (sscanf(b, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &u, &ni, &sy, &id, &io, &irq,
+                   &sirq, &st) == 8) {
             long hz = sysconf(_SC_CLK_TCK);
-            s->usage_us = (u + ni + sy + irq + sirq + st) * (1000000ULL / (unsigned long long)(hz > 0 ? hz : 100));
+            s->usage_us = (u + ni + sy + irq + sirq + st) *
+                          (1000000ULL / (unsigned long long)(hz > 0 ? hz : 100));
             s->ok = true;
         }
     }
@@ -105,8 +109,10 @@ ag_metrics_json(struct ag_buf *b, const struct ag_cpu_sample *prev, const struct
 {
     double ncpu = cpu_count();
     double pct = 0;
-    if (prev && prev->ok && cur->ok && cur->mono_ms > prev->mono_ms && cur->usage_us >= prev->usage_us) {
-        pct = (double)(cur->usage_us - prev->usage_us) / ((double)(cur->mono_ms - prev->mono_ms) * 1000.0 * ncpu) * 100.0;
+    if (prev && prev->ok && cur->ok && cur->mono_ms > prev->mono_ms &&
+        cur->usage_us >= prev->usage_us) {
+        pct = (double)(cur->usage_us - prev->usage_us) /
+              ((double)(cur->mono_ms - prev->mono_ms) * 1000.0 * ncpu) * 100.0;
         if (pct > 100)
             pct = 100;
     }
@@ -125,6 +131,9 @@ ag_metrics_json(struct ag_buf *b, const struct ag_cpu_sample *prev, const struct
         uint64_t avail = meminfo("MemAvailable:");
         used = total > avail ? total - avail : 0;
     }
-    return ag_buf_printf(b, "{\"cpu_count\":%.2f,\"cpu_used_pct\":%.2f,\"mem_total_mib\":%.2f,\"mem_used_mib\":%.2f,\"timestamp\":%lld}",
-                         ncpu, pct, (double)total / 1048576.0, (double)used / 1048576.0, (long long)ag_now_ms());
+    return ag_buf_printf(b,
+                         "{\"cpu_count\":%.2f,\"cpu_used_pct\":%.2f,\"mem_total_mib\":%.2f,\"mem_"
+                         "used_mib\":%.2f,\"timestamp\":%lld}",
+                         ncpu, pct, (double)total / 1048576.0, (double)used / 1048576.0,
+                         (long long)ag_now_ms());
 }

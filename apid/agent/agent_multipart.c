@@ -217,8 +217,7 @@ ag_mp_feed(struct ag_mp *mp, const char *p, size_t n, const struct ag_mp_cb *cb,
             }
             break;
         }
-        case MP_EPILOGUE:
-            return 0;
+        case MP_EPILOGUE: return 0;
         }
     }
     return 0;

@@ -27,7 +27,8 @@ struct ag_mp {
     int parts;
 };
 
-/* Extracts the boundary from a Content-Type header. -1 if not multipart/form-data or no boundary. */
+/* Extracts the boundary from a Content-Type header. -1 if not multipart/form-data or no boundary.
+ */
 int ag_mp_init(struct ag_mp *mp, const char *content_type);
 /* 0 ok, -1 malformed, callback errors (<0 from a callback) returned as -2. */
 int ag_mp_feed(struct ag_mp *mp, const char *p, size_t n, const struct ag_mp_cb *cb, void *u);

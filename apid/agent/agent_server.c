@@ -208,7 +208,8 @@ put_head(struct ag_conn *c, int status, const char *ctype, int64_t clen, const c
 }
 
 void
-ag_reply(struct ag_conn *c, int status, const char *ctype, const void *body, size_t len, const char *extra)
+ag_reply(struct ag_conn *c, int status, const char *ctype, const void *body, size_t len,
+         const char *extra)
 {
     put_head(c, status, ctype, (int64_t)len, extra);
     ag_buf_put(&c->out, body, len);
@@ -368,7 +369,8 @@ static bool
 conn_flush(struct ag_conn *c)
 {
     while (c->out.len > c->out_off) {
-        ssize_t n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -549,9 +551,30 @@ ag_parse_head(struct ag_req *r, const char *buf, size_t len, const char **why)
 /* ---------- routing ---------- */
 
 enum {
-    R_PING = 1, R_CMD_RUN, R_CMD_DEL, R_CMD_STATUS, R_CMD_LOGS, R_SESS_NEW, R_SESS_RUN, R_SESS_DEL,
-    R_F_INFO, R_F_DEL, R_F_MV, R_F_PERM, R_F_REPL, R_F_SEARCH, R_F_UP, R_F_DOWN,
-    R_D_LIST, R_D_MK, R_D_DEL, R_METRICS, R_WATCH, R_CODE, R_ENTRY, R_PTY,
+    R_PING = 1,
+    R_CMD_RUN,
+    R_CMD_DEL,
+    R_CMD_STATUS,
+    R_CMD_LOGS,
+    R_SESS_NEW,
+    R_SESS_RUN,
+    R_SESS_DEL,
+    R_F_INFO,
+    R_F_DEL,
+    R_F_MV,
+    R_F_PERM,
+    R_F_REPL,
+    R_F_SEARCH,
+    R_F_UP,
+    R_F_DOWN,
+    R_D_LIST,
+    R_D_MK,
+    R_D_DEL,
+    R_METRICS,
+    R_WATCH,
+    R_CODE,
+    R_ENTRY,
+    R_PTY,
 };
 
 int
@@ -603,7 +626,8 @@ ag_route(const char *m, const char *p, char *arg, size_t argsz)
             return strcmp(m, "GET") ? -405 : R_CMD_STATUS;
         }
     }
-    if (!strncmp(p, "/command/", 9) && sscanf(p + 9, "%127[^/]", a) == 1 && !strcmp(p + 9 + strlen(a), "/logs")) {
+    if (!strncmp(p, "/command/", 9) && sscanf(p + 9, "%127[^/]", a) == 1 &&
+        !strcmp(p + 9 + strlen(a), "/logs")) {
         snprintf(arg, argsz, "%s", a);
         return strcmp(m, "GET") ? -405 : R_CMD_LOGS;
     }
@@ -624,13 +648,16 @@ static int
 route_body(int r)
 {
     switch (r) {
-    case R_CMD_RUN: case R_SESS_NEW: case R_SESS_RUN: case R_F_MV: case R_F_PERM: case R_F_REPL: case R_D_MK:
-    case R_ENTRY:
-        return B_BUFFER;
-    case R_F_UP:
-        return B_UPLOAD;
-    default:
-        return B_DISCARD;
+    case R_CMD_RUN:
+    case R_SESS_NEW:
+    case R_SESS_RUN:
+    case R_F_MV:
+    case R_F_PERM:
+    case R_F_REPL:
+    case R_D_MK:
+    case R_ENTRY: return B_BUFFER;
+    case R_F_UP: return B_UPLOAD;
+    default: return B_DISCARD;
     }
 }
 
@@ -665,7 +692,11 @@ on_line(void *u, const char *line, size_t n)
     struct line_ctx *lc = u;
     if (lc->cmd->conn == NULL)
         return 0;
-    struct ag_event ev = {.type = lc->type, .text = line, .textlen = n, .timestamp = ag_now_ms(), .execution_time = -1};
+    struct ag_event ev = {.type = lc->type,
+                          .text = line,
+                          .textlen = n,
+                          .timestamp = ag_now_ms(),
+                          .execution_time = -1};
     send_event(lc->cmd->conn, &ev);
     return 0;
 }
@@ -818,7 +849,8 @@ cmd_finalize(struct ag_cmd *cmd)
         ag_lsplit_flush(&cmd->ls[1], on_line, &le);
         int64_t now = ag_now_ms();
         if (!cmd->spawn_failed && cmd->exit_code == 0) {
-            struct ag_event ev = {.type = "execution_complete", .timestamp = now,
+            struct ag_event ev = {.type = "execution_complete",
+                                  .timestamp = now,
                                   .execution_time = ag_mono_ms() - cmd->mono_start};
             send_event(c, &ev);
         } else {
@@ -828,8 +860,12 @@ cmd_finalize(struct ag_cmd *cmd)
                 snprintf(ev_val, sizeof(ev_val), "%d", cmd->exit_code);
                 val = ev_val;
             }
-            struct ag_event ev = {.type = "error", .timestamp = now, .execution_time = -1, .ename = "CommandExecError",
-                                  .evalue = val, .traceback = cmd->err};
+            struct ag_event ev = {.type = "error",
+                                  .timestamp = now,
+                                  .execution_time = -1,
+                                  .ename = "CommandExecError",
+                                  .evalue = val,
+                                  .traceback = cmd->err};
             send_event(c, &ev);
         }
         stream_end(c);
@@ -905,7 +941,9 @@ build_env(const struct ag_json *envs, const char *home, const char *user)
     struct {
         const char *k;
         const char *v;
-    } defaults[] = {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, {"HOME", home}, {"USER", user}};
+    } defaults[] = {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+                    {"HOME", home},
+                    {"USER", user}};
     for (size_t d = 0; d < 3; d++) {
         if (defaults[d].v == NULL || !defaults[d].v[0])
             continue;
@@ -931,8 +969,8 @@ build_env(const struct ag_json *envs, const char *home, const char *user)
         }
     }
     for (const struct ag_json *e = envs ? envs->child : NULL; e; e = e->next) {
-        if (e->t != AG_JSTR || !e->key || strchr(e->key, '=') || !*e->key || strlen(e->key) != e->keylen ||
-            strlen(e->s) != e->slen)
+        if (e->t != AG_JSTR || !e->key || strchr(e->key, '=') || !*e->key ||
+            strlen(e->key) != e->keylen || strlen(e->s) != e->slen)
             continue;
         size_t kl = e->keylen;
         char *kv = malloc(kl + e->slen + 2);
@@ -975,7 +1013,8 @@ expand_cwd(const char *in, char **env)
             bool brace = *s == '{';
             if (brace)
                 s++;
-            for (e = s; *e == '_' || (*e >= 'A' && *e <= 'Z') || (*e >= 'a' && *e <= 'z') || (*e >= '0' && *e <= '9');)
+            for (e = s; *e == '_' || (*e >= 'A' && *e <= 'Z') || (*e >= 'a' && *e <= 'z') ||
+                        (*e >= '0' && *e <= '9');)
                 e++;
             if (e > s && (!brace || *e == '}')) {
                 size_t l = (size_t)(e - s);
@@ -1002,11 +1041,11 @@ expand_cwd(const char *in, char **env)
     return ag_buf_cstr(&b) ? b.p : strdup(in);
 }
 
-static void __attribute__((noreturn))
-child_fail(int efd, const char *what, const char *arg)
+static void __attribute__((noreturn)) child_fail(int efd, const char *what, const char *arg)
 {
     char msg[512];
-    int n = snprintf(msg, sizeof(msg), "%s%s%s: %s", what, arg ? " " : "", arg ? arg : "", strerror(errno));
+    int n = snprintf(msg, sizeof(msg), "%s%s%s: %s", what, arg ? " " : "", arg ? arg : "",
+                     strerror(errno));
     if (n > 0 && write(efd, msg, (size_t)n) < 0) {
         /* nothing left to report to */
     }
@@ -1015,8 +1054,9 @@ child_fail(int efd, const char *what, const char *arg)
 
 /* Runs in the forked child: never returns. */
 static void __attribute__((noreturn))
-child_exec(const struct spawn_req *sr, int out, int err, int state, int efd, const char *cwd, uid_t uid, gid_t gid,
-           const gid_t *groups, int ngroups, bool setids, char **env, char **argv)
+child_exec(const struct spawn_req *sr, int out, int err, int state, int efd, const char *cwd,
+           uid_t uid, gid_t gid, const gid_t *groups, int ngroups, bool setids, char **env,
+           char **argv)
 {
     sigset_t none;
     sigemptyset(&none);
@@ -1115,7 +1155,8 @@ cmd_spawn(const struct spawn_req *sr, const char **why)
         goto fail;
     }
     if (pid == 0)
-        child_exec(sr, po[1], pe[1], ps[1], pf[1], cwd, uid, gid, groups, ngroups, setids, env, argv);
+        child_exec(sr, po[1], pe[1], ps[1], pf[1], cwd, uid, gid, groups, ngroups, setids, env,
+                   argv);
     close(po[1]);
     close(pe[1]);
     if (ps[1] >= 0)
@@ -1179,11 +1220,15 @@ static void
 cmd_attach(struct ag_conn *c, struct ag_cmd *cmd)
 {
     stream_begin(c, "text/event-stream");
-    struct ag_event init = {.type = "init", .text = cmd->id, .textlen = strlen(cmd->id), .timestamp = ag_now_ms(),
+    struct ag_event init = {.type = "init",
+                            .text = cmd->id,
+                            .textlen = strlen(cmd->id),
+                            .timestamp = ag_now_ms(),
                             .execution_time = -1};
     send_event(c, &init);
     if (cmd->background) {
-        struct ag_event done = {.type = "execution_complete", .timestamp = ag_now_ms(), .execution_time = 0};
+        struct ag_event done = {
+            .type = "execution_complete", .timestamp = ag_now_ms(), .execution_time = 0};
         send_event(c, &done);
         stream_end(c);
         return;
@@ -1213,7 +1258,8 @@ parse_body(struct ag_conn *c, bool allow_empty)
         return ag_json_parse("{}", 2, NULL);
     struct ag_json *j = ag_json_parse(r->body.p ? r->body.p : "", r->body.len, &err);
     if (j == NULL || j->t != AG_JOBJ) {
-        ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "error parsing request body: %s", j ? "expected an object" : err);
+        ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "error parsing request body: %s",
+                     j ? "expected an object" : err);
         ag_json_free(j);
         return NULL;
     }
@@ -1250,7 +1296,8 @@ parse_run(struct ag_conn *c, const struct ag_json *j, struct spawn_req *sr)
     v = ag_json_get(j, "timeout");
     if (v && v->t != AG_JNULL) {
         if (v->t != AG_JNUM || v->d < 0 || v->d > 1e15) {
-            ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "\"timeout\" must be a non-negative number of milliseconds");
+            ag_reply_err(c, 400, "INVALID_REQUEST_BODY",
+                         "\"timeout\" must be a non-negative number of milliseconds");
             return false;
         }
         sr->timeout_ms = v->is_int ? v->i : (int64_t)v->d;
@@ -1267,7 +1314,8 @@ parse_run(struct ag_conn *c, const struct ag_json *j, struct spawn_req *sr)
     const struct ag_json *ju = ag_json_get(j, "uid"), *jg = ag_json_get(j, "gid");
     if (ju && ju->t != AG_JNULL) {
         if (!json_u32(ju, &u)) {
-            ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "\"uid\" must be an unsigned 32-bit integer");
+            ag_reply_err(c, 400, "INVALID_REQUEST_BODY",
+                         "\"uid\" must be an unsigned 32-bit integer");
             return false;
         }
         sr->has_uid = true;
@@ -1275,7 +1323,8 @@ parse_run(struct ag_conn *c, const struct ag_json *j, struct spawn_req *sr)
     }
     if (jg && jg->t != AG_JNULL) {
         if (!json_u32(jg, &u) || !sr->has_uid) {
-            ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "\"gid\" must be an unsigned 32-bit integer and needs \"uid\"");
+            ag_reply_err(c, 400, "INVALID_REQUEST_BODY",
+                         "\"gid\" must be an unsigned 32-bit integer and needs \"uid\"");
             return false;
         }
         sr->has_gid = true;
@@ -1527,7 +1576,8 @@ h_session_run(struct ag_conn *c)
         const char *why = NULL;
         struct ag_cmd *cmd = sr.script ? cmd_spawn(&sr, &why) : NULL;
         if (cmd == NULL)
-            ag_reply_err(c, 500, "RUNTIME_ERROR", "cannot start command: %s", why ? why : "out of memory");
+            ag_reply_err(c, 500, "RUNTIME_ERROR", "cannot start command: %s",
+                         why ? why : "out of memory");
         else
             cmd_attach(c, cmd);
         ag_buf_free(&sc);
@@ -1617,8 +1667,7 @@ static void h_entrypoint(struct ag_conn *c);
 
 #define PTY_PIN_MAX (1u << 20)
 
-static void
-ws_text(struct ag_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ws_text(struct ag_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void
 ws_text(struct ag_conn *c, const char *fmt, ...)
 {
@@ -1628,7 +1677,8 @@ ws_text(struct ag_conn *c, const char *fmt, ...)
     int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
     if (n > 0)
-        ag_ws_frame(&c->out, AG_WS_TEXT, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+        ag_ws_frame(&c->out, AG_WS_TEXT, tmp,
+                    (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
 static void
@@ -1709,7 +1759,8 @@ ws_input(struct ag_conn *c)
         }
         if (m.opcode == AG_WS_BIN && cmd) {
             if (pty_write(cmd, m.payload, m.len) < 0)
-                ws_text(c, "{\"type\":\"error\",\"error\":\"input not read\",\"code\":\"STDIN_WRITE_FAILED\"}");
+                ws_text(c, "{\"type\":\"error\",\"error\":\"input not "
+                           "read\",\"code\":\"STDIN_WRITE_FAILED\"}");
         } else if (m.opcode == AG_WS_TEXT) {
             struct ag_json *j = ag_json_parse(m.payload, m.len, NULL);
             const struct ag_json *t = ag_json_get(j, "type");
@@ -1717,7 +1768,8 @@ ws_input(struct ag_conn *c)
             if (!strcmp(type, "stdin") && cmd) {
                 const struct ag_json *d = ag_json_get(j, "data");
                 if (d && d->t == AG_JSTR && pty_write(cmd, d->s, d->slen) < 0)
-                    ws_text(c, "{\"type\":\"error\",\"error\":\"input not read\",\"code\":\"STDIN_WRITE_FAILED\"}");
+                    ws_text(c, "{\"type\":\"error\",\"error\":\"input not "
+                               "read\",\"code\":\"STDIN_WRITE_FAILED\"}");
             } else if (!strcmp(type, "resize") && cmd) {
                 const struct ag_json *w = ag_json_get(j, "cols"), *h = ag_json_get(j, "rows");
                 if (w && h && w->t == AG_JNUM && h->t == AG_JNUM && w->is_int && h->is_int)
@@ -1725,15 +1777,19 @@ ws_input(struct ag_conn *c)
             } else if (!strcmp(type, "signal") && cmd) {
                 const struct ag_json *sg = ag_json_get(j, "signal");
                 const char *name = sg && sg->t == AG_JSTR ? sg->s : "";
-                int sig = !strcmp(name, "SIGINT") ? SIGINT : !strcmp(name, "SIGTERM") ? SIGTERM
-                        : !strcmp(name, "SIGKILL") ? SIGKILL : !strcmp(name, "SIGHUP") ? SIGHUP
-                        : !strcmp(name, "SIGQUIT") ? SIGQUIT : 0;
+                int sig = !strcmp(name, "SIGINT")    ? SIGINT
+                          : !strcmp(name, "SIGTERM") ? SIGTERM
+                          : !strcmp(name, "SIGKILL") ? SIGKILL
+                          : !strcmp(name, "SIGHUP")  ? SIGHUP
+                          : !strcmp(name, "SIGQUIT") ? SIGQUIT
+                                                     : 0;
                 if (sig)
                     cmd_kill(cmd, sig);
             } else if (!strcmp(type, "ping")) {
                 ws_text(c, "{\"type\":\"pong\"}");
             } else if (cmd) {
-                ws_text(c, "{\"type\":\"error\",\"error\":\"unknown frame type\",\"code\":\"INVALID_FRAME\"}");
+                ws_text(c, "{\"type\":\"error\",\"error\":\"unknown frame "
+                           "type\",\"code\":\"INVALID_FRAME\"}");
             }
             ag_json_free(j);
         } else if (m.opcode == AG_WS_PING) {
@@ -1752,8 +1808,8 @@ static void
 h_pty(struct ag_conn *c)
 {
     struct ag_req *r = &c->req;
-    if (!r->upgrade || strcasecmp(r->upgrade, "websocket") || !r->ws_key || strlen(r->ws_key) > 64 ||
-        (r->ws_version && strcmp(r->ws_version, "13"))) {
+    if (!r->upgrade || strcasecmp(r->upgrade, "websocket") || !r->ws_key ||
+        strlen(r->ws_key) > 64 || (r->ws_version && strcmp(r->ws_version, "13"))) {
         ag_reply_err(c, 400, "INVALID_REQUEST", "GET /pty is a WebSocket (version 13) upgrade");
         return;
     }
@@ -1828,7 +1884,8 @@ h_pty(struct ag_conn *c)
     const char *why = "cannot open a terminal";
     char sname[64];
     int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC), slave = -1;
-    if (master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0 && ptsname_r(master, sname, sizeof(sname)) == 0)
+    if (master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0 &&
+        ptsname_r(master, sname, sizeof(sname)) == 0)
         slave = open(sname, O_RDWR | O_NOCTTY | O_CLOEXEC);
     struct ag_cmd *cmd = NULL;
     if (slave >= 0) {
@@ -1856,8 +1913,11 @@ h_pty(struct ag_conn *c)
     }
     char accept[29];
     ag_ws_accept(r->ws_key, accept);
-    ag_buf_printf(&c->out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                           "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+    ag_buf_printf(
+        &c->out,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: %s\r\n\r\n",
+        accept);
     c->ws = true;
     c->st = S_RESP;
     c->resp_done = false;
@@ -1913,8 +1973,8 @@ on_head(struct ag_conn *c)
 {
     struct ag_req *r = &c->req;
     bool has_body = r->chunked || r->clen > 0;
-    if (S.cfg->token &&
-        (r->token == NULL || !ag_ct_equal(r->token, strlen(r->token), S.cfg->token, S.cfg->toklen))) {
+    if (S.cfg->token && (r->token == NULL ||
+                         !ag_ct_equal(r->token, strlen(r->token), S.cfg->token, S.cfg->toklen))) {
         if (has_body)
             c->close_after = true;
         ag_reply_err(c, 401, "UNAUTHORIZED", "invalid or missing header X-EXECD-ACCESS-TOKEN");
@@ -1925,9 +1985,11 @@ on_head(struct ag_conn *c)
         if (has_body)
             c->close_after = true;
         if (rt == -405)
-            ag_reply_err(c, 405, "NOT_SUPPORTED", "method %s not allowed on %s", r->method, r->path);
+            ag_reply_err(c, 405, "NOT_SUPPORTED", "method %s not allowed on %s", r->method,
+                         r->path);
         else if (rt == R_CODE)
-            ag_reply_err(c, 501, "NOT_SUPPORTED", "the code interpreter is not available in sbx-agent");
+            ag_reply_err(c, 501, "NOT_SUPPORTED",
+                         "the code interpreter is not available in sbx-agent");
         else
             ag_reply_err(c, 404, "NOT_FOUND", "no route for %s %s", r->method, r->path);
         return;
@@ -1942,7 +2004,8 @@ on_head(struct ag_conn *c)
     c->blimit = limit;
     if (limit && r->clen > 0 && (uint64_t)r->clen > limit) {
         c->close_after = true;
-        ag_reply_err(c, 413, "REQUEST_TOO_LARGE", "request body of %lld bytes exceeds the limit of %llu", (long long)r->clen,
+        ag_reply_err(c, 413, "REQUEST_TOO_LARGE",
+                     "request body of %lld bytes exceeds the limit of %llu", (long long)r->clen,
                      (unsigned long long)limit);
         return;
     }
@@ -1978,7 +2041,8 @@ body_data(void *u, const char *p, size_t n)
     c->btotal += n;
     if (c->blimit && c->btotal > c->blimit) {
         c->close_after = true;
-        ag_reply_err(c, 413, "REQUEST_TOO_LARGE", "request body exceeds the limit of %llu bytes", (unsigned long long)c->blimit);
+        ag_reply_err(c, 413, "REQUEST_TOO_LARGE", "request body exceeds the limit of %llu bytes",
+                     (unsigned long long)c->blimit);
         return -1;
     }
     if (c->bmode == B_BUFFER) {
@@ -2011,7 +2075,8 @@ body_feed(struct ag_conn *c)
         ag_buf_consume(&c->in, used);
         if (rc == -1) {
             c->close_after = true;
-            ag_reply_err(c, 400, c->bmode == B_UPLOAD ? "INVALID_FILE" : "INVALID_REQUEST_BODY", "bad chunked encoding");
+            ag_reply_err(c, 400, c->bmode == B_UPLOAD ? "INVALID_FILE" : "INVALID_REQUEST_BODY",
+                         "bad chunked encoding");
         }
         if (rc < 0) {
             c->st = S_RESP;
@@ -2066,7 +2131,8 @@ conn_drive(struct ag_conn *c)
                 if (c->in.len > HEAD_MAX) {
                     c->close_after = true;
                     c->req.keepalive = false;
-                    ag_reply_err(c, 431, "INVALID_REQUEST_BODY", "request head larger than %d bytes", HEAD_MAX);
+                    ag_reply_err(c, 431, "INVALID_REQUEST_BODY",
+                                 "request head larger than %d bytes", HEAD_MAX);
                     continue;
                 }
                 c->deadline = ag_mono_ms() + SLOW_MS;
@@ -2203,10 +2269,10 @@ static int
 timers(void)
 {
     int64_t now = ag_mono_ms(), next = now + 60000;
-#define NEXT(t) \
-    do { \
-        if ((t) > 0 && (t) < next) \
-            next = (t); \
+#define NEXT(t)                                                                                    \
+    do {                                                                                           \
+        if ((t) > 0 && (t) < next)                                                                 \
+            next = (t);                                                                            \
     } while (0)
     for (struct ag_cmd *cmd = S.cmds; cmd; cmd = cmd->next) {
         if (cmd->finished)
@@ -2232,7 +2298,11 @@ timers(void)
         if (c->dead)
             continue;
         if (c->cmd && !c->ws && now >= c->tick) {
-            struct ag_event ping = {.type = "ping", .text = "pong", .textlen = 4, .timestamp = ag_now_ms(), .execution_time = -1};
+            struct ag_event ping = {.type = "ping",
+                                    .text = "pong",
+                                    .textlen = 4,
+                                    .timestamp = ag_now_ms(),
+                                    .execution_time = -1};
             send_event(c, &ping);
             c->tick = now + PING_MS;
             conn_drive(c);
@@ -2345,8 +2415,8 @@ start_entrypoint(char **argv)
         signal(SIGPIPE, SIG_DFL);
         setpgid(0, 0);
         dup2(S.devnull, 0);
-        if (geteuid() == 0 && ((setgroups((size_t)ng, groups) < 0 && errno != EPERM) || setgid(cfg->gid) < 0 ||
-                               setuid(cfg->uid) < 0)) {
+        if (geteuid() == 0 && ((setgroups((size_t)ng, groups) < 0 && errno != EPERM) ||
+                               setgid(cfg->gid) < 0 || setuid(cfg->uid) < 0)) {
             perror("sbx-agent: entrypoint: set user");
             _exit(126);
         }
@@ -2377,11 +2447,13 @@ h_entrypoint(struct ag_conn *c)
               (!env || env->t == AG_JNULL || env->t == AG_JOBJ);
     for (const struct ag_json *x = ok ? av->child : NULL; x; x = x->next)
         ok = ok && x->t == AG_JSTR && strlen(x->s) == x->slen;
-    for (const struct ag_json *x = ok && env && env->t == AG_JOBJ ? env->child : NULL; x; x = x->next)
-        ok = ok && x->t == AG_JSTR && strlen(x->s) == x->slen && x->keylen && strlen(x->key) == x->keylen &&
-             !strchr(x->key, '=');
+    for (const struct ag_json *x = ok && env && env->t == AG_JOBJ ? env->child : NULL; x;
+         x = x->next)
+        ok = ok && x->t == AG_JSTR && strlen(x->s) == x->slen && x->keylen &&
+             strlen(x->key) == x->keylen && !strchr(x->key, '=');
     if (!ok) {
-        ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "expected {\"argv\": [strings...], \"env\": {name: string}}");
+        ag_reply_err(c, 400, "INVALID_REQUEST_BODY",
+                     "expected {\"argv\": [strings...], \"env\": {name: string}}");
     } else if (S.entry_given || S.stopping) {
         ag_reply_err(c, 409, "ENTRYPOINT_SET", "this sandbox already has an entrypoint");
     } else {
@@ -2394,7 +2466,8 @@ h_entrypoint(struct ag_conn *c)
         pid_t pid = argv ? start_entrypoint(argv) : -1;
         free(argv);
         if (pid < 0) {
-            ag_reply_err(c, 500, "RUNTIME_ERROR", "cannot start the entrypoint: %s", strerror(errno));
+            ag_reply_err(c, 500, "RUNTIME_ERROR", "cannot start the entrypoint: %s",
+                         strerror(errno));
         } else {
             S.entry_given = true;
             S.entry_pid = pid;

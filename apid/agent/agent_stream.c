@@ -100,10 +100,22 @@ ag_event_encode(struct ag_buf *o, const struct ag_event *ev)
     return rc ? -1 : 0;
 }
 
-enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_TRAILER_LINE, CH_END_LF, CH_DONE };
+enum {
+    CH_SIZE,
+    CH_EXT,
+    CH_SIZE_LF,
+    CH_DATA,
+    CH_DATA_CR,
+    CH_DATA_LF,
+    CH_TRAILER,
+    CH_TRAILER_LINE,
+    CH_END_LF,
+    CH_DONE
+};
 
 int
-ag_chunked_feed(struct ag_chunked *c, const char *in, size_t n, size_t *consumed, ag_data_cb cb, void *u)
+ag_chunked_feed(struct ag_chunked *c, const char *in, size_t n, size_t *consumed, ag_data_cb cb,
+                void *u)
 {
     size_t i = 0;
     int ret = 0;

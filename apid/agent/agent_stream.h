@@ -44,6 +44,7 @@ struct ag_chunked {
 typedef int (*ag_data_cb)(void *u, const char *p, size_t n);
 /* Consumes from in; returns 1 when the terminating chunk and trailers were read, 0 when it
  * needs more, -1 on a framing error; a callback error (<0) is returned as -2. */
-int ag_chunked_feed(struct ag_chunked *c, const char *in, size_t n, size_t *consumed, ag_data_cb cb, void *u);
+int ag_chunked_feed(struct ag_chunked *c, const char *in, size_t n, size_t *consumed, ag_data_cb cb,
+                    void *u);
 
 #endif

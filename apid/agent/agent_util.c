@@ -395,8 +395,7 @@ static const char *
 glob_one(const char *p, unsigned char c)
 {
     switch (*p) {
-    case '?':
-        return p + 1;
+    case '?': return p + 1;
     case '[': {
         const char *q = p + 1;
         bool neg = false, hit = false;
@@ -426,8 +425,7 @@ glob_one(const char *p, unsigned char c)
         if (p[1])
             p++;
         /* fallthrough */
-    default:
-        return (unsigned char)*p == c ? p + 1 : NULL;
+    default: return (unsigned char)*p == c ? p + 1 : NULL;
     }
 }
 
@@ -619,7 +617,8 @@ pw_cb(char **f, int nf, void *u)
 }
 
 int
-ag_user_by_name(const char *root, const char *name, uid_t *uid, gid_t *gid, char *home, size_t homesz)
+ag_user_by_name(const char *root, const char *name, uid_t *uid, gid_t *gid, char *home,
+                size_t homesz)
 {
     struct pw_q q = {.name = name, .home = home, .homesz = homesz};
     if (each_record(root, "/etc/passwd", pw_cb, &q) < 0)
@@ -632,9 +631,15 @@ ag_user_by_name(const char *root, const char *name, uid_t *uid, gid_t *gid, char
 }
 
 int
-ag_user_by_uid(const char *root, uid_t uid, char *name, size_t namesz, gid_t *gid, char *home, size_t homesz)
+ag_user_by_uid(const char *root, uid_t uid, char *name, size_t namesz, gid_t *gid, char *home,
+               size_t homesz)
 {
-    struct pw_q q = {.uid = uid, .by_uid = true, .oname = name, .namesz = namesz, .home = home, .homesz = homesz};
+    struct pw_q q = {.uid = uid,
+                     .by_uid = true,
+                     .oname = name,
+                     .namesz = namesz,
+                     .home = home,
+                     .homesz = homesz};
     if (each_record(root, "/etc/passwd", pw_cb, &q) < 0)
         return -1;
     if (gid)

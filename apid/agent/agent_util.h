@@ -69,8 +69,10 @@ char *ag_path_clean(const char *in);
 bool ag_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
 
 /* Minimal passwd/group lookup (no NSS: a static binary in a scratch rootfs has no libnss). */
-int ag_user_by_name(const char *root, const char *name, uid_t *uid, gid_t *gid, char *home, size_t homesz);
-int ag_user_by_uid(const char *root, uid_t uid, char *name, size_t namesz, gid_t *gid, char *home, size_t homesz);
+int ag_user_by_name(const char *root, const char *name, uid_t *uid, gid_t *gid, char *home,
+                    size_t homesz);
+int ag_user_by_uid(const char *root, uid_t uid, char *name, size_t namesz, gid_t *gid, char *home,
+                   size_t homesz);
 int ag_group_by_name(const char *root, const char *name, gid_t *gid);
 int ag_group_by_gid(const char *root, gid_t gid, char *name, size_t namesz);
 /* Supplementary groups listing `user` as a member; returns count (≤ max). */

@@ -10,7 +10,14 @@
 
 #define AG_WS_MAX_PAYLOAD (1u << 20) /* a client frame above this closes the connection */
 
-enum { AG_WS_CONT = 0, AG_WS_TEXT = 1, AG_WS_BIN = 2, AG_WS_CLOSE = 8, AG_WS_PING = 9, AG_WS_PONG = 10 };
+enum {
+    AG_WS_CONT = 0,
+    AG_WS_TEXT = 1,
+    AG_WS_BIN = 2,
+    AG_WS_CLOSE = 8,
+    AG_WS_PING = 9,
+    AG_WS_PONG = 10
+};
 
 /* base64(SHA-1(key + RFC 6455 GUID)) into out (29 bytes with the NUL). */
 void ag_ws_accept(const char *key, char out[29]);

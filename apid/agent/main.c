@@ -16,7 +16,8 @@ extern char **environ;
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: sbx-agent [--listen ADDR:PORT] [--token-file PATH] [--max-commands N] [--max-body BYTES]\n"
+    fprintf(stderr, "usage: sbx-agent [--listen ADDR:PORT] [--token-file PATH] [--max-commands N] "
+                    "[--max-body BYTES]\n"
                     "                 [--user UID:GID] [--workdir DIR [--workdir-group GID]]\n"
                     "                 [-- ENTRYPOINT ARGS...]\n"
                     "The token may also come from the environment variable SBX_AGENT_TOKEN.\n");
@@ -42,7 +43,8 @@ read_token_file(const char *path, size_t *len)
         n--;
     /* The token exists once, in this process: the file goes away so nothing else can read it. */
     if (unlink(path) < 0)
-        fprintf(stderr, "sbx-agent: warning: cannot remove token file %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "sbx-agent: warning: cannot remove token file %s: %s\n", path,
+                strerror(errno));
     char *t = malloc((size_t)n + 1);
     if (t == NULL)
         exit(1);
@@ -121,7 +123,8 @@ set_workdir(const char *dir, uid_t uid, gid_t gid)
 int
 main(int argc, char **argv)
 {
-    struct ag_config cfg = {.listen = "0.0.0.0:44772", .max_commands = 64, .uid = 1000, .gid = 1000};
+    struct ag_config cfg = {
+        .listen = "0.0.0.0:44772", .max_commands = 64, .uid = 1000, .gid = 1000};
     const char *token_file = NULL, *workdir = NULL;
     gid_t workdir_gid = (gid_t)-1;
     /* Make sure fds 0-2 exist so pipes/sockets never land there and get clobbered by dup2. */
@@ -176,7 +179,8 @@ main(int argc, char **argv)
         cfg.token = tok;
         cfg.toklen = tl;
     } else {
-        fprintf(stderr, "sbx-agent: warning: no access token configured; requests are not authenticated\n");
+        fprintf(stderr,
+                "sbx-agent: warning: no access token configured; requests are not authenticated\n");
     }
     /* Workloads run as another uid: they must not ptrace us or read /proc/<agent>/{mem,environ}. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

@@ -32,10 +32,10 @@
 static void
 write_result(const char *dir, int rc, const struct sbx_exit *res, const char *error)
 {
-    json_t *o = json_pack("{s:i, s:i, s:b, s:b, s:I}", "exitCode", rc < 0 ? 125 : res->exit_code,
-                          "signal", rc < 0 ? 0 : res->signal, "oom", rc < 0 ? 0 : res->oom,
-                          "timedOut", rc < 0 ? 0 : res->timed_out, "finishedAt",
-                          (json_int_t)sbx_realtime_ms());
+    json_t *o =
+        json_pack("{s:i, s:i, s:b, s:b, s:I}", "exitCode", rc < 0 ? 125 : res->exit_code, "signal",
+                  rc < 0 ? 0 : res->signal, "oom", rc < 0 ? 0 : res->oom, "timedOut",
+                  rc < 0 ? 0 : res->timed_out, "finishedAt", (json_int_t)sbx_realtime_ms());
     if (error)
         json_object_set_new(o, "error", json_string(error));
     cleanup_free char *txt = json_dumps(o, JSON_COMPACT);
@@ -81,8 +81,7 @@ monitor_main(const char *id, const char *dir, const char *state_root, const char
         _exit(125);
 
     cleanup_free char *pidp = xasprintf("%s/monitor.pid", dir);
-    cleanup_free char *pidtxt =
-        xasprintf("%d %llu\n", getpid(), sbx_pid_start_time(getpid()));
+    cleanup_free char *pidtxt = xasprintf("%d %llu\n", getpid(), sbx_pid_start_time(getpid()));
     write_file(pidp, pidtxt, strlen(pidtxt), NULL);
 
     cleanup_free char *cfgp = xasprintf("%s/config.json", dir);
@@ -195,4 +194,3 @@ main(int argc, char **argv)
             send_reply((int)sock, "err bad request", -1);
     }
 }
-

@@ -55,7 +55,8 @@ open_sandbox(const char *state_root, const char *id, struct sbx_state **st, stru
 static int
 freeze_cmd(int argc, char **argv, const char *state_root, bool frozen)
 {
-    if (argc != 2 || argv[1][0] == '-') return usage(argv[0], "ID");
+    if (argc != 2 || argv[1][0] == '-')
+        return usage(argv[0], "ID");
     if (!id_is_valid(argv[1])) {
         cli_errorf("invalid sandbox id `%s`", argv[1]);
         return 1;
@@ -85,9 +86,11 @@ pid_cmdline(pid_t pid)
     char *buf = NULL;
     size_t len = 0;
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-    if (read_file(path, &buf, &len, NULL) < 0) return xstrdup("?");
+    if (read_file(path, &buf, &len, NULL) < 0)
+        return xstrdup("?");
     for (size_t i = 0; i + 1 < len; i++)
-        if (buf[i] == '\0') buf[i] = ' ';
+        if (buf[i] == '\0')
+            buf[i] = ' ';
     return buf;
 }
 
@@ -100,14 +103,16 @@ cmd_ps(int argc, char **argv, const char *state_root)
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
-        if (c != 'f') return usage(argv[0], "ID [--format json|table]");
+        if (c != 'f')
+            return usage(argv[0], "ID [--format json|table]");
         format = optarg;
     }
     if (strcmp(format, "json") && strcmp(format, "table")) {
         cli_errorf("ps: unknown format `%s` (json or table)", format);
         return 1;
     }
-    if (argc - optind != 1) return usage(argv[0], "ID [--format json|table]");
+    if (argc - optind != 1)
+        return usage(argv[0], "ID [--format json|table]");
 
     struct sbx_state *st = NULL;
     struct sbx_cgroup *cg = NULL;
@@ -144,7 +149,8 @@ cmd_ps(int argc, char **argv, const char *state_root)
 int
 cmd_stats(int argc, char **argv, const char *state_root)
 {
-    if (argc != 2 || argv[1][0] == '-') return usage(argv[0], "ID");
+    if (argc != 2 || argv[1][0] == '-')
+        return usage(argv[0], "ID");
     struct sbx_state *st = NULL;
     struct sbx_cgroup *cg = NULL;
     int rc = open_sandbox(state_root, argv[1], &st, &cg);

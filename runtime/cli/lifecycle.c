@@ -16,9 +16,8 @@ need_id(int argc, char **argv, const char *usage)
 int
 cmd_kill(int argc, char **argv)
 {
-    static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"all", no_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     bool all = false;
     int c;
     while ((c = getopt_long(argc, argv, "+ah", opts, NULL)) != -1) {
@@ -51,9 +50,8 @@ cmd_kill(int argc, char **argv)
 int
 cmd_delete(int argc, char **argv)
 {
-    static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     bool force = false;
     int c;
     while ((c = getopt_long(argc, argv, "+fh", opts, NULL)) != -1) {

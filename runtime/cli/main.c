@@ -132,10 +132,11 @@ static const struct command commands[] = {
 static void
 usage(FILE *f)
 {
-    fprintf(f, "Usage: sbxrun [GLOBAL OPTIONS] COMMAND [ARGS...]\n\n"
-               "Run untrusted code in a Linux sandbox: new user, pid, mount, network, uts, ipc and\n"
-               "cgroup namespaces, cgroup limits, no capabilities, a seccomp filter, own rootfs.\n\n"
-               "Commands:\n");
+    fprintf(f,
+            "Usage: sbxrun [GLOBAL OPTIONS] COMMAND [ARGS...]\n\n"
+            "Run untrusted code in a Linux sandbox: new user, pid, mount, network, uts, ipc and\n"
+            "cgroup namespaces, cgroup limits, no capabilities, a seccomp filter, own rootfs.\n\n"
+            "Commands:\n");
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nGlobal options:\n"
@@ -154,21 +155,21 @@ int
 main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"root", required_argument, NULL, 'r'},  {"log", required_argument, NULL, 'l'},
-        {"log-format", required_argument, NULL, 'f'}, {"systemd-cgroup", no_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'v'},
-        {"debug", no_argument, NULL, 'd'},        {NULL, 0, NULL, 0},
+        {"root", required_argument, NULL, 'r'},
+        {"log", required_argument, NULL, 'l'},
+        {"log-format", required_argument, NULL, 'f'},
+        {"systemd-cgroup", no_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'v'},
+        {"debug", no_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     /* '+': stop at the first non-option, the command name. */
     while ((c = getopt_long(argc, argv, "+hv", opts, NULL)) != -1) {
         switch (c) {
-        case 'r':
-            sbx_global.root = optarg;
-            break;
-        case 'l':
-            sbx_global.log_file = optarg;
-            break;
+        case 'r': sbx_global.root = optarg; break;
+        case 'l': sbx_global.log_file = optarg; break;
         case 'f':
             if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
                 cli_errorf("invalid --log-format `%s` (want text or json)", optarg);
@@ -176,21 +177,11 @@ main(int argc, char **argv)
             }
             sbx_global.log_json = strcmp(optarg, "json") == 0;
             break;
-        case 's':
-            sbx_global.systemd_cgroup = true;
-            break;
-        case 'd':
-            sbx_trace_start();
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'v':
-            printf("sbxrun version %s\nspec: 1.0.2\n", SBX_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return EXIT_RUNTIME;
+        case 's': sbx_global.systemd_cgroup = true; break;
+        case 'd': sbx_trace_start(); break;
+        case 'h': usage(stdout); return 0;
+        case 'v': printf("sbxrun version %s\nspec: 1.0.2\n", SBX_VERSION); return 0;
+        default: usage(stderr); return EXIT_RUNTIME;
         }
     }
     /* An unprivileged caller cannot write /run/sbx; keep its state in its own runtime dir. */

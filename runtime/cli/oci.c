@@ -20,8 +20,8 @@ cmd_create(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *bundle = ".";
-    struct sbx_run_opts ro = {.json_status_fd = -1, .state_root = sbx_global.root,
-                              .detach = true, .keep_state = true};
+    struct sbx_run_opts ro = {
+        .json_status_fd = -1, .state_root = sbx_global.root, .detach = true, .keep_state = true};
     int c;
     while ((c = getopt_long(argc, argv, "+b:h", opts, NULL)) != -1) {
         switch (c) {
@@ -29,7 +29,8 @@ cmd_create(int argc, char **argv)
         case 'p': ro.pid_file = optarg; break;
         case 'c': ro.console_socket = optarg; break;
         case 'n': ro.no_pivot = true; break;
-        case 'k': case 'f': break; /* accepted for runc compatibility */
+        case 'k':
+        case 'f': break; /* accepted for runc compatibility */
         case 'h':
             printf("Usage: sbxrun create [--bundle DIR] [--pid-file F] [--console-socket S] ID\n"
                    "Creates the sandbox of an OCI bundle and stops before running its process;\n"
@@ -145,35 +146,37 @@ str_array(const char *const *v)
 int
 cmd_features(int argc, char **argv)
 {
-    static const char *const hooks[] = {"prestart", "createRuntime", "createContainer",
-                                        "startContainer", "poststart", "poststop", NULL};
+    static const char *const hooks[] = {
+        "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop",
+        NULL};
     static const char *const mount_opts[] = {
-        "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async",
-        "dirsync", "remount", "mand", "nomand", "atime", "noatime", "diratime", "nodiratime",
-        "relatime", "norelatime", "strictatime", "nostrictatime", "bind", "rbind", "private",
-        "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable", NULL};
-    static const char *const namespaces[] = {"user", "pid", "mount", "network", "uts",
-                                             "ipc", "cgroup", NULL};
-    static const char *const actions[] = {"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL",
-                                          "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
-                                          "SCMP_ACT_TRAP", "SCMP_ACT_LOG", NULL};
-    static const char *const operators[] = {"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE",
-                                            "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
+        "ro",         "rw",          "nosuid",      "suid",          "nodev",    "dev",
+        "noexec",     "exec",        "sync",        "async",         "dirsync",  "remount",
+        "mand",       "nomand",      "atime",       "noatime",       "diratime", "nodiratime",
+        "relatime",   "norelatime",  "strictatime", "nostrictatime", "bind",     "rbind",
+        "private",    "rprivate",    "shared",      "rshared",       "slave",    "rslave",
+        "unbindable", "runbindable", NULL};
+    static const char *const namespaces[] = {"user", "pid", "mount",  "network",
+                                             "uts",  "ipc", "cgroup", NULL};
+    static const char *const actions[] = {
+        "SCMP_ACT_ALLOW",       "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",  "SCMP_ACT_LOG",  NULL};
+    static const char *const operators[] = {"SCMP_CMP_NE",        "SCMP_CMP_LT", "SCMP_CMP_LE",
+                                            "SCMP_CMP_EQ",        "SCMP_CMP_GE", "SCMP_CMP_GT",
                                             "SCMP_CMP_MASKED_EQ", NULL};
-    static const char *const archs[] = {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
-                                        NULL};
+    static const char *const archs[] = {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", NULL};
     json_t *caps = json_array();
     for (int i = 0; i <= CAP_LAST_CAP; i++) {
         const char *n = sbx_cap_name(i);
         if (n)
             json_array_append_new(caps, json_string(n));
     }
-    json_t *lx = json_pack(
-        "{s:o,s:o,s:{s:b,s:b,s:b},s:{s:b,s:o,s:o,s:o},s:{s:b},s:{s:b}}", "namespaces",
-        str_array(namespaces), "capabilities", caps, "cgroup", "v1", true, "v2", true, "systemd",
-        false, "seccomp", "enabled", true, "actions", str_array(actions), "operators",
-        str_array(operators), "archs", str_array(archs), "apparmor", "enabled", false, "selinux",
-        "enabled", false);
+    json_t *lx =
+        json_pack("{s:o,s:o,s:{s:b,s:b,s:b},s:{s:b,s:o,s:o,s:o},s:{s:b},s:{s:b}}", "namespaces",
+                  str_array(namespaces), "capabilities", caps, "cgroup", "v1", true, "v2", true,
+                  "systemd", false, "seccomp", "enabled", true, "actions", str_array(actions),
+                  "operators", str_array(operators), "archs", str_array(archs), "apparmor",
+                  "enabled", false, "selinux", "enabled", false);
     json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:{s:s}}", "ociVersionMin", "1.0.0",
                           "ociVersionMax", "1.1.0", "hooks", str_array(hooks), "mountOptions",
                           str_array(mount_opts), "linux", lx, "annotations", "run.sbx.init",

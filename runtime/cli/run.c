@@ -10,7 +10,8 @@
 static void
 run_usage(FILE *f)
 {
-    fprintf(f,
+    fprintf(
+        f,
         "Usage: sbxrun run [OPTIONS] [--] CMD [ARGS...]\n"
         "       sbxrun run --image REF [OPTIONS] [-- ARGS...]\n"
         "       sbxrun run --bundle DIR [OPTIONS] [ID]\n\n"
@@ -29,7 +30,8 @@ run_usage(FILE *f)
         "  --disk SIZE           size of the private writable layer (a tmpfs: RAM; default 1G)\n"
         "  --bundle DIR          run an OCI bundle (config.json + rootfs); flags then override it\n"
         "Process:\n"
-        "  -u, --user UID[:GID]  user inside the sandbox (default 1000:1000, `sandbox`); 0 is root\n"
+        "  -u, --user UID[:GID]  user inside the sandbox (default 1000:1000, `sandbox`); 0 is "
+        "root\n"
         "                        inside the user namespace only\n"
         "  -e, --env K=V         set a variable (repeatable); the environment starts with PATH,\n"
         "                        HOME and TERM only\n"
@@ -81,11 +83,38 @@ run_usage(FILE *f)
 }
 
 enum {
-    OPT_ROOTFS = 256, OPT_IMAGE, OPT_BUNDLE, OPT_HOSTNAME, OPT_TMPFS, OPT_NET, OPT_TIMEOUT,
-    OPT_STATUS_FD, OPT_ID, OPT_ROOTFS_RW, OPT_AS_PID1, OPT_MEMORY_SWAP, OPT_CPUS, OPT_CPU_WEIGHT,
-    OPT_PIDS, OPT_IO_WEIGHT, OPT_DISK, OPT_NOFILE, OPT_RLIMIT, OPT_SECCOMP, OPT_CAP_ADD,
-    OPT_CAP_DROP, OPT_CGROUP_PARENT, OPT_PID_FILE, OPT_DETACH, OPT_CONSOLE, OPT_NO_PIVOT,
-    OPT_KEEP, OPT_READ_ONLY, OPT_ENTRYPOINT, OPT_VOLUME, OPT_VOLUMES_DIR,
+    OPT_ROOTFS = 256,
+    OPT_IMAGE,
+    OPT_BUNDLE,
+    OPT_HOSTNAME,
+    OPT_TMPFS,
+    OPT_NET,
+    OPT_TIMEOUT,
+    OPT_STATUS_FD,
+    OPT_ID,
+    OPT_ROOTFS_RW,
+    OPT_AS_PID1,
+    OPT_MEMORY_SWAP,
+    OPT_CPUS,
+    OPT_CPU_WEIGHT,
+    OPT_PIDS,
+    OPT_IO_WEIGHT,
+    OPT_DISK,
+    OPT_NOFILE,
+    OPT_RLIMIT,
+    OPT_SECCOMP,
+    OPT_CAP_ADD,
+    OPT_CAP_DROP,
+    OPT_CGROUP_PARENT,
+    OPT_PID_FILE,
+    OPT_DETACH,
+    OPT_CONSOLE,
+    OPT_NO_PIVOT,
+    OPT_KEEP,
+    OPT_READ_ONLY,
+    OPT_ENTRYPOINT,
+    OPT_VOLUME,
+    OPT_VOLUMES_DIR,
 };
 
 static int
@@ -172,14 +201,16 @@ add_volumes(json_t *cfg, char **specs, const char *dir_flag, char **cap_add, sbx
         if (!dst || dst[0] != '/' || (mode && strcmp(mode, "ro") && strcmp(mode, "rw")))
             return bad("--volume", *v, "want NAME:/PATH[:ro]");
         if (!sbx_volume_name_ok(copy))
-            return bad("--volume", *v, "NAME must be a-z, 0-9 and '-' (not first or last), "
-                                       "at most 63");
+            return bad("--volume", *v,
+                       "NAME must be a-z, 0-9 and '-' (not first or last), "
+                       "at most 63");
         bool ro = mode && !strcmp(mode, "ro");
         /* The read-only flag of a bind made in the sandbox's user namespace is not locked
          * against its own root: only the missing CAP_SYS_ADMIN stops a remount. */
         if (ro && admin)
-            return bad("--volume", *v, "a read-only volume cannot be combined with --cap-add "
-                                       "SYS_ADMIN (the sandbox could remount it writable)");
+            return bad("--volume", *v,
+                       "a read-only volume cannot be combined with --cap-add "
+                       "SYS_ADMIN (the sandbox could remount it writable)");
         bool created;
         if (sbx_volume_create(dir, copy, &created, err) < 0)
             return -1;
@@ -189,8 +220,8 @@ add_volumes(json_t *cfg, char **specs, const char *dir_flag, char **cap_add, sbx
         cleanup_free char *root = realpath(given, NULL);
         if (!root)
             return sbx_make_error(err, errno, "volume `%s`", given);
-        json_t *info = json_pack("{s:s, s:s, s:s, s:b}", "name", copy, "source", root,
-                                 "mountPath", dst, "readOnly", ro);
+        json_t *info = json_pack("{s:s, s:s, s:s, s:b}", "name", copy, "source", root, "mountPath",
+                                 dst, "readOnly", ro);
         int r = sbx_config_add_volume(cfg, root, ".", dst, ro, info, err);
         json_decref(info);
         if (r < 0)
@@ -248,8 +279,8 @@ cmd_run(int argc, char **argv)
     const char *rootfs = NULL, *image = NULL, *bundle = NULL, *user = NULL, *cwd = NULL,
                *hostname = NULL, *net = "none", *id = NULL, *seccomp = NULL, *disk = NULL,
                *entrypoint = NULL, *volumes_dir = NULL;
-    cleanup_strv char **envs = NULL, **binds = NULL, **volumes = NULL, **tmpfs = NULL, **cap_add = NULL,
-                      **cap_drop = NULL, **rlimits = NULL;
+    cleanup_strv char **envs = NULL, **binds = NULL, **volumes = NULL, **tmpfs = NULL,
+                      **cap_add = NULL, **cap_drop = NULL, **rlimits = NULL;
     struct sbx_run_opts ro = {.json_status_fd = -1, .state_root = sbx_global.root};
     bool rootfs_rw = false, as_pid1 = false, read_only = false;
     int64_t memory = -1, memory_swap = -1, millicpus = -1, cpu_weight = -1, pids = -1,
@@ -317,7 +348,8 @@ cmd_run(int argc, char **argv)
             break;
         case OPT_IO_WEIGHT:
             if (parse_int64(optarg, 10, 1000, &io_weight) < 0)
-                return bad("--io-weight", optarg, "want 10-1000 (OCI blockIO weight)"), EXIT_RUNTIME;
+                return bad("--io-weight", optarg, "want 10-1000 (OCI blockIO weight)"),
+                       EXIT_RUNTIME;
             break;
         case OPT_DISK:
             if (parse_size(optarg, &v) < 0 || v < 4096)
@@ -342,14 +374,13 @@ cmd_run(int argc, char **argv)
         case OPT_ENTRYPOINT: entrypoint = optarg; break;
         case OPT_VOLUME: strv_append(&volumes, optarg); break;
         case OPT_VOLUMES_DIR: volumes_dir = optarg; break;
-        default:
-            fprintf(stderr, "Try `sbxrun run --help`.\n");
-            return EXIT_RUNTIME;
+        default: fprintf(stderr, "Try `sbxrun run --help`.\n"); return EXIT_RUNTIME;
         }
     }
     if (read_only && (rootfs_rw || disk)) {
         cli_errorf("--read-only cannot be combined with %s (a read-only root has no writable "
-                   "layer)", rootfs_rw ? "--rootfs-rw" : "--disk");
+                   "layer)",
+                   rootfs_rw ? "--rootfs-rw" : "--disk");
         return EXIT_RUNTIME;
     }
     char *const *cmd = argv + optind;
@@ -359,7 +390,8 @@ cmd_run(int argc, char **argv)
     if (bundle && id == NULL && cmd[0]) {
         id = cmd[0];
         if (!id_is_valid(id))
-            return bad("sandbox id", id, "letters, digits, '_', '.', '-', at most 64"), EXIT_RUNTIME;
+            return bad("sandbox id", id, "letters, digits, '_', '.', '-', at most 64"),
+                   EXIT_RUNTIME;
     }
     if (id == NULL) {
         random_hex(gen_id, 16);
@@ -419,9 +451,9 @@ cmd_run(int argc, char **argv)
             json_decref(cfg);
             return EXIT_RUNTIME;
         }
-        int ir = icfg ? sbx_config_apply_image_config(cfg, icfg, cmd, entrypoint, user != NULL,
-                                                      &err)
-                      : 0;
+        int ir = icfg
+                     ? sbx_config_apply_image_config(cfg, icfg, cmd, entrypoint, user != NULL, &err)
+                     : 0;
         json_decref(icfg);
         if (ir < 0)
             goto fail;
@@ -503,9 +535,9 @@ cmd_run(int argc, char **argv)
         json_object_set_new(res, "memory", mem);
     }
     if (millicpus > 0)
-        json_object_set_new(res, "cpu", json_pack("{s:I,s:I}", "quota",
-                                                  (json_int_t)(millicpus * 100), "period",
-                                                  (json_int_t)100000));
+        json_object_set_new(res, "cpu",
+                            json_pack("{s:I,s:I}", "quota", (json_int_t)(millicpus * 100), "period",
+                                      (json_int_t)100000));
     if (cpu_weight > 0) {
         char w[24];
         snprintf(w, sizeof(w), "%lld", (long long)cpu_weight);

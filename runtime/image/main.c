@@ -31,7 +31,8 @@ usage(FILE *f)
             "       sbxrun load [-q] [--max-layer-size SIZE] FILE\n"
             "                                        (docker save archive or OCI archive)\n"
             "       sbxrun image inspect REF | image prune | image ls\n\n"
-            "OCI images live in $SBX_IMAGES/.oci (default " "/var/lib/sbx/images/.oci): each\n"
+            "OCI images live in $SBX_IMAGES/.oci (default "
+            "/var/lib/sbx/images/.oci): each\n"
             "layer unpacked once and shared by every image that has it. REF is any image\n"
             "reference: alpine, python:3.12-slim, docker.io/library/alpine:3.20,\n"
             "host:5000/team/app@sha256:... Short names mean docker.io/library/NAME.\n\n"
@@ -67,8 +68,8 @@ human(uint64_t b, char *out, size_t n)
 }
 
 static void
-on_progress(int layer, int n, const char *digest, uint64_t done, uint64_t total,
-            const char *state, void *data)
+on_progress(int layer, int n, const char *digest, uint64_t done, uint64_t total, const char *state,
+            void *data)
 {
     struct progress *p = data;
     if (p->quiet || layer < 0)
@@ -310,8 +311,7 @@ cmd_images(int argc, char **argv)
         printf("%-50s %-*s %10s %s\n", "REFERENCE", digests ? 71 : 12, "IMAGE ID", "SIZE",
                "LAYERS");
         size_t i;
-        json_array_foreach(out, i, v)
-        {
+        json_array_foreach (out, i, v) {
             char sz[32];
             human((uint64_t)json_integer_value(json_object_get(v, "size")), sz, sizeof(sz));
             const char *d = json_string_value(json_object_get(v, "digest"));
@@ -420,8 +420,10 @@ cmd_image(int argc, char **argv)
         json_decref(rec);
         return 0;
     }
-    fprintf(stderr, "sbxrun: unknown image command `%s` (ls, pull, load, rm, prune, inspect "
-                    "REF)\n", sub);
+    fprintf(stderr,
+            "sbxrun: unknown image command `%s` (ls, pull, load, rm, prune, inspect "
+            "REF)\n",
+            sub);
     return EXIT_USAGE;
 }
 
@@ -436,8 +438,11 @@ main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } verbs[] = {{"pull", cmd_pull},   {"images", cmd_images}, {"rmi", cmd_rmi},
-                 {"load", cmd_load},   {"image", cmd_image}};
+    } verbs[] = {{"pull", cmd_pull},
+                 {"images", cmd_images},
+                 {"rmi", cmd_rmi},
+                 {"load", cmd_load},
+                 {"image", cmd_image}};
     for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
         if (strcmp(argv[1], verbs[i].name) == 0) {
             optind = 0;

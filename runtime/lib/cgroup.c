@@ -35,17 +35,25 @@
 #define CG_WAIT_MS 5000
 
 enum cg_hier {
-    H_MEMORY, H_CPU, H_CPUACCT, H_PIDS, H_FREEZER, H_BLKIO, H_CPUSET, H_DEVICES, H_COUNT,
+    H_MEMORY,
+    H_CPU,
+    H_CPUACCT,
+    H_PIDS,
+    H_FREEZER,
+    H_BLKIO,
+    H_CPUSET,
+    H_DEVICES,
+    H_COUNT,
     H_UNIFIED = 0
 };
 static const char *const v1_names[H_COUNT] = {"memory",  "cpu",   "cpuacct", "pids",
                                               "freezer", "blkio", "cpuset",  "devices"};
 
 struct cg_dir {
-    char *path;   /* absolute leaf directory; NULL: hierarchy not used */
-    char *parent; /* absolute parent directory */
-    int fd;       /* O_DIRECTORY fd of path */
-    int alias;    /* index of an earlier entry in the same (co-mounted) hierarchy, or -1 */
+    char *path;        /* absolute leaf directory; NULL: hierarchy not used */
+    char *parent;      /* absolute parent directory */
+    int fd;            /* O_DIRECTORY fd of path */
+    int alias;         /* index of an earlier entry in the same (co-mounted) hierarchy, or -1 */
     char *top_created; /* highest missing ancestor of parent that create made, or NULL */
     bool parent_created;
     bool owned; /* path was made by this object's create, or reopened from its state */
@@ -68,7 +76,8 @@ sbx_cgroup_mode(void)
 {
     static int cached = -1;
     int m = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (m >= 0) return m;
+    if (m >= 0)
+        return m;
     struct statfs sfs;
     if (statfs(CG_ROOT, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
         m = SBX_CGROUP_UNIFIED;
@@ -122,7 +131,8 @@ sbx_cgroup_parse_proc_cgroup(const char *content, const char *controller, char *
                     return sbx_make_error(err, EINVAL, "malformed /proc/self/cgroup line `%.*s`",
                                           (int)(eol - line), line);
                 *path = strndup(p, eol - p);
-                if (*path == NULL) abort();
+                if (*path == NULL)
+                    abort();
                 return 0;
             }
         }
@@ -135,7 +145,8 @@ sbx_cgroup_parse_proc_cgroup(const char *content, const char *controller, char *
 int64_t
 sbx_cgroup_millicpus_to_quota(int64_t millicpus, int64_t period)
 {
-    if (period <= 0) period = 100000;
+    if (period <= 0)
+        period = 100000;
     int64_t q = millicpus * period / 1000;
     return q < 1000 ? 1000 : q;
 }
@@ -143,8 +154,10 @@ sbx_cgroup_millicpus_to_quota(int64_t millicpus, int64_t period)
 char *
 sbx_cgroup_cpu_max_string(int64_t quota, int64_t period)
 {
-    if (period <= 0) period = 100000;
-    if (quota < 0) return xasprintf("max %" PRId64, period);
+    if (period <= 0)
+        period = 100000;
+    if (quota < 0)
+        return xasprintf("max %" PRId64, period);
     return xasprintf("%" PRId64 " %" PRId64, quota, period);
 }
 
@@ -180,7 +193,8 @@ file_controller(const char *file, char *buf, size_t size)
 {
     const char *dot = strchr(file, '.');
     size_t n = dot ? (size_t)(dot - file) : strlen(file);
-    if (n >= size) n = size - 1;
+    if (n >= size)
+        n = size - 1;
     memcpy(buf, file, n);
     buf[n] = '\0';
     if (strcmp(buf, "cgroup") == 0)
@@ -214,7 +228,8 @@ cg_writef(int dirfd, const char *dir, const char *file, sbx_error_t *err, const 
     va_list ap;
     cleanup_free char *v = NULL;
     va_start(ap, fmt);
-    if (vasprintf(&v, fmt, ap) < 0) abort();
+    if (vasprintf(&v, fmt, ap) < 0)
+        abort();
     va_end(ap);
     return cg_write(dirfd, dir, file, v, err);
 }
@@ -235,7 +250,8 @@ cg_read(int dirfd, const char *dir, const char *file, char **out, sbx_error_t *e
         return sbx_make_error(err, ENOENT, "controller %s not available: no `%s/%s`",
                               file_controller(file, ctrl, sizeof(ctrl)), dir, file);
     }
-    if (r < 0) return sbx_error_wrap(err, "cgroup `%s`", dir);
+    if (r < 0)
+        return sbx_error_wrap(err, "cgroup `%s`", dir);
     return 0;
 }
 
@@ -244,8 +260,10 @@ static int64_t
 cg_read_int(int dirfd, const char *file)
 {
     cleanup_free char *buf = NULL;
-    if (read_file_at(dirfd, file, &buf, NULL, NULL) < 0) return -1;
-    if (strncmp(buf, "max", 3) == 0) return INT64_MAX;
+    if (read_file_at(dirfd, file, &buf, NULL, NULL) < 0)
+        return -1;
+    if (strncmp(buf, "max", 3) == 0)
+        return INT64_MAX;
     char *end;
     errno = 0;
     long long v = strtoll(buf, &end, 10);
@@ -258,9 +276,11 @@ keyed_value(const char *content, const char *key)
 {
     size_t klen = strlen(key);
     for (const char *l = content; l && *l;) {
-        if (strncmp(l, key, klen) == 0 && l[klen] == ' ') return strtoll(l + klen + 1, NULL, 10);
+        if (strncmp(l, key, klen) == 0 && l[klen] == ' ')
+            return strtoll(l + klen + 1, NULL, 10);
         l = strchr(l, '\n');
-        if (l) l++;
+        if (l)
+            l++;
     }
     return -1;
 }
@@ -269,7 +289,8 @@ static int64_t
 cg_read_keyed(int dirfd, const char *file, const char *key)
 {
     cleanup_free char *buf = NULL;
-    if (read_file_at(dirfd, file, &buf, NULL, NULL) < 0) return -1;
+    if (read_file_at(dirfd, file, &buf, NULL, NULL) < 0)
+        return -1;
     return keyed_value(buf, key);
 }
 
@@ -309,9 +330,11 @@ cg_new(enum sbx_cgroup_mode mode)
 void
 sbx_cgroup_free(struct sbx_cgroup *cg)
 {
-    if (cg == NULL) return;
+    if (cg == NULL)
+        return;
     for (int i = 0; i < H_COUNT; i++) {
-        if (cg->d[i].fd >= 0) close(cg->d[i].fd);
+        if (cg->d[i].fd >= 0)
+            close(cg->d[i].fd);
         free(cg->d[i].path);
         free(cg->d[i].parent);
         free(cg->d[i].top_created);
@@ -334,7 +357,8 @@ cg_find_aliases(struct sbx_cgroup *cg)
     struct stat st[H_COUNT];
     for (int i = 0; i < H_COUNT; i++) {
         cg->d[i].alias = -1;
-        if (cg->d[i].fd < 0 || fstat(cg->d[i].fd, &st[i]) < 0) continue;
+        if (cg->d[i].fd < 0 || fstat(cg->d[i].fd, &st[i]) < 0)
+            continue;
         for (int j = 0; j < i; j++)
             if (cg->d[j].fd >= 0 && cg->d[j].alias < 0 && st[j].st_dev == st[i].st_dev &&
                 st[j].st_ino == st[i].st_ino) {
@@ -349,7 +373,8 @@ static struct cg_dir *
 v1dir(struct sbx_cgroup *cg, enum cg_hier h)
 {
     struct cg_dir *d = &cg->d[h];
-    if (d->alias >= 0) d = &cg->d[d->alias];
+    if (d->alias >= 0)
+        d = &cg->d[d->alias];
     return d->fd >= 0 ? d : NULL;
 }
 
@@ -357,12 +382,14 @@ v1dir(struct sbx_cgroup *cg, enum cg_hier h)
 static struct cg_dir *
 procs_dir(struct sbx_cgroup *cg)
 {
-    if (is_v2(cg)) return cg->d[H_UNIFIED].fd >= 0 ? &cg->d[H_UNIFIED] : NULL;
-    static const enum cg_hier order[] = {H_FREEZER, H_PIDS,   H_MEMORY,  H_CPU,
+    if (is_v2(cg))
+        return cg->d[H_UNIFIED].fd >= 0 ? &cg->d[H_UNIFIED] : NULL;
+    static const enum cg_hier order[] = {H_FREEZER, H_PIDS,  H_MEMORY, H_CPU,
                                          H_CPUACCT, H_BLKIO, H_CPUSET, H_DEVICES};
     for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
         struct cg_dir *d = v1dir(cg, order[i]);
-        if (d) return d;
+        if (d)
+            return d;
     }
     return NULL;
 }
@@ -385,16 +412,26 @@ sbx_cgroup_dirfd(const struct sbx_cgroup *cg)
 static const char *
 first_limit(const struct sbx_resources *res)
 {
-    if (res == NULL) return NULL;
-    if (res->memory_limit >= 0) return "--memory (memory limit)";
-    if (res->memory_swap >= 0) return "--memory-swap (memory+swap limit)";
-    if (res->memory_reservation >= 0) return "memory reservation";
-    if (res->cpu_quota >= 0) return "--cpus (cpu quota)";
-    if (res->cpu_weight >= 0 || res->cpu_shares >= 0) return "--cpu-weight (cpu weight/shares)";
-    if (res->pids_limit >= 0) return "--pids (pids limit)";
-    if (res->io_weight >= 0) return "--io-weight (io weight)";
-    if (res->cpuset_cpus || res->cpuset_mems) return "cpuset";
-    if (res->unified && json_object_size(res->unified) > 0) return "linux.resources.unified";
+    if (res == NULL)
+        return NULL;
+    if (res->memory_limit >= 0)
+        return "--memory (memory limit)";
+    if (res->memory_swap >= 0)
+        return "--memory-swap (memory+swap limit)";
+    if (res->memory_reservation >= 0)
+        return "memory reservation";
+    if (res->cpu_quota >= 0)
+        return "--cpus (cpu quota)";
+    if (res->cpu_weight >= 0 || res->cpu_shares >= 0)
+        return "--cpu-weight (cpu weight/shares)";
+    if (res->pids_limit >= 0)
+        return "--pids (pids limit)";
+    if (res->io_weight >= 0)
+        return "--io-weight (io weight)";
+    if (res->cpuset_cpus || res->cpuset_mems)
+        return "cpuset";
+    if (res->unified && json_object_size(res->unified) > 0)
+        return "linux.resources.unified";
     return NULL;
 }
 
@@ -433,31 +470,36 @@ update_v2(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_error_t *e
 
     if (res->memory_limit >= 0) {
         r = cg_writef(fd, p, "memory.max", err, "%" PRId64, res->memory_limit);
-        if (r < 0) return r;
+        if (r < 0)
+            return r;
         /* OCI memory.swap is memory+swap; memory.swap.max is the swap part alone. Without swap
          * accounting (no memory.swap.max) "no swap" cannot be enforced but is moot only if the
          * host has no swap; granting swap is then impossible and reported. */
         int64_t swap = res->memory_swap >= 0 ? res->memory_swap - res->memory_limit : 0;
         if (swap > 0 || cg_has(fd, "memory.swap.max"))
             r = cg_writef(fd, p, "memory.swap.max", err, "%" PRId64, swap);
-        if (r < 0) return r;
+        if (r < 0)
+            return r;
     }
     if (res->memory_reservation >= 0 &&
         (r = cg_writef(fd, p, "memory.low", err, "%" PRId64, res->memory_reservation)) < 0)
         return r;
     if (res->cpu_quota >= 0 || res->cpu_period > 0) {
         cleanup_free char *v = sbx_cgroup_cpu_max_string(res->cpu_quota, res->cpu_period);
-        if ((r = cg_write(fd, p, "cpu.max", v, err)) < 0) return r;
+        if ((r = cg_write(fd, p, "cpu.max", v, err)) < 0)
+            return r;
     }
     int64_t w = res->cpu_weight >= 0   ? res->cpu_weight
                 : res->cpu_shares >= 0 ? sbx_cgroup_shares_to_weight(res->cpu_shares)
                                        : -1;
-    if (w >= 0 && (r = cg_writef(fd, p, "cpu.weight", err, "%" PRId64, w)) < 0) return r;
+    if (w >= 0 && (r = cg_writef(fd, p, "cpu.weight", err, "%" PRId64, w)) < 0)
+        return r;
     /* OCI: pids.limit 0 means unlimited, like -1 does there. */
     if (res->pids_limit > 0 &&
         (r = cg_writef(fd, p, "pids.max", err, "%" PRId64, res->pids_limit)) < 0)
         return r;
-    if (res->pids_limit == 0 && (r = cg_write(fd, p, "pids.max", "max", err)) < 0) return r;
+    if (res->pids_limit == 0 && (r = cg_write(fd, p, "pids.max", "max", err)) < 0)
+        return r;
     if (res->io_weight >= 0 && (r = cg_writef(fd, p, "io.weight", err, "default %" PRId64,
                                               sbx_cgroup_blkio_to_io_weight(res->io_weight))) < 0)
         return r;
@@ -468,15 +510,15 @@ update_v2(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_error_t *e
     if (res->unified) {
         const char *key;
         json_t *val;
-        json_object_foreach(res->unified, key, val)
-        {
+        json_object_foreach (res->unified, key, val) {
             if (!json_is_string(val))
                 return sbx_make_error(err, EINVAL,
                                       "linux.resources.unified `%s`: value is not a string", key);
             if (strchr(key, '/') || key[0] == '.' || strncmp(key, "cgroup.", 7) == 0)
                 return sbx_make_error(err, EINVAL, "linux.resources.unified: refusing key `%s`",
                                       key);
-            if ((r = cg_write(fd, p, key, json_string_value(val), err)) < 0) return r;
+            if ((r = cg_write(fd, p, key, json_string_value(val), err)) < 0)
+                return r;
         }
     }
     return 0;
@@ -540,7 +582,8 @@ update_v1(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_error_t *e
                                             : -1;
     if (shares >= 0) {
         NEED(H_CPU);
-        if ((r = cg_writef(d->fd, d->path, "cpu.shares", err, "%" PRId64, shares)) < 0) return r;
+        if ((r = cg_writef(d->fd, d->path, "cpu.shares", err, "%" PRId64, shares)) < 0)
+            return r;
     }
     if (res->pids_limit >= 0) {
         NEED(H_PIDS);
@@ -548,7 +591,8 @@ update_v1(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_error_t *e
             r = cg_write(d->fd, d->path, "pids.max", "max", err);
         else
             r = cg_writef(d->fd, d->path, "pids.max", err, "%" PRId64, res->pids_limit);
-        if (r < 0) return r;
+        if (r < 0)
+            return r;
     }
     if (res->io_weight >= 0 && (d = v1dir(cg, H_BLKIO))) {
         /* Best effort: blkio.weight only exists with CFQ (gone since 5.0) or BFQ as the
@@ -559,20 +603,24 @@ update_v1(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_error_t *e
             r = cg_writef(d->fd, d->path, "blkio.bfq.weight", err, "%" PRId64, res->io_weight);
         else
             r = 0;
-        if (r < 0) return r;
+        if (r < 0)
+            return r;
     }
     if (res->cpuset_cpus) {
         NEED(H_CPUSET);
-        if ((r = cg_write(d->fd, d->path, "cpuset.cpus", res->cpuset_cpus, err)) < 0) return r;
+        if ((r = cg_write(d->fd, d->path, "cpuset.cpus", res->cpuset_cpus, err)) < 0)
+            return r;
     }
     if (res->cpuset_mems) {
         NEED(H_CPUSET);
-        if ((r = cg_write(d->fd, d->path, "cpuset.mems", res->cpuset_mems, err)) < 0) return r;
+        if ((r = cg_write(d->fd, d->path, "cpuset.mems", res->cpuset_mems, err)) < 0)
+            return r;
     }
     if (res->devices) {
         /* Deny everything, then the rules in order (the last matching one wins). */
         NEED(H_DEVICES);
-        if ((r = cg_write(d->fd, d->path, "devices.deny", "a", err)) < 0) return r;
+        if ((r = cg_write(d->fd, d->path, "devices.deny", "a", err)) < 0)
+            return r;
         for (char **l = res->devices; *l; l++) {
             bool allow = strncmp(*l, "allow ", 6) == 0;
             const char *rule = strchr(*l, ' ');
@@ -586,11 +634,11 @@ update_v1(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_error_t *e
     if (res->unified) {
         const char *key;
         json_t *val;
-        json_object_foreach(res->unified, key, val)
-        {
+        json_object_foreach (res->unified, key, val) {
             /* spec.c lifts the sbx extension "cpu.weight" into cpu_weight, applied above as
              * cpu.shares; any other v2 file has no v1 equivalent. */
-            if (strcmp(key, "cpu.weight") == 0 && res->cpu_weight >= 0) continue;
+            if (strcmp(key, "cpu.weight") == 0 && res->cpu_weight >= 0)
+                continue;
             return sbx_make_error(err, ENOTSUP,
                                   "linux.resources.unified `%s` needs cgroup v2 (this host is %s)",
                                   key, mode_name(cg->mode));
@@ -603,14 +651,16 @@ update_v1(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_error_t *e
 int
 sbx_cgroup_update(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_error_t *err)
 {
-    if (res == NULL) return 0;
+    if (res == NULL)
+        return 0;
     if (cg == NULL) {
         const char *opt = first_limit(res);
         return opt ? sbx_make_error(err, EPERM, "%s needs a cgroup, but cgroups are disabled", opt)
                    : 0;
     }
     int r = check_resources(res, err);
-    if (r < 0) return r;
+    if (r < 0)
+        return r;
     return is_v2(cg) ? update_v2(cg, res, err) : update_v1(cg, res, err);
 }
 
@@ -619,12 +669,14 @@ sbx_cgroup_update(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_er
 static bool
 path_is_safe(const char *p)
 {
-    if (p == NULL) return false;
+    if (p == NULL)
+        return false;
     for (const char *s = p; *s;) {
         while (*s == '/')
             s++;
         const char *e = strchrnul(s, '/');
-        if ((e - s == 2 && s[0] == '.' && s[1] == '.') || (e - s == 1 && s[0] == '.')) return false;
+        if ((e - s == 2 && s[0] == '.' && s[1] == '.') || (e - s == 1 && s[0] == '.'))
+            return false;
         s = e;
     }
     return true;
@@ -637,7 +689,8 @@ path_join3(const char *a, const char *b, const char *c)
     char *r = xasprintf("%s/%s/%s", a, b ? b : "", c ? c : "");
     char *w = r;
     for (char *s = r; *s; s++)
-        if (!(*s == '/' && w > r && w[-1] == '/')) *w++ = *s;
+        if (!(*s == '/' && w > r && w[-1] == '/'))
+            *w++ = *s;
     *w = '\0';
     while (w > r + 1 && w[-1] == '/')
         *--w = '\0';
@@ -660,12 +713,14 @@ enable_controllers_v2(const char *parent, const char *const *want, const bool *r
         cur[end] = '\0';
         cleanup_free char *controllers = NULL, *subtree = NULL;
         cleanup_close int fd = open(cur, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) return sbx_make_error(err, errno, "open cgroup `%s`", cur);
+        if (fd < 0)
+            return sbx_make_error(err, errno, "open cgroup `%s`", cur);
         if (read_file_at(fd, "cgroup.controllers", &controllers, NULL, err) < 0 ||
             read_file_at(fd, "cgroup.subtree_control", &subtree, NULL, err) < 0)
             return sbx_error_wrap(err, "cgroup `%s`", cur);
         for (size_t i = 0; i < n; i++) {
-            if (!ok[i] || word_in_list(subtree, want[i])) continue;
+            if (!ok[i] || word_in_list(subtree, want[i]))
+                continue;
             if (!word_in_list(controllers, want[i])) {
                 if (required[i])
                     return sbx_make_error(
@@ -683,14 +738,16 @@ enable_controllers_v2(const char *parent, const char *const *want, const bool *r
                     "no-internal-processes rule); run sbx from a leaf of a delegated cgroup "
                     "or pass a cgroup parent outside the caller's cgroup",
                     want[i], cur);
-            if (r < 0 && required[i]) return r;
+            if (r < 0 && required[i])
+                return r;
             if (r < 0) {
                 sbx_error_release(err);
                 ok[i] = false;
             }
         }
         cur[end] = saved;
-        if (saved == '\0') break;
+        if (saved == '\0')
+            break;
         end = strchrnul(cur + end + 1, '/') - cur;
     }
     return 0;
@@ -711,16 +768,19 @@ make_dirs(struct cg_dir *d, sbx_error_t *err)
         /* A nested parent (cgroupsPath a/b/c): its missing ancestors first, top-down; the
          * highest one made is remembered so destroy removes them again. Everything below the
          * hierarchy's mount point (CG_ROOT/<controller>) only. */
-        if (access(d->parent, F_OK) < 0 && strncmp(d->parent, CG_ROOT "/", strlen(CG_ROOT) + 1) == 0) {
+        if (access(d->parent, F_OK) < 0 &&
+            strncmp(d->parent, CG_ROOT "/", strlen(CG_ROOT) + 1) == 0) {
             cleanup_free char *cur = xstrdup(d->parent);
             char *p = cur + strlen(CG_ROOT) + 1;
             p += strcspn(p, "/"); /* the mount point itself */
             while (*p == '/') {
                 char *next = strchr(p + 1, '/');
-                if (next == NULL) break; /* d->parent itself: below */
+                if (next == NULL)
+                    break; /* d->parent itself: below */
                 *next = '\0';
                 if (mkdir(cur, 0755) == 0) {
-                    if (d->top_created == NULL) d->top_created = xstrdup(cur);
+                    if (d->top_created == NULL)
+                        d->top_created = xstrdup(cur);
                 } else if (errno != EEXIST)
                     return sbx_make_error(err, errno, "mkdir cgroup `%s`", cur);
                 *next = '/';
@@ -735,7 +795,8 @@ make_dirs(struct cg_dir *d, sbx_error_t *err)
             d->owned = true;
             return 0;
         }
-        if (errno == ENOENT && attempt < 3) continue;
+        if (errno == ENOENT && attempt < 3)
+            continue;
         if (errno == EEXIST)
             return sbx_make_error(
                 err, EEXIST, "cgroup `%s` already exists (a sandbox with this id, or a leftover)",
@@ -748,7 +809,8 @@ static int
 open_dir(struct cg_dir *d, sbx_error_t *err)
 {
     d->fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (d->fd < 0) return sbx_make_error(err, errno, "open cgroup `%s`", d->path);
+    if (d->fd < 0)
+        return sbx_make_error(err, errno, "open cgroup `%s`", d->path);
     return 0;
 }
 
@@ -761,7 +823,8 @@ cpuset_fill(const char *dir, sbx_error_t *err)
     static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
     cleanup_free char *up = xstrdup(dir);
     char *slash = strrchr(up, '/');
-    if (slash == NULL || slash == up) return 0;
+    if (slash == NULL || slash == up)
+        return 0;
     *slash = '\0';
     cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     cleanup_close int upfd = open(up, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -770,11 +833,15 @@ cpuset_fill(const char *dir, sbx_error_t *err)
     for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
         cleanup_free char *cur = NULL, *parent = NULL;
         int r = cg_read(fd, dir, files[i], &cur, err);
-        if (r < 0) return r;
-        if (cur[strspn(cur, " \n")] != '\0') continue;
-        if ((r = cg_read(upfd, up, files[i], &parent, err)) < 0) return r;
+        if (r < 0)
+            return r;
+        if (cur[strspn(cur, " \n")] != '\0')
+            continue;
+        if ((r = cg_read(upfd, up, files[i], &parent, err)) < 0)
+            return r;
         parent[strcspn(parent, "\n")] = '\0';
-        if ((r = cg_write(fd, dir, files[i], parent, err)) < 0) return r;
+        if ((r = cg_write(fd, dir, files[i], parent, err)) < 0)
+            return r;
     }
     return 0;
 }
@@ -788,10 +855,13 @@ cpuset_fill_path(const char *dir, sbx_error_t *err)
     p += strcspn(p, "/");
     while (*p == '/') {
         char *next = strchr(p + 1, '/');
-        if (next) *next = '\0';
+        if (next)
+            *next = '\0';
         int r = cpuset_fill(cur, err);
-        if (r < 0) return r;
-        if (next == NULL) break;
+        if (r < 0)
+            return r;
+        if (next == NULL)
+            break;
         *next = '/';
         p = next;
     }
@@ -802,7 +872,8 @@ static int
 read_own_cgroup(const char *controller, char **path, sbx_error_t *err)
 {
     cleanup_free char *content = NULL;
-    if (read_file("/proc/self/cgroup", &content, NULL, err) < 0) return -1;
+    if (read_file("/proc/self/cgroup", &content, NULL, err) < 0)
+        return -1;
     return sbx_cgroup_parse_proc_cgroup(content, controller, path, err);
 }
 
@@ -814,7 +885,8 @@ remove_dir(struct cg_dir *d, sbx_error_t *err)
     if (d->path && d->owned) {
         /* rmdir fails with EBUSY until exiting tasks are gone from the cgroup. */
         for (int i = 0; i < CG_WAIT_MS / 10; i++) {
-            if (rmdir(d->path) == 0 || errno == ENOENT) break;
+            if (rmdir(d->path) == 0 || errno == ENOENT)
+                break;
             if (errno != EBUSY || i == CG_WAIT_MS / 10 - 1) {
                 r = sbx_make_error(err, errno, "rmdir cgroup `%s`", d->path);
                 break;
@@ -829,7 +901,8 @@ remove_dir(struct cg_dir *d, sbx_error_t *err)
         cleanup_free char *cur = xstrdup(d->parent);
         for (char *slash; (slash = strrchr(cur, '/')) && (size_t)(slash - cur) >= toplen;) {
             *slash = '\0';
-            if (rmdir(cur) < 0) break;
+            if (rmdir(cur) < 0)
+                break;
         }
     }
     return r;
@@ -843,7 +916,8 @@ plan_paths(struct sbx_cgroup *cg, const char *parent, const char *name, sbx_erro
     if (is_v2(cg)) {
         cleanup_free char *own = NULL, *prel = NULL;
         if (parent == NULL) {
-            if ((r = read_own_cgroup(NULL, &own, err)) < 0) return r;
+            if ((r = read_own_cgroup(NULL, &own, err)) < 0)
+                return r;
             prel = path_join3(own, CG_DEFAULT_PARENT, NULL);
         } else
             prel = path_join3("", parent, NULL);
@@ -869,7 +943,8 @@ plan_paths(struct sbx_cgroup *cg, const char *parent, const char *name, sbx_erro
          * the caller's cgroup) doubled the kernel's cgroup work of every sandbox: seven more
          * mkdir and rmdir, each building a directory of control files. */
         if (parent == NULL) {
-            if (sbx_cgroup_parse_proc_cgroup(own_cgroups, v1_names[h], &own, NULL) < 0) continue;
+            if (sbx_cgroup_parse_proc_cgroup(own_cgroups, v1_names[h], &own, NULL) < 0)
+                continue;
             prel = path_join3(own, NULL, NULL);
         } else
             prel = path_join3("", parent, NULL);
@@ -911,7 +986,8 @@ skip_idle_v1(struct sbx_cgroup *cg, const struct sbx_resources *res)
         bool shared = d->alias >= 0;
         for (int j = 0; j < H_COUNT; j++)
             shared = shared || (cg->d[j].path && cg->d[j].alias == (int)idle[i].h);
-        if (idle[i].wanted || d->path == NULL || shared) continue;
+        if (idle[i].wanted || d->path == NULL || shared)
+            continue;
         free(d->path);
         free(d->parent);
         d->path = d->parent = NULL;
@@ -928,11 +1004,13 @@ sbx_cgroup_create(const char *parent, const char *name, const struct sbx_resourc
         return sbx_make_error(err, EINVAL, "invalid cgroup name `%s`", name ? name : "");
     if (parent && !path_is_safe(parent))
         return sbx_make_error(err, EINVAL, "invalid cgroup parent `%s`", parent);
-    if (res && (r = check_resources(res, err)) < 0) return r;
+    if (res && (r = check_resources(res, err)) < 0)
+        return r;
     const char *limit = first_limit(res);
 
     cleanup_cg struct sbx_cgroup *cg = cg_new(sbx_cgroup_mode());
-    if ((r = plan_paths(cg, parent, name, err)) < 0) return r;
+    if ((r = plan_paths(cg, parent, name, err)) < 0)
+        return r;
 
     if (is_v2(cg)) {
         struct cg_dir *d = &cg->d[H_UNIFIED];
@@ -940,8 +1018,10 @@ sbx_cgroup_create(const char *parent, const char *name, const struct sbx_resourc
         if (geteuid() != 0 && limit == NULL) {
             const char *probe = access(d->parent, F_OK) == 0 ? d->parent : NULL;
             cleanup_free char *up = probe ? NULL : xstrdup(d->parent);
-            if (up) *strrchr(up, '/') = '\0';
-            if (access(probe ? probe : up, W_OK) < 0) return 0;
+            if (up)
+                *strrchr(up, '/') = '\0';
+            if (access(probe ? probe : up, W_OK) < 0)
+                return 0;
         }
         const char *want[5];
         bool required[5];
@@ -950,15 +1030,18 @@ sbx_cgroup_create(const char *parent, const char *name, const struct sbx_resourc
         WANT("memory", res && (res->memory_limit >= 0 || res->memory_reservation >= 0));
         WANT("pids", res && res->pids_limit >= 0);
         WANT("cpu", res && (res->cpu_quota >= 0 || res->cpu_weight >= 0 || res->cpu_shares >= 0));
-        if (res && res->io_weight >= 0) WANT("io", true);
-        if (res && (res->cpuset_cpus || res->cpuset_mems)) WANT("cpuset", true);
+        if (res && res->io_weight >= 0)
+            WANT("io", true);
+        if (res && (res->cpuset_cpus || res->cpuset_mems))
+            WANT("cpuset", true);
 #undef WANT
         /* Parent first, so the enabling walk can include it: it only ever holds leaves. */
         bool created = false;
         if (mkdir(d->parent, 0755) == 0)
             created = d->parent_created = true;
         else if (errno != EEXIST) {
-            if (is_perm_error(errno) && limit == NULL) return 0;
+            if (is_perm_error(errno) && limit == NULL)
+                return 0;
             r = sbx_make_error(err, errno, "mkdir cgroup parent `%s`", d->parent);
             goto rootless_hint;
         }
@@ -966,7 +1049,8 @@ sbx_cgroup_create(const char *parent, const char *name, const struct sbx_resourc
         if (r >= 0)
             r = make_dirs(d, err);
         if (r < 0) {
-            if (created) rmdir(d->parent);
+            if (created)
+                rmdir(d->parent);
             if (is_perm_error(-r - 1) && limit == NULL) {
                 sbx_error_release(err);
                 return 0;
@@ -974,12 +1058,14 @@ sbx_cgroup_create(const char *parent, const char *name, const struct sbx_resourc
             goto rootless_hint;
         }
         d->parent_created = d->parent_created || created;
-        if ((r = open_dir(d, err)) < 0) goto fail;
+        if ((r = open_dir(d, err)) < 0)
+            goto fail;
     } else {
         skip_idle_v1(cg, res);
         for (int h = 0; h < H_COUNT; h++) {
             struct cg_dir *d = &cg->d[h];
-            if (d->path == NULL || d->alias >= 0) continue;
+            if (d->path == NULL || d->alias >= 0)
+                continue;
             if ((r = make_dirs(d, err)) < 0) {
                 if (is_perm_error(-r - 1) && limit == NULL) {
                     sbx_error_release(err);
@@ -988,8 +1074,10 @@ sbx_cgroup_create(const char *parent, const char *name, const struct sbx_resourc
                 }
                 goto fail_hint;
             }
-            if ((r = open_dir(d, err)) < 0) goto fail;
-            if (h == H_CPUSET && (r = cpuset_fill_path(d->path, err)) < 0) goto fail;
+            if ((r = open_dir(d, err)) < 0)
+                goto fail;
+            if (h == H_CPUSET && (r = cpuset_fill_path(d->path, err)) < 0)
+                goto fail;
         }
         for (int h = 0; h < H_COUNT; h++) {
             struct cg_dir *d = &cg->d[h];
@@ -1000,7 +1088,8 @@ sbx_cgroup_create(const char *parent, const char *name, const struct sbx_resourc
         }
         cg_find_aliases(cg);
     }
-    if (res && (r = sbx_cgroup_update(cg, res, err)) < 0) goto fail;
+    if (res && (r = sbx_cgroup_update(cg, res, err)) < 0)
+        goto fail;
     *out = steal_pointer(&cg);
     return 0;
 
@@ -1025,14 +1114,16 @@ fail:
 char *
 sbx_cgroup_serialize(const struct sbx_cgroup *cg)
 {
-    if (cg == NULL) return NULL;
+    if (cg == NULL)
+        return NULL;
     json_t *root = json_object();
     json_object_set_new(root, "mode", json_string(mode_name(cg->mode)));
     json_object_set_new(root, "path", json_string(cg->rel));
     json_t *dirs = json_array();
     for (int h = 0; h < H_COUNT; h++) {
         const struct cg_dir *d = &cg->d[h];
-        if (d->path == NULL) continue;
+        if (d->path == NULL)
+            continue;
         json_t *o = json_object();
         json_object_set_new(o, "c", json_string(is_v2(cg) ? "unified" : v1_names[h]));
         json_object_set_new(o, "dir", json_string(d->path));
@@ -1042,12 +1133,14 @@ sbx_cgroup_serialize(const struct sbx_cgroup *cg)
         if (d->top_created && d->alias < 0)
             json_object_set_new(o, "top_created", json_string(d->top_created));
         json_array_append_new(dirs, o);
-        if (is_v2(cg)) break;
+        if (is_v2(cg))
+            break;
     }
     json_object_set_new(root, "dirs", dirs);
     char *s = json_dumps(root, JSON_COMPACT);
     json_decref(root);
-    if (s == NULL) abort();
+    if (s == NULL)
+        abort();
     return s;
 }
 
@@ -1078,24 +1171,25 @@ sbx_cgroup_open(const char *serialized, struct sbx_cgroup **out, sbx_error_t *er
     cg->rel = xstrdup(rel ? rel : "");
     size_t i;
     json_t *o;
-    json_array_foreach(dirs, i, o)
-    {
+    json_array_foreach (dirs, i, o) {
         const char *c = json_string_value(json_object_get(o, "c"));
         const char *dir = json_string_value(json_object_get(o, "dir"));
         const char *parent = json_string_value(json_object_get(o, "parent"));
         const char *top = json_string_value(json_object_get(o, "top_created"));
         int h = -1;
-        if (c && is_v2(cg) && strcmp(c, "unified") == 0) h = H_UNIFIED;
+        if (c && is_v2(cg) && strcmp(c, "unified") == 0)
+            h = H_UNIFIED;
         for (int k = 0; c && !is_v2(cg) && k < H_COUNT; k++)
-            if (strcmp(c, v1_names[k]) == 0) h = k;
+            if (strcmp(c, v1_names[k]) == 0)
+                h = k;
         /* State files are root's, but a path outside cgroupfs must never be acted on. */
         if (h < 0 || cg->d[h].path || dir == NULL ||
             strncmp(dir, CG_ROOT "/", strlen(CG_ROOT) + 1) || !path_is_safe(dir) ||
             (parent &&
              (strncmp(parent, CG_ROOT "/", strlen(CG_ROOT) + 1) || !path_is_safe(parent))) ||
-            (top && (parent == NULL || strncmp(parent, top, strlen(top)) ||
-                     parent[strlen(top)] != '/' ||
-                     strncmp(top, CG_ROOT "/", strlen(CG_ROOT) + 1) || !path_is_safe(top)))) {
+            (top &&
+             (parent == NULL || strncmp(parent, top, strlen(top)) || parent[strlen(top)] != '/' ||
+              strncmp(top, CG_ROOT "/", strlen(CG_ROOT) + 1) || !path_is_safe(top)))) {
             r = sbx_make_error(err, EINVAL, "invalid serialized cgroup entry `%s`",
                                dir ? dir : "?");
             break;
@@ -1105,10 +1199,12 @@ sbx_cgroup_open(const char *serialized, struct sbx_cgroup **out, sbx_error_t *er
         cg->d[h].parent_created = json_is_true(json_object_get(o, "parent_created"));
         cg->d[h].top_created = top ? xstrdup(top) : NULL;
         cg->d[h].owned = true;
-        if ((r = open_dir(&cg->d[h], err)) < 0) break;
+        if ((r = open_dir(&cg->d[h], err)) < 0)
+            break;
     }
     json_decref(root);
-    if (r < 0) return r;
+    if (r < 0)
+        return r;
     if (procs_dir(cg) == NULL)
         return sbx_make_error(err, EINVAL, "invalid serialized cgroup: no directories");
     cg_find_aliases(cg);
@@ -1121,13 +1217,17 @@ sbx_cgroup_open(const char *serialized, struct sbx_cgroup **out, sbx_error_t *er
 int
 sbx_cgroup_enter(struct sbx_cgroup *cg, pid_t pid, sbx_error_t *err)
 {
-    if (cg == NULL) return 0;
+    if (cg == NULL)
+        return 0;
     for (int h = 0; h < H_COUNT; h++) {
         struct cg_dir *d = &cg->d[h];
-        if (d->fd < 0 || d->alias >= 0) continue;
+        if (d->fd < 0 || d->alias >= 0)
+            continue;
         int r = cg_writef(d->fd, d->path, "cgroup.procs", err, "%d", (int)pid);
-        if (r < 0) return r;
-        if (is_v2(cg)) break;
+        if (r < 0)
+            return r;
+        if (is_v2(cg))
+            break;
     }
     return 0;
 }
@@ -1144,14 +1244,17 @@ int
 sbx_cgroup_self_join_fds(struct sbx_cgroup *cg, int *fds, size_t max, sbx_error_t *err)
 {
     size_t n = 0;
-    if (cg == NULL || is_v2(cg)) return 0;
+    if (cg == NULL || is_v2(cg))
+        return 0;
     for (int h = 0; h < H_COUNT; h++) {
         struct cg_dir *d = &cg->d[h];
-        if (d->fd < 0 || d->alias >= 0) continue;
+        if (d->fd < 0 || d->alias >= 0)
+            continue;
         int fd = n < max ? openat(d->fd, "tasks", O_WRONLY | O_CLOEXEC) : -1;
         if (fd < 0) {
             int e = n < max ? errno : E2BIG;
-            while (n > 0) close(fds[--n]);
+            while (n > 0)
+                close(fds[--n]);
             return sbx_make_error(err, e, "open `%s/tasks`", d->path);
         }
         fds[n++] = fd;
@@ -1163,7 +1266,8 @@ int
 sbx_cgroup_join_self(const int *fds, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (write(fds[i], "0", 1) != 1) return -errno;
+        if (write(fds[i], "0", 1) != 1)
+            return -errno;
     return 0;
 }
 
@@ -1172,9 +1276,11 @@ sbx_cgroup_enter_self(struct sbx_cgroup *cg, sbx_error_t *err)
 {
     int fds[H_COUNT];
     int n = sbx_cgroup_self_join_fds(cg, fds, H_COUNT, err);
-    if (n <= 0) return n < 0 ? n : sbx_cgroup_enter(cg, getpid(), err);
+    if (n <= 0)
+        return n < 0 ? n : sbx_cgroup_enter(cg, getpid(), err);
     int r = sbx_cgroup_join_self(fds, (size_t)n);
-    for (int i = 0; i < n; i++) close(fds[i]);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
     return r < 0 ? sbx_make_error(err, -r, "join cgroup `%s`", cg->rel) : 0;
 }
 
@@ -1183,13 +1289,16 @@ read_pids(struct cg_dir *d, pid_t **pids, size_t *n, sbx_error_t *err)
 {
     cleanup_free char *buf = NULL;
     int r = cg_read(d->fd, d->path, "cgroup.procs", &buf, err);
-    if (r < 0) return r;
+    if (r < 0)
+        return r;
     size_t cap = 16, cnt = 0;
     pid_t *v = xmalloc0(cap * sizeof(pid_t));
     for (char *p = buf, *end; *p; p = end) {
         long x = strtol(p, &end, 10);
-        if (end == p) break;
-        if (cnt == cap) v = xrealloc(v, (cap *= 2) * sizeof(pid_t));
+        if (end == p)
+            break;
+        if (cnt == cap)
+            v = xrealloc(v, (cap *= 2) * sizeof(pid_t));
         v[cnt++] = (pid_t)x;
     }
     *pids = v;
@@ -1202,9 +1311,11 @@ sbx_cgroup_pids(struct sbx_cgroup *cg, pid_t **pids, size_t *n, sbx_error_t *err
 {
     *pids = NULL;
     *n = 0;
-    if (cg == NULL) return 0;
+    if (cg == NULL)
+        return 0;
     struct cg_dir *d = procs_dir(cg);
-    if (d == NULL) return sbx_make_error(err, ENOENT, "cgroup has no directory to list processes");
+    if (d == NULL)
+        return sbx_make_error(err, ENOENT, "cgroup has no directory to list processes");
     return read_pids(d, pids, n, err);
 }
 
@@ -1220,13 +1331,16 @@ static int
 freeze_v2(struct cg_dir *d, bool frozen, sbx_error_t *err)
 {
     int r = cg_write(d->fd, d->path, "cgroup.freeze", frozen ? "1" : "0", err);
-    if (r < 0) return r;
+    if (r < 0)
+        return r;
     /* The write only requests the state; cgroup.events reports when every task got there. */
     for (int i = 0; i < CG_WAIT_MS / 10; i++) {
-        if (cg_read_keyed(d->fd, "cgroup.events", "frozen") == (frozen ? 1 : 0)) return 0;
+        if (cg_read_keyed(d->fd, "cgroup.events", "frozen") == (frozen ? 1 : 0))
+            return 0;
         sleep_ms(10);
     }
-    if (frozen) cg_write(d->fd, d->path, "cgroup.freeze", "0", NULL);
+    if (frozen)
+        cg_write(d->fd, d->path, "cgroup.freeze", "0", NULL);
     return sbx_make_error(err, ETIMEDOUT, "cgroup `%s` did not become %s within %d ms", d->path,
                           frozen ? "frozen" : "thawed", CG_WAIT_MS);
 }
@@ -1239,14 +1353,16 @@ freeze_v1(struct cg_dir *d, bool frozen, sbx_error_t *err)
         /* A freeze can stall in FREEZING (a task in an uninterruptible sleep); writing FROZEN
          * again retries it, as runc does. */
         int r = cg_write(d->fd, d->path, "freezer.state", want, err);
-        if (r < 0) return r;
+        if (r < 0)
+            return r;
         cleanup_free char *s = NULL;
         if (read_file_at(d->fd, "freezer.state", &s, NULL, NULL) == 0 &&
             strncmp(s, want, strlen(want)) == 0)
             return 0;
         sleep_ms(10);
     }
-    if (frozen) cg_write(d->fd, d->path, "freezer.state", "THAWED", NULL);
+    if (frozen)
+        cg_write(d->fd, d->path, "freezer.state", "THAWED", NULL);
     return sbx_make_error(err, ETIMEDOUT, "cgroup `%s` did not become %s within %d ms", d->path,
                           want, CG_WAIT_MS);
 }
@@ -1256,7 +1372,8 @@ sbx_cgroup_freeze(struct sbx_cgroup *cg, bool frozen, sbx_error_t *err)
 {
     if (cg == NULL)
         return sbx_make_error(err, ENOTSUP, "the sandbox has no cgroup (cgroups disabled)");
-    if (is_v2(cg)) return freeze_v2(&cg->d[H_UNIFIED], frozen, err);
+    if (is_v2(cg))
+        return freeze_v2(&cg->d[H_UNIFIED], frozen, err);
     struct cg_dir *d = v1dir(cg, H_FREEZER);
     if (d == NULL)
         return sbx_make_error(err, ENOENT,
@@ -1270,7 +1387,8 @@ wait_empty(struct cg_dir *d, sbx_error_t *err)
 {
     for (int i = 0; i < CG_WAIT_MS / 10; i++) {
         cleanup_free char *buf = NULL;
-        if (read_file_at(d->fd, "cgroup.procs", &buf, NULL, NULL) < 0 || buf[0] == '\0') return 0;
+        if (read_file_at(d->fd, "cgroup.procs", &buf, NULL, NULL) < 0 || buf[0] == '\0')
+            return 0;
         sleep_ms(10);
     }
     return sbx_make_error(err, ETIMEDOUT, "processes left in cgroup `%s` after %d ms", d->path,
@@ -1280,12 +1398,15 @@ wait_empty(struct cg_dir *d, sbx_error_t *err)
 int
 sbx_cgroup_kill(struct sbx_cgroup *cg, int sig, sbx_error_t *err)
 {
-    if (cg == NULL) return 0;
+    if (cg == NULL)
+        return 0;
     struct cg_dir *pd = procs_dir(cg);
-    if (pd == NULL) return 0;
+    if (pd == NULL)
+        return 0;
     if (is_v2(cg) && sig == SIGKILL && cg_has(pd->fd, "cgroup.kill")) {
         int r = cg_write(pd->fd, pd->path, "cgroup.kill", "1", err);
-        if (r < 0) return r;
+        if (r < 0)
+            return r;
         return wait_empty(pd, err);
     }
     /* Freeze so nothing forks past the pid list, signal each, and thaw on every path: a failed
@@ -1296,14 +1417,17 @@ sbx_cgroup_kill(struct sbx_cgroup *cg, int sig, sbx_error_t *err)
         pid_t *pids = NULL;
         size_t n = 0;
         r = read_pids(pd, &pids, &n, err);
-        if (r < 0) break;
+        if (r < 0)
+            break;
         for (size_t i = 0; i < n; i++)
             if (kill(pids[i], sig) < 0 && errno != ESRCH && r == 0)
                 r = sbx_make_error(err, errno, "kill %d with SIG%s", (int)pids[i],
                                    signal_name(sig));
         free(pids);
-        if (n == 0 || sig != SIGKILL) break;
-        if (!frozen) sleep_ms(10);
+        if (n == 0 || sig != SIGKILL)
+            break;
+        if (!frozen)
+            sleep_ms(10);
     }
     /* A cgroup that vanished meanwhile (its sandbox ended and was cleaned up by its own
      * supervisor) has nothing left to kill or thaw. */
@@ -1322,7 +1446,8 @@ sbx_cgroup_kill(struct sbx_cgroup *cg, int sig, sbx_error_t *err)
         } else
             sbx_error_release(&terr);
     }
-    if (r < 0 || sig != SIGKILL) return r;
+    if (r < 0 || sig != SIGKILL)
+        return r;
     return wait_empty(pd, err);
 }
 
@@ -1330,9 +1455,11 @@ int64_t
 sbx_cgroup_oom_kills(struct sbx_cgroup *cg)
 {
     struct cg_dir *d;
-    if (cg && is_v2(cg)) return cg_read_keyed(cg->d[H_UNIFIED].fd, "memory.events", "oom_kill");
+    if (cg && is_v2(cg))
+        return cg_read_keyed(cg->d[H_UNIFIED].fd, "memory.events", "oom_kill");
     /* oom_kill in memory.oom_control appeared in 4.13; older kernels only have under_oom. */
-    if (cg && (d = v1dir(cg, H_MEMORY))) return cg_read_keyed(d->fd, "memory.oom_control", "oom_kill");
+    if (cg && (d = v1dir(cg, H_MEMORY)))
+        return cg_read_keyed(d->fd, "memory.oom_control", "oom_kill");
     return -1;
 }
 
@@ -1362,15 +1489,18 @@ sbx_cgroup_stats(struct sbx_cgroup *cg, struct sbx_cgroup_stats *st, sbx_error_t
         int64_t ns = cg_read_int(d->fd, "cpuacct.usage");
         st->cpu_usec = ns >= 0 ? ns / 1000 : -1;
     }
-    if ((d = v1dir(cg, H_PIDS))) st->pids_current = cg_read_int(d->fd, "pids.current");
-    if ((d = v1dir(cg, H_FREEZER))) st->frozen = is_frozen_v1(d);
+    if ((d = v1dir(cg, H_PIDS)))
+        st->pids_current = cg_read_int(d->fd, "pids.current");
+    if ((d = v1dir(cg, H_FREEZER)))
+        st->frozen = is_frozen_v1(d);
     return 0;
 }
 
 int
 sbx_cgroup_destroy(struct sbx_cgroup *cg, sbx_error_t *err)
 {
-    if (cg == NULL) return 0;
+    if (cg == NULL)
+        return 0;
     int r = 0;
     struct cg_dir *pd = procs_dir(cg);
     if (pd) {
@@ -1380,10 +1510,13 @@ sbx_cgroup_destroy(struct sbx_cgroup *cg, sbx_error_t *err)
     }
     for (int h = 0; h < H_COUNT; h++) {
         struct cg_dir *d = &cg->d[h];
-        if (d->path == NULL || d->alias >= 0) continue;
+        if (d->path == NULL || d->alias >= 0)
+            continue;
         int rr = remove_dir(d, r < 0 ? NULL : err);
-        if (rr < 0 && r == 0) r = rr;
-        if (is_v2(cg)) break;
+        if (rr < 0 && r == 0)
+            r = rr;
+        if (is_v2(cg))
+            break;
     }
     return r;
 }

@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 
 static const char *const default_masked[] = {
-    "/proc/acpi",         "/proc/asound",        "/proc/kcore",         "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list",   "/proc/timer_stats",   "/proc/sched_debug",
-    "/proc/scsi",         "/proc/interrupts",    "/sys/firmware",       "/sys/devices/virtual/powercap",
+    "/proc/acpi",          "/proc/asound",     "/proc/kcore",       "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi",          "/proc/interrupts", "/sys/firmware",     "/sys/devices/virtual/powercap",
 };
 static const char *const default_readonly[] = {
     "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
@@ -90,8 +90,8 @@ caller_subids(bool gid, uint32_t *start, uint32_t *count)
 static json_t *
 idmap_json(uint32_t c, uint32_t h, uint32_t n)
 {
-    return json_pack("{s:I,s:I,s:I}", "containerID", (json_int_t)c, "hostID", (json_int_t)h,
-                     "size", (json_int_t)n);
+    return json_pack("{s:I,s:I,s:I}", "containerID", (json_int_t)c, "hostID", (json_int_t)h, "size",
+                     (json_int_t)n);
 }
 
 /* Root maps sandbox 0-65535 onto an unprivileged host range. A rootless caller maps sandbox root
@@ -136,8 +136,8 @@ sbx_config_new_default(const char *id, char *const *args, sbx_error_t *err)
         json_array_append_new(a, json_string(args[i]));
     json_object_set_new(proc, "args", a);
     json_t *env = json_array();
-    json_array_append_new(env,
-                          json_string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+    json_array_append_new(
+        env, json_string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
     const char *term = getenv("TERM");
     cleanup_free char *t = xasprintf("TERM=%s", term && *term ? term : "xterm");
     json_array_append_new(env, json_string(t));
@@ -154,14 +154,14 @@ sbx_config_new_default(const char *id, char *const *args, sbx_error_t *err)
 
     json_t *mounts = json_array();
     json_array_append_new(mounts, mount_json("/proc", "proc", "proc", "nosuid,noexec,nodev"));
-    json_array_append_new(mounts, mount_json("/dev", "tmpfs", "tmpfs",
-                                             "nosuid,strictatime,mode=755,size=65536k"));
+    json_array_append_new(
+        mounts, mount_json("/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k"));
     json_array_append_new(mounts, mount_json("/dev/pts", "devpts", "devpts",
                                              "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620"));
     json_array_append_new(mounts, mount_json("/dev/shm", "tmpfs", "shm",
                                              "nosuid,noexec,nodev,mode=1777,size=65536k"));
-    json_array_append_new(mounts, mount_json("/dev/mqueue", "mqueue", "mqueue",
-                                             "nosuid,noexec,nodev"));
+    json_array_append_new(mounts,
+                          mount_json("/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev"));
     json_array_append_new(mounts, mount_json("/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro"));
     json_array_append_new(mounts, mount_json("/sys/fs/cgroup", "cgroup", "cgroup",
                                              "nosuid,noexec,nodev,relatime,ro"));
@@ -180,8 +180,9 @@ sbx_config_new_default(const char *id, char *const *args, sbx_error_t *err)
     json_object_set_new(lx, "maskedPaths", strv_json(default_masked, ARRAY_SIZE(default_masked)));
     json_object_set_new(lx, "readonlyPaths",
                         strv_json(default_readonly, ARRAY_SIZE(default_readonly)));
-    json_object_set_new(lx, "resources", json_pack("{s:{s:I}}", "pids", "limit",
-                                                   (json_int_t)SBX_DEFAULT_PIDS_LIMIT));
+    json_object_set_new(
+        lx, "resources",
+        json_pack("{s:{s:I}}", "pids", "limit", (json_int_t)SBX_DEFAULT_PIDS_LIMIT));
     json_object_set_new(cfg, "linux", lx);
     json_object_set_new(cfg, "annotations", json_object());
     sbx_config_annotate(cfg, "run.sbx.rootfs.overlay", "true");
@@ -227,7 +228,8 @@ static void
 remove_mount(json_t *mounts, const char *dst)
 {
     for (size_t i = 0; i < json_array_size(mounts);) {
-        const char *d = json_string_value(json_object_get(json_array_get(mounts, i), "destination"));
+        const char *d =
+            json_string_value(json_object_get(json_array_get(mounts, i), "destination"));
         if (d && strcmp(d, dst) == 0)
             json_array_remove(mounts, i);
         else
@@ -243,13 +245,14 @@ sbx_config_set_image(json_t *cfg, const char *images_dir, const char *name, sbx_
     if (name == NULL || *name == '\0' || strchr(name, '/') || strcmp(name, ".") == 0 ||
         strcmp(name, "..") == 0)
         return sbx_make_error(err, 0, "invalid image name `%s`", name ? name : "");
-    cleanup_free char *dir = xasprintf("%s/%s", images_dir ? images_dir : SBX_DEFAULT_IMAGES_DIR,
-                                       name);
+    cleanup_free char *dir =
+        xasprintf("%s/%s", images_dir ? images_dir : SBX_DEFAULT_IMAGES_DIR, name);
     cleanup_free char *rootfs = xasprintf("%s/rootfs", dir);
     if (access(rootfs, F_OK) < 0) {
         int e = errno;
-        return sbx_make_error(err, e, "image `%s` not found in %s (build images with `make rootfs`)",
-                              name, images_dir ? images_dir : SBX_DEFAULT_IMAGES_DIR);
+        return sbx_make_error(err, e,
+                              "image `%s` not found in %s (build images with `make rootfs`)", name,
+                              images_dir ? images_dir : SBX_DEFAULT_IMAGES_DIR);
     }
     int r = sbx_config_set_rootfs(cfg, rootfs, err);
     if (r < 0)
@@ -267,12 +270,12 @@ sbx_config_set_image(json_t *cfg, const char *images_dir, const char *name, sbx_
     size_t i;
     json_t *v;
     json_t *mounts = json_object_get(cfg, "mounts");
-    json_array_foreach(json_object_get(m, "readonlyBinds"), i, v)
-    {
+    json_array_foreach (json_object_get(m, "readonlyBinds"), i, v) {
         const char *p = json_string_value(v);
         if (p == NULL || p[0] != '/') {
             json_decref(m);
-            return sbx_make_error(err, 0, "image `%s`: readonlyBinds entries must be absolute", name);
+            return sbx_make_error(err, 0, "image `%s`: readonlyBinds entries must be absolute",
+                                  name);
         }
         remove_mount(mounts, p);
         /* Image binds go first: user binds and /proc, /dev... stack on top of them. */
@@ -298,8 +301,10 @@ sbx_config_use_image(json_t *cfg, const char *images_dir, const char *name, json
     }
     struct sbx_store st;
     if (sbx_store_open(dir, false, &st, NULL) < 0)
-        return sbx_make_error(err, 0, "image `%s` not found: not built in %s and no image has "
-                                      "been pulled (`sbxrun pull %s`)", name, dir, name);
+        return sbx_make_error(err, 0,
+                              "image `%s` not found: not built in %s and no image has "
+                              "been pulled (`sbxrun pull %s`)",
+                              name, dir, name);
     cleanup_free char *digest = NULL;
     errno = 0;
     json_t *rec = sbx_store_resolve(&st, name, &digest, err);
@@ -307,8 +312,10 @@ sbx_config_use_image(json_t *cfg, const char *images_dir, const char *name, json
         int e = errno;
         sbx_store_close(&st);
         if (e == ENOENT) /* a well-formed reference that is neither built nor pulled */
-            return sbx_make_error(err, 0, "image `%s` not found: not built in %s and not pulled "
-                                          "(`sbxrun pull %s`)", name, dir, name);
+            return sbx_make_error(err, 0,
+                                  "image `%s` not found: not built in %s and not pulled "
+                                  "(`sbxrun pull %s`)",
+                                  name, dir, name);
         return -1;
     }
     json_t *layers = json_object_get(rec, "layers");
@@ -322,7 +329,8 @@ sbx_config_use_image(json_t *cfg, const char *images_dir, const char *name, json
     /* Top layer first, as overlayfs stacks lowerdir; the mount names them relative to the
      * layers directory (see linux.c), which keeps 60 layers within the mount data's page. */
     for (size_t i = n; i-- > 0;) {
-        char *l = xasprintf("%s%s%s", list, *list ? ":" : "", json_string_value(json_array_get(layers, i)) + 7);
+        char *l = xasprintf("%s%s%s", list, *list ? ":" : "",
+                            json_string_value(json_array_get(layers, i)) + 7);
         free(list);
         list = l;
     }
@@ -350,7 +358,9 @@ str_array(json_t *a)
     json_t *out = json_array();
     size_t i;
     json_t *v;
-    json_array_foreach(a, i, v) if (json_is_string(v)) json_array_append(out, v);
+    json_array_foreach (a, i, v)
+        if (json_is_string(v))
+            json_array_append(out, v);
     return out;
 }
 
@@ -361,8 +371,7 @@ sbx_config_apply_image_config(json_t *cfg, json_t *icfg, char *const *cmd, const
     json_t *proc = json_object_get(cfg, "process");
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(icfg, "Env"), i, v)
-    {
+    json_array_foreach (json_object_get(icfg, "Env"), i, v) {
         const char *kv = json_string_value(v);
         if (kv && strchr(kv, '=') && sbx_config_setenv(cfg, kv, err) < 0)
             return -1;
@@ -391,8 +400,9 @@ sbx_config_apply_image_config(json_t *cfg, json_t *icfg, char *const *cmd, const
     }
     if (json_array_size(args) == 0) {
         json_decref(args);
-        return sbx_make_error(err, 0, "no command given and the image has neither Entrypoint "
-                                      "nor Cmd");
+        return sbx_make_error(err, 0,
+                              "no command given and the image has neither Entrypoint "
+                              "nor Cmd");
     }
     json_object_set_new(proc, "args", args);
     const char *user = json_string_value(json_object_get(icfg, "User"));
@@ -410,8 +420,8 @@ int
 sbx_config_set_user(json_t *cfg, uid_t uid, gid_t gid, sbx_error_t *err)
 {
     json_t *proc = json_object_get(cfg, "process");
-    json_object_set_new(proc, "user", json_pack("{s:I,s:I}", "uid", (json_int_t)uid, "gid",
-                                                (json_int_t)gid));
+    json_object_set_new(proc, "user",
+                        json_pack("{s:I,s:I}", "uid", (json_int_t)uid, "gid", (json_int_t)gid));
     uint64_t mask = 0;
     if (uid == 0) {
         int r = sbx_caps_profile_load("default", &mask, err);
@@ -435,7 +445,8 @@ sbx_config_set_user(json_t *cfg, uid_t uid, gid_t gid, sbx_error_t *err)
     /* HOME follows the user; a later --env HOME=... still wins. */
     cleanup_free char *passwd = read_image_file(cfg, "etc/passwd", 4 << 20);
     cleanup_free char *home = passwd ? sbx_passwd_home_in(passwd, uid) : NULL;
-    cleanup_free char *kv = xasprintf("HOME=%s", home ? home : (uid == 0 ? "/root" : "/home/sandbox"));
+    cleanup_free char *kv =
+        xasprintf("HOME=%s", home ? home : (uid == 0 ? "/root" : "/home/sandbox"));
     return sbx_config_setenv(cfg, kv, err);
 }
 
@@ -460,14 +471,14 @@ sbx_config_caps_adjust(json_t *cfg, char *const *add, char *const *drop, sbx_err
                     size_t k;
                     json_t *v;
                     bool present = false;
-                    json_array_foreach(arr, k, v) if (strcasecmp(json_string_value(v), cn) == 0)
-                    {
-                        present = true;
-                        if (pass == 1) {
-                            json_array_remove(arr, k);
-                            break;
+                    json_array_foreach (arr, k, v)
+                        if (strcasecmp(json_string_value(v), cn) == 0) {
+                            present = true;
+                            if (pass == 1) {
+                                json_array_remove(arr, k);
+                                break;
+                            }
                         }
-                    }
                     if (pass == 0 && !present)
                         json_array_append_new(arr, json_string(cn));
                 }
@@ -486,11 +497,11 @@ sbx_config_setenv(json_t *cfg, const char *kv, sbx_error_t *err)
     json_t *env = json_object_get(json_object_get(cfg, "process"), "env");
     size_t klen = eq - kv + 1, i;
     json_t *v;
-    json_array_foreach(env, i, v) if (strncmp(json_string_value(v), kv, klen) == 0)
-    {
-        json_array_set_new(env, i, json_string(kv));
-        return 0;
-    }
+    json_array_foreach (env, i, v)
+        if (strncmp(json_string_value(v), kv, klen) == 0) {
+            json_array_set_new(env, i, json_string(kv));
+            return 0;
+        }
     json_array_append_new(env, json_string(kv));
     return 0;
 }
@@ -533,9 +544,9 @@ sbx_config_add_volume(json_t *cfg, const char *root, const char *rel, const char
     json_t *mounts = json_object_get(cfg, "mounts");
     remove_mount(mounts, dst);
     cleanup_free char *beneath = xasprintf(SBX_BENEATH_OPT "%s", root);
-    json_t *m = json_pack("{s:s, s:s, s:s, s:[s,s,s,s,s]}", "destination", dst, "type", "bind",
-                          "source", src, "options", "rbind", "nosuid", "nodev", ro ? "ro" : "rw",
-                          beneath);
+    json_t *m =
+        json_pack("{s:s, s:s, s:s, s:[s,s,s,s,s]}", "destination", dst, "type", "bind", "source",
+                  src, "options", "rbind", "nosuid", "nodev", ro ? "ro" : "rw", beneath);
     json_array_append_new(mounts, m);
     if (info) {
         json_t *ann = json_object_get(cfg, "annotations");
@@ -578,7 +589,8 @@ sbx_config_set_net_host(json_t *cfg)
 {
     json_t *nss = json_object_get(json_object_get(cfg, "linux"), "namespaces");
     for (size_t i = 0; i < json_array_size(nss); i++)
-        if (strcmp(json_string_value(json_object_get(json_array_get(nss, i), "type")), "network") == 0)
+        if (strcmp(json_string_value(json_object_get(json_array_get(nss, i), "type")), "network") ==
+            0)
             json_array_remove(nss, i);
     /* sysfs can only be mounted from a netns the user namespace owns; bind the host's instead. */
     json_t *mounts = json_object_get(cfg, "mounts");
@@ -586,9 +598,11 @@ sbx_config_set_net_host(json_t *cfg)
     /* Before the cgroup mount, which must stay on top. */
     size_t i;
     json_t *v;
-    json_array_foreach(mounts, i, v) if (strcmp(json_string_value(json_object_get(v, "destination")),
-                                                "/sys/fs/cgroup") == 0) break;
-    json_array_insert_new(mounts, i, mount_json("/sys", "bind", "/sys", "rbind,nosuid,noexec,nodev,ro"));
+    json_array_foreach (mounts, i, v)
+        if (strcmp(json_string_value(json_object_get(v, "destination")), "/sys/fs/cgroup") == 0)
+            break;
+    json_array_insert_new(mounts, i,
+                          mount_json("/sys", "bind", "/sys", "rbind,nosuid,noexec,nodev,ro"));
     return 0;
 }
 
@@ -794,8 +808,7 @@ sbx_config_image_user(json_t *cfg, const char *spec, uid_t *uid, gid_t *gid, sbx
             }
         }
         if (!found_group)
-            return sbx_make_error(err, 0, "image group `%s` is not in the image's /etc/group",
-                                  grp);
+            return sbx_make_error(err, 0, "image group `%s` is not in the image's /etc/group", grp);
     }
     if (*uid >= SBX_ID_RANGE || *gid >= SBX_ID_RANGE)
         return sbx_make_error(err, 0, "image user `%s` is outside the sandbox's ids 0-%d", spec,

@@ -58,7 +58,6 @@ int sbx_config_use_image(json_t *cfg, const char *images_dir, const char *name,
 int sbx_config_apply_image_config(json_t *cfg, json_t *icfg, char *const *cmd,
                                   const char *entrypoint, bool user_given, sbx_error_t *err);
 /* Docker's USER syntax resolved in the image's /etc/passwd and /etc/group. */
-int sbx_config_image_user(json_t *cfg, const char *spec, uid_t *uid, gid_t *gid,
-                          sbx_error_t *err);
+int sbx_config_image_user(json_t *cfg, const char *spec, uid_t *uid, gid_t *gid, sbx_error_t *err);
 
 #endif

@@ -295,8 +295,8 @@ hold_built_image(sbx_spec_t *spec, int *hold, sbx_error_t *err)
              * as it is. */
             const char *tb = strrchr(tree, '/');
             size_t nl = strlen(name);
-            if (fd < 0 && !(tb && tb[1] == '.' && strncmp(tb + 2, name, nl) == 0 &&
-                            tb[2 + nl] == '.'))
+            if (fd < 0 &&
+                !(tb && tb[1] == '.' && strncmp(tb + 2, name, nl) == 0 && tb[2 + nl] == '.'))
                 return 0;
             char now[PATH_MAX];
             if (realpath(spec->image_dir, now) == NULL)
@@ -483,8 +483,8 @@ wait_loop(struct run_ctx *rc, int sigfd, int timerfd, struct sbx_exit *res, sbx_
          * it out, or this loop spins until init is reaped. The spinning is worse than wasted CPU:
          * init's exit waits for expedited RCU grace periods (unmounting its root), which a CPU
          * looping through syscalls holds up until the next tick (~4 ms per sandbox). */
-        struct pollfd pfd[3] = {{sigfd, POLLIN, 0}, {sync_open ? rc->sync_fd : -1, POLLIN, 0},
-                                {timerfd, POLLIN, 0}};
+        struct pollfd pfd[3] = {
+            {sigfd, POLLIN, 0}, {sync_open ? rc->sync_fd : -1, POLLIN, 0}, {timerfd, POLLIN, 0}};
         if (poll(pfd, 3, -1) < 0) {
             if (errno == EINTR)
                 continue;
@@ -599,33 +599,46 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     int r;
     cleanup_lockfile struct sbx_lockfile id_lock = SBX_LOCKFILE_INIT;
     cleanup_close int built_hold = -1;
-    struct run_ctx rc = {.o = o, .spec = spec, .sync_fd = -1, .id_lock = &id_lock,
+    struct run_ctx rc = {.o = o,
+                         .spec = spec,
+                         .sync_fd = -1,
+                         .id_lock = &id_lock,
                          .root = o->state_root ? o->state_root : SBX_DEFAULT_STATE_ROOT};
-    struct sbx_child_ctx cc = {.spec = spec, .sync_fd = -1, .parent_pid = getpid(),
-                               .start_fd = -1, .console_fd = -1, .pty_slave = -1,
+    struct sbx_child_ctx cc = {.spec = spec,
+                               .sync_fd = -1,
+                               .parent_pid = getpid(),
+                               .start_fd = -1,
+                               .console_fd = -1,
+                               .pty_slave = -1,
                                .proc_self_fd = -1};
     for (int t = 0; t < SBX_NS_COUNT; t++)
         cc.ns_fd[t] = -1;
     memset(res, 0, sizeof(*res));
 
     if (!id_is_valid(o->id))
-        return sbx_make_error(err, 0, "invalid sandbox id `%s` (letters, digits, '_', '.', '-'; "
-                                      "at most 64)", o->id ? o->id : "");
+        return sbx_make_error(err, 0,
+                              "invalid sandbox id `%s` (letters, digits, '_', '.', '-'; "
+                              "at most 64)",
+                              o->id ? o->id : "");
     /* A built image's tree, held from here on (see hold_built_image()); first, since a tree
      * removed after the config was made is replaced by the image's current one. */
     if ((r = hold_built_image(spec, &built_hold, err)) < 0 || (r = validate(spec, err)) < 0)
         return r;
     /* Refused before anything exists: on v1 the cgroup is only made after the clone. */
     if (!o->cgroup_parent && spec->cgroups_path && strchr(spec->cgroups_path, ':'))
-        return sbx_make_error(err, ENOTSUP, "cgroupsPath `%s` is in systemd form "
-                                            "(slice:prefix:name); sbxrun manages cgroupfs "
-                                            "directly", spec->cgroups_path);
+        return sbx_make_error(err, ENOTSUP,
+                              "cgroupsPath `%s` is in systemd form "
+                              "(slice:prefix:name); sbxrun manages cgroupfs "
+                              "directly",
+                              spec->cgroups_path);
     if (!spec->ns_enabled[SBX_NS_MOUNT] && !o->quiet &&
         (spec->n_mounts > 0 || spec->n_devices > 0 || strv_len(spec->masked_paths) > 0 ||
          strv_len(spec->readonly_paths) > 0))
-        fprintf(stderr, "sbxrun: warning: no mount namespace: mounts, devices, maskedPaths and "
-                        "readonlyPaths are not applied (the process is only chrooted into "
-                        "`%s`)\n", spec->rootfs);
+        fprintf(stderr,
+                "sbxrun: warning: no mount namespace: mounts, devices, maskedPaths and "
+                "readonlyPaths are not applied (the process is only chrooted into "
+                "`%s`)\n",
+                spec->rootfs);
     if (o->detach && spec->terminal && !o->console_socket)
         return sbx_make_error(err, 0, "process.terminal needs --console-socket when detached");
     cc.in_userns = spec->ns_enabled[SBX_NS_USER];
@@ -731,8 +744,8 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     /* cgroup v2: the child is born in its cgroup (CLONE_INTO_CGROUP), so that comes first. v1: the
      * child joins by itself (see sbx_cgroup_self_join_fds()), which lets the parent make the
      * cgroups (a directory in each of five hierarchies unless limits need more, ~0.4 ms) while
-     * the child builds its root: it waits for them at its first step that needs them. Hooks see a created sandbox,
-     * cgroups included: with those, the old order. */
+     * the child builds its root: it waits for them at its first step that needs them. Hooks see a
+     * created sandbox, cgroups included: with those, the old order. */
     bool want_cgroup = geteuid() == 0 || resources_requested(&spec->resources);
     cc.cgroup_late = want_cgroup && sbx_cgroup_mode() != SBX_CGROUP_UNIFIED && !early_hooks;
     if (want_cgroup && !cc.cgroup_late) {
@@ -778,8 +791,9 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     if (pid < 0) {
         int e = errno;
         if (e == EPERM || e == ENOSPC || e == EUSERS)
-            r = sbx_make_error(err, e, "clone new namespaces (are unprivileged user namespaces "
-                                       "allowed? see /proc/sys/user/max_user_namespaces)");
+            r = sbx_make_error(err, e,
+                               "clone new namespaces (are unprivileged user namespaces "
+                               "allowed? see /proc/sys/user/max_user_namespaces)");
         else
             r = sbx_make_error(err, e, "clone");
         goto fail;
@@ -867,8 +881,8 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     }
     if (spec->n_hooks_prestart + spec->n_hooks_create_runtime > 0) {
         if ((r = wait_child(&rc, SYNC_HOOKS, err)) < 0 ||
-            (r = run_hooks(&rc, "prestart", spec->hooks_prestart, spec->n_hooks_prestart,
-                           "created", err)) < 0 ||
+            (r = run_hooks(&rc, "prestart", spec->hooks_prestart, spec->n_hooks_prestart, "created",
+                           err)) < 0 ||
             (r = run_hooks(&rc, "createRuntime", spec->hooks_create_runtime,
                            spec->n_hooks_create_runtime, "created", err)) < 0)
             goto fail;
@@ -909,8 +923,10 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
     if (r < 0)
         goto fail;
     if (res->oom && !o->quiet)
-        fprintf(stderr, "sbxrun: sandbox `%s`: the workload was killed for exceeding its memory "
-                        "limit (OOM)\n", o->id);
+        fprintf(stderr,
+                "sbxrun: sandbox `%s`: the workload was killed for exceeding its memory "
+                "limit (OOM)\n",
+                o->id);
     if (res->timed_out && !o->quiet)
         fprintf(stderr, "sbxrun: sandbox `%s`: timed out after %d s, killed\n", o->id,
                 o->timeout_sec);

@@ -9,12 +9,12 @@
 #define SBX_DEFAULT_STATE_ROOT "/run/sbx"
 
 struct sbx_run_opts {
-    const char *id;          /* required, id_is_valid() */
-    const char *state_root;  /* NULL: SBX_DEFAULT_STATE_ROOT */
+    const char *id;            /* required, id_is_valid() */
+    const char *state_root;    /* NULL: SBX_DEFAULT_STATE_ROOT */
     const char *cgroup_parent; /* NULL: default (see cgroup.h) */
-    int json_status_fd;      /* -1: none. JSON lines: {"id","pid"} at start, {"exit-code",..} at end */
-    int timeout_sec;         /* 0: none; on expiry the sandbox is killed and the result is 124 */
-    bool keep_state;         /* keep <state_root>/<id> after exit (apid); sbxrun run removes it */
+    int json_status_fd; /* -1: none. JSON lines: {"id","pid"} at start, {"exit-code",..} at end */
+    int timeout_sec;    /* 0: none; on expiry the sandbox is killed and the result is 124 */
+    bool keep_state;    /* keep <state_root>/<id> after exit (apid); sbxrun run removes it */
     bool quiet;
     /* Create/start split (OCI `create`): with detach, run() returns once the sandbox is created;
      * its process then waits, before exec, for sbx_container_start() to connect to the listening
@@ -34,9 +34,9 @@ struct sbx_run_opts {
 };
 
 struct sbx_exit {
-    int exit_code;  /* docker-style: code, 128+signal, 124 timeout, 125 runtime, 126/127 exec */
-    int signal;     /* signal that killed the workload, 0 if it exited */
-    bool oom;       /* the cgroup saw an OOM kill */
+    int exit_code; /* docker-style: code, 128+signal, 124 timeout, 125 runtime, 126/127 exec */
+    int signal;    /* signal that killed the workload, 0 if it exited */
+    bool oom;      /* the cgroup saw an OOM kill */
     bool timed_out;
 };
 
@@ -49,9 +49,9 @@ int sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *opts, struct 
 int sbx_container_start(const char *state_root, const char *id, sbx_error_t *err);
 
 struct sbx_exec_opts {
-    json_t *process;            /* OCI process object (borrowed); NULL: the config's own */
-    char *const *args;          /* with process NULL: replaces process.args */
-    bool detach;                /* return once exec'd, leaving the process to our reaper */
+    json_t *process;   /* OCI process object (borrowed); NULL: the config's own */
+    char *const *args; /* with process NULL: replaces process.args */
+    bool detach;       /* return once exec'd, leaving the process to our reaper */
     const char *pid_file;
     const char *console_socket; /* process.terminal: the pty master goes there */
 };
@@ -71,8 +71,8 @@ int sbx_hooks_run(const char *phase, const struct sbx_hook *hooks, size_t n, con
                   const char *state_json, sbx_error_t *err);
 /* The same for poststart and poststop, whose failures the spec makes warnings: every hook runs,
  * each failure is printed as a warning on stderr (unless quiet); returns how many failed. */
-int sbx_hooks_run_warn(const char *phase, const struct sbx_hook *hooks, size_t n,
-                       const char *root, const char *state_json, bool quiet);
+int sbx_hooks_run_warn(const char *phase, const struct sbx_hook *hooks, size_t n, const char *root,
+                       const char *state_json, bool quiet);
 /* OCI state JSON (compact) of a record, with `status` as given; caller frees. */
 char *sbx_state_oci_json(const struct sbx_state *st, const char *status);
 /* Signals the main process, or with all=true every process in the sandbox's cgroup. */

@@ -50,15 +50,15 @@ connect_console(const char *path, sbx_error_t *err)
 }
 
 int
-sbx_container_exec(const char *root, const char *id, const struct sbx_exec_opts *eo,
-                   int *exit_code, sbx_error_t *err)
+sbx_container_exec(const char *root, const char *id, const struct sbx_exec_opts *eo, int *exit_code,
+                   sbx_error_t *err)
 {
     root = root ? root : SBX_DEFAULT_STATE_ROOT;
     struct sbx_state *st = NULL;
     sbx_spec_t *spec = NULL;
     struct sbx_cgroup *cg = NULL;
-    struct sbx_child_ctx cc = {.sync_fd = -1, .start_fd = -1, .console_fd = -1, .pty_slave = -1,
-                               .join_only = true};
+    struct sbx_child_ctx cc = {
+        .sync_fd = -1, .start_fd = -1, .console_fd = -1, .pty_slave = -1, .join_only = true};
     int ns_fds[SBX_NS_JOIN_COUNT];
     int sp[2] = {-1, -1};
     int root_fd = -1;

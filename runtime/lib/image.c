@@ -70,32 +70,32 @@ sbx_manifest_parse(const char *body, size_t len, struct sbx_manifest *m, sbx_err
         goto out;
     }
     if (json_integer_value(json_object_get(j, "schemaVersion")) != 2) {
-        r = sbx_make_error(err, 0, "manifest: schemaVersion is not 2 (Docker schema 1 images are "
-                                   "not supported; push them again with a current client)");
+        r = sbx_make_error(err, 0,
+                           "manifest: schemaVersion is not 2 (Docker schema 1 images are "
+                           "not supported; push them again with a current client)");
         goto out;
     }
     if ((r = parse_descriptor(json_object_get(j, "config"), &m->config, "config", err)) < 0)
         goto out;
     json_t *layers = json_object_get(j, "layers");
     if (!json_is_array(layers) || json_array_size(layers) > MAX_LAYERS) {
-        r = sbx_make_error(err, 0, "manifest: layers must be an array of at most %d",
-                           MAX_LAYERS);
+        r = sbx_make_error(err, 0, "manifest: layers must be an array of at most %d", MAX_LAYERS);
         goto out;
     }
     m->layers = xmalloc0((json_array_size(layers) + 1) * sizeof(*m->layers));
     size_t i;
     json_t *l;
-    json_array_foreach(layers, i, l)
-    {
+    json_array_foreach (layers, i, l) {
         char what[32];
         snprintf(what, sizeof(what), "layer %zu", i);
         if ((r = parse_descriptor(l, &m->layers[i], what, err)) < 0)
             goto out;
         m->n_layers++;
         if (!layer_type_known(m->layers[i].media_type)) {
-            r = sbx_make_error(err, 0, "manifest: layer %zu has media type `%s` (sbx takes tar "
-                                       "layers, uncompressed, gzip or zstd)", i,
-                               m->layers[i].media_type);
+            r = sbx_make_error(err, 0,
+                               "manifest: layer %zu has media type `%s` (sbx takes tar "
+                               "layers, uncompressed, gzip or zstd)",
+                               i, m->layers[i].media_type);
             goto out;
         }
     }
@@ -109,8 +109,9 @@ out:
 bool
 sbx_is_index(const char *media_type, json_t *body)
 {
-    const char *t = media_type && *media_type ? media_type
-                                              : json_string_value(json_object_get(body, "mediaType"));
+    const char *t = media_type && *media_type
+                        ? media_type
+                        : json_string_value(json_object_get(body, "mediaType"));
     if (t && (strcmp(t, "application/vnd.oci.image.index.v1+json") == 0 ||
               strcmp(t, "application/vnd.docker.distribution.manifest.list.v2+json") == 0))
         return true;
@@ -136,8 +137,7 @@ sbx_index_pick(json_t *index, const char *platform, char **digest, sbx_error_t *
     size_t i;
     json_t *m, *found = NULL;
     cleanup_free char *have = xstrdup("");
-    json_array_foreach(json_object_get(index, "manifests"), i, m)
-    {
+    json_array_foreach (json_object_get(index, "manifests"), i, m) {
         json_t *p = json_object_get(m, "platform");
         const char *mo = json_string_value(json_object_get(p, "os"));
         const char *ma = json_string_value(json_object_get(p, "architecture"));
@@ -231,8 +231,8 @@ sbx_store_install_layer(struct sbx_store *st, const char *diff_id, int fd, uint6
     /* The layer's root: the mapped root owns it, as it owns everything of `make rootfs`. */
     int r;
     {
-        cleanup_close int dfd = openat(st->dirfd, tmpname, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
-                                                               O_NOFOLLOW);
+        cleanup_close int dfd =
+            openat(st->dirfd, tmpname, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (dfd < 0 || fchown(dfd, lo.uid_base, lo.gid_base) < 0) {
             r = sbx_make_error(err, errno, "prepare `%s`", tmp);
             goto fail;
@@ -272,9 +272,9 @@ config_subset(json_t *cfg)
 {
     json_t *c = json_object_get(cfg, "config");
     json_t *out = json_object();
-    static const char *const keep[] = {"Env",        "Entrypoint", "Cmd",   "WorkingDir",
-                                       "User",       "ExposedPorts", "Labels", "StopSignal",
-                                       "Volumes"};
+    static const char *const keep[] = {"Env",        "Entrypoint", "Cmd",
+                                       "WorkingDir", "User",       "ExposedPorts",
+                                       "Labels",     "StopSignal", "Volumes"};
     for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
         json_t *v = json_object_get(c, keep[i]);
         if (v && !json_is_null(v))
@@ -298,8 +298,10 @@ sbx_store_commit_image(struct sbx_store *st, const char *manifest_digest,
     int r = 0;
     cleanup_free char *now = sbx_now_rfc3339(); /* before any goto: see install_layer */
     if (!json_is_array(ids) || json_array_size(ids) != m->n_layers) {
-        r = sbx_make_error(err, 0, "image config: rootfs.diff_ids must list one digest per "
-                                   "layer (%zu)", m->n_layers);
+        r = sbx_make_error(err, 0,
+                           "image config: rootfs.diff_ids must list one digest per "
+                           "layer (%zu)",
+                           m->n_layers);
         goto out;
     }
     json_t *layers = json_array(), *blobs = json_array();
@@ -320,11 +322,11 @@ sbx_store_commit_image(struct sbx_store *st, const char *manifest_digest,
     const char *os = json_string_value(json_object_get(cfg, "os"));
     const char *arch = json_string_value(json_object_get(cfg, "architecture"));
     const char *created = json_string_value(json_object_get(cfg, "created"));
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:s, s:s, s:s, s:o}", "digest",
-                            manifest_digest, "configDigest", m->config.digest, "name", ref,
-                            "layers", layers, "layerBlobs", blobs, "size", (json_int_t)size,
-                            "os", os ? os : "linux", "architecture", arch ? arch : "",
-                            "pulled", now, "config", config_subset(cfg));
+    json_t *rec =
+        json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:s, s:s, s:s, s:o}", "digest", manifest_digest,
+                  "configDigest", m->config.digest, "name", ref, "layers", layers, "layerBlobs",
+                  blobs, "size", (json_int_t)size, "os", os ? os : "linux", "architecture",
+                  arch ? arch : "", "pulled", now, "config", config_subset(cfg));
     if (created)
         json_object_set_new(rec, "created", json_string(created));
     r = sbx_store_put_image(st, manifest_digest, rec, err);

@@ -25,8 +25,8 @@ struct sbx_pull_opts {
 };
 
 struct sbx_pull_result {
-    char digest[72];   /* manifest digest: the image's id */
-    char *ref;         /* canonical reference recorded */
+    char digest[72]; /* manifest digest: the image's id */
+    char *ref;       /* canonical reference recorded */
     int layers, layers_fetched;
     uint64_t bytes_fetched;
     enum sbx_pull_error kind;
@@ -36,8 +36,7 @@ int sbx_image_pull(const char *ref, const struct sbx_pull_opts *o, struct sbx_pu
                    sbx_error_t *err);
 /* A `docker save` archive or an OCI archive (tar of an image layout); every image in it is
  * stored and tagged with its names. *refs gets the recorded references (strv). */
-int sbx_image_load(const char *path, const struct sbx_pull_opts *o, char ***refs,
-                   sbx_error_t *err);
+int sbx_image_load(const char *path, const struct sbx_pull_opts *o, char ***refs, sbx_error_t *err);
 void sbx_pull_result_free(struct sbx_pull_result *res);
 
 /* ---- shared by pull and load ---- */
@@ -64,8 +63,8 @@ int sbx_store_put_blob(struct sbx_store *st, const char *digest, const char *dat
                        sbx_error_t *err);
 /* Unpacks a layer blob (read from fd) into layers/<diff_id>, unless it is there already.
  * Concurrent installs of one layer wait for each other (a lock per layer). */
-int sbx_store_install_layer(struct sbx_store *st, const char *diff_id, int fd,
-                            uint64_t max_bytes, sbx_error_t *err);
+int sbx_store_install_layer(struct sbx_store *st, const char *diff_id, int fd, uint64_t max_bytes,
+                            sbx_error_t *err);
 /* Parses the config blob, checks rootfs.diff_ids against the manifest's layer count, and
  * writes the image record and its reference. */
 int sbx_store_commit_image(struct sbx_store *st, const char *manifest_digest,

@@ -117,8 +117,7 @@ static int
 read_member(const struct member *m, char **out, size_t *len, sbx_error_t *err)
 {
     if (m->size > SMALL_MAX)
-        return sbx_make_error(err, 0, "load: `%s` is larger than %d MiB", m->name,
-                              SMALL_MAX >> 20);
+        return sbx_make_error(err, 0, "load: `%s` is larger than %d MiB", m->name, SMALL_MAX >> 20);
     return read_file(m->path, out, len, err);
 }
 
@@ -146,8 +145,10 @@ install(struct sbx_store *st, const struct archive_files *f, const struct sbx_ma
     json_t *ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
     int r = 0;
     if (!json_is_array(ids) || json_array_size(ids) != m->n_layers) {
-        r = sbx_make_error(err, 0, "load: image config: rootfs.diff_ids must list one digest "
-                                   "per layer (%zu)", m->n_layers);
+        r = sbx_make_error(err, 0,
+                           "load: image config: rootfs.diff_ids must list one digest "
+                           "per layer (%zu)",
+                           m->n_layers);
         goto out;
     }
     for (size_t i = 0; i < m->n_layers && r == 0; i++) {
@@ -169,8 +170,8 @@ install(struct sbx_store *st, const struct archive_files *f, const struct sbx_ma
         if (fd < 0)
             r = sbx_make_error(err, errno, "load: open `%s`", lm->path);
         else
-            r = sbx_store_install_layer(st, diff_id ? diff_id : "", fd,
-                                        o ? o->max_layer_bytes : 0, err);
+            r = sbx_store_install_layer(st, diff_id ? diff_id : "", fd, o ? o->max_layer_bytes : 0,
+                                        err);
         if (r == 0 && o && o->progress.layer)
             o->progress.layer((int)i, (int)m->n_layers, lm->digest, (uint64_t)lm->size,
                               (uint64_t)lm->size, "done", o->progress.data);
@@ -191,29 +192,29 @@ load_docker(struct sbx_store *st, const struct archive_files *f, json_t *manifes
     json_t *img;
     if (!json_is_array(manifest) || json_array_size(manifest) == 0)
         return sbx_make_error(err, 0, "load: manifest.json must be a non-empty array");
-    json_array_foreach(manifest, i, img)
-    {
+    json_array_foreach (manifest, i, img) {
         const char *cname = json_string_value(json_object_get(img, "Config"));
         json_t *layers = json_object_get(img, "Layers");
         const struct member *cm = cname ? find(f, cname) : NULL;
         if (cm == NULL || !json_is_array(layers) || json_array_size(layers) > 127)
-            return sbx_make_error(err, 0, "load: manifest.json entry %zu needs Config (a file "
-                                          "in the archive) and Layers", i);
+            return sbx_make_error(err, 0,
+                                  "load: manifest.json entry %zu needs Config (a file "
+                                  "in the archive) and Layers",
+                                  i);
         cleanup_free char *config = NULL;
         size_t config_len;
         if (read_member(cm, &config, &config_len, err) < 0)
             return -1;
         /* docker save has no registry manifest: write the OCI one a registry would serve. */
         json_t *jm = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:[]}", "schemaVersion", 2,
-                               "mediaType", "application/vnd.oci.image.manifest.v1+json",
-                               "config", "mediaType", "application/vnd.oci.image.config.v1+json",
-                               "digest", cm->digest, "size", (json_int_t)cm->size, "layers");
+                               "mediaType", "application/vnd.oci.image.manifest.v1+json", "config",
+                               "mediaType", "application/vnd.oci.image.config.v1+json", "digest",
+                               cm->digest, "size", (json_int_t)cm->size, "layers");
         size_t j;
         json_t *l;
         const char **names = xmalloc0((json_array_size(layers) + 1) * sizeof(char *));
         int r = 0;
-        json_array_foreach(layers, j, l)
-        {
+        json_array_foreach (layers, j, l) {
             const struct member *lm = json_is_string(l) ? find(f, json_string_value(l)) : NULL;
             if (lm == NULL) {
                 r = sbx_make_error(err, 0, "load: layer `%s` is not in the archive",
@@ -248,8 +249,8 @@ load_docker(struct sbx_store *st, const struct archive_files *f, json_t *manifes
             }
         }
         if (r == 0)
-            r = install(st, f, &m, names, digest, config, config_len,
-                        canon ? canon : "<none>", o, err);
+            r = install(st, f, &m, names, digest, config, config_len, canon ? canon : "<none>", o,
+                        err);
         /* More tags for the same image. */
         for (size_t t = 1; r == 0 && t < json_array_size(tags); t++) {
             const char *tag = json_string_value(json_array_get(tags, t));
@@ -297,8 +298,7 @@ load_oci(struct sbx_store *st, const struct archive_files *f, json_t *index,
     size_t i;
     json_t *desc;
     int loaded = 0;
-    json_array_foreach(json_object_get(index, "manifests"), i, desc)
-    {
+    json_array_foreach (json_object_get(index, "manifests"), i, desc) {
         const char *d = json_string_value(json_object_get(desc, "digest"));
         json_t *ann = json_object_get(desc, "annotations");
         const char *name = json_string_value(json_object_get(ann, "io.containerd.image.name"));
@@ -350,8 +350,8 @@ load_oci(struct sbx_store *st, const struct archive_files *f, json_t *index,
         if (r == 0)
             r = sbx_store_put_blob(st, m.config.digest, config, config_len, err);
         if (r == 0)
-            r = install(st, f, &m, names, mdigest, config, config_len, canon ? canon : "<none>",
-                        o, err);
+            r = install(st, f, &m, names, mdigest, config, config_len, canon ? canon : "<none>", o,
+                        err);
         if (r == 0) {
             strv_append(refs, canon ? canon : mdigest);
             loaded++;
@@ -379,8 +379,10 @@ sbx_image_load(const char *path, const struct sbx_pull_opts *o, char ***refs, sb
     cleanup_free char *txt = NULL;
     size_t len = 0;
     if (r == 0 && dm == NULL && im == NULL)
-        r = sbx_make_error(err, 0, "load `%s`: neither a docker save archive (manifest.json) "
-                                   "nor an OCI archive (index.json)", path);
+        r = sbx_make_error(err, 0,
+                           "load `%s`: neither a docker save archive (manifest.json) "
+                           "nor an OCI archive (index.json)",
+                           path);
     /* Docker 25+ writes both; its manifest.json is the simpler, complete description. */
     if (r == 0)
         r = read_member(dm ? dm : im, &txt, &len, err);
@@ -388,8 +390,8 @@ sbx_image_load(const char *path, const struct sbx_pull_opts *o, char ***refs, sb
         json_error_t jerr;
         json_t *j = json_loadb(txt, len, 0, &jerr);
         if (j == NULL)
-            r = sbx_make_error(err, 0, "load `%s`: %s: %s", path, dm ? "manifest.json"
-                                                                     : "index.json", jerr.text);
+            r = sbx_make_error(err, 0, "load `%s`: %s: %s", path,
+                               dm ? "manifest.json" : "index.json", jerr.text);
         else if (dm)
             r = load_docker(&st, &f, j, o, refs, err);
         else

@@ -110,8 +110,10 @@ sbx_image_pull(const char *name, const struct sbx_pull_opts *o, struct sbx_pull_
     json_t *ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
     if (!json_is_array(ids) || json_array_size(ids) != m.n_layers) {
         json_decref(cfg);
-        r = sbx_make_error(err, 0, "image config of `%s`: rootfs.diff_ids must list one digest "
-                                   "per layer (%zu)", res->ref, m.n_layers);
+        r = sbx_make_error(err, 0,
+                           "image config of `%s`: rootfs.diff_ids must list one digest "
+                           "per layer (%zu)",
+                           res->ref, m.n_layers);
         goto out;
     }
     res->layers = (int)m.n_layers;

@@ -131,22 +131,25 @@ sbx_image_ref_parse(const char *s, struct sbx_image_ref *ref, sbx_error_t *err)
     if (at) {
         *at = '\0';
         if (!sbx_digest_valid(at + 1))
-            return sbx_make_error(err, 0, "image reference `%s`: digest must be sha256:<64 "
-                                          "lowercase hex digits>", s);
+            return sbx_make_error(err, 0,
+                                  "image reference `%s`: digest must be sha256:<64 "
+                                  "lowercase hex digits>",
+                                  s);
         ref->digest = xstrdup(at + 1);
     }
     char *name = buf;
     char *slash = strchr(name, '/');
-    if (slash && (memchr(name, '.', (size_t)(slash - name)) ||
-                  memchr(name, ':', (size_t)(slash - name)) || memchr(name, '[', 1) ||
-                  (slash - name == 9 && strncmp(name, "localhost", 9) == 0))) {
+    if (slash &&
+        (memchr(name, '.', (size_t)(slash - name)) || memchr(name, ':', (size_t)(slash - name)) ||
+         memchr(name, '[', 1) || (slash - name == 9 && strncmp(name, "localhost", 9) == 0))) {
         *slash = '\0';
         ref->domain = xstrdup(name);
         name = slash + 1;
     } else {
         ref->domain = xstrdup(SBX_DOCKER_DOMAIN);
     }
-    if (strcmp(ref->domain, "index.docker.io") == 0 || strcmp(ref->domain, "registry-1.docker.io") == 0) {
+    if (strcmp(ref->domain, "index.docker.io") == 0 ||
+        strcmp(ref->domain, "registry-1.docker.io") == 0) {
         free(ref->domain);
         ref->domain = xstrdup(SBX_DOCKER_DOMAIN);
     }
@@ -177,11 +180,14 @@ sbx_image_ref_parse(const char *s, struct sbx_image_ref *ref, sbx_error_t *err)
      * ":latest" made a 500-character short name one that sbx_image_ref_parse() refuses, so an
      * image listed under it could not be named again (rmi, run). */
     size_t canon = strlen(ref->domain) + 1 + strlen(ref->path) +
-                   (ref->tag ? 1 + strlen(ref->tag) : 0) + (ref->digest ? 1 + strlen(ref->digest) : 0);
+                   (ref->tag ? 1 + strlen(ref->tag) : 0) +
+                   (ref->digest ? 1 + strlen(ref->digest) : 0);
     if (canon > REF_MAX) {
         sbx_image_ref_free(ref);
-        return sbx_make_error(err, 0, "image reference `%s`: its full name is longer than %d "
-                                      "characters", s, REF_MAX);
+        return sbx_make_error(err, 0,
+                              "image reference `%s`: its full name is longer than %d "
+                              "characters",
+                              s, REF_MAX);
     }
     return 0;
 }

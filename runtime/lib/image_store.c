@@ -177,8 +177,7 @@ sbx_store_image(struct sbx_store *st, const char *digest, sbx_error_t *err)
     }
     size_t i;
     json_t *l;
-    json_array_foreach(json_object_get(rec, "layers"), i, l)
-    {
+    json_array_foreach (json_object_get(rec, "layers"), i, l) {
         if (!sbx_digest_valid(json_string_value(l))) {
             json_decref(rec);
             sbx_make_error(err, 0, "image record `%s/%s` names an invalid layer", st->dir, name);
@@ -310,13 +309,12 @@ collect_used(json_t *used_layers, json_t *used_blobs, json_t *records)
 {
     size_t i;
     json_t *rec;
-    json_array_foreach(records, i, rec)
-    {
+    json_array_foreach (records, i, rec) {
         size_t j;
         json_t *l;
-        json_array_foreach(json_object_get(rec, "layers"), j, l)
+        json_array_foreach (json_object_get(rec, "layers"), j, l)
             json_object_set_new(used_layers, json_string_value(l) + 7, json_true());
-        json_array_foreach(json_object_get(rec, "layerBlobs"), j, l)
+        json_array_foreach (json_object_get(rec, "layerBlobs"), j, l)
             if (json_is_string(l) && strlen(json_string_value(l)) > 7)
                 json_object_set_new(used_blobs, json_string_value(l) + 7, json_true());
         json_object_set_new(used_blobs, json_string_value(json_object_get(rec, "digest")) + 7,
@@ -338,7 +336,8 @@ sbx_store_gc(struct sbx_store *st, FILE *log)
     json_t *named = json_object(), *records = json_array();
     const char *k;
     json_t *v;
-    json_object_foreach(refs, k, v) json_object_set_new(named, json_string_value(v), json_true());
+    json_object_foreach (refs, k, v)
+        json_object_set_new(named, json_string_value(v), json_true());
     int removed = 0;
     int fd = openat(st->dirfd, "images", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -378,8 +377,7 @@ sbx_store_gc(struct sbx_store *st, FILE *log)
             if (rm_rf(p, NULL) == 0) {
                 removed++;
                 if (log)
-                    fprintf(log, "deleted %s sha256:%s\n", i == 0 ? "layer" : "blob",
-                            de->d_name);
+                    fprintf(log, "deleted %s sha256:%s\n", i == 0 ? "layer" : "blob", de->d_name);
             }
         }
         if (d)
@@ -400,8 +398,7 @@ sbx_store_list(struct sbx_store *st)
     json_t *refs = sbx_store_refs(st, NULL);
     const char *ref;
     json_t *v;
-    json_object_foreach(refs, ref, v)
-    {
+    json_object_foreach (refs, ref, v) {
         const char *d = json_string_value(v);
         json_t *rec = d ? sbx_store_image(st, d, NULL) : NULL;
         if (rec == NULL)
@@ -417,7 +414,8 @@ sbx_store_list(struct sbx_store *st)
             json_t *pl = json_array();
             const char *k;
             json_t *pv;
-            json_object_foreach(ports, k, pv) json_array_append_new(pl, json_string(k));
+            json_object_foreach (ports, k, pv)
+                json_array_append_new(pl, json_string(k));
             json_object_set_new(o, "exposedPorts", pl);
         }
         json_array_append_new(out, o);
@@ -451,8 +449,7 @@ sbx_store_remove(struct sbx_store *st, const char *name, char ***untagged, sbx_e
     size_t all = 0, drop = 0;
     const char *k;
     json_t *v;
-    json_object_foreach(refs, k, v)
-    {
+    json_object_foreach (refs, k, v) {
         if (strcmp(json_string_value(v), digest) != 0)
             continue;
         all++;
@@ -462,8 +459,7 @@ sbx_store_remove(struct sbx_store *st, const char *name, char ***untagged, sbx_e
     if (drop == all && sbx_store_in_use(st, digest)) {
         r = sbx_make_error(err, EBUSY, "image `%s` is in use by a running sandbox", name);
     } else {
-        json_object_foreach(refs, k, v)
-        {
+        json_object_foreach (refs, k, v) {
             if (strcmp(json_string_value(v), digest) != 0 || (by_name && strcmp(k, canon) != 0))
                 continue;
             if ((r = sbx_store_set_ref(st, k, NULL, err)) < 0)

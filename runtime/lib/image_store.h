@@ -43,8 +43,7 @@ int sbx_store_set_ref(struct sbx_store *st, const char *ref, const char *digest,
 
 /* The record of an image, by manifest digest. */
 json_t *sbx_store_image(struct sbx_store *st, const char *digest, sbx_error_t *err);
-int sbx_store_put_image(struct sbx_store *st, const char *digest, json_t *record,
-                        sbx_error_t *err);
+int sbx_store_put_image(struct sbx_store *st, const char *digest, json_t *record, sbx_error_t *err);
 char *sbx_store_layer_path(struct sbx_store *st, const char *diff_id);
 bool sbx_store_has_layer(struct sbx_store *st, const char *diff_id);
 bool sbx_store_has_blob(struct sbx_store *st, const char *digest);
@@ -54,8 +53,7 @@ char *sbx_store_blob_path(struct sbx_store *st, const char *digest);
 /* Resolves what `--image` names to an image record: a canonical reference in refs.json, or a
  * manifest digest ("sha256:..." or a unique prefix of at least 12 hex digits, as `sbxrun images`
  * shows it). Sets *digest. -ENOENT with a message naming the reference when it is not there. */
-json_t *sbx_store_resolve(struct sbx_store *st, const char *name, char **digest,
-                          sbx_error_t *err);
+json_t *sbx_store_resolve(struct sbx_store *st, const char *name, char **digest, sbx_error_t *err);
 
 /* Opens the record read-only with a shared flock, for as long as the fd lives: the image is in
  * use. Returns the fd or negative. */

@@ -212,8 +212,9 @@ static int
 stream_error(struct unpack *u, const char *doing, sbx_error_t *err)
 {
     if (u->fail == FAIL_TOO_BIG)
-        return fail(u, err, EFBIG, "the uncompressed layer is larger than max_bytes (%" PRIu64
-                    " bytes)", u->o.max_bytes);
+        return fail(u, err, EFBIG,
+                    "the uncompressed layer is larger than max_bytes (%" PRIu64 " bytes)",
+                    u->o.max_bytes);
     if (u->fail == FAIL_INPUT)
         return fail(u, err, 0, "reading or decompressing the layer: %s", u->in_msg);
     const char *m = archive_error_string(u->tar);
@@ -240,14 +241,10 @@ static int
 resolve_error(struct unpack *u, int e, const char *what, sbx_error_t *err)
 {
     switch (e) {
-    case ELOOP:
-        return fail(u, err, 0, "%sgoes through a symlink", what);
-    case ENOTDIR:
-        return fail(u, err, 0, "%sgoes through something that is not a directory", what);
-    case EXDEV:
-        return fail(u, err, 0, "%scrosses a mount point", what);
-    default:
-        return fail(u, err, e, "%sopening its directory", what);
+    case ELOOP: return fail(u, err, 0, "%sgoes through a symlink", what);
+    case ENOTDIR: return fail(u, err, 0, "%sgoes through something that is not a directory", what);
+    case EXDEV: return fail(u, err, 0, "%scrosses a mount point", what);
+    default: return fail(u, err, e, "%sopening its directory", what);
     }
 }
 
@@ -299,8 +296,7 @@ parent_fd(struct unpack *u, const char *parent, sbx_error_t *err)
                 if (mkdirat(cur, comp, 0755) < 0)
                     return fail(u, err, errno, "making its directory `%s`", comp);
                 next = openat2_retry(cur, comp, &dir_how);
-                if (next >= 0 &&
-                    set_owner_mode(u, next, u->o.uid_base, u->o.gid_base, 0755) < 0) {
+                if (next >= 0 && set_owner_mode(u, next, u->o.uid_base, u->o.gid_base, 0755) < 0) {
                     int e = errno;
                     close(next);
                     return fail(u, err, e, "setting the owner of its directory `%s`", comp);
@@ -448,8 +444,7 @@ rewrite_cap(struct unpack *u, const void *value, size_t size, struct vfs_ns_cap_
         if (rootid >= SBX_LAYER_ID_COUNT)
             return -1;
         break;
-    default:
-        return -1;
+    default: return -1;
     }
     memset(out, 0, sizeof(*out));
     out->magic_etc = htole32(VFS_CAP_REVISION_3 | flags);
@@ -617,8 +612,7 @@ make_file(struct unpack *u, int dir, const char *base, struct archive_entry *e, 
 }
 
 static int
-make_symlink(struct unpack *u, int dir, const char *base, struct archive_entry *e,
-             sbx_error_t *err)
+make_symlink(struct unpack *u, int dir, const char *base, struct archive_entry *e, sbx_error_t *err)
 {
     /* The target is only data here: it is resolved later, inside the sandbox's root. */
     const char *target = archive_entry_symlink(e);
@@ -653,8 +647,7 @@ make_fifo(struct unpack *u, int dir, const char *base, struct archive_entry *e, 
     if (mknodat(dir, base, S_IFIFO | 0600, 0) < 0)
         return fail(u, err, errno, "mkfifo");
     /* O_NONBLOCK: opening a FIFO for reading does not wait for a writer then. */
-    cleanup_close int fd =
-        openat(dir, base, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    cleanup_close int fd = openat(dir, base, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return fail(u, err, errno, "opening the FIFO");
     uid_t uid = map_id(u, archive_entry_uid(e), u->o.uid_base);
@@ -807,16 +800,11 @@ unpack_entry(struct unpack *u, struct archive_entry *e, sbx_error_t *err)
     if (dir < 0)
         return dir;
     switch (type) {
-    case AE_IFDIR:
-        return make_dir(u, path, dir, base, e, err);
-    case AE_IFREG:
-        return make_file(u, dir, base, e, err);
-    case AE_IFLNK:
-        return make_symlink(u, dir, base, e, err);
-    case AE_IFIFO:
-        return make_fifo(u, dir, base, e, err);
-    default:
-        return fail(u, err, 0, "unknown file type 0%o", (unsigned)type);
+    case AE_IFDIR: return make_dir(u, path, dir, base, e, err);
+    case AE_IFREG: return make_file(u, dir, base, e, err);
+    case AE_IFLNK: return make_symlink(u, dir, base, e, err);
+    case AE_IFIFO: return make_fifo(u, dir, base, e, err);
+    default: return fail(u, err, 0, "unknown file type 0%o", (unsigned)type);
     }
 }
 
@@ -949,8 +937,9 @@ sbx_layer_unpack(int fd, int dirfd, const struct sbx_layer_opts *o,
         u.o.max_entries = SBX_LAYER_MAX_ENTRIES_DEFAULT;
     if (u.o.rootless) {
         if (geteuid() == 0)
-            return sbx_make_error(err, EINVAL, "layer: rootless unpacking as root would leave "
-                                               "setuid files owned by host root");
+            return sbx_make_error(err, EINVAL,
+                                  "layer: rootless unpacking as root would leave "
+                                  "setuid files owned by host root");
         u.o.uid_base = u.o.gid_base = 0;
     }
     /* The highest id made must be a valid one, not (uid_t)-1 or a wrap-around. */

@@ -40,8 +40,8 @@ sbx_container_kill(const char *root, const char *id, int sig, bool all, sbx_erro
         sbx_cgroup_free(cg);
     } else if (r == 0) {
         if (kill(st->pid, sig) < 0)
-            r = sbx_make_error(err, errno, "kill sandbox `%s` (pid %d) with SIG%s", id,
-                               st->pid, signal_name(sig));
+            r = sbx_make_error(err, errno, "kill sandbox `%s` (pid %d) with SIG%s", id, st->pid,
+                               signal_name(sig));
     }
     sbx_state_free(st);
     return r;
@@ -195,8 +195,8 @@ sbx_container_start(const char *root, const char *id, sbx_error_t *err)
         goto out;
     sbx_lockfile_release(&lock); /* a poststart hook may well run sbxrun on this id */
     if (spec->n_hooks_poststart > 0)
-        sbx_hooks_run_warn("poststart", spec->hooks_poststart, spec->n_hooks_poststart, NULL,
-                           json, false);
+        sbx_hooks_run_warn("poststart", spec->hooks_poststart, spec->n_hooks_poststart, NULL, json,
+                           false);
 out:
     sbx_spec_free(spec);
     sbx_state_free(st);

@@ -24,11 +24,14 @@ set_frozen(const char *state_root, const char *id, bool frozen, sbx_error_t *err
     __attribute__((cleanup(cleanup_cgroupp))) struct sbx_cgroup *cg = NULL;
     /* The status change must not bring back a record a delete just removed. */
     cleanup_lockfile struct sbx_lockfile lock = SBX_LOCKFILE_INIT;
-    if (state_root == NULL) state_root = SBX_DEFAULT_STATE_ROOT;
+    if (state_root == NULL)
+        state_root = SBX_DEFAULT_STATE_ROOT;
     int r = sbx_state_lock(state_root, id, &lock, err);
-    if (r < 0) return r;
+    if (r < 0)
+        return r;
     r = sbx_state_load(state_root, id, &st, err);
-    if (r < 0) return r;
+    if (r < 0)
+        return r;
     const char *now = sbx_state_current_status(st);
     if (strcmp(now, "running") != 0 && strcmp(now, "paused") != 0)
         return sbx_make_error(err, 0, "sandbox `%s` is %s, not %s", id, now,
@@ -38,9 +41,11 @@ set_frozen(const char *state_root, const char *id, bool frozen, sbx_error_t *err
             err, ENOTSUP, "sandbox `%s` has no cgroup (cgroups were disabled), so it cannot be %s",
             id, frozen ? "paused" : "resumed");
     r = sbx_cgroup_open(st->cgroup, &cg, err);
-    if (r < 0) return sbx_error_wrap(err, "sandbox `%s`", id);
+    if (r < 0)
+        return sbx_error_wrap(err, "sandbox `%s`", id);
     r = sbx_cgroup_freeze(cg, frozen, err);
-    if (r < 0) return sbx_error_wrap(err, "%s sandbox `%s`", frozen ? "pause" : "resume", id);
+    if (r < 0)
+        return sbx_error_wrap(err, "%s sandbox `%s`", frozen ? "pause" : "resume", id);
     free(st->status);
     st->status = xstrdup(frozen ? "paused" : "running");
     return sbx_state_save(state_root, st, err);

@@ -204,7 +204,8 @@ enter_cgroup(struct sbx_child_ctx *c)
     if (c->cgroup_late) {
         struct sbx_sync_msg m;
         if (sbx_sync_recv_fds(c->sync_fd, &m, c->cgroup_join_fds, ARRAY_SIZE(c->cgroup_join_fds),
-                              &c->n_cgroup_join_fds) <= 0 || m.type != SYNC_CGROUP)
+                              &c->n_cgroup_join_fds) <= 0 ||
+            m.type != SYNC_CGROUP)
             _exit(125); /* the parent failed and reports why */
     }
     if (c->n_cgroup_join_fds > 0) { /* v2: born in its cgroup */
@@ -299,7 +300,8 @@ bring_up_loopback(struct sbx_child_ctx *c)
  * of RAM's pages, whatever the size. A sandbox with no memory limit filled 400,000 empty files
  * into a 256 MiB /tmp (issue 17). One inode per 4 KiB of size, the most that full pages could
  * use, unless the config names its own nr_inodes; a tmpfs without size= (or with size=0, or
- * a size in %) is left to the kernel's defaults. Returns data, or buf holding data plus the bound. */
+ * a size in %) is left to the kernel's defaults. Returns data, or buf holding data plus the bound.
+ */
 static const char *
 tmpfs_bounded(const char *data, char *buf, size_t len)
 {
@@ -309,9 +311,21 @@ tmpfs_bounded(const char *data, char *buf, size_t len)
     char *end;
     unsigned long long n = strtoull(sz + 5, &end, 10);
     switch (*end) {
-    case 'k': case 'K': n <<= 10; end++; break;
-    case 'm': case 'M': n <<= 20; end++; break;
-    case 'g': case 'G': n <<= 30; end++; break;
+    case 'k':
+    case 'K':
+        n <<= 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        n <<= 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        n <<= 30;
+        end++;
+        break;
     default: break;
     }
     /* size=0 is tmpfs for "no limit": no inode bound either. */
@@ -358,14 +372,14 @@ do_mount(struct sbx_child_ctx *c, int rootfd, const struct sbx_mount *m)
         if (m->source[0] != '/')
             child_fail(c, 0, "bind source `%s` must be absolute", m->source);
         struct stat st;
-        if (stat(src, &st) < 0)
-        {
+        if (stat(src, &st) < 0) {
             /* Binds are made inside the user namespace: the sandbox's mapped root must be able
              * to reach the source (world-traversable parent directories). */
             if (errno == EACCES)
-                child_fail(c, errno, "bind source `%s` is not reachable by the sandbox's root "
-                                     "(host uid %u)", m->source,
-                           c->spec->n_uid_maps ? c->spec->uid_maps[0].host_id : 0);
+                child_fail(c, errno,
+                           "bind source `%s` is not reachable by the sandbox's root "
+                           "(host uid %u)",
+                           m->source, c->spec->n_uid_maps ? c->spec->uid_maps[0].host_id : 0);
             child_fail(c, errno, "bind source `%s`", m->source);
         }
         want_dir = S_ISDIR(st.st_mode);
@@ -515,8 +529,8 @@ setup_dev(struct sbx_child_ctx *c, int rootfd)
     static const struct {
         const char *target, *link;
     } links[] = {
-        {"/proc/self/fd", "fd"},     {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
-        {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},       {"/proc/kcore", "core"},
+        {"/proc/self/fd", "fd"},       {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+        {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},         {"/proc/kcore", "core"},
     };
     int devfd = openat(rootfd, "dev", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (devfd < 0)
@@ -665,8 +679,8 @@ mount_layer_stack(struct sbx_child_ctx *c)
                            c->in_userns ? ",userxattr" : "");
     if (n < 0 || (size_t)n >= sizeof(data))
         child_fail(c, E2BIG, "image has too many layers for one overlay mount");
-    if (mount("overlay", NEWROOT, "overlay", MS_NOSUID | MS_NODEV | (s->overlay_rootfs ? 0 : MS_RDONLY),
-              data) < 0)
+    if (mount("overlay", NEWROOT, "overlay",
+              MS_NOSUID | MS_NODEV | (s->overlay_rootfs ? 0 : MS_RDONLY), data) < 0)
         child_fail(c, errno, "mount the image's layers (overlay)");
     if (chdir("/") < 0)
         child_fail(c, errno, "chdir /");
@@ -683,8 +697,8 @@ write_sysctls(struct sbx_child_ctx *c, int rootfd)
     if (c->spec->sysctl == NULL || json_object_size(c->spec->sysctl) == 0)
         return;
     struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-                                      RESOLVE_NO_MAGICLINKS};
+                           .resolve =
+                               RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
     struct statfs sf;
     int dir = openat2_retry(rootfd, "proc/sys", &how);
     if (dir >= 0 && (fstatfs(dir, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC)) {
@@ -697,8 +711,7 @@ write_sysctls(struct sbx_child_ctx *c, int rootfd)
         child_fail(c, errno, "open /proc/sys for linux.sysctl");
     const char *key;
     json_t *v;
-    json_object_foreach(c->spec->sysctl, key, v)
-    {
+    json_object_foreach (c->spec->sysctl, key, v) {
         const char *val = json_string_value(v);
         int r = val ? sbx_sysctl_write(dir, key, val) : -EINVAL;
         if (r < 0)
@@ -1047,7 +1060,6 @@ workload_main(void *arg)
     return 127;
 }
 
-
 /* PID 1 of the sandbox: reaps every orphan, forwards termination signals to the workload and
  * reports its status. It keeps only CAP_KILL and runs under a seccomp filter of its own that
  * allows just that (sbx_seccomp_apply_init()). */
@@ -1057,7 +1069,8 @@ run_init(struct sbx_child_ctx *c, pid_t workload, sigset_t *mask)
     /* CAP_KILL alone: the workload may run under another uid, and forwarding a signal to it
      * needs that capability (only within the sandbox's user namespace). */
     uint64_t kill_only = 1ULL << CAP_KILL;
-    struct sbx_caps init_caps = {.bounding = kill_only, .effective = kill_only, .permitted = kill_only};
+    struct sbx_caps init_caps = {
+        .bounding = kill_only, .effective = kill_only, .permitted = kill_only};
     sbx_caps_drop_bounding(kill_only, NULL);
     sbx_caps_apply(&init_caps, NULL);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
@@ -1121,7 +1134,8 @@ setup_uts_and_loopback(struct sbx_child_ctx *c)
     sbx_spec_t *s = c->spec;
     if (s->ns_enabled[SBX_NS_NET] && !s->ns_path[SBX_NS_NET])
         bring_up_loopback(c);
-    if (s->hostname && s->ns_enabled[SBX_NS_UTS] && sethostname(s->hostname, strlen(s->hostname)) < 0)
+    if (s->hostname && s->ns_enabled[SBX_NS_UTS] &&
+        sethostname(s->hostname, strlen(s->hostname)) < 0)
         child_fail(c, errno, "sethostname `%s`", s->hostname);
     if (s->domainname && s->ns_enabled[SBX_NS_UTS] &&
         setdomainname(s->domainname, strlen(s->domainname)) < 0)

@@ -16,12 +16,12 @@ struct sbx_child_ctx {
     pid_t parent_pid;
     bool wait_for_start; /* OCI create/start split */
     bool in_userns;
-    int start_fd;        /* listening exec.sock (wait_for_start), else -1 */
-    int console_fd;      /* connected --console-socket, else -1 */
-    int pty_slave;       /* set by the child when process.terminal */
+    int start_fd;            /* listening exec.sock (wait_for_start), else -1 */
+    int console_fd;          /* connected --console-socket, else -1 */
+    int pty_slave;           /* set by the child when process.terminal */
     int ns_fd[SBX_NS_COUNT]; /* namespaces to join (linux.namespaces[].path), else -1 */
-    bool join_only;      /* sbxrun exec: namespaces already joined, only exec the process */
-    char state_json[1024]; /* OCI state for createContainer/startContainer hooks */
+    bool join_only;          /* sbxrun exec: namespaces already joined, only exec the process */
+    char state_json[1024];   /* OCI state for createContainer/startContainer hooks */
     /* cgroup v1: the child moves itself into its cgroups through these (enter_cgroup(); see
      * sbx_cgroup_self_join_fds(): no RCU wait, unlike the parent writing the child's pid). */
     int cgroup_join_fds[8];
@@ -30,8 +30,8 @@ struct sbx_child_ctx {
      * follow SYNC_GO in SYNC_CGROUP; the child takes them when it first needs to be inside. */
     bool cgroup_late;
     bool cgroup_entered;
-    int proc_self_fd; /* the child's /proc/self (O_PATH) until it has entered its cgroup */
-    bool wait_net; /* SYNC_NET follows SYNC_GO once the parent has set up the network */
+    int proc_self_fd;      /* the child's /proc/self (O_PATH) until it has entered its cgroup */
+    bool wait_net;         /* SYNC_NET follows SYNC_GO once the parent has set up the network */
     bool workload_is_pid1; /* no init of ours: the workload is the parent's direct child */
 };
 

@@ -21,15 +21,15 @@
 #define DEFAULT_CERTS_DIR "/etc/sbx/certs.d"
 
 struct sbx_registry {
-    char *domain;    /* as in the reference: the key for credentials and certs */
-    char *repo;      /* path inside the registry */
-    char **bases;    /* endpoints to try in order: mirrors, then the registry itself */
-    char *base;      /* the endpoint that answered */
+    char *domain; /* as in the reference: the key for credentials and certs */
+    char *repo;   /* path inside the registry */
+    char **bases; /* endpoints to try in order: mirrors, then the registry itself */
+    char *base;   /* the endpoint that answered */
     bool insecure;
     char *ca_file, *client_cert, *client_key;
     char *user, *pass;
-    char *token;     /* Bearer token, once a challenge asked for one */
-    bool basic;      /* the registry asked for Basic auth */
+    char *token; /* Bearer token, once a challenge asked for one */
+    bool basic;  /* the registry asked for Basic auth */
     enum sbx_pull_error kind;
     CURL *curl;
 };
@@ -42,8 +42,8 @@ sbx_host_arch(void)
         return "amd64";
     static const struct {
         const char *machine, *goarch;
-    } map[] = {{"x86_64", "amd64"}, {"aarch64", "arm64"}, {"armv7l", "arm"}, {"i686", "386"},
-               {"ppc64le", "ppc64le"}, {"s390x", "s390x"}, {"riscv64", "riscv64"}};
+    } map[] = {{"x86_64", "amd64"},    {"aarch64", "arm64"}, {"armv7l", "arm"},     {"i686", "386"},
+               {"ppc64le", "ppc64le"}, {"s390x", "s390x"},   {"riscv64", "riscv64"}};
     for (size_t i = 0; i < ARRAY_SIZE(map); i++)
         if (strcmp(u.machine, map[i].machine) == 0)
             return map[i].goarch;
@@ -87,8 +87,9 @@ json_list_has(json_t *arr, const char *s)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-        return true;
+    json_array_foreach (arr, i, v)
+        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+            return true;
     return false;
 }
 
@@ -134,8 +135,7 @@ creds_from_auth_file(struct sbx_registry *reg)
     json_t *auths = json_object_get(c, "auths");
     const char *key;
     json_t *v;
-    json_object_foreach(auths, key, v)
-    {
+    json_object_foreach (auths, key, v) {
         /* Keys are "host:port", "https://host:port[/v1/]"; Docker Hub's is its v1 index URL. */
         const char *k = key;
         if (strncmp(k, "https://", 8) == 0)
@@ -183,8 +183,7 @@ sbx_registry_open(const struct sbx_image_ref *ref, const struct sbx_registry_opt
     const char *scheme = reg->insecure ? "http" : "https";
     size_t i;
     json_t *m;
-    json_array_foreach(json_object_get(json_object_get(conf, "mirrors"), ref->domain), i, m)
-    {
+    json_array_foreach (json_object_get(json_object_get(conf, "mirrors"), ref->domain), i, m) {
         const char *s = json_string_value(m);
         if (s == NULL || *s == '\0')
             continue;
@@ -196,9 +195,9 @@ sbx_registry_open(const struct sbx_image_ref *ref, const struct sbx_registry_opt
         strv_append(&reg->bases, b);
         free(b);
     }
-    cleanup_free char *own = xasprintf("%s://%s", scheme, strcmp(ref->domain, SBX_DOCKER_DOMAIN)
-                                                              ? ref->domain
-                                                              : "registry-1.docker.io");
+    cleanup_free char *own =
+        xasprintf("%s://%s", scheme,
+                  strcmp(ref->domain, SBX_DOCKER_DOMAIN) ? ref->domain : "registry-1.docker.io");
     strv_append(&reg->bases, own);
     const char *certs = json_string_value(json_object_get(conf, "certsDir"));
     cleanup_free char *cdir = xasprintf("%s/%s", certs ? certs : DEFAULT_CERTS_DIR, ref->domain);
@@ -395,9 +394,9 @@ fetch_token(struct sbx_registry *reg, const char *challenge, sbx_error_t *err)
     cleanup_free char *esc_service = service ? curl_easy_escape(c, service, 0) : NULL;
     cleanup_free char *own_scope = xasprintf("repository:%s:pull", reg->repo);
     cleanup_free char *esc_scope = curl_easy_escape(c, scope ? scope : own_scope, 0);
-    cleanup_free char *url = xasprintf("%s%s%s%s&scope=%s", realm, strchr(realm, '?') ? "&" : "?",
-                                       service ? "service=" : "",
-                                       esc_service ? esc_service : "", esc_scope);
+    cleanup_free char *url =
+        xasprintf("%s%s%s%s&scope=%s", realm, strchr(realm, '?') ? "&" : "?",
+                  service ? "service=" : "", esc_service ? esc_service : "", esc_scope);
     struct response r = {.fd = -1, .max = TOKEN_MAX, .expect = -1};
     long status = 0;
     free(reg->token);
@@ -409,13 +408,14 @@ fetch_token(struct sbx_registry *reg, const char *challenge, sbx_error_t *err)
     if (ret == 0 && (status == 401 || status == 403)) {
         reg->kind = SBX_PULL_AUTH;
         ret = sbx_make_error(err, 0, "registry `%s`: %s (HTTP %ld from the token service)",
-                             reg->domain, reg->user ? "authentication failed: wrong user or "
-                                                      "password?"
-                                                    : "the registry requires credentials",
+                             reg->domain,
+                             reg->user ? "authentication failed: wrong user or "
+                                         "password?"
+                                       : "the registry requires credentials",
                              status);
     } else if (ret == 0 && status != 200) {
-        ret = sbx_make_error(err, 0, "registry `%s`: token service answered HTTP %ld",
-                             reg->domain, status);
+        ret = sbx_make_error(err, 0, "registry `%s`: token service answered HTTP %ld", reg->domain,
+                             status);
     } else if (ret == 0) {
         json_t *j = json_loads(r.buf ? r.buf : "", 0, NULL);
         const char *t = json_string_value(json_object_get(j, "token"));
@@ -607,8 +607,11 @@ sbx_registry_blob(struct sbx_registry *reg, const char *digest, int64_t size, in
 {
     if (!sbx_digest_valid(digest))
         return sbx_make_error(err, 0, "blob digest `%s` is not sha256:<64 hex>", digest);
-    struct response r = {.fd = fd, .expect = size, .hash = sbx_sha256_new(),
-                         .progress = progress, .progress_data = data};
+    struct response r = {.fd = fd,
+                         .expect = size,
+                         .hash = sbx_sha256_new(),
+                         .progress = progress,
+                         .progress_data = data};
     cleanup_free char *path = xasprintf("blobs/%s", digest);
     cleanup_free char *what = xasprintf("blob %s of `%s/%s`", digest, reg->domain, reg->repo);
     int ret = get(reg, what, path, NULL, &r, err);

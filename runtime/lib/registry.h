@@ -37,8 +37,8 @@ enum sbx_pull_error sbx_registry_error_kind(const struct sbx_registry *reg);
 /* A manifest or index by tag or digest (max 4 MiB). *media_type from the response (or the
  * body's mediaType); digest is the sha256 of the body, checked against `reference` when that
  * is a digest. */
-int sbx_registry_manifest(struct sbx_registry *reg, const char *reference, char **body,
-                          size_t *len, char **media_type, char digest[72], sbx_error_t *err);
+int sbx_registry_manifest(struct sbx_registry *reg, const char *reference, char **body, size_t *len,
+                          char **media_type, char digest[72], sbx_error_t *err);
 
 typedef void (*sbx_progress_fn)(uint64_t done, uint64_t total, void *data);
 /* A blob into fd, verified: exactly `size` bytes (when >= 0) whose sha256 is `digest`. */

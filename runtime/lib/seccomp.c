@@ -92,8 +92,8 @@ sbx_profile_load_json(const char *kind, const char *dir, const char *name_or_pat
             kind, name_or_path);
     j = json_loadb((const char *)f->data, f->len, JSON_REJECT_DUPLICATES, &jerr);
     if (j == NULL)
-        return sbx_make_error(err, 0, "embedded %s profile `%s`: %s (line %d)", kind,
-                              name_or_path, jerr.text, jerr.line);
+        return sbx_make_error(err, 0, "embedded %s profile `%s`: %s (line %d)", kind, name_or_path,
+                              jerr.text, jerr.line);
     *out = j;
     return 0;
 }
@@ -165,9 +165,12 @@ parse_op(const char *s, enum scmp_compare *op)
         const char *name;
         enum scmp_compare op;
     } ops[] = {
-        {"SCMP_CMP_NE", SCMP_CMP_NE}, {"SCMP_CMP_LT", SCMP_CMP_LT},
-        {"SCMP_CMP_LE", SCMP_CMP_LE}, {"SCMP_CMP_EQ", SCMP_CMP_EQ},
-        {"SCMP_CMP_GE", SCMP_CMP_GE}, {"SCMP_CMP_GT", SCMP_CMP_GT},
+        {"SCMP_CMP_NE", SCMP_CMP_NE},
+        {"SCMP_CMP_LT", SCMP_CMP_LT},
+        {"SCMP_CMP_LE", SCMP_CMP_LE},
+        {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+        {"SCMP_CMP_GE", SCMP_CMP_GE},
+        {"SCMP_CMP_GT", SCMP_CMP_GT},
         {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ},
     };
     for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
@@ -194,8 +197,7 @@ json_u64(json_t *v, uint64_t *out)
 }
 
 static int
-parse_args(const char *name, json_t *args, struct scmp_arg_cmp *cmps, unsigned *n,
-           sbx_error_t *err)
+parse_args(const char *name, json_t *args, struct scmp_arg_cmp *cmps, unsigned *n, sbx_error_t *err)
 {
     size_t i;
     json_t *a;
@@ -208,8 +210,7 @@ parse_args(const char *name, json_t *args, struct scmp_arg_cmp *cmps, unsigned *
     if (json_array_size(args) > MAX_ARGS)
         return sbx_make_error(err, EINVAL, "seccomp rule for `%s`: more than %d args", name,
                               MAX_ARGS);
-    json_array_foreach(args, i, a)
-    {
+    json_array_foreach (args, i, a) {
         json_t *idx = json_object_get(a, "index");
         json_t *op = json_object_get(a, "op");
         uint64_t v1, v2;
@@ -223,9 +224,8 @@ parse_args(const char *name, json_t *args, struct scmp_arg_cmp *cmps, unsigned *
                                   json_is_string(op) ? json_string_value(op) : "(not a string)");
         if (json_u64(json_object_get(a, "value"), &v1) < 0 ||
             json_u64(json_object_get(a, "valueTwo"), &v2) < 0)
-            return sbx_make_error(err, EINVAL,
-                                  "seccomp rule for `%s`: arg value/valueTwo must be integers",
-                                  name);
+            return sbx_make_error(
+                err, EINVAL, "seccomp rule for `%s`: arg value/valueTwo must be integers", name);
         cmps[i].arg = json_integer_value(idx);
         cmps[i].datum_a = v1;
         cmps[i].datum_b = v2;
@@ -244,8 +244,8 @@ args_distinct(const struct scmp_arg_cmp *cmps, unsigned n)
     return true;
 }
 
-/* One JSON entry becomes one rule per name, or (runc semantics) one rule per comparison when several
- * comparisons test the same argument: those are alternatives, not a conjunction. */
+/* One JSON entry becomes one rule per name, or (runc semantics) one rule per comparison when
+ * several comparisons test the same argument: those are alternatives, not a conjunction. */
 static int
 parse_entry(json_t *e, size_t idx, struct rule **rules, size_t *n_rules, sbx_error_t *err)
 {
@@ -264,7 +264,8 @@ parse_entry(json_t *e, size_t idx, struct rule **rules, size_t *n_rules, sbx_err
     for (const char *k = "includes"; k; k = strcmp(k, "includes") == 0 ? "excludes" : NULL) {
         json_t *x = json_object_get(e, k);
         if (x && json_is_object(x) && json_object_size(x) > 0)
-            /* Docker-engine only: ignoring it could allow (or fail to block) the calls it guards. */
+            /* Docker-engine only: ignoring it could allow (or fail to block) the calls it guards.
+             */
             return sbx_make_error(err, EINVAL,
                                   "seccomp %s: `%s` is a Docker-engine extension, not OCI; "
                                   "rewrite the profile without it",
@@ -287,8 +288,7 @@ parse_entry(json_t *e, size_t idx, struct rule **rules, size_t *n_rules, sbx_err
     size_t i;
     json_t *n;
     int r = 0;
-    json_array_foreach(list, i, n)
-    {
+    json_array_foreach (list, i, n) {
         const char *name = json_string_value(n);
         if (name == NULL) {
             r = sbx_make_error(err, EINVAL, "seccomp %s: names[%zu] is not a string", what, i);
@@ -400,8 +400,8 @@ build_prefix(struct prefix *p, const struct rule *rules, size_t n_rules, int max
                 emit(p, BPF_LD | BPF_W | BPF_ABS, 0, 0, halves[h][0]);
                 if (halves[h][1] != UINT32_MAX)
                     emit(p, BPF_ALU | BPF_AND | BPF_K, 0, 0, halves[h][1]);
-                skips[n_skips++] = emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 0,
-                                        halves[h][2] & halves[h][1]);
+                skips[n_skips++] =
+                    emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 0, halves[h][2] & halves[h][1]);
             }
         }
         emit(p, BPF_RET | BPF_K, 0, 0, r->action);
@@ -444,8 +444,8 @@ export_bpf(scmp_filter_ctx ctx, const struct prefix *pre, struct sbx_bpf *out, s
     memcpy(insns, pre->insns, pre->n * sizeof(*insns));
     size_t got = 0;
     while (got < (size_t)st.st_size) {
-        ssize_t r = TEMP_FAILURE_RETRY(pread(fd, (char *)(insns + pre->n) + got,
-                                             st.st_size - got, got));
+        ssize_t r =
+            TEMP_FAILURE_RETRY(pread(fd, (char *)(insns + pre->n) + got, st.st_size - got, got));
         if (r < 0)
             return sbx_make_error(err, errno, "read seccomp memfd");
         if (r == 0)
@@ -476,12 +476,9 @@ arch_possible_here(uint32_t arch)
     if (arch == native)
         return true;
     switch (native) {
-    case SCMP_ARCH_X86_64:
-        return arch == SCMP_ARCH_X86 || arch == SCMP_ARCH_X32;
-    case SCMP_ARCH_AARCH64:
-        return arch == SCMP_ARCH_ARM;
-    default:
-        return true; /* another host: every listed section stays */
+    case SCMP_ARCH_X86_64: return arch == SCMP_ARCH_X86 || arch == SCMP_ARCH_X32;
+    case SCMP_ARCH_AARCH64: return arch == SCMP_ARCH_ARM;
+    default: return true; /* another host: every listed section stays */
     }
 }
 
@@ -536,8 +533,7 @@ sbx_seccomp_compile(json_t *s, struct sbx_bpf *out, sbx_error_t *err)
             return sbx_make_error(err, EINVAL, "seccomp: `flags` must be an array");
         /* SPEC_ALLOW is always applied; the others are accepted for compatibility but have no
          * effect (the child is single-threaded and there is no listener). */
-        json_array_foreach(v, i, f)
-        {
+        json_array_foreach (v, i, f) {
             size_t k;
             for (k = 0; k < ARRAY_SIZE(known_flags); k++)
                 if (json_is_string(f) && strcmp(json_string_value(f), known_flags[k]) == 0)
@@ -563,8 +559,7 @@ sbx_seccomp_compile(json_t *s, struct sbx_bpf *out, sbx_error_t *err)
         json_t *a;
         if (!json_is_array(v))
             return sbx_make_error(err, EINVAL, "seccomp: `architectures` must be an array");
-        json_array_foreach(v, i, a)
-        {
+        json_array_foreach (v, i, a) {
             if (!json_is_string(a))
                 return sbx_make_error(err, EINVAL, "seccomp: architectures[%zu] not a string", i);
             ret = add_arch(ctx, json_string_value(a), err);
@@ -578,8 +573,7 @@ sbx_seccomp_compile(json_t *s, struct sbx_bpf *out, sbx_error_t *err)
         json_t *e;
         if (!json_is_array(v))
             return sbx_make_error(err, EINVAL, "seccomp: `syscalls` must be an array");
-        json_array_foreach(v, i, e)
-        {
+        json_array_foreach (v, i, e) {
             ret = parse_entry(e, i, &rules, &n_rules, err);
             if (ret < 0)
                 return ret;

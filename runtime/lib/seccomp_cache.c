@@ -2,7 +2,8 @@
  * BPF, more than the rest of a sandbox start; the result depends only on the profile text and the
  * libseccomp build, so it is kept under <state_root>/.cache/seccomp (a tmpfs in /run: it starts
  * empty after a reboot or an upgrade). An entry stores the full canonical profile text and is used
- * only when that text matches byte for byte, so a hash collision can never select another filter. */
+ * only when that text matches byte for byte, so a hash collision can never select another filter.
+ */
 #include "seccomp.h"
 #include "spec.h"
 #include "utils.h"
@@ -85,8 +86,8 @@ compile_keyed(const char *cache_dir, const char *text, const sbx_spec_t *s, stru
               sbx_error_t *err)
 {
     size_t tlen = strlen(text);
-    cleanup_free char *path = xasprintf("%s/%016llx", cache_dir,
-                                        (unsigned long long)fnv1a64(text, tlen));
+    cleanup_free char *path =
+        xasprintf("%s/%016llx", cache_dir, (unsigned long long)fnv1a64(text, tlen));
     if (cache_load(path, text, tlen, out) == 0)
         return 0;
     int r = compile_uncached(s, out, err);
@@ -109,8 +110,8 @@ sbx_seccomp_compile_spec(const sbx_spec_t *s, const char *cache_dir, struct sbx_
      * embedded text as it is: parsing and re-serialising it (~0.3 ms) cost more than the rest of
      * sbxrun's own work before clone, and is only needed on a miss. */
     const struct scmp_version *v = seccomp_version();
-    cleanup_free char *head = xasprintf("libseccomp %u.%u.%u sbx-bpf %d\n", v->major, v->minor,
-                                        v->micro, SBX_BPF_REV);
+    cleanup_free char *head =
+        xasprintf("libseccomp %u.%u.%u sbx-bpf %d\n", v->major, v->minor, v->micro, SBX_BPF_REV);
     if (s->seccomp == NULL) {
         size_t len = 0;
         const char *builtin = sbx_seccomp_builtin_text(s->seccomp_builtin, &len);

@@ -28,14 +28,22 @@ static const struct {
     const char *name;
     int resource;
 } rlimit_names[] = {
-    {"RLIMIT_AS", RLIMIT_AS},           {"RLIMIT_CORE", RLIMIT_CORE},
-    {"RLIMIT_CPU", RLIMIT_CPU},         {"RLIMIT_DATA", RLIMIT_DATA},
-    {"RLIMIT_FSIZE", RLIMIT_FSIZE},     {"RLIMIT_LOCKS", RLIMIT_LOCKS},
-    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
-    {"RLIMIT_NICE", RLIMIT_NICE},       {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-    {"RLIMIT_NPROC", RLIMIT_NPROC},     {"RLIMIT_RSS", RLIMIT_RSS},
-    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},   {"RLIMIT_RTTIME", RLIMIT_RTTIME},
-    {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING}, {"RLIMIT_STACK", RLIMIT_STACK},
+    {"RLIMIT_AS", RLIMIT_AS},
+    {"RLIMIT_CORE", RLIMIT_CORE},
+    {"RLIMIT_CPU", RLIMIT_CPU},
+    {"RLIMIT_DATA", RLIMIT_DATA},
+    {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+    {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+    {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+    {"RLIMIT_NICE", RLIMIT_NICE},
+    {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+    {"RLIMIT_NPROC", RLIMIT_NPROC},
+    {"RLIMIT_RSS", RLIMIT_RSS},
+    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+    {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+    {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+    {"RLIMIT_STACK", RLIMIT_STACK},
 };
 
 int
@@ -93,9 +101,9 @@ static const struct {
     const char *name;
     unsigned long flag;
 } propagation_flags[] = {
-    {"private", MS_PRIVATE},   {"rprivate", MS_PRIVATE | MS_REC},
-    {"shared", MS_SHARED},     {"rshared", MS_SHARED | MS_REC},
-    {"slave", MS_SLAVE},       {"rslave", MS_SLAVE | MS_REC},
+    {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
+    {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+    {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
     {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
 };
 
@@ -108,12 +116,11 @@ sbx_parse_mount_options(json_t *options, struct sbx_mount *m, sbx_error_t *err)
 
     if (options && !json_is_array(options))
         return sbx_make_error(err, 0, "mount `%s`: options must be an array", m->destination);
-    json_array_foreach(options, i, v)
-    {
+    json_array_foreach (options, i, v) {
         const char *o = json_string_value(v);
         if (o == NULL)
-            return sbx_make_error(err, 0, "mount `%s`: option %zu is not a string",
-                                  m->destination, i);
+            return sbx_make_error(err, 0, "mount `%s`: option %zu is not a string", m->destination,
+                                  i);
         bool known = false;
         for (size_t k = 0; k < ARRAY_SIZE(mount_flags); k++) {
             if (strcmp(o, mount_flags[k].name) == 0) {
@@ -172,8 +179,7 @@ parse_strv(json_t *arr, const char *what, char ***out, sbx_error_t *err)
         free(r);
         return sbx_make_error(err, 0, "config: `%s` must be an array of strings", what);
     }
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach (arr, i, v) {
         if (!json_is_string(v)) {
             strv_free(r);
             return sbx_make_error(err, 0, "config: `%s[%zu]` must be a string", what, i);
@@ -194,8 +200,7 @@ parse_idmaps(json_t *arr, const char *what, struct sbx_idmap **out, size_t *n, s
     if (!json_is_array(arr))
         return sbx_make_error(err, 0, "config: `%s` must be an array", what);
     *out = xmalloc0(sizeof(**out) * (json_array_size(arr) + 1));
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach (arr, i, v) {
         json_t *c = json_object_get(v, "containerID"), *h = json_object_get(v, "hostID"),
                *s = json_object_get(v, "size");
         if (!json_is_integer(c) || !json_is_integer(h) || !json_is_integer(s) ||
@@ -204,8 +209,8 @@ parse_idmaps(json_t *arr, const char *what, struct sbx_idmap **out, size_t *n, s
             json_integer_value(s) > UINT32_MAX)
             return sbx_make_error(err, 0, "config: `%s[%zu]` needs containerID, hostID, size >= 1",
                                   what, i);
-        (*out)[i] = (struct sbx_idmap){json_integer_value(c), json_integer_value(h),
-                                       json_integer_value(s)};
+        (*out)[i] =
+            (struct sbx_idmap){json_integer_value(c), json_integer_value(h), json_integer_value(s)};
     }
     *n = json_array_size(arr);
     return 0;
@@ -222,8 +227,7 @@ parse_hooks(json_t *arr, const char *what, struct sbx_hook **out, size_t *n, sbx
         return sbx_make_error(err, 0, "config: `hooks.%s` must be an array", what);
     *out = xmalloc0(sizeof(**out) * (json_array_size(arr) + 1));
     *n = json_array_size(arr);
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach (arr, i, v) {
         const char *path = json_string_value(json_object_get(v, "path"));
         if (path == NULL || path[0] != '/')
             return sbx_make_error(err, 0, "config: `hooks.%s[%zu].path` must be absolute", what, i);
@@ -257,8 +261,7 @@ parse_caps_set(json_t *caps, const char *k, uint64_t *mask, sbx_error_t *err)
         return 0;
     if (!json_is_array(arr))
         return sbx_make_error(err, 0, "config: `process.capabilities.%s` must be an array", k);
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach (arr, i, v) {
         const char *name = json_string_value(v);
         int cap = name ? sbx_cap_from_name(name) : -1;
         if (cap < 0)
@@ -289,14 +292,15 @@ parse_process(sbx_spec_t *s, json_t *p, sbx_error_t *err)
     json_t *user = json_object_get(p, "user");
     s->uid = jint(user, "uid", 0);
     s->gid = jint(user, "gid", 0);
-    s->umask = json_is_integer(json_object_get(user, "umask")) ? jint(user, "umask", 022)
-                                                               : (mode_t)-1;
+    s->umask =
+        json_is_integer(json_object_get(user, "umask")) ? jint(user, "umask", 022) : (mode_t)-1;
     json_t *ag = json_object_get(user, "additionalGids");
     if (json_is_array(ag) && json_array_size(ag)) {
         size_t i;
         json_t *v;
         s->additional_gids = xmalloc0(sizeof(gid_t) * json_array_size(ag));
-        json_array_foreach(ag, i, v) s->additional_gids[i] = json_integer_value(v);
+        json_array_foreach (ag, i, v)
+            s->additional_gids[i] = json_integer_value(v);
         s->n_additional_gids = json_array_size(ag);
     }
     s->terminal = json_is_true(json_object_get(p, "terminal"));
@@ -317,8 +321,7 @@ parse_process(sbx_spec_t *s, json_t *p, sbx_error_t *err)
         size_t i;
         json_t *v;
         s->rlimits = xmalloc0(sizeof(*s->rlimits) * (json_array_size(rl) + 1));
-        json_array_foreach(rl, i, v)
-        {
+        json_array_foreach (rl, i, v) {
             const char *type = json_string_value(json_object_get(v, "type"));
             int res = type ? sbx_rlimit_from_name(type) : -1;
             if (res < 0)
@@ -367,34 +370,39 @@ parse_device_rules(sbx_spec_t *s, json_t *rules, sbx_error_t *err)
         return sbx_make_error(err, 0, "config: `linux.resources.devices` must be an array");
     if (json_array_size(rules) == 0)
         return 0;
-    json_array_foreach(rules, i, v)
-    {
+    json_array_foreach (rules, i, v) {
         json_t *allow = json_object_get(v, "allow");
         const char *type = json_string_value(json_object_get(v, "type"));
         const char *access = json_string_value(json_object_get(v, "access"));
         if (!json_is_boolean(allow))
-            return sbx_make_error(err, 0, "config: `linux.resources.devices[%zu].allow` must be "
-                                          "a boolean", i);
+            return sbx_make_error(err, 0,
+                                  "config: `linux.resources.devices[%zu].allow` must be "
+                                  "a boolean",
+                                  i);
         if (type == NULL || type[0] == '\0')
             type = "a";
         if (strlen(type) != 1 || !strchr("acb", type[0]))
-            return sbx_make_error(err, 0, "config: `linux.resources.devices[%zu].type` must be "
-                                          "a, c or b, got `%s`", i, type);
+            return sbx_make_error(err, 0,
+                                  "config: `linux.resources.devices[%zu].type` must be "
+                                  "a, c or b, got `%s`",
+                                  i, type);
         if (access == NULL || access[0] == '\0')
             access = "rwm";
         if (strlen(access) > 3 || strspn(access, "rwm") != strlen(access))
-            return sbx_make_error(err, 0, "config: `linux.resources.devices[%zu].access` must be "
-                                          "made of r, w and m, got `%s`", i, access);
+            return sbx_make_error(err, 0,
+                                  "config: `linux.resources.devices[%zu].access` must be "
+                                  "made of r, w and m, got `%s`",
+                                  i, access);
         char major[32], minor[32];
         dev_number(json_object_get(v, "major"), major, sizeof(major));
         dev_number(json_object_get(v, "minor"), minor, sizeof(minor));
-        cleanup_free char *line = xasprintf("%s %s %s:%s %s", json_is_true(allow) ? "allow" : "deny",
-                                            type, major, minor, access);
+        cleanup_free char *line = xasprintf(
+            "%s %s %s:%s %s", json_is_true(allow) ? "allow" : "deny", type, major, minor, access);
         strv_append(&r->devices, line);
     }
     static const char *const defaults[] = {
-        "allow c 1:3 rwm", "allow c 1:5 rwm",   "allow c 1:7 rwm", "allow c 1:8 rwm",
-        "allow c 1:9 rwm", "allow c 5:0 rwm",   "allow c 5:2 rwm", "allow c 136:* rwm",
+        "allow c 1:3 rwm", "allow c 1:5 rwm", "allow c 1:7 rwm", "allow c 1:8 rwm",
+        "allow c 1:9 rwm", "allow c 5:0 rwm", "allow c 5:2 rwm", "allow c 136:* rwm",
     };
     for (i = 0; i < ARRAY_SIZE(defaults); i++)
         strv_append(&r->devices, defaults[i]);
@@ -451,8 +459,7 @@ parse_linux(sbx_spec_t *s, json_t *l, sbx_error_t *err)
     json_t *nss = json_object_get(l, "namespaces");
     if (nss && !json_is_array(nss))
         return sbx_make_error(err, 0, "config: `linux.namespaces` must be an array");
-    json_array_foreach(nss, i, v)
-    {
+    json_array_foreach (nss, i, v) {
         const char *type = json_string_value(json_object_get(v, "type"));
         int t;
         for (t = 0; t < SBX_NS_COUNT; t++)
@@ -488,14 +495,15 @@ parse_linux(sbx_spec_t *s, json_t *l, sbx_error_t *err)
     json_t *devs = json_object_get(l, "devices");
     if (json_is_array(devs)) {
         s->devices = xmalloc0(sizeof(*s->devices) * (json_array_size(devs) + 1));
-        json_array_foreach(devs, i, v)
-        {
+        json_array_foreach (devs, i, v) {
             const char *path = json_string_value(json_object_get(v, "path"));
             const char *type = json_string_value(json_object_get(v, "type"));
             if (path == NULL || path[0] != '/' || type == NULL || strlen(type) != 1 ||
                 !strchr("cbup", type[0]))
-                return sbx_make_error(err, 0, "config: `linux.devices[%zu]` needs an absolute "
-                                              "path and type c, b, u or p", i);
+                return sbx_make_error(err, 0,
+                                      "config: `linux.devices[%zu]` needs an absolute "
+                                      "path and type c, b, u or p",
+                                      i);
             s->devices[i].path = xstrdup(path);
             s->devices[i].type = type[0];
             s->devices[i].major = jint(v, "major", 0);
@@ -506,8 +514,7 @@ parse_linux(sbx_spec_t *s, json_t *l, sbx_error_t *err)
         }
         s->n_devices = json_array_size(devs);
     }
-    return parse_device_rules(s, json_object_get(json_object_get(l, "resources"), "devices"),
-                              err);
+    return parse_device_rules(s, json_object_get(json_object_get(l, "resources"), "devices"), err);
 }
 
 static int
@@ -520,13 +527,14 @@ parse_mounts(sbx_spec_t *s, json_t *arr, sbx_error_t *err)
     if (!json_is_array(arr))
         return sbx_make_error(err, 0, "config: `mounts` must be an array");
     s->mounts = xmalloc0(sizeof(*s->mounts) * (json_array_size(arr) + 1));
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach (arr, i, v) {
         struct sbx_mount *m = &s->mounts[s->n_mounts];
         const char *dst = json_string_value(json_object_get(v, "destination"));
         if (dst == NULL || dst[0] != '/')
-            return sbx_make_error(err, 0, "config: `mounts[%zu].destination` must be an absolute "
-                                          "path, got `%s`", i, dst ? dst : "(none)");
+            return sbx_make_error(err, 0,
+                                  "config: `mounts[%zu].destination` must be an absolute "
+                                  "path, got `%s`",
+                                  i, dst ? dst : "(none)");
         m->destination = xstrdup(dst);
         const char *type = json_string_value(json_object_get(v, "type"));
         const char *src = json_string_value(json_object_get(v, "source"));
@@ -552,9 +560,10 @@ parse_mounts(sbx_spec_t *s, json_t *arr, sbx_error_t *err)
                 m->beneath[--n] = '\0';
             if (!m->bind || strncmp(m->source, m->beneath, n) != 0 ||
                 (m->source[n] != '\0' && m->source[n] != '/' && n > 1))
-                return sbx_make_error(err, 0, "config: mount `%s`: source `%s` is not below its "
-                                              "%s`%s`", dst, m->source, SBX_BENEATH_OPT,
-                                      m->beneath);
+                return sbx_make_error(err, 0,
+                                      "config: mount `%s`: source `%s` is not below its "
+                                      "%s`%s`",
+                                      dst, m->source, SBX_BENEATH_OPT, m->beneath);
         }
     }
     return 0;
@@ -655,15 +664,17 @@ sbx_spec_parse(json_t *root, const char *bundle, sbx_spec_t **out, sbx_error_t *
          (strspn(s->rootfs_layers, "0123456789abcdef:") != strlen(s->rootfs_layers) ||
           strpbrk(s->rootfs_layers_dir, ",:\\") || s->rootfs_layers_dir[0] != '/'))) {
         sbx_spec_free(s);
-        return sbx_make_error(err, 0, "annotations run.sbx.rootfs.layers and .layers.dir: want "
-                                      "hex layer names and an absolute directory, both or none");
+        return sbx_make_error(err, 0,
+                              "annotations run.sbx.rootfs.layers and .layers.dir: want "
+                              "hex layer names and an absolute directory, both or none");
     }
     /* Layers are shared by every image and sandbox that has them: never written. */
     if (s->rootfs_layers && !s->overlay_rootfs && !s->root_readonly) {
         sbx_spec_free(s);
-        return sbx_make_error(err, 0, "a pulled image's layers are shared and cannot be written: "
-                                      "use the private writable layer (the default) or a "
-                                      "read-only root");
+        return sbx_make_error(err, 0,
+                              "a pulled image's layers are shared and cannot be written: "
+                              "use the private writable layer (the default) or a "
+                              "read-only root");
     }
     json_t *builtin = json_object_get(ann, "run.sbx.seccomp");
     if (builtin) {

@@ -39,7 +39,7 @@ extern const enum sbx_ns_type sbx_ns_join_order[SBX_NS_JOIN_COUNT];
  * has a memory limit (then they are charged to its memory cgroup like any other page): a default
  * sandbox once wrote 6 GB into host RAM through /tmp and its writable layer (issue 17). The
  * bounds cost nothing until pages are written. */
-#define SBX_DEFAULT_DISK_SIZE (INT64_C(1) << 30)   /* the private writable layer (--disk) */
+#define SBX_DEFAULT_DISK_SIZE (INT64_C(1) << 30)    /* the private writable layer (--disk) */
 #define SBX_DEFAULT_TMPFS_SIZE (INT64_C(256) << 20) /* /tmp, and --tmpfs without a size */
 
 struct sbx_idmap {
@@ -52,13 +52,13 @@ struct sbx_mount {
     char *destination;
     char *type; /* "bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "overlay"... */
     char *source;
-    unsigned long flags;     /* MS_* set by options */
-    unsigned long clear;     /* MS_* cleared by options ("rw", "suid"...) */
+    unsigned long flags;       /* MS_* set by options */
+    unsigned long clear;       /* MS_* cleared by options ("rw", "suid"...) */
     unsigned long propagation; /* MS_PRIVATE/MS_SLAVE/MS_SHARED (+MS_REC) or 0 */
-    char *data;              /* remaining options joined with ',' for the filesystem */
-    bool bind;               /* bind or rbind */
-    bool recursive;          /* rbind */
-    char *beneath;           /* option sbx.beneath=ROOT: source resolved below ROOT (volume.h) */
+    char *data;                /* remaining options joined with ',' for the filesystem */
+    bool bind;                 /* bind or rbind */
+    bool recursive;            /* rbind */
+    char *beneath;             /* option sbx.beneath=ROOT: source resolved below ROOT (volume.h) */
 };
 
 struct sbx_rlimit {
@@ -73,17 +73,17 @@ struct sbx_caps {
 
 /* -1 means "not set" for every signed field. */
 struct sbx_resources {
-    int64_t memory_limit;       /* bytes */
-    int64_t memory_swap;        /* memory+swap bytes (OCI semantics); -1 unset */
+    int64_t memory_limit; /* bytes */
+    int64_t memory_swap;  /* memory+swap bytes (OCI semantics); -1 unset */
     int64_t memory_reservation;
-    int64_t cpu_quota;          /* usec per period */
-    int64_t cpu_period;         /* usec */
-    int64_t cpu_shares;         /* v1 shares (2..262144) */
-    int64_t cpu_weight;         /* v2 weight (1..10000), sbx extension via unified */
+    int64_t cpu_quota;  /* usec per period */
+    int64_t cpu_period; /* usec */
+    int64_t cpu_shares; /* v1 shares (2..262144) */
+    int64_t cpu_weight; /* v2 weight (1..10000), sbx extension via unified */
     int64_t pids_limit;
-    int64_t io_weight;          /* blkio weight / io.weight */
+    int64_t io_weight; /* blkio weight / io.weight */
     char *cpuset_cpus, *cpuset_mems;
-    json_t *unified;            /* linux.resources.unified map, borrowed */
+    json_t *unified; /* linux.resources.unified map, borrowed */
     /* linux.resources.devices as v1 device-cgroup writes, in order: "allow c 1:3 rwm",
      * "deny a *:* rwm"; NULL when the config has no rules (the cgroup then inherits). */
     char **devices;
@@ -106,8 +106,8 @@ struct sbx_device {
 };
 
 struct sbx_spec {
-    json_t *root;       /* the whole config, owned */
-    char *bundle;       /* bundle dir, absolute; NULL when built from flags */
+    json_t *root; /* the whole config, owned */
+    char *bundle; /* bundle dir, absolute; NULL when built from flags */
     char *oci_version;
 
     /* process */
@@ -147,9 +147,9 @@ struct sbx_spec {
     char **readonly_paths;
     struct sbx_resources resources;
     char *cgroups_path;
-    json_t *seccomp;      /* linux.seccomp, borrowed from root */
+    json_t *seccomp;       /* linux.seccomp, borrowed from root */
     char *seccomp_builtin; /* or annotation run.sbx.seccomp: a built-in profile's name */
-    json_t *sysctl;       /* borrowed */
+    json_t *sysctl;        /* borrowed */
     struct sbx_device *devices;
     size_t n_devices;
     char *rootfs_propagation;
@@ -162,10 +162,10 @@ struct sbx_spec {
         n_hooks_start_container, n_hooks_poststart, n_hooks_poststop;
 
     /* sbx extensions, carried as annotations "run.sbx.*" so a config stays valid OCI */
-    bool overlay_rootfs;      /* run.sbx.rootfs.overlay: writable private overlay on root */
-    int64_t overlay_size;     /* run.sbx.rootfs.size: bytes for the overlay's tmpfs; 0: no cap */
-    bool own_init;            /* run.sbx.init: tiny init as PID 1 */
-    char *image_dir;          /* run.sbx.image */
+    bool overlay_rootfs;  /* run.sbx.rootfs.overlay: writable private overlay on root */
+    int64_t overlay_size; /* run.sbx.rootfs.size: bytes for the overlay's tmpfs; 0: no cap */
+    bool own_init;        /* run.sbx.init: tiny init as PID 1 */
+    char *image_dir;      /* run.sbx.image */
     /* A pulled image: its layers (diff_id hex, top first, ':'-separated) in layers_dir, and
      * the store record the sandbox holds while it runs (image_store.h). */
     char *rootfs_layers, *rootfs_layers_dir, *image_digest, *image_store;

@@ -225,8 +225,9 @@ sbx_state_lock(const char *root, const char *id, struct sbx_lockfile *lock, sbx_
         return r;
     }
     if (r > 0)
-        return sbx_make_error(err, EBUSY, "sandbox `%s` is being changed by another process "
-                                          "(it holds %s for over %d s)",
+        return sbx_make_error(err, EBUSY,
+                              "sandbox `%s` is being changed by another process "
+                              "(it holds %s for over %d s)",
                               id, path, SBX_STATE_LOCK_WAIT_MS / 1000);
     return 0;
 }

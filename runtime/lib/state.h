@@ -11,21 +11,22 @@
 
 struct sbx_state {
     char *id;
-    pid_t pid;                  /* host pid of the sandbox's PID 1 (our init or the workload) */
+    pid_t pid;                    /* host pid of the sandbox's PID 1 (our init or the workload) */
     unsigned long long pid_start; /* start time of pid, clock ticks since boot */
-    char *status;               /* "creating", "created", "running", "paused", "stopped" */
+    char *status;                 /* "creating", "created", "running", "paused", "stopped" */
     char *bundle;
     char *rootfs;
-    char *cgroup;               /* sbx_cgroup_serialize() form, NULL if none */
-    char *created;              /* RFC 3339 UTC */
-    int exit_code;              /* valid when status is "stopped" */
+    char *cgroup;  /* sbx_cgroup_serialize() form, NULL if none */
+    char *created; /* RFC 3339 UTC */
+    int exit_code; /* valid when status is "stopped" */
     bool oom;
-    json_t *annotations;        /* owned, may be NULL */
-    json_t *extra;              /* owned; free-form fields for callers (apid), may be NULL */
+    json_t *annotations; /* owned, may be NULL */
+    json_t *extra;       /* owned; free-form fields for callers (apid), may be NULL */
 };
 
 int sbx_state_save(const char *state_root, const struct sbx_state *st, sbx_error_t *err);
-int sbx_state_load(const char *state_root, const char *id, struct sbx_state **out, sbx_error_t *err);
+int sbx_state_load(const char *state_root, const char *id, struct sbx_state **out,
+                   sbx_error_t *err);
 int sbx_state_remove(const char *state_root, const char *id, sbx_error_t *err);
 /* Serialises the changes of one id's record among processes (sbxrun run, create, start, delete,
  * pause, resume; apid's monitors and deletes): an exclusive lock on <state_root>/.locks/<id>

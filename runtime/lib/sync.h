@@ -7,16 +7,16 @@
 #include <stddef.h>
 
 enum sbx_sync_type {
-    SYNC_GO = 1,       /* parent -> child: maps written, cgroup joined (v2) */
-    SYNC_ERROR = 100,  /* child -> parent: setup failed (errno + message) */
-    SYNC_EXEC_FAILED,  /* child -> parent: execve failed (errno + message) */
-    SYNC_CREATED,      /* child -> parent: namespaces and root ready, waiting for start */
-    SYNC_STARTED,      /* child -> parent: workload exec'd; value = workload pid in the pidns */
-    SYNC_EXIT,         /* init -> parent: workload wait status */
-    SYNC_START,        /* parent -> child: go ahead and exec */
-    SYNC_HOOKS,        /* child -> parent: root built, run prestart/createRuntime hooks now */
-    SYNC_NET,          /* parent -> child: network set up (wait_net) */
-    SYNC_CGROUP,       /* parent -> child: cgroup_late's `tasks` files (SCM_RIGHTS), maybe none */
+    SYNC_GO = 1,      /* parent -> child: maps written, cgroup joined (v2) */
+    SYNC_ERROR = 100, /* child -> parent: setup failed (errno + message) */
+    SYNC_EXEC_FAILED, /* child -> parent: execve failed (errno + message) */
+    SYNC_CREATED,     /* child -> parent: namespaces and root ready, waiting for start */
+    SYNC_STARTED,     /* child -> parent: workload exec'd; value = workload pid in the pidns */
+    SYNC_EXIT,        /* init -> parent: workload wait status */
+    SYNC_START,       /* parent -> child: go ahead and exec */
+    SYNC_HOOKS,       /* child -> parent: root built, run prestart/createRuntime hooks now */
+    SYNC_NET,         /* parent -> child: network set up (wait_net) */
+    SYNC_CGROUP,      /* parent -> child: cgroup_late's `tasks` files (SCM_RIGHTS), maybe none */
 };
 
 struct sbx_sync_msg {

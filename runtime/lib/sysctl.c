@@ -17,8 +17,8 @@
 /* ipc/ipc_sysctl.c: the parameters of an IPC namespace (the *_next_id ones are there for
  * checkpoint/restore). fs.mqueue.* is the POSIX queues' part of it. */
 static const char *const ipc_sysctls[] = {
-    "kernel.msgmax", "kernel.msgmnb",     "kernel.msgmni",          "kernel.msg_next_id",
-    "kernel.sem",    "kernel.sem_next_id", "kernel.shmall",         "kernel.shmmax",
+    "kernel.msgmax", "kernel.msgmnb",      "kernel.msgmni",          "kernel.msg_next_id",
+    "kernel.sem",    "kernel.sem_next_id", "kernel.shmall",          "kernel.shmmax",
     "kernel.shmmni", "kernel.shm_next_id", "kernel.shm_rmid_forced",
 };
 
@@ -60,8 +60,10 @@ sbx_sysctl_check(const char *name, const char *value, const bool own[SBX_NS_COUN
     static const char *const what[SBX_NS_COUNT] = {
         [SBX_NS_IPC] = "IPC", [SBX_NS_NET] = "network", [SBX_NS_UTS] = "UTS"};
     if (!valid_name(name))
-        return sbx_make_error(err, 0, "sysctl `%.64s`: not a valid name (dot-separated, "
-                                      "no empty component, no '/')", name);
+        return sbx_make_error(err, 0,
+                              "sysctl `%.64s`: not a valid name (dot-separated, "
+                              "no empty component, no '/')",
+                              name);
     if (value == NULL)
         return sbx_make_error(err, 0, "sysctl `%s`: value must be a string", name);
     if (strlen(value) > SBX_SYSCTL_VALUE_MAX)
@@ -69,15 +71,21 @@ sbx_sysctl_check(const char *name, const char *value, const bool own[SBX_NS_COUN
                               SBX_SYSCTL_VALUE_MAX);
     int t = sbx_sysctl_namespace(name);
     if (t < 0)
-        return sbx_make_error(err, 0, "sysctl `%s` is not namespaced: setting it would change "
-                                      "the host", name);
+        return sbx_make_error(err, 0,
+                              "sysctl `%s` is not namespaced: setting it would change "
+                              "the host",
+                              name);
     if (!own[t])
-        return sbx_make_error(err, 0, "sysctl `%s` needs the sandbox's own %s namespace: "
-                                      "it shares the host's", name, what[t]);
+        return sbx_make_error(err, 0,
+                              "sysctl `%s` needs the sandbox's own %s namespace: "
+                              "it shares the host's",
+                              name, what[t]);
     /* runc refuses kernel.hostname outright; one that only repeats the hostname is harmless. */
     if (strcmp(name, "kernel.hostname") == 0 && hostname && strcmp(hostname, value) != 0)
-        return sbx_make_error(err, 0, "sysctl `kernel.hostname` (`%s`) conflicts with the "
-                                      "config's hostname `%s`", value, hostname);
+        return sbx_make_error(err, 0,
+                              "sysctl `kernel.hostname` (`%s`) conflicts with the "
+                              "config's hostname `%s`",
+                              value, hostname);
     return 0;
 }
 
@@ -108,8 +116,7 @@ sbx_sysctl_check_spec(const sbx_spec_t *s, sbx_error_t *err)
     own[SBX_NS_UTS] = owns(s, SBX_NS_UTS, "/proc/self/ns/uts");
     const char *key;
     json_t *v;
-    json_object_foreach(s->sysctl, key, v)
-    {
+    json_object_foreach (s->sysctl, key, v) {
         int r = sbx_sysctl_check(key, json_string_value(v), own, s->hostname, err);
         if (r < 0)
             return r;
@@ -128,8 +135,8 @@ sbx_sysctl_write(int procsys, const char *name, const char *value)
         path[i] = name[i] == '.' ? '/' : name[i];
     /* /proc/sys has no symlinks; one met here would be a lie about what is written. */
     struct open_how how = {.flags = O_WRONLY | O_CLOEXEC,
-                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-                                      RESOLVE_NO_MAGICLINKS};
+                           .resolve =
+                               RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
     int fd = openat2_retry(procsys, path, &how);
     if (fd < 0)
         return -errno;

@@ -116,7 +116,8 @@ sbx_trace(const char *step)
     /* A reader that went away (`sbxrun --debug run ... 2>&1 | head`) must not kill sbxrun before
      * it has cleaned up. */
     if (n > 0)
-        safe_write_nosigpipe(STDERR_FILENO, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+        safe_write_nosigpipe(STDERR_FILENO, buf,
+                             (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
 union fd_cmsg {
@@ -150,8 +151,8 @@ sbx_recv_fds(int sock, void *buf, size_t len, int *fds, size_t max, size_t *n)
 {
     union fd_cmsg u;
     struct iovec iov = {.iov_base = buf, .iov_len = len};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     *n = 0;
     ssize_t r = TEMP_FAILURE_RETRY(recvmsg(sock, &mh, MSG_CMSG_CLOEXEC));
     if (r < 0)
@@ -605,7 +606,7 @@ parse_quantity(const char *s, int64_t *out)
     if (bytes >= 9.2e18)
         return -ERANGE;
     if (mult == 1 && bytes != (double)(int64_t)bytes)
-        return -EINVAL; /* fractional bytes */
+        return -EINVAL;    /* fractional bytes */
     *out = (int64_t)bytes; /* "1.5Gi": rounded down to a whole byte */
     return 0;
 }

@@ -107,11 +107,15 @@ struct sbx_lockfile {
     int fd; /* -1: not held */
     char *path;
 };
-#define SBX_LOCKFILE_INIT {.fd = -1, .path = NULL}
+#define SBX_LOCKFILE_INIT                                                                          \
+    {                                                                                              \
+        .fd = -1, .path = NULL                                                                     \
+    }
 /* Takes the lock on path (created 0600 if missing), waiting up to wait_ms for a holder to let go
  * (0: not at all). write_pid records the taker's pid in the file, for sbx_lockfile_holder().
  * Returns 0 when taken, 1 when another process holds it (then *holder, if given, is the pid it
- * recorded, 0 if none), negative on error (errno-carrying: ENOENT when the directory is missing). */
+ * recorded, 0 if none), negative on error (errno-carrying: ENOENT when the directory is missing).
+ */
 int sbx_lockfile_take(struct sbx_lockfile *l, const char *path, int wait_ms, bool write_pid,
                       pid_t *holder, sbx_error_t *err);
 /* Unlinks the file (still locked, so no taker can keep using it) and lets go. Idempotent; keeps

@@ -103,8 +103,7 @@ sbx_volume_create(const char *dir, const char *name, bool *created, sbx_error_t 
     gid_t gid;
     sbx_volume_owner(&uid, &gid);
     /* The mode again: the umask may have taken group write. */
-    if (fchownat(dfd, tmp, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-        fchmodat(dfd, tmp, 0775, 0) < 0) {
+    if (fchownat(dfd, tmp, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 || fchmodat(dfd, tmp, 0775, 0) < 0) {
         int e = errno;
         unlinkat(dfd, tmp, AT_REMOVEDIR);
         return sbx_make_error(err, e, "chown `%s/%s`", dir, tmp);

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const hier[] = {"memory", "cpu",   "cpuacct", "pids",
+static const char *const hier[] = {"memory",  "cpu",   "cpuacct", "pids",
                                    "freezer", "blkio", "cpuset",  "devices"};
 #define NH (sizeof(hier) / sizeof(hier[0]))
 

@@ -31,7 +31,8 @@ static inline char *
 fuzz_cstr(const uint8_t *data, size_t size)
 {
     char *s = malloc(size + 1);
-    if (s == NULL) abort();
+    if (s == NULL)
+        abort();
     memcpy(s, data, size);
     s[size] = '\0';
     return s;

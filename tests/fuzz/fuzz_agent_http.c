@@ -47,12 +47,14 @@ dechunk(const char *body, size_t n, const uint8_t *sizes, size_t n_sizes, struct
     *used = 0;
     while (off < n) {
         size_t piece = n_sizes ? (size_t)(sizes[k++ % n_sizes] % 16) + 1 : n - off;
-        if (piece > n - off) piece = n - off;
+        if (piece > n - off)
+            piece = n - off;
         size_t consumed = 0;
         rc = ag_chunked_feed(&ch, body + off, piece, &consumed, sink_put, out);
         FUZZ_CHECK(consumed <= piece);
         *used += consumed;
-        if (rc != 0) return rc;
+        if (rc != 0)
+            return rc;
         /* Nothing is held back: a piece is always consumed whole until the end. */
         FUZZ_CHECK(consumed == piece);
         off += piece;
@@ -65,7 +67,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *in = (const char *)data;
     const char *e = memmem(in, size, "\r\n\r\n", 4);
-    if (e == NULL) return 0;
+    if (e == NULL)
+        return 0;
     size_t hl = (size_t)(e - in) + 4;
     struct ag_req r = {0};
     const char *why = "bad request";
@@ -104,7 +107,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint64_t a = 0, b = 0;
         int rr = ag_range_parse(r.range, file_sizes[i], &a, &b);
         FUZZ_CHECK(rr == 0 || rr == 1 || rr == -1);
-        if (rr == 0) FUZZ_CHECK(a <= b && b < file_sizes[i]);
+        if (rr == 0)
+            FUZZ_CHECK(a <= b && b < file_sizes[i]);
     }
 
     if (r.chunked) {

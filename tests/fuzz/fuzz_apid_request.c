@@ -48,7 +48,7 @@ check_create(const struct apid_create_req *r)
     FUZZ_CHECK(json_is_array(r->entrypoint) && json_array_size(r->entrypoint) > 0);
     size_t i;
     json_t *v;
-    json_array_foreach(r->entrypoint, i, v)
+    json_array_foreach (r->entrypoint, i, v)
         FUZZ_CHECK(json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v));
     FUZZ_CHECK(json_string_length(json_array_get(r->entrypoint, 0)) > 0);
     FUZZ_CHECK(r->timeout == -1 ||
@@ -59,7 +59,8 @@ check_create(const struct apid_create_req *r)
     FUZZ_CHECK(r->limits.disk == 0 ||
                (r->limits.disk >= (1 << 20) && r->limits.disk <= cfg.max_memory));
     const char *k;
-    json_object_foreach(r->env, k, v) FUZZ_CHECK(*k && !strchr(k, '=') && json_is_string(v));
+    json_object_foreach (r->env, k, v)
+        FUZZ_CHECK(*k && !strchr(k, '=') && json_is_string(v));
     FUZZ_CHECK(json_is_object(r->metadata) && json_is_object(r->resource_limits));
     sbx_error_t err = NULL;
     FUZZ_CHECK(apid_validate_metadata(r->metadata, false, &err) == 0);
@@ -67,8 +68,7 @@ check_create(const struct apid_create_req *r)
     /* The normalised policy apid hands to nft. */
     const char *def = json_string_value(json_object_get(r->net_policy, "defaultAction"));
     FUZZ_CHECK(def && (!strcmp(def, "allow") || !strcmp(def, "deny")));
-    json_array_foreach(json_object_get(r->net_policy, "egress"), i, v)
-    {
+    json_array_foreach (json_object_get(r->net_policy, "egress"), i, v) {
         const char *a = json_string_value(json_object_get(v, "action"));
         const char *cidr = json_string_value(json_object_get(v, "cidr"));
         json_int_t port = json_integer_value(json_object_get(v, "port"));
@@ -132,7 +132,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *k;
         json_t *v;
         FUZZ_CHECK(json_is_object(filter));
-        json_object_foreach(filter, k, v) FUZZ_CHECK(*k && json_is_string(v));
+        json_object_foreach (filter, k, v)
+            FUZZ_CHECK(*k && json_is_string(v));
         json_decref(filter);
     } else {
         check_error(err);

@@ -15,7 +15,8 @@ static void
 check_param(const char *h, const char *key)
 {
     char *v = sbx_registry_challenge_param(h, key);
-    if (v == NULL) return;
+    if (v == NULL)
+        return;
     FUZZ_CHECK(strstr(h, v) != NULL);
     FUZZ_CHECK(!strchr(v, '"') || !strchr(v, ','));
     char upper[16];

@@ -17,12 +17,8 @@ dump(struct ag_buf *b, const struct ag_json *j, int depth)
 {
     FUZZ_CHECK(depth <= AG_JSON_MAX_DEPTH);
     switch (j->t) {
-    case AG_JNULL:
-        ag_buf_puts(b, "null");
-        break;
-    case AG_JBOOL:
-        ag_buf_puts(b, j->b ? "true" : "false");
-        break;
+    case AG_JNULL: ag_buf_puts(b, "null"); break;
+    case AG_JBOOL: ag_buf_puts(b, j->b ? "true" : "false"); break;
     case AG_JNUM:
         if (j->is_int)
             ag_buf_printf(b, "%lld", (long long)j->i);
@@ -44,7 +40,8 @@ dump(struct ag_buf *b, const struct ag_json *j, int depth)
         ag_buf_putc(b, j->t == AG_JARR ? '[' : '{');
         size_t n = 0;
         for (const struct ag_json *c = j->child; c; c = c->next, n++) {
-            if (n) ag_buf_putc(b, ',');
+            if (n)
+                ag_buf_putc(b, ',');
             if (j->t == AG_JOBJ) {
                 FUZZ_CHECK(c->key && c->key[c->keylen] == '\0');
                 ag_json_str(b, c->key, c->keylen);
@@ -67,9 +64,7 @@ same(const struct ag_json *a, const struct ag_json *b)
     FUZZ_CHECK(a->t == b->t && a->n == b->n && a->keylen == b->keylen);
     FUZZ_CHECK(a->keylen == 0 || memcmp(a->key, b->key, a->keylen) == 0);
     switch (a->t) {
-    case AG_JBOOL:
-        FUZZ_CHECK(a->b == b->b);
-        break;
+    case AG_JBOOL: FUZZ_CHECK(a->b == b->b); break;
     case AG_JNUM:
         FUZZ_CHECK(a->is_int == b->is_int);
         if (a->is_int)
@@ -77,11 +72,8 @@ same(const struct ag_json *a, const struct ag_json *b)
         else if (isfinite(a->d))
             FUZZ_CHECK(a->d == b->d);
         break;
-    case AG_JSTR:
-        FUZZ_CHECK(a->slen == b->slen && memcmp(a->s, b->s, a->slen) == 0);
-        break;
-    default:
-        break;
+    case AG_JSTR: FUZZ_CHECK(a->slen == b->slen && memcmp(a->s, b->s, a->slen) == 0); break;
+    default: break;
     }
     const struct ag_json *x = a->child, *y = b->child;
     for (; x && y; x = x->next, y = y->next)

@@ -49,7 +49,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_manifest((const char *)data, size);
     json_error_t jerr;
     json_t *j = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
-    if (j == NULL) return 0;
+    if (j == NULL)
+        return 0;
     (void)sbx_is_index(NULL, j);
     (void)sbx_is_index("application/vnd.oci.image.index.v1+json", j);
     static const char *const platforms[] = {NULL, "linux/amd64", "linux/arm/v7", "windows",

@@ -55,7 +55,8 @@ on_data(void *u, const char *p, size_t n)
 {
     struct rec *r = u;
     FUZZ_CHECK(r->in_part);
-    if (n == 0) return 0;
+    if (n == 0)
+        return 0;
     if (r->data_at == SIZE_MAX) {
         put(r, "D", 1);
         r->data_at = r->len;
@@ -108,13 +109,15 @@ feed(const char *ct, const char *body, size_t n, const uint8_t *sizes, size_t n_
         size_t off = 0, k = 0;
         while (off < n && rc == 0) {
             size_t piece = n_sizes ? (size_t)(sizes[k++ % n_sizes] % 32) + 1 : n - off;
-            if (piece > n - off) piece = n - off;
+            if (piece > n - off)
+                piece = n - off;
             rc = ag_mp_feed(mp, body + off, piece, &cb, r);
             FUZZ_CHECK(rc == 0 || rc == -1);
             off += piece;
         }
         *done = ag_mp_done(mp);
-        if (*done) FUZZ_CHECK(!r->in_part);
+        if (*done)
+            FUZZ_CHECK(!r->in_part);
         FUZZ_CHECK(mp->parts == r->parts);
     }
     free(mp);
@@ -125,7 +128,8 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *nl = memchr(data, '\n', size);
-    if (nl == NULL) return 0;
+    if (nl == NULL)
+        return 0;
     size_t hl = (size_t)(nl - (const char *)data);
     char *ct = fuzz_cstr(data, hl);
     const char *body = nl + 1;

@@ -16,9 +16,12 @@
 static int
 hex(unsigned char c)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
@@ -29,13 +32,15 @@ reference_decode(const uint8_t *in, size_t n, char *out, bool plus)
     for (size_t i = 0; i < n; i++) {
         int c = in[i];
         if (c == '%') {
-            if (n - i < 3 || hex(in[i + 1]) < 0 || hex(in[i + 2]) < 0) return -1;
+            if (n - i < 3 || hex(in[i + 1]) < 0 || hex(in[i + 2]) < 0)
+                return -1;
             c = hex(in[i + 1]) * 16 + hex(in[i + 2]);
             i += 2;
         } else if (c == '+' && plus) {
             c = ' ';
         }
-        if (c == 0) return -1;
+        if (c == 0)
+            return -1;
         out[o++] = (char)c;
     }
     return (ssize_t)o;
@@ -102,7 +107,8 @@ check_query(const uint8_t *data, size_t size)
     struct out o = {0};
     put(&o, "", 0);
     for (size_t i = 0; i < q.n; i++) {
-        if (i) put(&o, "&", 1);
+        if (i)
+            put(&o, "&", 1);
         encode(&o, q.kv[i].k);
         put(&o, "=", 1);
         encode(&o, q.kv[i].v);

@@ -57,13 +57,16 @@ one(const uint8_t *data, size_t size, bool head_req)
     size_t total = 0;
     for (int i = 0; i < 1000000; i++) {
         ssize_t n = body_cb(px, total, buf, sizeof(buf));
-        if (n == MHD_CONTENT_READER_END_OF_STREAM || n == MHD_CONTENT_READER_END_WITH_ERROR) break;
+        if (n == MHD_CONTENT_READER_END_OF_STREAM || n == MHD_CONTENT_READER_END_WITH_ERROR)
+            break;
         FUZZ_CHECK(n > 0 && (size_t)n <= sizeof(buf));
         total += (size_t)n;
     }
     FUZZ_CHECK(total <= size - head);
-    if (by_length) FUZZ_CHECK(total <= length);
-    if (head_req) FUZZ_CHECK(total == 0);
+    if (by_length)
+        FUZZ_CHECK(total <= length);
+    if (head_req)
+        FUZZ_CHECK(total == 0);
     MHD_destroy_response(resp); /* body_free() frees px */
 }
 

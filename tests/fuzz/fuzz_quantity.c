@@ -6,8 +6,8 @@
  * (-?[0-9]+: no blanks, no '+', nothing after it) inside [min, max], and gives the value that
  * string names; parse_size gives 0..2^63 bytes for a plain decimal with an optional unit and
  * the exact value for digits alone; parse_quantity the same, plus -EDOM only for a number with
- * the suffix `m` and the exact value for any integer that fits; parse_cpus gives 1..10^9 millicpus; parse_signal 1..SIGRTMAX;
- * every failure is -EINVAL or -ERANGE. */
+ * the suffix `m` and the exact value for any integer that fits; parse_cpus gives 1..10^9 millicpus;
+ * parse_signal 1..SIGRTMAX; every failure is -EINVAL or -ERANGE. */
 #include "fuzz.h"
 #include "utils.h"
 
@@ -37,7 +37,8 @@ check_int64(const char *s, int64_t min, int64_t max)
     const char *d = s + (s[0] == '-');
     while (d[0] == '0' && d[1])
         d++;
-    if (v >= 0) FUZZ_CHECK(strcmp(d, want) == 0);
+    if (v >= 0)
+        FUZZ_CHECK(strcmp(d, want) == 0);
 }
 
 int
@@ -59,24 +60,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(num > 0 &&
                    strspn(s + num, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") ==
                        strlen(s + num));
-        if (all_digits(s) && strlen(s) <= 15) FUZZ_CHECK(v == strtoll(s, NULL, 10));
+        if (all_digits(s) && strlen(s) <= 15)
+            FUZZ_CHECK(v == strtoll(s, NULL, 10));
     }
 
     r = parse_quantity(s, &v);
     FUZZ_CHECK(r == 0 || r == -EINVAL || r == -ERANGE || r == -EDOM);
-    if (r == -EDOM) FUZZ_CHECK(strlen(s) >= 2 && s[strlen(s) - 1] == 'm');
+    if (r == -EDOM)
+        FUZZ_CHECK(strlen(s) >= 2 && s[strlen(s) - 1] == 'm');
     if (r == 0) {
         FUZZ_CHECK(v >= 0);
-        if (all_digits(s) && strlen(s) <= 18) FUZZ_CHECK(v == strtoll(s, NULL, 10));
+        if (all_digits(s) && strlen(s) <= 18)
+            FUZZ_CHECK(v == strtoll(s, NULL, 10));
     }
 
     r = parse_cpus(s, &v);
     FUZZ_CHECK(r == 0 || r == -EINVAL || r == -ERANGE);
-    if (r == 0) FUZZ_CHECK(v >= 1 && v <= 1000000000);
+    if (r == 0)
+        FUZZ_CHECK(v >= 1 && v <= 1000000000);
 
     r = parse_signal(s);
     FUZZ_CHECK(r == -EINVAL || (r >= 1 && r <= SIGRTMAX));
-    if (r > 0) FUZZ_CHECK(signal_name(r) != NULL);
+    if (r > 0)
+        FUZZ_CHECK(signal_name(r) != NULL);
 
     free(s);
     return 0;

@@ -34,14 +34,11 @@ check_program(const struct sbx_bpf *bpf)
         case BPF_MISC | BPF_TAX:
         case BPF_MISC | BPF_TXA:
         case BPF_RET | BPF_K:
-        case BPF_RET | BPF_A:
-            break;
+        case BPF_RET | BPF_A: break;
         case BPF_LD | BPF_MEM:
         case BPF_LDX | BPF_MEM:
         case BPF_ST:
-        case BPF_STX:
-            FUZZ_CHECK(f->k < BPF_MEMWORDS);
-            break;
+        case BPF_STX: FUZZ_CHECK(f->k < BPF_MEMWORDS); break;
         case BPF_ALU | BPF_ADD | BPF_K:
         case BPF_ALU | BPF_SUB | BPF_K:
         case BPF_ALU | BPF_MUL | BPF_K:
@@ -60,15 +57,10 @@ check_program(const struct sbx_bpf *bpf)
         case BPF_ALU | BPF_RSH | BPF_X:
         case BPF_ALU | BPF_DIV | BPF_X:
         case BPF_ALU | BPF_MOD | BPF_X:
-        case BPF_ALU | BPF_NEG:
-            break;
+        case BPF_ALU | BPF_NEG: break;
         case BPF_ALU | BPF_DIV | BPF_K:
-        case BPF_ALU | BPF_MOD | BPF_K:
-            FUZZ_CHECK(f->k != 0);
-            break;
-        case BPF_JMP | BPF_JA:
-            FUZZ_CHECK(f->k < left);
-            break;
+        case BPF_ALU | BPF_MOD | BPF_K: FUZZ_CHECK(f->k != 0); break;
+        case BPF_JMP | BPF_JA: FUZZ_CHECK(f->k < left); break;
         case BPF_JMP | BPF_JEQ | BPF_K:
         case BPF_JMP | BPF_JGT | BPF_K:
         case BPF_JMP | BPF_JGE | BPF_K:
@@ -76,9 +68,7 @@ check_program(const struct sbx_bpf *bpf)
         case BPF_JMP | BPF_JEQ | BPF_X:
         case BPF_JMP | BPF_JGT | BPF_X:
         case BPF_JMP | BPF_JGE | BPF_X:
-        case BPF_JMP | BPF_JSET | BPF_X:
-            FUZZ_CHECK(f->jt < left && f->jf < left);
-            break;
+        case BPF_JMP | BPF_JSET | BPF_X: FUZZ_CHECK(f->jt < left && f->jf < left); break;
         default:
             fprintf(stderr, "fuzz_seccomp: instruction %zu has code %#x\n", pc, f->code);
             FUZZ_CHECK(!"an instruction seccomp accepts");
@@ -93,7 +83,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
     json_t *j = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
-    if (j == NULL) return 0;
+    if (j == NULL)
+        return 0;
     struct sbx_bpf bpf = {0};
     sbx_error_t err = NULL;
     int r = sbx_seccomp_compile(j, &bpf, &err);

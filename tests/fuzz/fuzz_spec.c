@@ -64,7 +64,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
     json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) return 0;
+    if (root == NULL)
+        return 0;
     for (int pass = 0; pass < 2; pass++) {
         sbx_spec_t *spec = NULL;
         sbx_error_t err = NULL;

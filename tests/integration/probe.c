@@ -1,6 +1,6 @@
-/* sbx-probe: a static helper copied into sandboxes by the integration and security tests (the idea of
- * crun's tests/init.c). One verb per invocation; output is one "KEY: VALUE" line per fact so shell
- * tests can grep it.
+/* sbx-probe: a static helper copied into sandboxes by the integration and security tests (the idea
+ * of crun's tests/init.c). One verb per invocation; output is one "KEY: VALUE" line per fact so
+ * shell tests can grep it.
  *
  * `syscalls` must be harmless when run on the host as root with no filter at all: every call uses
  * arguments that make the kernel fail (bad fd, bad magic, missing path) or acts on a throwaway
@@ -270,9 +270,8 @@ verb_syscalls(void)
     TRY("swapon", syscall(SYS_swapon, "/nonexistent-sbx-probe", 0L));
     TRY("swapoff", syscall(SYS_swapoff, "/nonexistent-sbx-probe"));
     TRY("acct", syscall(SYS_acct, "/nonexistent-sbx-probe/acct"));
-    TRY("quotactl",
-        syscall(SYS_quotactl, (long)((0x800004 << 8) | 0) /* Q_GETFMT usr */,
-                "/nonexistent-sbx-probe", 0L, NULL));
+    TRY("quotactl", syscall(SYS_quotactl, (long)((0x800004 << 8) | 0) /* Q_GETFMT usr */,
+                            "/nonexistent-sbx-probe", 0L, NULL));
     TRY("syslog", syscall(SYS_syslog, 10L /* SIZE_BUFFER */, NULL, 0L));
 #ifdef SYS_iopl
     TRY("iopl", syscall(SYS_iopl, 0L));
@@ -307,9 +306,10 @@ verb_syscalls(void)
         static const struct {
             const char *name;
             int domain, type;
-        } socks[] = {{"socket_unix", AF_UNIX, SOCK_STREAM},    {"socket_inet", AF_INET, SOCK_STREAM},
-                     {"socket_inet6", AF_INET6, SOCK_DGRAM},   {"socket_netlink", AF_NETLINK, SOCK_RAW},
-                     {"socket_packet", AF_PACKET, SOCK_DGRAM}, {"socket_vsock", 40, SOCK_STREAM}};
+        } socks[] = {
+            {"socket_unix", AF_UNIX, SOCK_STREAM},    {"socket_inet", AF_INET, SOCK_STREAM},
+            {"socket_inet6", AF_INET6, SOCK_DGRAM},   {"socket_netlink", AF_NETLINK, SOCK_RAW},
+            {"socket_packet", AF_PACKET, SOCK_DGRAM}, {"socket_vsock", 40, SOCK_STREAM}};
         for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++) {
             errno = 0;
             int s = socket(socks[i].domain, socks[i].type | SOCK_CLOEXEC, 0);
@@ -349,9 +349,9 @@ print_status_fields(const char *const *keys)
 static void
 verb_caps(void)
 {
-    static const char *const keys[] = {"Uid",    "Gid",    "CapInh",  "CapPrm",           "CapEff",
-                                       "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp", "Seccomp_filters",
-                                       NULL};
+    static const char *const keys[] = {
+        "Uid",    "Gid",        "CapInh",  "CapPrm",          "CapEff", "CapBnd",
+        "CapAmb", "NoNewPrivs", "Seccomp", "Seccomp_filters", NULL};
     print_status_fields(keys);
 }
 
@@ -478,9 +478,8 @@ verb_exe_reopen(const char *pid, const char *ino, const char *wait)
         return;
     struct stat st;
     printf("exe-is-runtime: %s\n",
-           fstat(fd, &st) == 0 && (unsigned long long)st.st_ino == strtoull(ino, NULL, 10)
-               ? "yes"
-               : "no");
+           fstat(fd, &st) == 0 && (unsigned long long)st.st_ino == strtoull(ino, NULL, 10) ? "yes"
+                                                                                           : "no");
     fflush(stdout);
     snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
     int w, e;
@@ -519,7 +518,6 @@ verb_fds(void)
     closedir(d);
 }
 
-
 /* `escape`: the real attempts of an escaping workload, one per line, each with arguments that
  * would do something inside the sandbox if the kernel let it (unlike `syscalls`, which only
  * looks at the filter). Run it only inside a sandbox: on a host, as root and without a filter,
@@ -532,7 +530,10 @@ unshare_one(unsigned long flag)
     return unshare((int)flag);
 }
 #define UNSHARE_FN(n, f)                                                                           \
-    static long do_unshare_##n(void) { return unshare_one(f); }
+    static long do_unshare_##n(void)                                                               \
+    {                                                                                              \
+        return unshare_one(f);                                                                     \
+    }
 UNSHARE_FN(mnt2, CLONE_NEWNS)
 UNSHARE_FN(pid, CLONE_NEWPID)
 UNSHARE_FN(uts, CLONE_NEWUTS)
@@ -837,7 +838,8 @@ static int
 usage(void)
 {
     fprintf(stderr, "usage: sbx-probe syscalls|caps|memhog MB|forkbomb N|spin SECONDS|tiocsti|"
-                    "exe-write|exe-reopen PID INO WAIT|escape [MARKER]|fdbomb|pid|fds|cwd|sleep SECONDS|exit N|\n"
+                    "exe-write|exe-reopen PID INO WAIT|escape [MARKER]|fdbomb|pid|fds|cwd|sleep "
+                    "SECONDS|exit N|\n"
                     "kill-self SIG\n");
     return 2;
 }

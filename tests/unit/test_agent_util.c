@@ -127,8 +127,10 @@ UNIT_TEST(agent_query, percent_and_repeated_keys)
 
 UNIT_TEST(agent_json, parse_valid)
 {
-    const char *s = " {\"command\":\"echo \\\"hi\\\" \\u00e9 \\ud83d\\ude00\",\"timeout\":30000,\"background\":false,"
-                    "\"envs\":{\"A\":\"1\"},\"n\":-1.5e3,\"big\":9223372036854775807,\"arr\":[1,[],{}],\"z\":null} ";
+    const char *s = " {\"command\":\"echo \\\"hi\\\" \\u00e9 "
+                    "\\ud83d\\ude00\",\"timeout\":30000,\"background\":false,"
+                    "\"envs\":{\"A\":\"1\"},\"n\":-1.5e3,\"big\":9223372036854775807,\"arr\":[1,[],"
+                    "{}],\"z\":null} ";
     const char *err = NULL;
     struct ag_json *j = ag_json_parse(s, strlen(s), &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
@@ -156,9 +158,33 @@ UNIT_TEST(agent_json, parse_valid)
 UNIT_TEST(agent_json, reject_invalid)
 {
     const char *bad[] = {
-        "", "{", "{\"a\":}", "{\"a\" 1}", "{a:1}", "[1,]", "{\"a\":1,}", "01", "1.", "-", "+1", ".5", "1e",
-        "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "\"a\nb\"", "tru", "nul", "{} {}",
-        "\"\xc3\"", "\"\xed\xa0\x80\"", "\"\xc0\xaf\"", "NaN", "[1 2]",
+        "",
+        "{",
+        "{\"a\":}",
+        "{\"a\" 1}",
+        "{a:1}",
+        "[1,]",
+        "{\"a\":1,}",
+        "01",
+        "1.",
+        "-",
+        "+1",
+        ".5",
+        "1e",
+        "\"abc",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "\"a\nb\"",
+        "tru",
+        "nul",
+        "{} {}",
+        "\"\xc3\"",
+        "\"\xed\xa0\x80\"",
+        "\"\xc0\xaf\"",
+        "NaN",
+        "[1 2]",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *err = NULL;
@@ -186,10 +212,8 @@ static bool
 same_json(const struct ag_json *a, const json_t *j)
 {
     switch (a->t) {
-    case AG_JNULL:
-        return json_is_null(j);
-    case AG_JBOOL:
-        return json_is_boolean(j) && a->b == json_is_true(j);
+    case AG_JNULL: return json_is_null(j);
+    case AG_JBOOL: return json_is_boolean(j) && a->b == json_is_true(j);
     case AG_JNUM:
         if (a->is_int)
             return json_is_integer(j) && json_integer_value(j) == a->i;
@@ -231,7 +255,8 @@ same_json(const struct ag_json *a, const json_t *j)
  * fails too, of course, but agreement is what the test checks. */
 UNIT_TEST(agent_json, fuzz_prefixes_and_mutations_agree_with_jansson)
 {
-    const char *seed = "{\"command\":\"ls\",\"envs\":{\"A\":\"\\u00e9\"},\"t\":[1,2.5e-3,true,null]}";
+    const char *seed =
+        "{\"command\":\"ls\",\"envs\":{\"A\":\"\\u00e9\"},\"t\":[1,2.5e-3,true,null]}";
     size_t n = strlen(seed);
     char buf[128];
     for (size_t cut = 0; cut < n; cut++) /* every strict prefix is invalid */
@@ -244,8 +269,8 @@ UNIT_TEST(agent_json, fuzz_prefixes_and_mutations_agree_with_jansson)
     for (int it = 0; it < 20000; it++) {
         memcpy(buf, seed, n);
         for (int k = 0; k <= it % 3; k++)
-            buf[rand() % n] = rand() & 1 ? alpha[rand() % (sizeof(alpha) - 1)]
-                                         : (char)(rand() & 0xff);
+            buf[rand() % n] =
+                rand() & 1 ? alpha[rand() % (sizeof(alpha) - 1)] : (char)(rand() & 0xff);
         struct ag_json *a = ag_json_parse(buf, n, NULL);
         json_t *j = json_loadb(buf, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         bool same = a ? j && same_json(a, j) : !j;
@@ -268,7 +293,8 @@ UNIT_TEST(agent_json, string_escape)
     ag_json_str(&b, "a\"\\/\b\f\n\r\t\x1f", 10);
     CU_ASSERT_STRING_EQUAL(b.p, "\"a\\\"\\\\/\\b\\f\\n\\r\\t\\u001f\"");
     b.len = 0;
-    ag_json_str(&b, "\xe2\x82\xac\xf0\x9f\x98\x80\xed\xa0\x80", 10); /* euro, emoji, lone surrogate */
+    ag_json_str(&b, "\xe2\x82\xac\xf0\x9f\x98\x80\xed\xa0\x80",
+                10); /* euro, emoji, lone surrogate */
     CU_ASSERT_STRING_EQUAL(b.p, "\"\xe2\x82\xac\xf0\x9f\x98\x80\\ufffd\\ufffd\\ufffd\"");
     ag_buf_free(&b);
 }
@@ -305,8 +331,16 @@ UNIT_TEST(agent_json, string_escape_round_trip)
 UNIT_TEST(agent_path, clean)
 {
     const char *cases[][2] = {
-        {"/a/b/../c", "/a/c"}, {"/../../etc/passwd", "/etc/passwd"}, {"//a//./b/", "/a/b"}, {"/", "/"},
-        {"", "/"}, {"a/b", "/a/b"}, {"/a/..", "/"}, {"/..", "/"}, {"/a/b/../../../..", "/"}, {"/.../x", "/.../x"},
+        {"/a/b/../c", "/a/c"},
+        {"/../../etc/passwd", "/etc/passwd"},
+        {"//a//./b/", "/a/b"},
+        {"/", "/"},
+        {"", "/"},
+        {"a/b", "/a/b"},
+        {"/a/..", "/"},
+        {"/..", "/"},
+        {"/a/b/../../../..", "/"},
+        {"/.../x", "/.../x"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *o = ag_path_clean(cases[i][0]);
@@ -333,7 +367,9 @@ UNIT_TEST(agent_users, passwd_and_group_files)
     mkdir(p, 0755);
     snprintf(p, sizeof(p), "%s/etc/passwd", dir);
     FILE *f = fopen(p, "w");
-    fputs("root:x:0:0:root:/root:/bin/sh\n# comment\nbroken-line\nsandbox:x:1000:1001::/home/sandbox:/bin/sh\n", f);
+    fputs("root:x:0:0:root:/root:/bin/sh\n# "
+          "comment\nbroken-line\nsandbox:x:1000:1001::/home/sandbox:/bin/sh\n",
+          f);
     fclose(f);
     snprintf(p, sizeof(p), "%s/etc/group", dir);
     f = fopen(p, "w");

@@ -15,16 +15,22 @@
 UNIT_TEST(agent_sse, init_event_framing)
 {
     struct ag_buf b = {0};
-    struct ag_event ev = {.type = "init", .text = "abc", .textlen = 3, .timestamp = 1700000000000LL, .execution_time = -1};
+    struct ag_event ev = {.type = "init",
+                          .text = "abc",
+                          .textlen = 3,
+                          .timestamp = 1700000000000LL,
+                          .execution_time = -1};
     CU_ASSERT_EQUAL(ag_event_encode(&b, &ev), 0);
-    CU_ASSERT_STRING_EQUAL(b.p, "{\"type\":\"init\",\"text\":\"abc\",\"timestamp\":1700000000000}\n\n");
+    CU_ASSERT_STRING_EQUAL(b.p,
+                           "{\"type\":\"init\",\"text\":\"abc\",\"timestamp\":1700000000000}\n\n");
     ag_buf_free(&b);
 }
 
 UNIT_TEST(agent_sse, empty_stdout_line_is_newline)
 {
     struct ag_buf b = {0};
-    struct ag_event ev = {.type = "stdout", .text = "", .textlen = 0, .timestamp = 5, .execution_time = -1};
+    struct ag_event ev = {
+        .type = "stdout", .text = "", .textlen = 0, .timestamp = 5, .execution_time = -1};
     ag_event_encode(&b, &ev);
     CU_ASSERT_STRING_EQUAL(b.p, "{\"type\":\"stdout\",\"text\":\"\\n\",\"timestamp\":5}\n\n");
     ag_buf_free(&b);
@@ -35,13 +41,19 @@ UNIT_TEST(agent_sse, complete_and_error_events)
     struct ag_buf b = {0};
     struct ag_event ev = {.type = "execution_complete", .timestamp = 7, .execution_time = 12};
     ag_event_encode(&b, &ev);
-    CU_ASSERT_STRING_EQUAL(b.p, "{\"type\":\"execution_complete\",\"timestamp\":7,\"execution_time\":12}\n\n");
+    CU_ASSERT_STRING_EQUAL(
+        b.p, "{\"type\":\"execution_complete\",\"timestamp\":7,\"execution_time\":12}\n\n");
     b.len = 0;
-    struct ag_event er = {.type = "error", .timestamp = 8, .execution_time = -1, .ename = "CommandExecError",
-                          .evalue = "3", .traceback = "exit status 3"};
+    struct ag_event er = {.type = "error",
+                          .timestamp = 8,
+                          .execution_time = -1,
+                          .ename = "CommandExecError",
+                          .evalue = "3",
+                          .traceback = "exit status 3"};
     ag_event_encode(&b, &er);
-    CU_ASSERT_STRING_EQUAL(b.p, "{\"type\":\"error\",\"timestamp\":8,\"error\":{\"ename\":\"CommandExecError\","
-                                "\"evalue\":\"3\",\"traceback\":[\"exit status 3\"]}}\n\n");
+    CU_ASSERT_STRING_EQUAL(
+        b.p, "{\"type\":\"error\",\"timestamp\":8,\"error\":{\"ename\":\"CommandExecError\","
+             "\"evalue\":\"3\",\"traceback\":[\"exit status 3\"]}}\n\n");
     ag_buf_free(&b);
 }
 
@@ -49,9 +61,15 @@ UNIT_TEST(agent_sse, text_is_escaped_and_utf8_safe)
 {
     struct ag_buf b = {0};
     const char raw[] = "q\"b\\\t\x01\xc3\xa9\xff\x00z";
-    struct ag_event ev = {.type = "stderr", .text = raw, .textlen = sizeof(raw) - 1, .timestamp = 1, .execution_time = -1};
+    struct ag_event ev = {.type = "stderr",
+                          .text = raw,
+                          .textlen = sizeof(raw) - 1,
+                          .timestamp = 1,
+                          .execution_time = -1};
     ag_event_encode(&b, &ev);
-    CU_ASSERT_STRING_EQUAL(b.p, "{\"type\":\"stderr\",\"text\":\"q\\\"b\\\\\\t\\u0001\xc3\xa9\\ufffd\\u0000z\",\"timestamp\":1}\n\n");
+    CU_ASSERT_STRING_EQUAL(b.p,
+                           "{\"type\":\"stderr\",\"text\":"
+                           "\"q\\\"b\\\\\\t\\u0001\xc3\xa9\\ufffd\\u0000z\",\"timestamp\":1}\n\n");
     /* no raw newline may appear inside the JSON line */
     CU_ASSERT_PTR_EQUAL(strchr(b.p, '\n'), b.p + b.len - 2);
     ag_buf_free(&b);
@@ -169,7 +187,7 @@ UNIT_TEST(agent_chunked, rejects_bad_framing)
 {
     struct ag_buf out = {0};
     CU_ASSERT_EQUAL(dechunk("z\r\n", 3, 3, &out), -1);
-    CU_ASSERT_EQUAL(dechunk("3\r\nabcX\r\n", 9, 9, &out), -1);           /* missing CRLF after data */
+    CU_ASSERT_EQUAL(dechunk("3\r\nabcX\r\n", 9, 9, &out), -1); /* missing CRLF after data */
     CU_ASSERT_EQUAL(dechunk("ffffffffffffffff\r\n", 18, 18, &out), -1); /* size overflow */
     CU_ASSERT_EQUAL(dechunk("\r\n", 2, 2, &out), -1);                   /* no size digits */
     ag_buf_free(&out);
@@ -213,7 +231,8 @@ UNIT_TEST(agent_head, parses_and_refuses_control_characters)
     const char method[] = "G(T / HTTP/1.1\r\n\r\n";
     CU_ASSERT_EQUAL(head(method, sizeof(method) - 1, &r), 400);
     ag_req_free(&r);
-    const char both[] = "POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const char both[] =
+        "POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
     CU_ASSERT_EQUAL(head(both, sizeof(both) - 1, &r), 400);
     ag_req_free(&r);
 }
@@ -257,19 +276,19 @@ mp_end(void *u)
 
 static const struct ag_mp_cb mpcb = {mp_begin, mp_data, mp_end};
 
-#define SDK_BODY                                                                                                       \
-    "------formdata-undici-021411563553\r\n"                                                                           \
-    "Content-Disposition: form-data; name=\"metadata\"; filename=\"metadata\"\r\n"                                     \
-    "Content-Type: application/json\r\n\r\n"                                                                           \
-    "{\"path\":\"/tmp/a/b.txt\",\"mode\":644}\r\n"                                                                     \
-    "------formdata-undici-021411563553\r\n"                                                                           \
-    "Content-Disposition: form-data; name=\"file\"; filename=\"b.txt\"\r\n"                                            \
-    "Content-Type: text/plain; charset=utf-8\r\n\r\n"                                                                  \
-    "hi\n\r\n"                                                                                                         \
+#define SDK_BODY                                                                                   \
+    "------formdata-undici-021411563553\r\n"                                                       \
+    "Content-Disposition: form-data; name=\"metadata\"; filename=\"metadata\"\r\n"                 \
+    "Content-Type: application/json\r\n\r\n"                                                       \
+    "{\"path\":\"/tmp/a/b.txt\",\"mode\":644}\r\n"                                                 \
+    "------formdata-undici-021411563553\r\n"                                                       \
+    "Content-Disposition: form-data; name=\"file\"; filename=\"b.txt\"\r\n"                        \
+    "Content-Type: text/plain; charset=utf-8\r\n\r\n"                                              \
+    "hi\n\r\n"                                                                                     \
     "------formdata-undici-021411563553--\r\n"
 #define SDK_CT "multipart/form-data; boundary=----formdata-undici-021411563553"
-#define SDK_WANT                                                                                                       \
-    "<metadata|metadata|application/json>{\"path\":\"/tmp/a/b.txt\",\"mode\":644}</>"                                 \
+#define SDK_WANT                                                                                   \
+    "<metadata|metadata|application/json>{\"path\":\"/tmp/a/b.txt\",\"mode\":644}</>"              \
     "<file|b.txt|text/plain; charset=utf-8>hi\n</>"
 
 UNIT_TEST(agent_multipart, sdk_body_split_at_every_byte)
@@ -290,13 +309,20 @@ UNIT_TEST(agent_multipart, sdk_body_split_at_every_byte)
 
 UNIT_TEST(agent_multipart, byte_at_a_time_n_pairs_with_tricky_data)
 {
-    /* data that contains near-boundaries: CRLF, "\r\n--", "\r\n--bound" without the full boundary */
+    /* data that contains near-boundaries: CRLF, "\r\n--", "\r\n--bound" without the full boundary
+     */
     const char *data = "x\r\n-\r\n--\r\n--boun\r\r\n--boundar!";
     struct ag_buf body = {0};
     ag_buf_puts(&body, "preamble\r\n");
     for (int i = 0; i < 3; i++) {
-        ag_buf_printf(&body, "--boundary\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{\"path\":\"/f%d\"}\r\n", i);
-        ag_buf_printf(&body, "--boundary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\\\"%d\"\r\n\r\n%s\r\n", i, data);
+        ag_buf_printf(&body,
+                      "--boundary\r\nContent-Disposition: form-data; "
+                      "name=\"metadata\"\r\n\r\n{\"path\":\"/f%d\"}\r\n",
+                      i);
+        ag_buf_printf(&body,
+                      "--boundary\r\nContent-Disposition: form-data; name=\"file\"; "
+                      "filename=\"f\\\"%d\"\r\n\r\n%s\r\n",
+                      i, data);
     }
     ag_buf_puts(&body, "--boundary--\r\nepilogue");
     struct ag_mp mp;
@@ -310,7 +336,8 @@ UNIT_TEST(agent_multipart, byte_at_a_time_n_pairs_with_tricky_data)
     char want[2048] = "";
     for (int i = 0; i < 3; i++) {
         char one[256];
-        snprintf(one, sizeof(one), "<metadata||>{\"path\":\"/f%d\"}</><file|f\"%d|>%s</>", i, i, data);
+        snprintf(one, sizeof(one), "<metadata||>{\"path\":\"/f%d\"}</><file|f\"%d|>%s</>", i, i,
+                 data);
         strcat(want, one);
     }
     CU_ASSERT_STRING_EQUAL(r.log, want);

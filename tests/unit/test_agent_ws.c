@@ -34,7 +34,8 @@ UNIT_TEST(agent_ws, server_frame_lengths)
 UNIT_TEST(agent_ws, client_frame_unmasked_in_place)
 {
     /* RFC 6455 §5.7: a masked "Hello". */
-    char f[] = {(char)0x81, (char)0x85, 0x37, (char)0xfa, 0x21, 0x3d, 0x7f, (char)0x9f, 0x4d, 0x51, 0x58};
+    char f[] = {(char)0x81, (char)0x85, 0x37, (char)0xfa, 0x21, 0x3d,
+                0x7f,       (char)0x9f, 0x4d, 0x51,       0x58};
     struct ag_ws_msg m;
     CU_ASSERT_EQUAL(ag_ws_parse(f, 5, &m), 0); /* incomplete */
     CU_ASSERT_EQUAL(ag_ws_parse(f, sizeof(f), &m), 1);

@@ -30,8 +30,8 @@ UNIT_TEST(apid_config, defaults_file_and_flags)
     cleanup_free char *file = write_tmp("{\"listen\":\"127.0.0.1:9000\",\"max-timeout\":7200,"
                                         "\"default-memory\":\"1Gi\",\"log-json\":true,"
                                         "\"api-key\":\"from-file\"}");
-    char *argv[] = {"sbx-apid", "--config", file, "--listen", "127.0.0.1:9001", "--max-cpu", "2",
-                    "--agent", "none", NULL};
+    char *argv[] = {"sbx-apid",  "--config", file,      "--listen", "127.0.0.1:9001",
+                    "--max-cpu", "2",        "--agent", "none",     NULL};
     unsetenv("SBX_API_KEY");
     CU_ASSERT_EQUAL_FATAL(apid_config_parse(&cfg, 9, argv, &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.listen, "127.0.0.1:9001"); /* flag wins over the file */
@@ -64,7 +64,8 @@ UNIT_TEST(apid_config, rejections)
 {
     static const char *const bad[][3] = {
         {"--max-timeout", "-5", NULL}, {"--default-memory", "lots", NULL},
-        {"--log-level", "loud", NULL}, {"--bogus", NULL, NULL}, {"stray", NULL, NULL},
+        {"--log-level", "loud", NULL}, {"--bogus", NULL, NULL},
+        {"stray", NULL, NULL},
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         sbx_error_t err = NULL;

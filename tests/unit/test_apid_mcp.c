@@ -14,8 +14,8 @@ mcp(const char *method, const char *session, const char *body, int *status, char
         apid_mcp_init(&mctx);
         init = true;
     }
-    struct apid_mcp_req q = {.method = method, .session = session, .body = body,
-                             .len = body ? strlen(body) : 0};
+    struct apid_mcp_req q = {
+        .method = method, .session = session, .body = body, .len = body ? strlen(body) : 0};
     struct apid_mcp_reply a;
     apid_mcp_handle(&q, &a);
     *status = a.status;
@@ -57,8 +57,8 @@ UNIT_TEST(apid_mcp, malformed_jsonrpc)
         {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"prompts/list\"}", 200, -32601},
         {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":7}", 200, -32602},
         {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{}}", 200, -32602},
-        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"x\"}}", 200,
-         -32602},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"x\"}}",
+         200, -32602},
         {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
          "\"read_file\",\"arguments\":[]}}",
          200, -32602},
@@ -152,8 +152,11 @@ UNIT_TEST(apid_mcp, http_guards)
         {NULL, "2025-01-01", 400},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        struct apid_mcp_req q = {.method = "POST", .origin = cases[i].origin,
-                                 .protocol = cases[i].protocol, .body = ping, .len = strlen(ping)};
+        struct apid_mcp_req q = {.method = "POST",
+                                 .origin = cases[i].origin,
+                                 .protocol = cases[i].protocol,
+                                 .body = ping,
+                                 .len = strlen(ping)};
         struct apid_mcp_reply a;
         apid_mcp_handle(&q, &a);
         CU_ASSERT_EQUAL(a.status, cases[i].status);
@@ -166,8 +169,8 @@ UNIT_TEST(apid_mcp, http_guards)
 UNIT_TEST(apid_mcp, tool_table)
 {
     int st;
-    json_t *j = mcp("POST", NULL, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &st,
-                    NULL);
+    json_t *j =
+        mcp("POST", NULL, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &st, NULL);
     json_t *tools = json_object_get(json_object_get(j, "result"), "tools");
     CU_ASSERT_EQUAL(json_array_size(tools), 8);
     size_t i;
@@ -200,8 +203,9 @@ UNIT_TEST(apid_mcp, argument_errors)
         {"run_code", "{\"sandbox_id\":\"x\",\"language\":\"cobol\",\"code\":\"x\"}", "`language`"},
         {"read_file", "{\"sandbox_id\":\"x\",\"path\":\"/a\",\"max_bytes\":1.5}", "`max_bytes`"},
         {"write_file", "{\"sandbox_id\":\"x\",\"path\":\"/a\"}", "`content`"},
-        {"write_file", "{\"sandbox_id\":\"x\",\"path\":\"/a\",\"content\":\"!\",\"encoding\":"
-                       "\"base64\"}",
+        {"write_file",
+         "{\"sandbox_id\":\"x\",\"path\":\"/a\",\"content\":\"!\",\"encoding\":"
+         "\"base64\"}",
          "not valid base64"},
         {"write_file", "{\"sandbox_id\":\"x\",\"path\":\"/a\",\"content\":\"\",\"mode\":\"9\"}",
          "`mode`"},
@@ -220,9 +224,8 @@ UNIT_TEST(apid_mcp, argument_errors)
         int st;
         json_t *j = mcp("POST", NULL, body, &st, NULL);
         json_t *res = json_object_get(j, "result");
-        const char *text =
-            json_string_value(json_object_get(json_array_get(json_object_get(res, "content"), 0),
-                                              "text"));
+        const char *text = json_string_value(
+            json_object_get(json_array_get(json_object_get(res, "content"), 0), "text"));
         CU_ASSERT_EQUAL(st, 200);
         CU_ASSERT_TRUE(json_is_true(json_object_get(res, "isError")));
         CU_ASSERT_TRUE(text && strstr(text, cases[i].msg));

@@ -59,15 +59,20 @@ UNIT_TEST(apid_store, migrations)
     sqlite3 *db;
     CU_ASSERT_FATAL(sqlite3_open(p1, &db) == SQLITE_OK);
     const char *v1 =
-        "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES(1);"
-        "CREATE TABLE sandboxes ( id TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT, message TEXT,"
+        "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version "
+        "VALUES(1);"
+        "CREATE TABLE sandboxes ( id TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT, message "
+        "TEXT,"
         " last_transition_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER,"
         " image TEXT NOT NULL, entrypoint TEXT NOT NULL, env TEXT NOT NULL, metadata TEXT NOT NULL,"
         " resource_limits TEXT NOT NULL, cpu_milli INTEGER, memory INTEGER, pids INTEGER,"
-        " pid INTEGER NOT NULL DEFAULT 0, pid_start INTEGER NOT NULL DEFAULT 0, cgroup TEXT, token TEXT);"
-        "CREATE TABLE state_history ( seq INTEGER PRIMARY KEY AUTOINCREMENT, sandbox_id TEXT NOT NULL,"
+        " pid INTEGER NOT NULL DEFAULT 0, pid_start INTEGER NOT NULL DEFAULT 0, cgroup TEXT, token "
+        "TEXT);"
+        "CREATE TABLE state_history ( seq INTEGER PRIMARY KEY AUTOINCREMENT, sandbox_id TEXT NOT "
+        "NULL,"
         " state TEXT NOT NULL, reason TEXT, message TEXT, at_ms INTEGER NOT NULL);"
-        "INSERT INTO sandboxes(id,state,last_transition_ms,created_ms,image,entrypoint,env,metadata,"
+        "INSERT INTO "
+        "sandboxes(id,state,last_transition_ms,created_ms,image,entrypoint,env,metadata,"
         "resource_limits) VALUES('old','Running',1,1,'busybox','[\"sh\"]','{}','{}','{}');";
     CU_ASSERT(sqlite3_exec(db, v1, NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);

@@ -47,9 +47,10 @@ UNIT_TEST(apid_validate, create_ok_and_defaults)
     setup();
     sbx_error_t err = NULL;
     struct apid_create_req r;
-    const char *b = "{" IMG "," EP ",\"timeout\":600,\"resourceLimits\":{\"cpu\":\"500m\",\"memory\":"
-                    "\"512Mi\",\"pids\":\"64\"},\"env\":{\"A\":\"1\"},\"metadata\":{\"team\":\"x\"},"
-                    "\"secureAccess\":false,\"extensions\":{},\"futureField\":1}";
+    const char *b =
+        "{" IMG "," EP ",\"timeout\":600,\"resourceLimits\":{\"cpu\":\"500m\",\"memory\":"
+        "\"512Mi\",\"pids\":\"64\"},\"env\":{\"A\":\"1\"},\"metadata\":{\"team\":\"x\"},"
+        "\"secureAccess\":false,\"extensions\":{},\"futureField\":1}";
     CU_ASSERT_EQUAL_FATAL(apid_parse_create(b, strlen(b), &cfg, &r, &err), 0);
     CU_ASSERT_STRING_EQUAL(r.image_uri, "local/busybox");
     CU_ASSERT_EQUAL(r.timeout, 600);
@@ -90,8 +91,10 @@ UNIT_TEST(apid_validate, create_rejections)
         {"{" IMG "," EP ",\"timeout\":60.5}", 400, "SANDBOX::INVALID_PARAMETER"},
         {"{" IMG "," EP ",\"resourceLimits\":{\"cpu\":\"x\"}}", 400, "SANDBOX::INVALID_PARAMETER"},
         {"{" IMG "," EP ",\"resourceLimits\":{\"cpu\":\"5\"}}", 400, "SANDBOX::INVALID_PARAMETER"},
-        {"{" IMG "," EP ",\"resourceLimits\":{\"memory\":\"2Gi\"}}", 400, "SANDBOX::INVALID_PARAMETER"},
-        {"{" IMG "," EP ",\"resourceLimits\":{\"memory\":\"1k\"}}", 400, "SANDBOX::INVALID_PARAMETER"},
+        {"{" IMG "," EP ",\"resourceLimits\":{\"memory\":\"2Gi\"}}", 400,
+         "SANDBOX::INVALID_PARAMETER"},
+        {"{" IMG "," EP ",\"resourceLimits\":{\"memory\":\"1k\"}}", 400,
+         "SANDBOX::INVALID_PARAMETER"},
         {"{" IMG "," EP ",\"resourceLimits\":{\"pids\":\"0\"}}", 400, "SANDBOX::INVALID_PARAMETER"},
         {"{" IMG "," EP ",\"resourceLimits\":{\"x\":\"1\"}}", 400, "SANDBOX::INVALID_PARAMETER"},
         {"{" IMG "," EP ",\"resourceLimits\":[]}", 400, "SANDBOX::INVALID_PARAMETER"},
@@ -162,7 +165,8 @@ UNIT_TEST(apid_validate, quantities)
     CU_ASSERT_EQUAL(l.memory, 1000000000);
     CU_ASSERT_EQUAL(l.disk, 3LL << 19);
     json_decref(m);
-    const char *milli[][2] = {{"memory", "500m"}, {"ephemeral-storage", "512m"}, {"storage", "64m"}};
+    const char *milli[][2] = {
+        {"memory", "500m"}, {"ephemeral-storage", "512m"}, {"storage", "64m"}};
     for (size_t i = 0; i < ARRAY_SIZE(milli); i++) {
         m = json_pack("{s:s}", milli[i][0], milli[i][1]);
         CU_ASSERT(apid_parse_limits(m, &cfg, &l, &err) < 0);
@@ -190,8 +194,8 @@ UNIT_TEST(apid_validate, pagination)
     CU_ASSERT(p == 1 && ps == 20);
     CU_ASSERT_EQUAL(apid_parse_page("3", "200", &p, &ps, &err), 0);
     CU_ASSERT(p == 3 && ps == 200);
-    const char *bad[][2] = {{"0", NULL}, {"-1", NULL}, {"x", NULL}, {"1.5", NULL},
-                            {NULL, "0"}, {NULL, "201"}, {NULL, ""}, {"", NULL}};
+    const char *bad[][2] = {{"0", NULL}, {"-1", NULL},  {"x", NULL}, {"1.5", NULL},
+                            {NULL, "0"}, {NULL, "201"}, {NULL, ""},  {"", NULL}};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         CU_ASSERT(apid_parse_page(bad[i][0], bad[i][1], &p, &ps, &err) < 0);
         int st;
@@ -282,7 +286,8 @@ UNIT_TEST(apid_validate, error_mapping)
     CU_ASSERT_EQUAL(st, 507);
     CU_ASSERT_STRING_EQUAL(c, "SANDBOX::INSUFFICIENT_STORAGE");
     sbx_error_release(&err);
-    apid_fail(&err, E_UNAVAILABLE, "store: insert: database is locked (data directory busy, retry)");
+    apid_fail(&err, E_UNAVAILABLE,
+              "store: insert: database is locked (data directory busy, retry)");
     apid_error_http(err, &st, &c, &m);
     CU_ASSERT_EQUAL(st, 503);
     sbx_error_release(&err);

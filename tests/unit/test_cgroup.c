@@ -152,7 +152,8 @@ UNIT_TEST(cgroup, create_limits_destroy)
     struct sbx_cgroup *cg = NULL;
     sbx_error_t err = NULL;
     int r = sbx_cgroup_create(NULL, name, &res, &cg, &err);
-    if (r < 0) fprintf(stderr, "create: %s\n", err->msg);
+    if (r < 0)
+        fprintf(stderr, "create: %s\n", err->msg);
     CU_ASSERT_EQUAL_FATAL(r, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cg);
     enum sbx_cgroup_mode mode = sbx_cgroup_mode();
@@ -166,8 +167,7 @@ UNIT_TEST(cgroup, create_limits_destroy)
     const char *memdir = NULL, *pidsdir = NULL, *cpudir = NULL;
     size_t i;
     json_t *o;
-    json_array_foreach(json_object_get(j, "dirs"), i, o)
-    {
+    json_array_foreach (json_object_get(j, "dirs"), i, o) {
         const char *c = json_string_value(json_object_get(o, "c"));
         const char *d = json_string_value(json_object_get(o, "dir"));
         if (!strcmp(c, "unified"))
@@ -203,7 +203,8 @@ UNIT_TEST(cgroup, create_limits_destroy)
         CU_ASSERT_STRING_EQUAL(v, v2 ? "200\n" : "2048\n");
         free(v), free(path);
     }
-    if (v2) CU_ASSERT(sbx_cgroup_dirfd(cg) >= 0);
+    if (v2)
+        CU_ASSERT(sbx_cgroup_dirfd(cg) >= 0);
 
     /* a child in the cgroup: pids, freeze, stats, kill */
     pid_t pid = fork();
@@ -256,7 +257,8 @@ UNIT_TEST(cgroup, create_limits_destroy)
     char *leaf = xstrdup(memdir);
     json_decref(j);
     CU_ASSERT_EQUAL(sbx_cgroup_destroy(cg, &err), 0);
-    if (err) fprintf(stderr, "destroy: %s\n", err->msg);
+    if (err)
+        fprintf(stderr, "destroy: %s\n", err->msg);
     sbx_error_release(&err);
     sbx_cgroup_free(cg);
     CU_ASSERT_FALSE(dir_exists(leaf));
@@ -315,7 +317,8 @@ UNIT_TEST(cgroup, self_join)
         int r = n > 0 ? (unshare(CLONE_NEWUSER) < 0 ? -errno : sbx_cgroup_join_self(fds, (size_t)n))
                       : sbx_cgroup_enter_self(cg, NULL);
         char c = r == 0 ? 'y' : 'n';
-        if (write(pipefd[1], &c, 1) != 1) _exit(1);
+        if (write(pipefd[1], &c, 1) != 1)
+            _exit(1);
         for (;;)
             pause();
     }

@@ -23,7 +23,8 @@ policy(const char *js)
 static const char *
 target(json_t *p, size_t i)
 {
-    return json_string_value(json_object_get(json_array_get(json_object_get(p, "egress"), i), "target"));
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(p, "egress"), i), "target"));
 }
 
 UNIT_TEST(egress, targets_normalized)
@@ -36,9 +37,9 @@ UNIT_TEST(egress, targets_normalized)
     CU_ASSERT_STRING_EQUAL(target(p, 0), "pypi.org");
     CU_ASSERT_STRING_EQUAL(target(p, 1), "*.example.com");
     CU_ASSERT_STRING_EQUAL(target(p, 2), "10.1.2.3/8:443"); /* as written; the cidr is masked */
-    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(
-                               json_array_get(json_object_get(p, "egress"), 2), "cidr")),
-                           "10.0.0.0/8");
+    CU_ASSERT_STRING_EQUAL(
+        json_string_value(json_object_get(json_array_get(json_object_get(p, "egress"), 2), "cidr")),
+        "10.0.0.0/8");
     CU_ASSERT_STRING_EQUAL(target(p, 3), "_srv.a-b.c");
     CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(p, "defaultAction")), "deny");
     json_decref(p);
@@ -46,13 +47,19 @@ UNIT_TEST(egress, targets_normalized)
 
 UNIT_TEST(egress, bad_targets_refused)
 {
-    const char *bad[] = {"", "*", "*.", "a..b", "-a.com", "a-.com", "a.*.com", "**.a.com",
-                         "a b.com", "a/b.com", "1.2.3.4.5", "1.2.3", "a.com:80", "300.1.1.1",
-                         "1.2.3.4/33", "1.2.3.4:0", "x.com/8",
-                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com"};
+    const char *bad[] = {
+        "",           "*",
+        "*.",         "a..b",
+        "-a.com",     "a-.com",
+        "a.*.com",    "**.a.com",
+        "a b.com",    "a/b.com",
+        "1.2.3.4.5",  "1.2.3",
+        "a.com:80",   "300.1.1.1",
+        "1.2.3.4/33", "1.2.3.4:0",
+        "x.com/8",    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        cleanup_free char *js = xasprintf(
-            "{\"egress\":[{\"action\":\"allow\",\"target\":\"%s\"}]}", bad[i]);
+        cleanup_free char *js =
+            xasprintf("{\"egress\":[{\"action\":\"allow\",\"target\":\"%s\"}]}", bad[i]);
         json_t *p = policy(js);
         if (p)
             fprintf(stderr, "accepted: %s\n", bad[i]);
@@ -87,14 +94,15 @@ UNIT_TEST(egress, names_decided_in_order)
     CU_ASSERT_TRUE(apid_egress_has_domains(p));
     CU_ASSERT_TRUE(apid_egress_name_allowed(p, "a.example.com"));
     CU_ASSERT_TRUE(apid_egress_name_allowed(p, "a.b.example.com"));
-    CU_ASSERT_FALSE(apid_egress_name_allowed(p, "bad.example.com"));  /* first match wins */
-    CU_ASSERT_FALSE(apid_egress_name_allowed(p, "example.com"));      /* not the apex */
-    CU_ASSERT_FALSE(apid_egress_name_allowed(p, "xexample.com"));     /* a label boundary */
+    CU_ASSERT_FALSE(apid_egress_name_allowed(p, "bad.example.com")); /* first match wins */
+    CU_ASSERT_FALSE(apid_egress_name_allowed(p, "example.com"));     /* not the apex */
+    CU_ASSERT_FALSE(apid_egress_name_allowed(p, "xexample.com"));    /* a label boundary */
     CU_ASSERT_TRUE(apid_egress_name_allowed(p, "pypi.org"));
     CU_ASSERT_FALSE(apid_egress_name_allowed(p, "www.pypi.org"));
     CU_ASSERT_FALSE(apid_egress_name_allowed(p, "other.net"));
     json_decref(p);
-    p = policy("{\"defaultAction\":\"allow\",\"egress\":[{\"action\":\"deny\",\"target\":\"x.org\"}]}");
+    p = policy(
+        "{\"defaultAction\":\"allow\",\"egress\":[{\"action\":\"deny\",\"target\":\"x.org\"}]}");
     CU_ASSERT_TRUE(apid_egress_name_allowed(p, "y.org"));
     CU_ASSERT_FALSE(apid_egress_name_allowed(p, "x.org"));
     json_decref(p);
@@ -104,12 +112,14 @@ UNIT_TEST(egress, names_decided_in_order)
 }
 
 static const uint8_t answer[] = {
-    0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 1,                          /* header */
-    3, 'W', 'w', 'W', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0, /* question */
-    0, 1, 0, 1,
-    0xc0, 12, 0, 1, 0, 1, 0, 1, 0x51, 0x80, 0, 4, 198, 18, 1, 1,  /* A, TTL 86400 */
-    0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 198, 18, 1, 2,        /* A, TTL 5 */
-    0, 0, 41, 0x10, 0, 0x00, 0x01, 0x51, 0x80, 0, 0,              /* OPT: "TTL" not a time */
+    0x12, 0x34, 0x81, 0x80, 0,    1,    0,    2,    0,    0,   0,   1, /* header */
+    3,    'W',  'w',  'W',  7,    'e',  'x',  'a',  'm',  'p', 'l', 'e',
+    3,    'c',  'o',  'm',  0, /* question */
+    0,    1,    0,    1,    0xc0, 12,   0,    1,    0,    1,   0,   1,
+    0x51, 0x80, 0,    4,    198,  18,   1,    1, /* A, TTL 86400 */
+    0xc0, 12,   0,    1,    0,    1,    0,    0,    0,    5,   0,   4,
+    198,  18,   1,    2,                                          /* A, TTL 5 */
+    0,    0,    41,   0x10, 0,    0x00, 0x01, 0x51, 0x80, 0,   0, /* OPT: "TTL" not a time */
 };
 
 static void
@@ -132,7 +142,7 @@ UNIT_TEST(egress, dns_wire)
     CU_ASSERT_EQUAL(dns_scan_answer(m, sizeof(m), 3600, collect, got), 2);
     CU_ASSERT_STRING_EQUAL(got, "198.18.1.1/3600 198.18.1.2/5 ");
     CU_ASSERT(m[39] == 0 && m[40] == 0 && m[41] == 0x0e && m[42] == 0x10); /* capped in place */
-    CU_ASSERT(memcmp(m + sizeof(m) - 6, answer + sizeof(m) - 6, 6) == 0); /* OPT untouched */
+    CU_ASSERT(memcmp(m + sizeof(m) - 6, answer + sizeof(m) - 6, 6) == 0);  /* OPT untouched */
     uint8_t out[512];
     size_t n = dns_error_reply(m, &q, DNS_RCODE_NXDOMAIN, out, sizeof(out));
     CU_ASSERT_EQUAL(n, q.end);
@@ -147,5 +157,5 @@ UNIT_TEST(egress, dns_wire)
     CU_ASSERT_EQUAL(dns_parse_question(dot, sizeof(dot), &q), -1);
     uint8_t two[] = {0, 1, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1, 'a', 0, 0, 1, 0, 1};
     CU_ASSERT_EQUAL(dns_parse_question(two, sizeof(two), &q), -1); /* two questions */
-    CU_ASSERT_EQUAL(dns_scan_answer(m, 20, 3600, NULL, NULL), -1);  /* cut short */
+    CU_ASSERT_EQUAL(dns_scan_answer(m, 20, 3600, NULL, NULL), -1); /* cut short */
 }

@@ -48,15 +48,12 @@ UNIT_TEST(image_ref, registries_ports_digests)
 
 UNIT_TEST(image_ref, bad_references)
 {
-    const char *bad[] = {"",          "Alpine",         "alpine:",        "alpine@sha256:abc",
-                         "a//b",      "a/",             "/a",             "a:b:c",
-                         "-a",        "a-",             "a..b",           "a___b",
-                         "host:0/a",  "host:99999/a",   "../etc/passwd",  "a/../b",
-                         "a b",       "alpine:-tag",    "alpine@md5:" D64, "h_st.io/a",
-                         "alpine@sha256:" D64 "0",
-                         /* found by tests/fuzz/fuzz_image_ref.c: no path, a blank in the port */
-                         "ghcr.io/:1.0", "docker.io/:x", "host: 5000/app", "host:\t5000/app",
-                         "host:+5000/app"};
+    const char *bad[] = {
+        "", "Alpine", "alpine:", "alpine@sha256:abc", "a//b", "a/", "/a", "a:b:c", "-a", "a-",
+        "a..b", "a___b", "host:0/a", "host:99999/a", "../etc/passwd", "a/../b", "a b",
+        "alpine:-tag", "alpine@md5:" D64, "h_st.io/a", "alpine@sha256:" D64 "0",
+        /* found by tests/fuzz/fuzz_image_ref.c: no path, a blank in the port */
+        "ghcr.io/:1.0", "docker.io/:x", "host: 5000/app", "host:\t5000/app", "host:+5000/app"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         char *got = canon(bad[i]);
         if (strncmp(got, "ERR ", 4) != 0)
@@ -85,8 +82,10 @@ UNIT_TEST(image_ref, digest_valid)
 {
     CU_ASSERT_TRUE(sbx_digest_valid("sha256:" D64));
     CU_ASSERT_FALSE(sbx_digest_valid("sha256:" D64 "0"));
-    CU_ASSERT_FALSE(sbx_digest_valid("sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"));
+    CU_ASSERT_FALSE(sbx_digest_valid(
+        "sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"));
     CU_ASSERT_FALSE(sbx_digest_valid("sha512:" D64));
-    CU_ASSERT_FALSE(sbx_digest_valid("sha256:../../../../../../../../../../../../../../../../../../../../../.."));
+    CU_ASSERT_FALSE(sbx_digest_valid(
+        "sha256:../../../../../../../../../../../../../../../../../../../../../.."));
     CU_ASSERT_FALSE(sbx_digest_valid(NULL));
 }

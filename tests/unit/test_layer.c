@@ -35,8 +35,10 @@ need_root(const char *test)
         return true;
     const char *must = getenv("SBX_MUST_WORK");
     if (must && strcmp(must, "1") == 0) {
-        fprintf(stderr, "layer.%s: FAILED: needs root (chown, trusted.* xattrs) and "
-                        "SBX_MUST_WORK=1\n", test);
+        fprintf(stderr,
+                "layer.%s: FAILED: needs root (chown, trusted.* xattrs) and "
+                "SBX_MUST_WORK=1\n",
+                test);
         CU_FAIL("layer test needs root (SBX_MUST_WORK=1)");
         return false;
     }
@@ -467,7 +469,10 @@ UNIT_TEST(layer, times)
     env_init(&v);
     struct ent ents[] = {
         {.name = "d/", .type = AE_IFDIR, .mtime = 1000000000},
-        {.name = "d/f", .data = "x", .mtime = 1234567890, .mtime_ns = 123456789,
+        {.name = "d/f",
+         .data = "x",
+         .mtime = 1234567890,
+         .mtime_ns = 123456789,
          .atime = 1200000000},
         {.name = "d/sub/", .type = AE_IFDIR, .mtime = 1000000001},
         {.name = "d/sub/g", .data = "y", .mtime = 1300000000},
@@ -748,8 +753,7 @@ UNIT_TEST(layer, whiteouts)
     char val[8] = "";
     CU_ASSERT(xget(&v, "o", "user.overlay.opaque", val, sizeof(val)) == 1 && val[0] == 'y');
     if (need_root("whiteouts: trusted.overlay.opaque"))
-        CU_ASSERT(xget(&v, "o", "trusted.overlay.opaque", val, sizeof(val)) == 1 &&
-                  val[0] == 'y');
+        CU_ASSERT(xget(&v, "o", "trusted.overlay.opaque", val, sizeof(val)) == 1 && val[0] == 'y');
     CU_ASSERT(!lst(&v, "o/.wh..wh..opq", &s));
     CU_ASSERT(content_is(&v, "o/kept", "k"));
     CU_ASSERT(content_is(&v, "k", "mine"));
@@ -783,13 +787,16 @@ UNIT_TEST(layer, xattrs)
     struct env v;
     env_init(&v);
     struct ent ents[] = {
-        {.name = "f", .data = "x",
+        {.name = "f",
+         .data = "x",
          .xname = {"user.keep", "trusted.keep", "trusted.overlay.opaque"},
          .xval = {"u", "t", "y"}},
-        {.name = "g", .data = "x",
+        {.name = "g",
+         .data = "x",
          .xname = {"user.overlay.redirect", "security.selinux", "system.posix_acl_access"},
          .xval = {"/x", "system_u:object_r:bin_t:s0", "junk"}},
-        {.name = "d/", .type = AE_IFDIR,
+        {.name = "d/",
+         .type = AE_IFDIR,
          .xname = {"user.overlay.opaque", "trusted.overlay.origin", "user.d"},
          .xval = {"y", "z", "dv"}},
         {.name = "l", .symlink = "f", .xname = {"trusted.l"}, .xval = {"v"}},
@@ -838,11 +845,21 @@ UNIT_TEST(layer, file_capabilities)
     cap_value(VFS_CAP_REVISION_3, 1u << CAP_CHOWN, &v3in);
     v3in.rootid = htole32(0);
     struct ent ents[] = {
-        {.name = "ping", .data = "x", .perm = 04755, .xname = {"security.capability"},
-         .xval = {v2}, .xlen = {sizeof(v2)}},
-        {.name = "srv", .data = "x", .xname = {"security.capability"}, .xval = {v2ne},
+        {.name = "ping",
+         .data = "x",
+         .perm = 04755,
+         .xname = {"security.capability"},
+         .xval = {v2},
+         .xlen = {sizeof(v2)}},
+        {.name = "srv",
+         .data = "x",
+         .xname = {"security.capability"},
+         .xval = {v2ne},
          .xlen = {sizeof(v2ne)}},
-        {.name = "v3", .data = "x", .xname = {"security.capability"}, .xval = {&v3in},
+        {.name = "v3",
+         .data = "x",
+         .xname = {"security.capability"},
+         .xval = {&v3in},
          .xlen = {sizeof(v3in)}},
     };
     if (!unpack_ok(&v, ents, ARRAY_SIZE(ents), NULL))
@@ -872,8 +889,11 @@ out:
     size_t bad_len[] = {sizeof(bad_size), sizeof(bad_rev), sizeof(bad_flags)};
     for (int i = 0; i < 3; i++) {
         env_init(&v);
-        struct ent e[] = {{.name = "bin/x", .data = "x", .xname = {"security.capability"},
-                           .xval = {bad[i]}, .xlen = {bad_len[i]}}};
+        struct ent e[] = {{.name = "bin/x",
+                           .data = "x",
+                           .xname = {"security.capability"},
+                           .xval = {bad[i]},
+                           .xlen = {bad_len[i]}}};
         refused(&v, e, 1, "layer entry `bin/x`", "malformed security.capability");
         env_done(&v);
     }

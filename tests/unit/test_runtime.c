@@ -42,8 +42,8 @@ UNIT_TEST(runtime, parse_size)
     CU_ASSERT_EQUAL(v, 64LL << 10);
     CU_ASSERT_EQUAL(parse_size("10b", &v), 0);
     CU_ASSERT_EQUAL(v, 10);
-    const char *bad[] = {"", "-1", "+1", "12x", "M", "1..5G", "0x10", "inf", "nan", "1.5",
-                         "1 G", "1e3", " 1"};
+    const char *bad[] = {"",    "-1",  "+1",  "12x", "M",   "1..5G", "0x10",
+                         "inf", "nan", "1.5", "1 G", "1e3", " 1"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
         CU_ASSERT_EQUAL(parse_size(bad[i], &v), -EINVAL);
     CU_ASSERT_EQUAL(parse_size("9000000T", &v), -ERANGE);
@@ -86,9 +86,9 @@ UNIT_TEST(runtime, parse_quantity)
         CU_ASSERT_EQUAL(v, good[i].bytes);
     }
     /* Docker's spellings are not Kubernetes': lower-case g and K, B, iB. */
-    const char *bad[] = {"", "-1", "+1", "1g", "1K", "1GB", "1GiB", "1gi", "1b", "Gi", ".5Gi",
-                         "1..5G", "1.5", "0x10", "1e9", "1E3Mi", "inf", "nan", " 1", "1 Gi",
-                         "1Gi ", "12XB", "1mi"};
+    const char *bad[] = {"",    "-1",  "+1",   "1g",    "1K",   "1GB",  "1GiB", "1gi",
+                         "1b",  "Gi",  ".5Gi", "1..5G", "1.5",  "0x10", "1e9",  "1E3Mi",
+                         "inf", "nan", " 1",   "1 Gi",  "1Gi ", "12XB", "1mi"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         int r = parse_quantity(bad[i], &v);
         if (r != -EINVAL)
@@ -303,7 +303,8 @@ UNIT_TEST(runtime, oci_config_errors)
     expect_parse_error("\"run.sbx.init\":\"true\"",
                        "\"run.sbx.init\":\"true\",\"run.sbx.seccomp\":\"../default\"",
                        "names no built-in profile");
-    expect_parse_error("\"run.sbx.init\":\"true\"", "\"run.sbx.init\":\"true\",\"run.sbx.seccomp\":1",
+    expect_parse_error("\"run.sbx.init\":\"true\"",
+                       "\"run.sbx.init\":\"true\",\"run.sbx.seccomp\":1",
                        "run.sbx.seccomp `(not a string)`");
 }
 
@@ -347,7 +348,7 @@ UNIT_TEST(runtime, config_builders)
         if (strcmp(*e, "FOO=baz") == 0)
             foo = true;
     CU_ASSERT(foo);
-    CU_ASSERT(s->caps.effective & (1ULL << 12)); /* NET_ADMIN */
+    CU_ASSERT(s->caps.effective & (1ULL << 12));      /* NET_ADMIN */
     CU_ASSERT_FALSE(s->caps.effective & (1ULL << 0)); /* CHOWN */
     CU_ASSERT(s->overlay_rootfs && s->own_init);
     CU_ASSERT_EQUAL(s->resources.pids_limit, SBX_DEFAULT_PIDS_LIMIT);
@@ -416,13 +417,19 @@ UNIT_TEST(runtime, config_builders)
 /* The hand-made UTC conversion agrees with gmtime_r() across leap years, centuries and eras. */
 UNIT_TEST(runtime, rfc3339_matches_gmtime)
 {
-    static const long long fixed[] = {0, 59, 86399, 86400, 951782400 /* 2000-02-29 */, 951868800,
-                                      4107542400LL /* 2100-03-01 */, 1798761599,
+    static const long long fixed[] = {0,
+                                      59,
+                                      86399,
+                                      86400,
+                                      951782400 /* 2000-02-29 */,
+                                      951868800,
+                                      4107542400LL /* 2100-03-01 */,
+                                      1798761599,
                                       253402300799LL /* 9999-12-31T23:59:59 */};
     unsigned seed = 42;
     for (int i = 0; i < 2000; i++) {
-        long long t = i < (int)ARRAY_SIZE(fixed) ? fixed[i]
-                                                 : (long long)(rand_r(&seed) % 2000000) * 12343;
+        long long t =
+            i < (int)ARRAY_SIZE(fixed) ? fixed[i] : (long long)(rand_r(&seed) % 2000000) * 12343;
         struct timespec ts = {.tv_sec = t, .tv_nsec = 123456789};
         struct tm tm;
         time_t tt = t;

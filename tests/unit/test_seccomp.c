@@ -117,11 +117,12 @@ UNIT_TEST(seccomp, only_sections_this_kernel_can_run)
     sbx_bpf_free(&bpf);
     /* i386 listed on an x86_64 host stays: the kernel runs it (int $0x80). */
     char msg[512];
-    CU_ASSERT_EQUAL(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"architectures\":"
-                                "[\"SCMP_ARCH_X86_64\",\"SCMP_ARCH_X86\",\"SCMP_ARCH_AARCH64\"],"
-                                "\"syscalls\":[{\"names\":[\"read\"],\"action\":\"SCMP_ACT_ALLOW\"}]}",
-                                &bpf, msg, sizeof(msg)),
-                    0);
+    CU_ASSERT_EQUAL(
+        compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"architectures\":"
+                    "[\"SCMP_ARCH_X86_64\",\"SCMP_ARCH_X86\",\"SCMP_ARCH_AARCH64\"],"
+                    "\"syscalls\":[{\"names\":[\"read\"],\"action\":\"SCMP_ACT_ALLOW\"}]}",
+                    &bpf, msg, sizeof(msg)),
+        0);
 #if defined(__x86_64__)
     CU_ASSERT(checks_arch(&bpf, AUDIT_ARCH_I386));
     CU_ASSERT(!checks_arch(&bpf, AUDIT_ARCH_AARCH64));
@@ -240,9 +241,10 @@ UNIT_TEST(seccomp, unknown_syscall_is_error)
 {
     struct sbx_bpf bpf;
     char msg[512];
-    CU_ASSERT(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"read\","
-                          "\"no_such_syscall_x\"],\"action\":\"SCMP_ACT_ALLOW\"}]}",
-                          &bpf, msg, sizeof(msg)) < 0);
+    CU_ASSERT(
+        compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"read\","
+                    "\"no_such_syscall_x\"],\"action\":\"SCMP_ACT_ALLOW\"}]}",
+                    &bpf, msg, sizeof(msg)) < 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "no_such_syscall_x"));
 }
 
@@ -268,23 +270,26 @@ UNIT_TEST(seccomp, optional_unknown_ok)
     struct sbx_bpf bpf, plain, extra;
     char msg[512];
     /* exit_group: the child must be able to report. */
-    CU_ASSERT_EQUAL_FATAL(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":["
-                                      "\"read\",\"exit_group\",\"no_such_syscall_x\"],"
-                                      "\"action\":\"SCMP_ACT_ALLOW\",\"optional\":true}]}",
-                                      &bpf, msg, sizeof(msg)),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":["
+                    "\"read\",\"exit_group\",\"no_such_syscall_x\"],"
+                    "\"action\":\"SCMP_ACT_ALLOW\",\"optional\":true}]}",
+                    &bpf, msg, sizeof(msg)),
+        0);
     CU_ASSERT_EQUAL(run_filtered(&bpf, read_allowed_write_denied), 0);
     sbx_bpf_free(&bpf);
     /* Known to libseccomp but not to x86_64: accepted without "optional". */
-    CU_ASSERT_EQUAL_FATAL(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":["
-                                      "\"read\",\"chown32\",\"socketcall\"],"
-                                      "\"action\":\"SCMP_ACT_ALLOW\"}]}",
-                                      &extra, msg, sizeof(msg)),
-                          0);
-    CU_ASSERT_EQUAL_FATAL(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":["
-                                      "\"read\"],\"action\":\"SCMP_ACT_ALLOW\"}]}",
-                                      &plain, msg, sizeof(msg)),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":["
+                    "\"read\",\"chown32\",\"socketcall\"],"
+                    "\"action\":\"SCMP_ACT_ALLOW\"}]}",
+                    &extra, msg, sizeof(msg)),
+        0);
+    CU_ASSERT_EQUAL_FATAL(
+        compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":["
+                    "\"read\"],\"action\":\"SCMP_ACT_ALLOW\"}]}",
+                    &plain, msg, sizeof(msg)),
+        0);
 #if defined(__x86_64__)
     CU_ASSERT(same_bpf(&extra, &plain));
 #endif
@@ -298,9 +303,10 @@ UNIT_TEST(seccomp, bad_values_named)
     char msg[512];
     CU_ASSERT(compile_str("{\"defaultAction\":\"SCMP_ACT_BOGUS\"}", &bpf, msg, sizeof(msg)) < 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "SCMP_ACT_BOGUS"));
-    CU_ASSERT(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"read\"],"
-                          "\"action\":\"SCMP_ACT_WHATEVER\"}]}",
-                          &bpf, msg, sizeof(msg)) < 0);
+    CU_ASSERT(
+        compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"read\"],"
+                    "\"action\":\"SCMP_ACT_WHATEVER\"}]}",
+                    &bpf, msg, sizeof(msg)) < 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "SCMP_ACT_WHATEVER"));
     CU_ASSERT(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"architectures\":["
                           "\"SCMP_ARCH_VAX\"]}",
@@ -309,18 +315,21 @@ UNIT_TEST(seccomp, bad_values_named)
     CU_ASSERT(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"flags\":[\"SECCOMP_FLAG_X\"]}",
                           &bpf, msg, sizeof(msg)) < 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "SECCOMP_FLAG_X"));
-    CU_ASSERT(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"read\"],"
-                          "\"action\":\"SCMP_ACT_ALLOW\",\"args\":[{\"index\":0,\"value\":1,"
-                          "\"op\":\"SCMP_CMP_SORTOF\"}]}]}",
-                          &bpf, msg, sizeof(msg)) < 0);
+    CU_ASSERT(
+        compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"read\"],"
+                    "\"action\":\"SCMP_ACT_ALLOW\",\"args\":[{\"index\":0,\"value\":1,"
+                    "\"op\":\"SCMP_CMP_SORTOF\"}]}]}",
+                    &bpf, msg, sizeof(msg)) < 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "SCMP_CMP_SORTOF"));
-    CU_ASSERT(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"read\"],"
-                          "\"action\":\"SCMP_ACT_ALLOW\",\"args\":[{\"index\":6,\"value\":1,"
-                          "\"op\":\"SCMP_CMP_EQ\"}]}]}",
-                          &bpf, msg, sizeof(msg)) < 0);
-    CU_ASSERT(compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"read\"],"
-                          "\"action\":\"SCMP_ACT_ALLOW\",\"includes\":{\"caps\":[\"CAP_SYS_ADMIN\"]}}]}",
-                          &bpf, msg, sizeof(msg)) < 0);
+    CU_ASSERT(
+        compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"read\"],"
+                    "\"action\":\"SCMP_ACT_ALLOW\",\"args\":[{\"index\":6,\"value\":1,"
+                    "\"op\":\"SCMP_CMP_EQ\"}]}]}",
+                    &bpf, msg, sizeof(msg)) < 0);
+    CU_ASSERT(
+        compile_str("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"read\"],"
+                    "\"action\":\"SCMP_ACT_ALLOW\",\"includes\":{\"caps\":[\"CAP_SYS_ADMIN\"]}}]}",
+                    &bpf, msg, sizeof(msg)) < 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "includes"));
     CU_ASSERT(compile_str("[]", &bpf, msg, sizeof(msg)) < 0);
 }
@@ -355,11 +364,11 @@ UNIT_TEST(seccomp, all_arg_operators)
     for (size_t i = 0; i < ARRAY_SIZE(ops); i++) {
         struct sbx_bpf bpf;
         char msg[512];
-        cleanup_free char *p = xasprintf(
-            "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"close\"],"
-            "\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":42,\"args\":[{\"index\":0,"
-            "\"value\":%ld,\"valueTwo\":%ld,\"op\":\"%s\"}]}]}",
-            ops[i].value, ops[i].value2, ops[i].op);
+        cleanup_free char *p =
+            xasprintf("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"close\"],"
+                      "\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":42,\"args\":[{\"index\":0,"
+                      "\"value\":%ld,\"valueTwo\":%ld,\"op\":\"%s\"}]}]}",
+                      ops[i].value, ops[i].value2, ops[i].op);
         int ret = compile_str(p, &bpf, msg, sizeof(msg));
         CU_ASSERT_EQUAL(ret, 0);
         if (ret != 0)
@@ -372,7 +381,8 @@ UNIT_TEST(seccomp, all_arg_operators)
         close_arg = ops[i].miss;
         got = run_filtered(&bpf, close_errno);
         if (got != EBADF)
-            fprintf(stderr, "%s: close(%ld) gave errno %d, want EBADF\n", ops[i].op, close_arg, got);
+            fprintf(stderr, "%s: close(%ld) gave errno %d, want EBADF\n", ops[i].op, close_arg,
+                    got);
         CU_ASSERT_EQUAL(got, EBADF);
         sbx_bpf_free(&bpf);
     }
@@ -554,14 +564,16 @@ UNIT_TEST(seccomp, override_rules)
 {
     struct sbx_bpf bpf;
     char msg[512];
-    int ret = compile_str(
-        "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":["
-        "{\"names\":[\"ioctl\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":1,\"args\":[{\"index\":1,"
-        "\"value\":4294967295,\"valueTwo\":21522,\"op\":\"SCMP_CMP_MASKED_EQ\"}]},"
-        "{\"names\":[\"ioctl\"],\"action\":\"SCMP_ACT_ALLOW\"},"
-        "{\"names\":[\"write\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":42,\"args\":[{\"index\":0,"
-        "\"value\":-1,\"op\":\"SCMP_CMP_EQ\"}]}]}",
-        &bpf, msg, sizeof(msg));
+    int ret =
+        compile_str("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":["
+                    "{\"names\":[\"ioctl\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":1,\"args\":["
+                    "{\"index\":1,"
+                    "\"value\":4294967295,\"valueTwo\":21522,\"op\":\"SCMP_CMP_MASKED_EQ\"}]},"
+                    "{\"names\":[\"ioctl\"],\"action\":\"SCMP_ACT_ALLOW\"},"
+                    "{\"names\":[\"write\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":42,\"args\":"
+                    "[{\"index\":0,"
+                    "\"value\":-1,\"op\":\"SCMP_CMP_EQ\"}]}]}",
+                    &bpf, msg, sizeof(msg));
     CU_ASSERT_EQUAL_FATAL(ret, 0);
     int rc = run_filtered(&bpf, ioctl_tiocsti_only);
     if (rc != 0)
@@ -610,10 +622,11 @@ UNIT_TEST(seccomp, apply_null_is_noop)
     CU_ASSERT_EQUAL(run_filtered(NULL, no_filter_installed), 0);
     struct sbx_bpf bpf;
     char msg[512];
-    CU_ASSERT_EQUAL_FATAL(compile_str("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":["
-                                      "\"write\"],\"action\":\"SCMP_ACT_ERRNO\"}]}",
-                                      &bpf, msg, sizeof(msg)),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        compile_str("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":["
+                    "\"write\"],\"action\":\"SCMP_ACT_ERRNO\"}]}",
+                    &bpf, msg, sizeof(msg)),
+        0);
     CU_ASSERT_EQUAL(run_filtered(&bpf, no_filter_installed), 3);
     CU_ASSERT_EQUAL(run_filtered(&bpf, write_denied), 0);
     sbx_bpf_free(&bpf);

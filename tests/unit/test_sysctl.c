@@ -40,9 +40,9 @@ check(const char *name, const char *value, bool ipc, bool net, bool uts, const c
 
 UNIT_TEST(sysctl, classification)
 {
-    const char *ipc[] = {"kernel.msgmax", "kernel.msgmnb",  "kernel.msgmni",
-                         "kernel.sem",    "kernel.shmall",  "kernel.shmmax",
-                         "kernel.shmmni", "kernel.shm_rmid_forced", "fs.mqueue.queues_max",
+    const char *ipc[] = {"kernel.msgmax",    "kernel.msgmnb",          "kernel.msgmni",
+                         "kernel.sem",       "kernel.shmall",          "kernel.shmmax",
+                         "kernel.shmmni",    "kernel.shm_rmid_forced", "fs.mqueue.queues_max",
                          "fs.mqueue.msg_max"};
     for (size_t i = 0; i < ARRAY_SIZE(ipc); i++)
         CU_ASSERT_EQUAL(sbx_sysctl_namespace(ipc[i]), SBX_NS_IPC);
@@ -51,9 +51,10 @@ UNIT_TEST(sysctl, classification)
     CU_ASSERT_EQUAL(sbx_sysctl_namespace("kernel.hostname"), SBX_NS_UTS);
     CU_ASSERT_EQUAL(sbx_sysctl_namespace("kernel.domainname"), SBX_NS_UTS);
     /* Global: they would change the host. Prefixes of namespaced names are not namespaced. */
-    const char *global[] = {"vm.swappiness", "kernel.core_pattern", "kernel.msgmax2",
-                            "kernel.shm", "kernel.modprobe", "fs.file-max", "fs.mqueue",
-                            "network.x", "net", "kernel.pid_max", "kernel.hostnamex"};
+    const char *global[] = {"vm.swappiness",  "kernel.core_pattern", "kernel.msgmax2",
+                            "kernel.shm",     "kernel.modprobe",     "fs.file-max",
+                            "fs.mqueue",      "network.x",           "net",
+                            "kernel.pid_max", "kernel.hostnamex"};
     for (size_t i = 0; i < ARRAY_SIZE(global); i++)
         CU_ASSERT_EQUAL(sbx_sysctl_namespace(global[i]), -1);
 }
@@ -87,8 +88,8 @@ UNIT_TEST(sysctl, global_ones_are_refused)
 
 UNIT_TEST(sysctl, names_and_values_are_bounded)
 {
-    const char *bad[] = {"",          ".net.ipv4.ip_forward", "net.ipv4.ip_forward.",
-                         "net..ipv4", "net.ipv4/../../x",     "net.ipv4.conf.a/b.x",
+    const char *bad[] = {"",           ".net.ipv4.ip_forward", "net.ipv4.ip_forward.",
+                         "net..ipv4",  "net.ipv4/../../x",     "net.ipv4.conf.a/b.x",
                          "net.ipv4 x", "net.ipv4\nx"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
         CHECK_MATCH(bad[i], "1", true, true, true, NULL, "not a valid name");

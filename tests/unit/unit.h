@@ -1,5 +1,5 @@
-/* CUnit glue: each test file registers its tests with UNIT_TEST(suite, name) at load time, so adding
- * a test file needs no edit elsewhere. */
+/* CUnit glue: each test file registers its tests with UNIT_TEST(suite, name) at load time, so
+ * adding a test file needs no edit elsewhere. */
 #ifndef SBX_UNIT_H
 #define SBX_UNIT_H
 #include <CUnit/CUnit.h>
