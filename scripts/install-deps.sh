@@ -22,7 +22,7 @@ PEERS="bubblewrap crun runc"
 BENCH="$PEERS hey wrk bc linux-perf time procps"
 VM="qemu-system-x86 linux-image-amd64 cpio kmod xz-utils"
 CHECK="$PEERS containerd procps psmisc nodejs npm python3 libcunit1-dev docker-registry skopeo
-       apache2-utils openssl zstd umoci nftables jq sqlite3 clang libclang-rt-14-dev podman $BENCH
+       apache2-utils openssl zstd umoci nftables jq sqlite3 clang clang-format libclang-rt-14-dev podman $BENCH
        $VM"
 want=""
 [ $# -gt 0 ] || set -- all

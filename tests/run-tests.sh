@@ -1,12 +1,13 @@
 #!/bin/bash
 # Runs every test layer and ends with one summary line: "N passed, N failed, N skipped".
-#   tests/run-tests.sh [unit|integration|api|security|asan|fuzz|vm]...   (default: all)
+#   tests/run-tests.sh [format|unit|integration|api|security|asan|fuzz|vm]...   (default: all)
+# format: every tracked C file matches .clang-format (`make format` fixes it).
 # security: tests/security/t_*.sh, escapes, CVE regressions, resource bombs and faults through the
 # real sbxrun and apid (SECURITY.md names the check behind each boundary).
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP"
-layers=${*:-unit integration api security asan fuzz vm}
+layers=${*:-format unit integration api security asan fuzz vm}
 pass=0 fail=0 skipped=0
 declare -a failures=()
 
@@ -20,6 +21,30 @@ count_tap() { # FILE NAME
 mkdir -p build; : >build/test-failures.txt
 for layer in $layers; do
 	case $layer in
+	format)
+		echo "== format (clang-format, .clang-format)"
+		if ! command -v clang-format >/dev/null; then
+			if [ "${SBX_MUST_WORK:-0}" = 1 ]; then
+				fail=$((fail + 1)); echo "not ok - format: clang-format is not installed" | tee -a build/test-failures.txt
+			else
+				skipped=$((skipped + 1)); echo "skip - format # clang-format is not installed (scripts/install-deps.sh check)"
+			fi
+			continue
+		fi
+		bad=0 n=0
+		for f in $(git ls-files '*.c' '*.h'); do
+			n=$((n + 1))
+			if ! clang-format --dry-run --Werror "$f" >/dev/null 2>&1; then
+				bad=$((bad + 1))
+				echo "not ok - format: $f differs from .clang-format (make format)" | tee -a build/test-failures.txt
+			fi
+		done
+		if [ $bad = 0 ]; then
+			pass=$((pass + 1)); echo "ok - format: $n C files match .clang-format"
+		else
+			fail=$((fail + bad))
+		fi
+		;;
 	unit)
 		echo "== unit (CUnit)"
 		out=$(build/bin/unit-tests 2>&1); rc=$?
