@@ -36,7 +36,12 @@ O ip addr add 198.18.0.53/32 dev dn0; O ip addr add 198.18.1.1/32 dev dn0
 X ip route add 198.18.0.0/15 via 192.0.2.2
 nsenter --net=/run/netns/$OUT python3 "$TOP/tests/api/dns_server.py" 198.18.0.53 53 /dev/null allowed.test=198.18.1.1 &
 PIDS+=($!)
-nsenter --net=/run/netns/$OUT python3 -m http.server 80 --bind 198.18.1.1 --directory "$T" >/dev/null 2>&1 &
+# The connect target accepts and closes at once, with a deep backlog: python's http.server
+# listens with a backlog of 5, and SYNs dropped on its full queue showed up as 1 s p99s.
+nsenter --net=/run/netns/$OUT python3 -c 'import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.1.1", 80)); s.listen(4096)
+while True: s.accept()[0].close()' >/dev/null 2>&1 &
 PIDS+=($!)
 nsenter --net=/run/netns/$NS "$BIN/sbx-apid" --listen 127.0.0.1:$PORT --data-dir "$T/data" --run-dir "$T/run" \
 	--agent "$BIN/sbx-agent" --bridge sbx0 --subnet 10.88.0.0/16 --dns-upstream 198.18.0.53 --log-level warn >"$T/apid.log" 2>&1 &
