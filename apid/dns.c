@@ -240,6 +240,32 @@ resolve(uint8_t *m, size_t n, uint32_t src, bool tcp, uint8_t *out, size_t cap)
     return (size_t)an;
 }
 
+/* 1: fd is readable; 0: woken for nothing, poll again; -1: apid_dns_stop() asked to end. */
+static int
+next_ready(int fd)
+{
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = D.stop_fd, .events = POLLIN}};
+    if (poll(p, 2, -1) < 0)
+        return errno == EINTR ? 0 : -1;
+    if (p[1].revents)
+        return -1;
+    return (p[0].revents & POLLIN) ? 1 : 0;
+}
+
+/* A worker with a small stack (they hold one message and a poll), not joined. */
+static int
+spawn_detached(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&at, 256 * 1024);
+    int r = pthread_create(&t, &at, fn, arg);
+    pthread_attr_destroy(&at);
+    return r;
+}
+
 /* ---------- UDP ---------- */
 
 struct udp_job {
@@ -266,12 +292,10 @@ udp_loop(void *arg)
 {
     (void)arg;
     for (;;) {
-        struct pollfd p[2] = {{.fd = D.udp, .events = POLLIN}, {.fd = D.stop_fd, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
+        int w = next_ready(D.udp);
+        if (w < 0)
             break;
-        if (p[1].revents)
-            break;
-        if (!(p[0].revents & POLLIN))
+        if (w == 0)
             continue;
         struct udp_job *j = xmalloc0(sizeof(*j));
         socklen_t fl = sizeof(j->from);
@@ -282,13 +306,8 @@ udp_loop(void *arg)
             continue;
         }
         j->n = (size_t)n;
-        pthread_t t;
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&at, 256 * 1024);
         if (atomic_fetch_add(&D.inflight, 1) >= MAX_INFLIGHT ||
-            pthread_create(&t, &at, udp_worker, j) != 0) {
+            spawn_detached(udp_worker, j) != 0) {
             atomic_fetch_sub(&D.inflight, 1);
             struct dns_question q;
             uint8_t out[512];
@@ -299,7 +318,6 @@ udp_loop(void *arg)
                 sendto(D.udp, out, len, 0, (struct sockaddr *)&j->from, sizeof(j->from));
             free(j);
         }
-        pthread_attr_destroy(&at);
     }
     return NULL;
 }
@@ -346,12 +364,10 @@ tcp_loop(void *arg)
 {
     (void)arg;
     for (;;) {
-        struct pollfd p[2] = {{.fd = D.tcp, .events = POLLIN}, {.fd = D.stop_fd, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
+        int w = next_ready(D.tcp);
+        if (w < 0)
             break;
-        if (p[1].revents)
-            break;
-        if (!(p[0].revents & POLLIN))
+        if (w == 0)
             continue;
         struct sockaddr_in from;
         socklen_t fl = sizeof(from);
@@ -366,17 +382,11 @@ tcp_loop(void *arg)
         struct tcp_client *c = xmalloc0(sizeof(*c));
         c->fd = fd;
         c->src = from.sin_addr.s_addr;
-        pthread_t t;
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&at, 256 * 1024);
-        if (pthread_create(&t, &at, tcp_client_thread, c) != 0) {
+        if (spawn_detached(tcp_client_thread, c) != 0) {
             close(fd);
             free(c);
             atomic_fetch_sub(&D.tcp_clients, 1);
         }
-        pthread_attr_destroy(&at);
     }
     return NULL;
 }

@@ -391,6 +391,19 @@ replace_policy(struct eg *e, json_t *policy, sbx_error_t *err)
     return 0;
 }
 
+/* The policy with `rules` (taken) in place of its rules, applied; *out: the new status. */
+static int
+replace_rules(struct eg *e, json_t *rules, json_t **out, sbx_error_t *err)
+{
+    json_t *np = json_pack("{s:O, s:o}", "defaultAction",
+                           json_object_get(e->policy, "defaultAction"), "egress", rules);
+    int r = replace_policy(e, np, err);
+    json_decref(np);
+    if (r == 0)
+        *out = status_json(e->policy, true);
+    return r;
+}
+
 int
 apid_egress_get(const char *id, json_t **out, sbx_error_t *err)
 {
@@ -455,12 +468,7 @@ apid_egress_patch(const char *id, json_t *body, json_t **out, sbx_error_t *err)
                           json_array_size(merged), APID_MAX_EGRESS_RULES);
             json_decref(merged);
         } else {
-            json_t *np = json_pack("{s:O, s:o}", "defaultAction",
-                                   json_object_get(e->policy, "defaultAction"), "egress", merged);
-            r = replace_policy(e, np, err);
-            json_decref(np);
-            if (r == 0)
-                *out = status_json(e->policy, true);
+            r = replace_rules(e, merged, out, err);
         }
     }
     pthread_mutex_unlock(&lock);
@@ -502,12 +510,7 @@ apid_egress_delete(const char *id, json_t *body, json_t **out, sbx_error_t *err)
             if (!gone)
                 json_array_append(kept, old);
         }
-        json_t *np = json_pack("{s:O, s:o}", "defaultAction",
-                               json_object_get(e->policy, "defaultAction"), "egress", kept);
-        r = replace_policy(e, np, err);
-        json_decref(np);
-        if (r == 0)
-            *out = status_json(e->policy, true);
+        r = replace_rules(e, kept, out, err);
     }
     pthread_mutex_unlock(&lock);
     return r;
