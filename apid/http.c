@@ -519,17 +519,31 @@ h_egress(struct MHD_Connection *c, struct req *r)
     return reply_json(c, r, 200, out);
 }
 
-/* MCP's streamable HTTP transport (mcp.c): JSON-RPC in, JSON-RPC out, errors in its shape. */
+/* 413 in the shape of the API the path belongs to: a JSON-RPC error for /mcp, {detail} for the
+ * OpenHands routes, {code, message} for the rest. */
 static enum MHD_Result
-h_mcp(struct MHD_Connection *c, struct req *r)
+too_large(struct MHD_Connection *c, struct req *r)
 {
-    if (r->too_large) {
+    if (apid_mcp_is_route(r->path)) {
         cleanup_free char *m =
             xasprintf("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":"
                       "\"request body too large: the limit is %lld bytes (--max-body)\"}}",
                       (long long)ctx->cfg->max_body);
         return queue(c, r, 413, "application/json", m);
     }
+    if (apid_oh_is_route(r->path))
+        return reply_json(
+            c, r, 413,
+            json_pack("{s:s, s:s}", "detail", "request body too large", "code", E_TOO_LARGE));
+    return reply_code(c, r, 413, E_TOO_LARGE, "request body too large");
+}
+
+/* MCP's streamable HTTP transport (mcp.c): JSON-RPC in, JSON-RPC out, errors in its shape. */
+static enum MHD_Result
+h_mcp(struct MHD_Connection *c, struct req *r)
+{
+    if (r->too_large)
+        return too_large(c, r);
     struct apid_mcp_req q = {
         .method = r->method,
         .session = MHD_lookup_connection_value(c, MHD_HEADER_KIND, APID_MCP_SESSION_HEADER),
@@ -830,7 +844,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         int64_t declared;
         if (cl && parse_int64(cl, 0, INT64_MAX, &declared) == 0 && declared > ctx->cfg->max_body)
-            return reply_code(c, r, 413, E_TOO_LARGE, "request body too large");
+            return too_large(c, r);
         return MHD_YES;
     }
     if (r->px && *upload_size) {

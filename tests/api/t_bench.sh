@@ -63,7 +63,7 @@ expect_match "pull.sh names its best peer" '^(skopeo\+umoci|ctr) peer$' \
 "$B/summary.sh" "$SBX_BENCH_RESULTS" >"$T/summary" 2>&1
 expect_eq "summary exits 0" 0 $?
 sed 's/^/    /' "$T/summary" # the smoke run's table (tiny counts: the figures mean little)
-expect_match "summary ends with the goals line" '^goals met: [0-9]+ of 11$' "$(tail -1 "$T/summary")"
+expect_match "summary ends with the goals line" '^goals met: [0-9]+ of 12$' "$(tail -1 "$T/summary")"
 expect_match "summary has a ratio for sbxrun" 'sbxrun run --read-only /bin/true, median .*x (better|worse)' "$(cat "$T/summary")"
 printf 'x\t1\tms\tlower\t-\t-\t-\n' >"$T/bad.tsv"
 expect_match "summary of a figure without goal or peer" '^goals met: 0 of 0$' "$("$B/summary.sh" "$T/bad.tsv" | tail -1)"
