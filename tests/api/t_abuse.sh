@@ -108,6 +108,22 @@ threads=$(ls /proc/$APID_PID/task | wc -l)
 for _ in $(seq 60); do [ "$threads" -le 20 ] && break; sleep 1; threads=$(ls /proc/$APID_PID/task | wc -l); done
 [ "$threads" -le 20 ] && ok "connection threads are released after the abuse ($threads threads)" ||
 	not_ok "connection threads are released after the abuse ($threads threads)"
+# An output flood through the SSE stream: 256 MiB of stdout from the bystander's agent, through
+# apid's proxy, to a client that reads it all. apid streams it (nothing held per request), so its
+# resident memory must not grow with the output; its peak is reset first (clear_refs 5).
+echo 5 >/proc/$APID_PID/clear_refs 2>/dev/null
+rssf0=$(kb $APID_PID VmRSS)
+got=$(curl -sN -m 300 -o /dev/null -w '%{size_download}' -H 'Content-Type: application/json' \
+	-d '{"command":"yes xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx | head -c 268435456"}' \
+	"$BASE/sandboxes/$SID/proxy/44772/command")
+hwmf=$(kb $APID_PID VmHWM)
+echo "# SSE flood: ${got} bytes streamed; apid VmRSS before ${rssf0} KiB, peak during ${hwmf} KiB"
+[ "${got:-0}" -ge 268435456 ] && ok "256 MiB of output streamed through apid's proxy to the client" ||
+	not_ok "256 MiB of output streamed through apid's proxy to the client (got ${got:-0} bytes)"
+[ "$hwmf" -le $((rssf0 + 32768)) ] && ok "apid's memory did not grow with the flood (peak within 32 MiB)" ||
+	not_ok "apid's memory did not grow with the flood (peak ${hwmf} KiB, before ${rssf0} KiB)"
+api POST /execute "{\"session_id\":\"$SID\",\"command\":\"echo after-flood\"}"
+expect_eq "the sandbox still executes after the flood" "200 after-flood" "$CODE $(jqb .output | tr -d '\n')"
 api DELETE "/v1/sandboxes/$SID"
 expect_eq "bystander deleted" 204 "$CODE"
 cleanup; trap 'rm -rf "$T"' EXIT

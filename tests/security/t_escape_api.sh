@@ -98,8 +98,26 @@ expect_eq "control: list /work/d" "200" "$(req GET '/directories/list?path=/work
 expect_eq "control: delete /work/d" "200" "$(req DELETE '/directories?path=/work/d')"
 expect_eq "control: an upload through abslink lands inside the sandbox, at the link's path there" \
 	"200 planted" "$(req GET "/files/download?path=$H/planted-$TAG") $(cat "$T/body")"
+# ptrace of the agent from a command it runs (uid 1000): refused, while the same command may
+# trace its own child (the control: ptrace itself is not what fails).
+cmd_out() { # COMMAND -> its stdout
+	curl -sN -m 60 -H "X-EXECD-ACCESS-TOKEN: $TOKEN" -H 'Content-Type: application/json' \
+		-d "$(jq -cn --arg c "$1" '{command:$c}')" "$URL/command" |
+		sed 's/^data: //' | jq -rR 'fromjson? | select(.type=="stdout") | .text' 2>/dev/null | tr -d '\n'
+}
+PT='import ctypes, errno, os, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+def attach(pid):
+    r = libc.ptrace(ctypes.c_long(16), ctypes.c_long(pid), None, None)
+    return "ok" if r == 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+agents = [int(p) for p in os.listdir("/proc") if p.isdigit() and open("/proc/%s/cmdline" % p, "rb").read().split(b"\0")[0].endswith(b"/sbx-agent")]
+child = subprocess.Popen(["sleep", "5"])
+print("uid=%d agent=%s child=%s" % (os.getuid(), ",".join(attach(p) for p in agents) or "none", attach(child.pid)))'
+expect_eq "ptrace of the agent from its command (uid 1000): EPERM; its own child: allowed" \
+	"uid=1000 agent=EPERM child=ok" "$(cmd_out "python3 -c '$PT'")"
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
 "$SBXRUN" delete --force "$TAG" >/dev/null 2>&1
 after=$(host_snapshot | grep -F "$TAG")
 expect_eq "nothing left on the host (mounts, cgroups, links, state)" "$before" "$after"
+
 finish
