@@ -13,7 +13,7 @@ IMAGES=${SBX_IMAGES:-/var/lib/sbx/images}
 ROOTFS=$(readlink -f "$IMAGES/busybox/rootfs")
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (crun/runc need it)" >&2; exit 1; }
 # The whole benchmark (every runtime alike) runs in a private mount namespace; the host is not
-# changed. There: crun refuses hybrid cgroup hosts, so like ../shared/oci's -L the empty cgroup2
+# changed. There: crun refuses hybrid cgroup hosts, so like the OCI kit's -L the empty cgroup2
 # mount goes; and /run is a tmpfs, as on any systemd host (this VM's /run is ext4, where the
 # runtimes' per-container state files make inode allocation slower with every run).
 if [ -z "${SBX_BENCH_NS:-}" ]; then
