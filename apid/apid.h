@@ -311,6 +311,10 @@ char *apid_egress_metrics(void);
 /* Listens on the gateway's port 53 (UDP and TCP) and forwards allowed names to `upstreams`
  * (comma-separated IPV4[:PORT]; NULL: the host's /etc/resolv.conf). */
 int apid_dns_start(const char *gateway, const char *upstreams, sbx_error_t *err);
+/* "IPV4[:PORT],..." (at most APID_DNS_MAX_UPSTREAMS) into out; -1 when malformed. */
+#define APID_DNS_MAX_UPSTREAMS 4
+struct sockaddr_in;
+int apid_dns_parse_upstreams(const char *list, struct sockaddr_in *out, size_t *n);
 void apid_dns_stop(void);
 bool apid_dns_running(void);
 void apid_net_release(const char *id, const char *addr, const char *veth);

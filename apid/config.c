@@ -4,6 +4,7 @@
 #include "apid.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <getopt.h>
 
@@ -269,20 +270,11 @@ apply(struct apid_config *cfg, int opt, const char *v, const char *from, bool ru
         set_str(&cfg->default_egress, v);
         break;
     case OPT_DNS_UPSTREAM: {
-        cleanup_free char *copy = xstrdup(v);
-        char *save = NULL;
-        int k = 0;
-        for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save), k++) {
-            char host[64];
-            struct in_addr a;
-            int64_t port;
-            char *colon = strchr(t, ':');
-            snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - t) : (int)strlen(t), t);
-            if (k >= 4 || inet_pton(AF_INET, host, &a) != 1 ||
-                (colon && parse_int64(colon + 1, 1, 65535, &port) < 0))
-                return sbx_make_error(
-                    err, 0, "%s `%s`: expected up to 4 IPV4[:PORT], comma-separated", from, v);
-        }
+        struct sockaddr_in up[APID_DNS_MAX_UPSTREAMS];
+        size_t n;
+        if (apid_dns_parse_upstreams(v, up, &n) < 0)
+            return sbx_make_error(err, 0, "%s `%s`: expected up to %d IPV4[:PORT], comma-separated",
+                                  from, v, APID_DNS_MAX_UPSTREAMS);
         set_str(&cfg->dns_upstream, v);
         break;
     }

@@ -24,7 +24,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
-#define MAX_UPSTREAMS 4
+#define MAX_UPSTREAMS APID_DNS_MAX_UPSTREAMS
 #define MAX_INFLIGHT 128
 #define MAX_TCP 64
 #define UP_TIMEOUT_MS 2000
@@ -62,6 +62,20 @@ parse_upstream(const char *s, struct sockaddr_in *out)
     out->sin_family = AF_INET;
     out->sin_port = htons((uint16_t)port);
     return strlen(s) < sizeof(buf) && inet_pton(AF_INET, buf, &out->sin_addr) == 1 ? 0 : -1;
+}
+
+int
+apid_dns_parse_upstreams(const char *list, struct sockaddr_in *out, size_t *n)
+{
+    cleanup_free char *copy = xstrdup(list);
+    char *save = NULL;
+    *n = 0;
+    for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        if (*n == MAX_UPSTREAMS || parse_upstream(t, &out[*n]) < 0)
+            return -1;
+        (*n)++;
+    }
+    return 0;
 }
 
 /* The host's resolvers: IPv4 `nameserver` lines of /etc/resolv.conf (loopback ones included:
@@ -420,15 +434,11 @@ apid_dns_start(const char *gateway, const char *upstreams, sbx_error_t *err)
         return 0;
     D.nup = 0;
     if (upstreams && *upstreams) {
-        cleanup_free char *list = xstrdup(upstreams);
-        char *save = NULL;
-        for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-            if (D.nup == MAX_UPSTREAMS)
-                return sbx_make_error(err, 0, "--dns-upstream: at most %d servers", MAX_UPSTREAMS);
-            if (parse_upstream(t, &D.up[D.nup]) < 0)
-                return sbx_make_error(err, 0, "--dns-upstream `%s`: expected IPV4[:PORT]", t);
-            D.nup++;
-        }
+        if (apid_dns_parse_upstreams(upstreams, D.up, &D.nup) < 0)
+            return sbx_make_error(err, 0,
+                                  "--dns-upstream `%s`: expected up to %d IPV4[:PORT], "
+                                  "comma-separated",
+                                  upstreams, MAX_UPSTREAMS);
     } else {
         upstreams_from_resolv_conf();
     }

@@ -330,11 +330,9 @@ policy_cmds(const char *id, const char *addr, json_t *policy, const char *extra)
     char ch[32], set[32];
     chain_name(id, ch);
     apid_net_set_name(id, set);
-    bool domains = false;
+    bool domains = apid_egress_has_domains(policy);
     size_t i;
     json_t *ru;
-    json_array_foreach (rules, i, ru)
-        domains |= json_object_get(ru, "domain") != NULL;
     char *b = NULL;
     xappendf(&b,
              "add chain inet " NFT_TABLE " %1$s\n"
