@@ -113,6 +113,7 @@ static const struct command commands[] = {
     {"create", cmd_create, "create a sandbox from an OCI bundle, stopped before its process"},
     {"start", cmd_start, "run the process of a created sandbox"},
     {"exec", cmd_exec, "run another process in a running sandbox"},
+    {"spec", cmd_spec, "write a starting config.json (sbx's defaults) into a bundle"},
     {"features", cmd_features, "print the OCI features this runtime supports, as JSON"},
     {"kill", cmd_kill, "send a signal to a running sandbox"},
     {"delete", cmd_delete, "remove a stopped sandbox (--force: kill it first)"},

@@ -1,8 +1,10 @@
 /* The runc command-line verbs that engines (containerd's shim, the runtime-tools suite) drive:
  * create, start, exec and features. run/kill/delete/state/list/ps/pause/resume live elsewhere. */
 #include "cli.h"
+#include "config.h"
 #include "utils.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <linux/capability.h>
 
@@ -131,6 +133,68 @@ cmd_exec(int argc, char **argv)
         return code ? code : EXIT_RUNTIME;
     }
     return eo.detach ? 0 : code;
+}
+
+/* runc spec: a starting config.json for a bundle. It is sbx's own default (every namespace,
+ * id maps from /etc/subuid, seccomp, masked paths, limits), not runc's, so a bundle made with it
+ * runs the way `sbxrun run` does. O_EXCL: an existing config is never overwritten. */
+int
+cmd_spec(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"bundle", required_argument, NULL, 'b'},
+        {"rootless", no_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *bundle = ".";
+    int c;
+    while ((c = getopt_long(argc, argv, "+b:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'b': bundle = optarg; break;
+        case 'r':
+            cli_errorf("spec --rootless: not supported (sbxrun runs as root and maps the sandbox "
+                       "to the subordinate ids of user `sbx`, which the default config holds)");
+            return 1;
+        case 'h':
+            printf("Usage: sbxrun spec [--bundle DIR]\n"
+                   "Writes DIR/config.json (default: the current directory): sbx's default\n"
+                   "config, running `sh` in DIR/rootfs. An existing config.json is left alone.\n"
+                   "Exit status: 0 written, 1 error.\n");
+            return 0;
+        default: return 1;
+        }
+    }
+    if (optind < argc) {
+        cli_errorf("spec: unexpected argument `%s` (usage: sbxrun spec [--bundle DIR])",
+                   argv[optind]);
+        return 1;
+    }
+    sbx_error_t err = NULL;
+    char *const args[] = {"sh", NULL};
+    json_t *cfg = sbx_config_new_default("sandbox", args, &err);
+    if (cfg == NULL) {
+        cli_error(&err);
+        return 1;
+    }
+    cleanup_free char *text = json_dumps(cfg, JSON_INDENT(2));
+    json_decref(cfg);
+    cleanup_free char *path = xasprintf("%s/config.json", bundle);
+    cleanup_close int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            cli_errorf("spec: `%s` exists; remove it first", path);
+        else
+            cli_errorf("spec: create `%s`: %s", path, strerror(errno));
+        return 1;
+    }
+    size_t len = strlen(text);
+    if (safe_write(fd, text, len) != (ssize_t)len || safe_write(fd, "\n", 1) != 1) {
+        cli_errorf("spec: write `%s`: %s", path, strerror(errno));
+        unlink(path);
+        return 1;
+    }
+    return 0;
 }
 
 static json_t *

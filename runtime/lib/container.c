@@ -138,6 +138,15 @@ validate(sbx_spec_t *s, sbx_error_t *err)
         return sbx_make_error(err, errno, "rootfs `%s`", s->rootfs);
     if (!S_ISDIR(st.st_mode))
         return sbx_make_error(err, ENOTDIR, "rootfs `%s`", s->rootfs);
+    /* The child reaches the rootfs from its scratch root (oldroot + path), where an absolute
+     * symlink on the way would resolve against the scratch root, not the host's: resolve the
+     * path here, on the host, where the caller meant it (root.path is the caller's own, like the
+     * bundle path; runc refuses such a path, crun follows it). */
+    char *real = realpath(s->rootfs, NULL);
+    if (real == NULL)
+        return sbx_make_error(err, errno, "rootfs `%s`", s->rootfs);
+    free(s->rootfs);
+    s->rootfs = real;
     if (!s->ns_enabled[SBX_NS_MOUNT]) {
         /* Sharing the caller's mount namespace: sbxrun then only chroots into the rootfs and
          * mounts nothing (a mount would land in the caller's namespace). What cannot be had
