@@ -6,56 +6,34 @@
 # healthy), every answer is a 4xx JSON error or a documented limit of the HTTP layer (SECURITY.md
 # "Faults and load"), its memory stays bounded, and a legitimate client creates a session and
 # executes in it while the abuse runs.
-if [ -z "${SBX_PRIVATE_NETNS:-}" ]; then
-	export SBX_PRIVATE_NETNS=1
-	exec unshare -n sh -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
 . "$(dirname "$0")/../lib.sh"
-APID=$BIN/sbx-apid
-AGENT=$BIN/sbx-agent
-require_root "abuse" || finish
-[ -x "$APID" ] || { skip "abuse" "build/bin/sbx-apid not built"; finish; }
-[ -x "$AGENT" ] || { skip "abuse" "build/bin/sbx-agent not built"; finish; }
-[ -d "$SBX_IMAGES/busybox" ] || { skip "abuse" "no busybox image (make rootfs)"; finish; }
+. "$TOP/tests/api/api_lib.sh"
+api_private_netns "$@"
+api_prepare "abuse" abuse
 
 TOTAL=${SBX_ABUSE_TOTAL:-10000}
 # apid's resident memory may grow by at most this much (KiB) under the abuse: ~1,000 connection
 # threads (stack pages touched + libmicrohttpd's 32 KiB per-connection pool) and malloc arenas.
 # Measured: 15 MiB at the start, a 40 MiB peak.
 RSS_BOUND_KB=${SBX_ABUSE_RSS_KB:-65536}
-T=$(mktemp -d /tmp/sbx-abuse-test.XXXXXX)
-chmod 711 "$T"
-DATA=$T/data RUN=$T/run LOG=$T/apid.log KEY=test-key-$$
-PORT=$(free_port)
-BASE=http://127.0.0.1:$PORT
-APID_PID= ABUSER=
+ABUSER=
 before=$(host_snapshot)
 
 start_apid() {
-	"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" --api-key "$KEY" \
-		--max-memory 1Gi --max-body 64Ki --session-idle-timeout 3600 >>"$LOG" 2>&1 &
-	APID_PID=$!
-	for _ in $(seq 100); do curl -s -o /dev/null "$BASE/health" && break; sleep 0.05; done
+	apid_launch --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" --api-key "$KEY" \
+		--max-memory 1Gi --max-body 64Ki --session-idle-timeout 3600
 }
 start_apid
 cleanup() {
 	[ -n "$ABUSER" ] && kill "$ABUSER" 2>/dev/null
 	# After a crash a fresh apid re-adopts the sandboxes, so that they can be deleted.
 	kill -0 "$APID_PID" 2>/dev/null || start_apid
-	for id in $(curl -s -m 10 -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes?pageSize=200" | jq -r '.items[].id' 2>/dev/null); do
-		curl -s -m 30 -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes/$id"
-	done
-	kill -TERM $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null
+	delete_all
+	stop_apid TERM
 }
 trap 'cleanup; rm -rf "$T"' EXIT
 check "apid starts" curl -sf -o /dev/null "$BASE/health"
 
-api() { # METHOD PATH [BODY]: sets CODE, BODY
-	local args=(-s -m 60 -X "$1" -o "$T/body" -w '%{http_code}' -H "OPEN-SANDBOX-API-KEY: $KEY")
-	[ -n "${3-}" ] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
-	CODE=$(curl "${args[@]}" "$BASE$2"); BODY=$(cat "$T/body" 2>/dev/null)
-}
-jqb() { printf '%s' "$BODY" | jq -r "$@" 2>/dev/null; }
 kb() { awk -v k="$2:" '$1==k{print $2}' /proc/$1/status; }
 
 # A bystander session: the proxy phase aims at its agent port, the path tricks at its id.

@@ -4,21 +4,12 @@
 # list filters and pagination, renew and expiry, pause/resume effect on processes, restart
 # re-adoption and kill -9 recovery (no sandbox lost, nothing leaked).
 . "$(dirname "$0")/../lib.sh"
-APID=$BIN/sbx-apid
-require_root "apid" || finish
-[ -x "$APID" ] || { skip "apid" "build/bin/sbx-apid not built"; finish; }
-[ -d "$SBX_IMAGES/busybox" ] || { skip "apid" "no busybox image (make rootfs)"; finish; }
-
-T=$(mktemp -d /tmp/sbx-apid-test.XXXXXX)
-chmod 711 "$T" # the sandboxes' (id-mapped) root reaches its agent token below it
-DATA=$T/data RUN=$T/run LOG=$T/apid.log KEY=test-key-$$
-PORT=$(free_port)
-BASE=http://127.0.0.1:$PORT
+. "$TOP/tests/api/api_lib.sh"
 # Sandboxes run the agent as their main process when it is built (SBX_APID_AGENT=none: the
 # entrypoint directly); either way the entrypoint's exit status is the sandbox's.
 AGENT=${SBX_APID_AGENT:-$BIN/sbx-agent}
 [ "$AGENT" = none ] || [ -x "$AGENT" ] || AGENT=none
-APID_PID=
+api_prepare "apid" apid
 # An images dir of its own (the built images linked in): a pull creates its store there, never in
 # the real one.
 IMGS=$T/images
@@ -26,47 +17,19 @@ mkdir -p "$IMGS" && chmod 755 "$IMGS"
 for i in "$SBX_IMAGES"/*/; do ln -s "$i" "$IMGS/$(basename "$i")"; done
 before=$(host_snapshot)
 
+# --bridge none: this file runs in the host netns, which must not get a bridge (t_net.sh tests
+# networking inside a throwaway netns).
 start_apid() {
-	# --bridge none: this file runs in the host netns, which must not get a bridge (t_net.sh
-	# tests networking inside a throwaway netns).
-	"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" --images-dir "$IMGS" \
-		--bridge none --api-key "$KEY" --max-timeout 3600 --max-memory 1Gi --max-body 64Ki "$@" >>"$LOG" 2>&1 &
-	APID_PID=$!
-	for _ in $(seq 100); do
-		curl -s -o /dev/null "$BASE/health" && return 0
-		kill -0 $APID_PID 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "apid did not start:"; tail -20 "$LOG"; return 1
-}
-stop_apid() { # SIGNAL
-	[ -n "$APID_PID" ] || return 0
-	kill -"${1:-TERM}" $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null; APID_PID=
+	apid_launch --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" --images-dir "$IMGS" \
+		--bridge none --api-key "$KEY" --max-timeout 3600 --max-memory 1Gi --max-body 64Ki "$@"
 }
 cleanup() {
 	[ -n "$APID_PID" ] || start_apid >/dev/null 2>&1
-	for id in $(curl -s -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes?pageSize=200" | jq -r '.items[].id' 2>/dev/null); do
-		curl -s -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes/$id"
-	done
+	delete_all
 	stop_apid TERM
 }
 trap 'cleanup; rm -rf "$T"' EXIT
 
-# api METHOD PATH [BODY] [extra curl args...]: sets CODE, BODY, HDRS
-api() {
-	local m=$1 p=$2 b=${3-}; shift 3 2>/dev/null || shift $#
-	local args=(-s -X "$m" -o "$T/body" -D "$T/hdrs" -w '%{http_code}')
-	case "$*" in *OPEN-SANDBOX-API-KEY*) ;; *) args+=(-H "OPEN-SANDBOX-API-KEY: $KEY") ;; esac
-	[ -n "$b" ] && args+=(-H 'Content-Type: application/json' --data-binary "$b")
-	CODE=$(curl "${args[@]}" "$@" "$BASE$p"); BODY=$(cat "$T/body"); HDRS=$(tr -d '\r' <"$T/hdrs")
-}
-jqb() { printf '%s' "$BODY" | jq -r "$@" 2>/dev/null; }
-# expect_err NAME STATUS CODE METHOD PATH [BODY]
-expect_err() {
-	local n=$1 st=$2 code=$3; shift 3
-	api "$@"
-	expect_eq "$n" "$st $code" "$CODE $(jqb .code)"
-}
 create() { # BODY → ID
 	api POST /v1/sandboxes "$1"; ID=$(jqb .id)
 	[ "$CODE" = 202 ] || echo "create failed: $CODE $BODY" >&2

@@ -5,47 +5,21 @@
 # through a real PTY with a resize seen inside, `cp` of a tree both ways (bytes and modes),
 # abbreviated ids, bad flags. apid creates its bridge and nftables table in the network namespace
 # it runs in: the whole script runs in a private one (lo only), never in the host's.
-if [ -z "${SBX_PRIVATE_NETNS:-}" ]; then
-	export SBX_PRIVATE_NETNS=1
-	exec unshare -n sh -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
 . "$(dirname "$0")/../lib.sh"
-APID=$BIN/sbx-apid
-AGENT=$BIN/sbx-agent
+. "$TOP/tests/api/api_lib.sh"
+api_private_netns "$@"
 SBX=$BIN/sbx
-require_root "cli" || finish
-for b in "$APID" "$AGENT" "$SBX"; do [ -x "$b" ] || { skip "cli" "$b not built"; finish; }; done
-[ -d "$SBX_IMAGES/busybox" ] || { skip "cli" "no busybox image (make rootfs)"; finish; }
-
-T=$(mktemp -d /tmp/sbx-cli-test.XXXXXX)
-chmod 711 "$T"
-DATA=$T/data RUN=$T/run LOG=$T/apid.log KEY=test-key-$$
-PORT=$(free_port)
-export SBX_URL=http://127.0.0.1:$PORT SBX_API_KEY=$KEY HOME=$T/home
+[ -x "$SBX" ] || { skip "cli" "$SBX not built"; finish; }
+api_prepare "cli" cli
+export SBX_URL=$BASE SBX_API_KEY=$KEY HOME=$T/home
 mkdir -p "$HOME"
-APID_PID=
 before=$(host_snapshot)
 
 start_apid() {
-	"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
-		--api-key "$KEY" --max-memory 1Gi --max-timeout 3600 "$@" >>"$LOG" 2>&1 &
-	APID_PID=$!
-	for _ in $(seq 100); do
-		curl -s -o /dev/null "$SBX_URL/health" && return 0
-		kill -0 $APID_PID 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "apid did not start:"; tail -20 "$LOG"; return 1
+	apid_launch --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
+		--api-key "$KEY" --max-memory 1Gi --max-timeout 3600 "$@"
 }
-cleanup() {
-	if [ -n "$APID_PID" ]; then
-		for id in $(curl -s -H "OPEN-SANDBOX-API-KEY: $KEY" "$SBX_URL/v1/sandboxes?pageSize=200" | jq -r '.items[].id' 2>/dev/null); do
-			curl -s -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$SBX_URL/v1/sandboxes/$id"
-		done
-		kill -TERM $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null; APID_PID=
-	fi
-}
-trap 'cleanup; rm -rf "$T"' EXIT
+trap api_cleanup EXIT
 # sbxr ARGS...: runs sbx, stdout → $T/out, stderr → $T/err, status → RC
 sbxr() { "$SBX" "$@" >"$T/out" 2>"$T/err"; RC=$?; OUT=$(cat "$T/out"); ERR=$(cat "$T/err"); }
 
@@ -313,7 +287,7 @@ all=$(cat "$T"/out "$T"/err "$T"/follow 2>/dev/null)
 expect_nomatch "the API key is never printed" "$KEY" "$all"
 
 sbxr rm "$A" "$L"
-cleanup
+delete_all; stop_apid TERM
 after=$(host_snapshot)
 expect_eq "nothing leaked on the host" "$before" "$after"
 finish

@@ -6,6 +6,7 @@
 # an upstream DNS server (198.18.0.53), a second, rogue resolver (198.18.0.54) and web servers on
 # made-up addresses of the benchmarking range 198.18.0.0/15. No packet goes anywhere else.
 . "$(dirname "$0")/../lib.sh"
+. "$TOP/tests/api/api_lib.sh"
 APID=$BIN/sbx-apid
 AGENT=$BIN/sbx-agent
 DNSD=$TOP/tests/api/dns_server.py
@@ -23,15 +24,12 @@ chmod 711 "$T"
 DATA=$T/data RUN=$T/run LOG=$T/apid.log KEY=egress-key-$$
 PORT=$((19000 + RANDOM % 1000))
 BASE=http://127.0.0.1:$PORT
-X() { nsenter --net=/run/netns/$NS "$@"; }
 O() { nsenter --net=/run/netns/$OUT "$@"; }
 APID_PID= PIDS=()
 
 cleanup() {
 	if [ -n "$APID_PID" ]; then
-		for id in $(X curl -s -m 5 -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes?pageSize=200" | jq -r '.items[].id' 2>/dev/null); do
-			X curl -s -m 10 -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes/$id"
-		done
+		delete_all
 		kill $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null
 	fi
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
@@ -70,22 +68,9 @@ PIDS+=($!)
 : >"$T/upstream.log"
 
 start_apid() {
-	nsenter --net=/run/netns/$NS "$APID" --listen 0.0.0.0:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
-		--api-key "$KEY" --bridge sbx0 --subnet 10.88.0.0/16 --dns-upstream 198.18.0.53 "$@" >>"$LOG" 2>&1 &
-	APID_PID=$!
-	for _ in $(seq 100); do
-		X curl -s -o /dev/null "$BASE/health" && return 0
-		kill -0 $APID_PID 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "apid did not start:"; tail -20 "$LOG"; return 1
+	apid_launch --listen 0.0.0.0:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
+		--api-key "$KEY" --bridge sbx0 --subnet 10.88.0.0/16 --dns-upstream 198.18.0.53 "$@"
 }
-api() { # METHOD PATH [BODY] → CODE, BODY
-	local args=(-s -m 30 -X "$1" -o "$T/body" -w '%{http_code}' -H "OPEN-SANDBOX-API-KEY: $KEY")
-	[ -n "${3-}" ] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
-	CODE=$(X curl "${args[@]}" "$BASE$2"); BODY=$(cat "$T/body")
-}
-jqb() { printf '%s' "$BODY" | jq -r "$@" 2>/dev/null; }
 create() { # BODY → ID
 	api POST /v1/sandboxes "$1"; ID=$(jqb .id)
 	[ "$CODE" = 202 ] || { echo "create failed: $CODE $BODY" >&2; ID=; }

@@ -11,49 +11,21 @@
 #      never lost; past the timeout a create is a 503 JSON and leaves nothing.
 #   4. the agent killed from the host: the sandbox is reported Failed (signal 9) and deletes
 #      cleanly.
-if [ -z "${SBX_PRIVATE_NETNS:-}" ]; then
-	export SBX_PRIVATE_NETNS=1
-	exec unshare -n sh -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
 . "$(dirname "$0")/../lib.sh"
-APID=$BIN/sbx-apid
-AGENT=$BIN/sbx-agent
-require_root "faults" || finish
-[ -x "$APID" ] || { skip "faults" "build/bin/sbx-apid not built"; finish; }
-[ -x "$AGENT" ] || { skip "faults" "build/bin/sbx-agent not built"; finish; }
-[ -d "$SBX_IMAGES/busybox" ] || { skip "faults" "no busybox image (make rootfs)"; finish; }
+. "$TOP/tests/api/api_lib.sh"
+api_private_netns "$@"
 command -v sqlite3 >/dev/null || { skip "faults" "sqlite3 CLI missing (scripts/install-deps.sh)"; finish; }
+api_prepare "faults" faults
 
 CYCLES=${SBX_FAULT_CYCLES:-10}
-T=$(mktemp -d /tmp/sbx-faults-test.XXXXXX)
-chmod 711 "$T"
-DATA=$T/data RUN=$T/run LOG=$T/apid.log KEY=test-key-$$
-PORT=$(free_port)
-BASE=http://127.0.0.1:$PORT
-APID_PID=
 SMALL=$T/small # the tmpfs data dir of part 2
 before=$(host_snapshot)
 
+# Recovery of many sandboxes (each interrupted create waits for its monitor) comes first.
+APID_WAIT=600
 start_apid() {
-	"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
-		--api-key "$KEY" --max-memory 1Gi --session-idle-timeout 3600 "$@" >>"$LOG" 2>&1 &
-	APID_PID=$!
-	# Recovery of many sandboxes (each interrupted create waits for its monitor) comes first.
-	for _ in $(seq 600); do
-		curl -s -o /dev/null "$BASE/health" && return 0
-		kill -0 $APID_PID 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "apid did not start:"; tail -20 "$LOG"; return 1
-}
-stop_apid() { # SIGNAL
-	[ -n "$APID_PID" ] || return 0
-	kill -"${1:-TERM}" $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null; APID_PID=
-}
-delete_all() {
-	for id in $(curl -s -m 10 -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes?pageSize=200" | jq -r '.items[].id' 2>/dev/null); do
-		curl -s -m 30 -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes/$id"
-	done
+	apid_launch --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
+		--api-key "$KEY" --max-memory 1Gi --session-idle-timeout 3600 "$@"
 }
 cleanup() {
 	touch "$T/stop"
@@ -66,14 +38,6 @@ cleanup() {
 }
 trap 'cleanup; rm -rf "$T"' EXIT
 
-# api METHOD PATH [BODY] [extra curl args...]: sets CODE, BODY
-api() {
-	local m=$1 p=$2 b=${3-}; shift 3 2>/dev/null || shift $#
-	local args=(-s -m 60 -X "$m" -o "$T/body" -w '%{http_code}' -H "OPEN-SANDBOX-API-KEY: $KEY")
-	[ -n "$b" ] && args+=(-H 'Content-Type: application/json' --data-binary "$b")
-	CODE=$(curl "${args[@]}" "$@" "$BASE$p"); BODY=$(cat "$T/body" 2>/dev/null)
-}
-jqb() { printf '%s' "$BODY" | jq -r "$@" 2>/dev/null; }
 sb_pid() { jq -r .pid "$RUN/$1/state.json" 2>/dev/null; }
 uuids() { grep -oE '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}' | sort -u; }
 veth_of() { printf 'vsbx%.8s%.2s\n' "$1" "${1:9}"; } # apid_net_veth_name()

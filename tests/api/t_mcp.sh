@@ -5,43 +5,21 @@
 # temporary directory, never globally) lists the tools and calls each one over both transports
 # (tests/api/mcp/mcp_flow.mjs); curl checks the JSON-RPC and HTTP error paths and the API key.
 . "$(dirname "$0")/../lib.sh"
-APID=$BIN/sbx-apid
+. "$TOP/tests/api/api_lib.sh"
 BRIDGE=$BIN/sbx-mcp-test
 MCP_DIR=$TOP/tests/api/mcp
-require_root "mcp" || finish
-[ -x "$APID" ] && [ -x "$BRIDGE" ] || { skip "mcp" "build/bin/sbx-apid or sbx-mcp-test not built"; finish; }
-[ -d "$SBX_IMAGES/busybox" ] || { skip "mcp" "no busybox image (make rootfs)"; finish; }
+[ -x "$BRIDGE" ] || { skip "mcp" "build/bin/sbx-mcp-test not built"; finish; }
 AGENT=${SBX_APID_AGENT:-$BIN/sbx-agent}
-[ -x "$AGENT" ] || { skip "mcp" "build/bin/sbx-agent not built"; finish; }
-
+api_prepare "mcp" mcp
 before=$(host_snapshot)
-T=$(mktemp -d /tmp/sbx-mcp-test.XXXXXX)
-chmod 711 "$T" # the sandboxes' (id-mapped) root reaches its agent token below it
-KEY=mcp-key-$$
-PORT=$(free_port)
-APID_PID=
-NS=sbxmcp-$$
-ip netns add $NS || { not_ok "mcp: create the test netns"; finish; }
-nsenter --net=/run/netns/$NS ip link set lo up
-X() { nsenter --net=/run/netns/$NS "$@"; }
-cleanup() {
-	if [ -n "$APID_PID" ]; then
-		for id in $(X curl -s -H "OPEN-SANDBOX-API-KEY: $KEY" "http://127.0.0.1:$PORT/v1/sandboxes?pageSize=200" | jq -r '.items[].id' 2>/dev/null); do
-			X curl -s -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "http://127.0.0.1:$PORT/v1/sandboxes/$id"
-		done
-		kill -TERM "$APID_PID" 2>/dev/null; wait "$APID_PID" 2>/dev/null
-	fi
-	ip netns del $NS 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
+trap api_cleanup EXIT
+api_netns "mcp" mcp
 
 mkdir -p "$T/images"; chmod 755 "$T/images"
 for i in "$SBX_IMAGES"/*/; do ln -s "$i" "$T/images/$(basename "$i")"; done
-nsenter --net=/run/netns/$NS "$APID" --listen 127.0.0.1:$PORT --data-dir "$T/data" --run-dir "$T/run" \
-	--api-key "$KEY" --images-dir "$T/images" --agent "$AGENT" --max-body 262144 >"$T/apid.log" 2>&1 &
-APID_PID=$!
-for _ in $(seq 100); do X curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.05; done
+apid_launch --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" \
+	--api-key "$KEY" --images-dir "$T/images" --agent "$AGENT" --max-body 262144 ||
+	{ not_ok "mcp: apid starts"; finish; }
 URL=http://127.0.0.1:$PORT
 
 # post [curl args...] BODY: prints "STATUS BODY" of a POST to /mcp with the key.

@@ -7,6 +7,7 @@
 # inside those namespaces. nsenter --net (not `ip netns exec`, which remounts /sys and hides the
 # cgroup tree) switches only the network namespace.
 . "$(dirname "$0")/../lib.sh"
+. "$TOP/tests/api/api_lib.sh"
 APID=$BIN/sbx-apid
 AGENT=$BIN/sbx-agent
 HELPER=$TOP/tests/api/net_helper.py
@@ -24,15 +25,12 @@ chmod 711 "$T"
 DATA=$T/data RUN=$T/run LOG=$T/apid.log KEY=net-key-$$
 PORT=$((18000 + RANDOM % 1000))
 BASE=http://127.0.0.1:$PORT
-X() { nsenter --net=/run/netns/$NS "$@"; }
 O() { nsenter --net=/run/netns/$OUT "$@"; }
 APID_PID= OUT_PID= HSRV_PID= MD_PID=
 
 cleanup() {
 	if [ -n "$APID_PID" ]; then
-		for id in $(X curl -s -m 5 -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes?pageSize=200" | jq -r '.items[].id' 2>/dev/null); do
-			X curl -s -m 10 -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes/$id"
-		done
+		delete_all
 		kill $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null
 	fi
 	for p in $OUT_PID $HSRV_PID $MD_PID; do kill $p 2>/dev/null; wait $p 2>/dev/null; done
@@ -74,23 +72,9 @@ HSRV_PID=$!
 echo outside >"$T/index.html"
 
 start_apid() {
-	# nsenter execs apid in place, so $! is apid itself (kill -9 below must hit apid).
-	nsenter --net=/run/netns/$NS "$APID" --listen 0.0.0.0:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
-		--api-key "$KEY" --bridge sbx0 --subnet 10.88.0.0/16 "$@" >>"$LOG" 2>&1 &
-	APID_PID=$!
-	for _ in $(seq 100); do
-		X curl -s -o /dev/null "$BASE/health" && return 0
-		kill -0 $APID_PID 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "apid did not start:"; tail -20 "$LOG"; return 1
+	apid_launch --listen 0.0.0.0:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
+		--api-key "$KEY" --bridge sbx0 --subnet 10.88.0.0/16 "$@"
 }
-api() { # METHOD PATH [BODY] → CODE, BODY
-	local args=(-s -m 30 -X "$1" -o "$T/body" -w '%{http_code}' -H "OPEN-SANDBOX-API-KEY: $KEY")
-	[ -n "${3-}" ] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
-	CODE=$(X curl "${args[@]}" "$BASE$2"); BODY=$(cat "$T/body")
-}
-jqb() { printf '%s' "$BODY" | jq -r "$@" 2>/dev/null; }
 create() { # BODY → ID
 	api POST /v1/sandboxes "$1"; ID=$(jqb .id)
 	[ "$CODE" = 202 ] || { echo "create failed: $CODE $BODY" >&2; ID=; }

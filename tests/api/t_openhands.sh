@@ -7,55 +7,23 @@
 # WebSocket, run_as_user, auth, bad input, survival of an apid restart, nothing leaked.
 # apid creates its bridge and nftables table in the network namespace it runs in: run this whole
 # script in a private one (lo only), never in the host's.
-if [ -z "${SBX_PRIVATE_NETNS:-}" ]; then
-	export SBX_PRIVATE_NETNS=1
-	exec unshare -n sh -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
 . "$(dirname "$0")/../lib.sh"
-APID=$BIN/sbx-apid
-AGENT=$BIN/sbx-agent
+. "$TOP/tests/api/api_lib.sh"
+api_private_netns "$@"
 HERE=$(cd "$(dirname "$0")" && pwd)
-require_root "openhands" || finish
-[ -x "$APID" ] || { skip "openhands" "build/bin/sbx-apid not built"; finish; }
-[ -x "$AGENT" ] || { skip "openhands" "build/bin/sbx-agent not built"; finish; }
 [ -d "$SBX_IMAGES/host" ] || { skip "openhands" "no local/host image (make rootfs)"; finish; }
 [ -x "$SBX_IMAGES/host/rootfs/usr/bin/python3" ] || [ -x /usr/bin/python3 ] ||
 	{ skip "openhands" "no /usr/bin/python3 for the stand-in agent server"; finish; }
 command -v jq >/dev/null || { skip "openhands" "jq not installed"; finish; }
-
-T=$(mktemp -d /tmp/sbx-oh-test.XXXXXX)
-chmod 711 "$T"
-DATA=$T/data RUN=$T/run LOG=$T/apid.log KEY=oh-key-$$
-PORT=$(free_port)
-BASE=http://127.0.0.1:$PORT
-APID_PID=
+api_prepare "openhands" oh
 SERVER=$(cat "$HERE/oh_standin.py")
 before=$(host_snapshot)
 
 start_apid() {
-	"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
-		--api-key "$KEY" --max-memory 1Gi "$@" >>"$LOG" 2>&1 &
-	APID_PID=$!
-	for _ in $(seq 100); do
-		curl -s -o /dev/null "$BASE/health" && return 0
-		kill -0 $APID_PID 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "apid did not start:"; tail -20 "$LOG"; return 1
+	apid_launch --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
+		--api-key "$KEY" --max-memory 1Gi "$@"
 }
-stop_apid() {
-	[ -n "$APID_PID" ] || return 0
-	kill -TERM $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null; APID_PID=
-}
-cleanup() {
-	if [ -n "$APID_PID" ]; then
-		for id in $(curl -s -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes?pageSize=200" | jq -r '.items[].id' 2>/dev/null); do
-			curl -s -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes/$id"
-		done
-		stop_apid
-	fi
-}
-trap 'cleanup; rm -rf "$T"' EXIT
+trap api_cleanup EXIT
 
 # oh METHOD PATH [BODY] [curl args...]: a runtime-API call as OpenHands makes it (X-API-Key, and
 # the stray X-Session-API-Key its shared HTTP client carries); sets CODE, BODY.
@@ -71,7 +39,6 @@ get() {
 	local u=$1; shift
 	CODE=$(curl -s -o "$T/body" -w '%{http_code}' "$@" "$u"); BODY=$(cat "$T/body")
 }
-jqb() { printf '%s' "$BODY" | jq -r "$@" 2>/dev/null; }
 # expect_detail NAME STATUS: the last reply has STATUS and a JSON object body with a detail
 expect_detail() {
 	expect_eq "$1" "$2 string" "$CODE $(jqb '.detail | type')"

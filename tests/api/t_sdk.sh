@@ -3,38 +3,17 @@
 # temporary directory at test time, never globally) driving a real sbx-apid on 127.0.0.1:
 # create → command → write/read file → renew → pause/resume → kill (tests/api/sdk/sdk_flow.mjs).
 . "$(dirname "$0")/../lib.sh"
-APID=$BIN/sbx-apid
+. "$TOP/tests/api/api_lib.sh"
 SDK_DIR=$TOP/tests/api/sdk
-require_root "sdk" || finish
-[ -x "$APID" ] || { skip "sdk" "build/bin/sbx-apid not built"; finish; }
-[ -d "$SBX_IMAGES/busybox" ] || { skip "sdk" "no busybox image (make rootfs)"; finish; }
 command -v node >/dev/null && command -v npm >/dev/null || { skip "sdk" "node/npm not installed (scripts/install-deps.sh)"; finish; }
 node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)' || { skip "sdk" "node >= 18 needed (fetch)"; finish; }
-
-T=$(mktemp -d /tmp/sbx-sdk-test.XXXXXX)
-chmod 711 "$T" # the sandboxes' (id-mapped) root reaches its agent token below it
-KEY=sdk-key-$$
-PORT=$(free_port)
 AGENT=${SBX_APID_AGENT:-$BIN/sbx-agent}
 [ "$AGENT" = none ] || [ -x "$AGENT" ] || AGENT=none
-APID_PID=
+api_prepare "sdk" sdk
 # apid, its bridge and the SDK client run in a throwaway network namespace (never the host's):
 # sandboxes get real networking there and the SDK reaches execd through apid's proxy.
-NS=sbxsdk-$$
-ip netns add $NS || { not_ok "sdk: create the test netns"; finish; }
-nsenter --net=/run/netns/$NS ip link set lo up
-X() { nsenter --net=/run/netns/$NS "$@"; }
-cleanup() {
-	if [ -n "$APID_PID" ]; then
-		for id in $(X curl -s -H "OPEN-SANDBOX-API-KEY: $KEY" "http://127.0.0.1:$PORT/v1/sandboxes?pageSize=200" | jq -r '.items[].id' 2>/dev/null); do
-			X curl -s -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "http://127.0.0.1:$PORT/v1/sandboxes/$id"
-		done
-		kill -TERM "$APID_PID" 2>/dev/null; wait "$APID_PID" 2>/dev/null
-	fi
-	ip netns del $NS 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
+trap api_cleanup EXIT
+api_netns "sdk" sdk
 
 cp "$SDK_DIR/package.json" "$SDK_DIR/sdk_flow.mjs" "$SDK_DIR/sdk_image.mjs" "$SDK_DIR/sdk_egress.mjs" "$T/"
 if ! (cd "$T" && timeout 180 npm install --no-audit --no-fund --loglevel=error >npm.log 2>&1); then
@@ -47,11 +26,9 @@ ok "sdk: npm install @alibaba-group/opensandbox"
 mkdir -p "$T/images"; chmod 755 "$T/images"
 for i in "$SBX_IMAGES"/*/; do ln -s "$i" "$T/images/$(basename "$i")"; done
 echo '{"insecure": ["127.0.0.1"]}' >"$T/registries.json"
-nsenter --net=/run/netns/$NS env SBX_REGISTRIES_CONF="$T/registries.json" "$APID" --listen 127.0.0.1:$PORT \
-	--data-dir "$T/data" --run-dir "$T/run" --api-key "$KEY" --images-dir "$T/images" \
-	--agent "$AGENT" >"$T/apid.log" 2>&1 &
-APID_PID=$!
-for _ in $(seq 100); do X curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.05; done
+SBX_REGISTRIES_CONF="$T/registries.json" apid_launch --listen 127.0.0.1:$PORT \
+	--data-dir "$DATA" --run-dir "$RUN" --api-key "$KEY" --images-dir "$T/images" --agent "$AGENT" ||
+	{ not_ok "sdk: apid starts"; finish; }
 
 (cd "$T" && SBX_SDK_EXPECT_NET=$([ "$AGENT" = none ] && echo 0 || echo 1) X timeout 120 node sdk_flow.mjs "127.0.0.1:$PORT" "$KEY") 2>&1 | tee "$T/sdk.out"
 grep -q '^not ok' "$T/sdk.out" && _failed=1

@@ -5,62 +5,18 @@
 # 127.0.0.1 with its own data and run directories. Needs root, the busybox image and sbx-agent.
 # apid creates its bridge and nftables table in the network namespace it runs in: run this whole
 # script in a private one (lo only), never in the host's.
-if [ -z "${SBX_PRIVATE_NETNS:-}" ]; then
-	export SBX_PRIVATE_NETNS=1
-	exec unshare -n sh -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
 . "$(dirname "$0")/../lib.sh"
-APID=$BIN/sbx-apid
-AGENT=$BIN/sbx-agent
-require_root "session" || finish
-[ -x "$APID" ] || { skip "session" "build/bin/sbx-apid not built"; finish; }
-[ -x "$AGENT" ] || { skip "session" "build/bin/sbx-agent not built"; finish; }
-[ -d "$SBX_IMAGES/busybox" ] || { skip "session" "no busybox image (make rootfs)"; finish; }
-
-T=$(mktemp -d /tmp/sbx-session-test.XXXXXX)
-chmod 711 "$T"
-DATA=$T/data RUN=$T/run LOG=$T/apid.log KEY=test-key-$$
-PORT=$(free_port)
-BASE=http://127.0.0.1:$PORT
+. "$TOP/tests/api/api_lib.sh"
+api_private_netns "$@"
+api_prepare "session" session
 IDLE=6
-APID_PID=
 
 start_apid() {
-	"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
+	apid_launch --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" \
 		--api-key "$KEY" --max-memory 1Gi --pool local/busybox:2 --pool-concurrency 2 \
-		--session-idle-timeout $IDLE "$@" >>"$LOG" 2>&1 &
-	APID_PID=$!
-	for _ in $(seq 100); do
-		curl -s -o /dev/null "$BASE/health" && return 0
-		kill -0 $APID_PID 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "apid did not start:"; tail -20 "$LOG"; return 1
+		--session-idle-timeout $IDLE "$@"
 }
-cleanup() {
-	if [ -n "$APID_PID" ]; then
-		for id in $(curl -s -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes?pageSize=200" | jq -r '.items[].id' 2>/dev/null); do
-			curl -s -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes/$id"
-		done
-		kill -TERM $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null; APID_PID=
-	fi
-}
-trap 'cleanup; rm -rf "$T"' EXIT
-
-# api METHOD PATH [BODY] [extra curl args...]: sets CODE, BODY
-api() {
-	local m=$1 p=$2 b=${3-}; shift 3 2>/dev/null || shift $#
-	local args=(-s -X "$m" -o "$T/body" -w '%{http_code}')
-	case "$*" in *OPEN-SANDBOX-API-KEY*) ;; *) args+=(-H "OPEN-SANDBOX-API-KEY: $KEY") ;; esac
-	[ -n "$b" ] && args+=(-H 'Content-Type: application/json' --data-binary "$b")
-	CODE=$(curl "${args[@]}" "$@" "$BASE$p"); BODY=$(cat "$T/body")
-}
-jqb() { printf '%s' "$BODY" | jq -r "$@" 2>/dev/null; }
-expect_err() { # NAME STATUS CODE METHOD PATH [BODY] [curl args]
-	local n=$1 st=$2 code=$3; shift 3
-	api "$@"
-	expect_eq "$n" "$st $code" "$CODE $(jqb .code)"
-}
+trap api_cleanup EXIT
 health() { curl -s "$BASE/health"; }
 wait_pool() { # N: waits (≤ 20 s) until the pool has N ready members
 	for _ in $(seq 200); do
@@ -254,7 +210,7 @@ expect_match "metrics: proxy counter exported" 'sbx_apid_proxy_requests_total\{c
 # ---- nothing leaks: delete everything, stop apid (removes the unclaimed pool members). Other
 # tests may run sandboxes meanwhile, so only this test's sandbox ids are looked for.
 seen
-cleanup
+delete_all; stop_apid TERM
 sleep 0.5
 ids=$(sort -u "$T/seen" | paste -sd'|')
 expect_eq "no leaked mounts, cgroups or state of this test's sandboxes" "" "$(host_snapshot | grep -E "${ids:-none}")"

@@ -7,20 +7,11 @@
 # volume in use cannot be deleted. The runtime's own check (a bind source swapped for a symlink
 # after apid's check) is tested directly with an OCI bundle.
 . "$(dirname "$0")/../lib.sh"
-APID=$BIN/sbx-apid
-require_root "volumes" || finish
-[ -x "$APID" ] || { skip "volumes" "build/bin/sbx-apid not built"; finish; }
-[ -d "$SBX_IMAGES/busybox" ] || { skip "volumes" "no busybox image (make rootfs)"; finish; }
-
-T=$(mktemp -d /tmp/sbx-vol-test.XXXXXX)
-chmod 711 "$T" # the sandboxes' (id-mapped) root reaches tokens and volumes below it
-DATA=$T/data RUN=$T/run LOG=$T/apid.log KEY=test-key-$$
-VOLS=$DATA/volumes
-PORT=$(free_port)
-BASE=http://127.0.0.1:$PORT
+. "$TOP/tests/api/api_lib.sh"
 AGENT=${SBX_APID_AGENT:-$BIN/sbx-agent}
 [ "$AGENT" = none ] || [ -x "$AGENT" ] || AGENT=none
-APID_PID=
+api_prepare "volumes" vol
+VOLS=$DATA/volumes
 IMGS=$T/images
 mkdir -p "$IMGS" && chmod 755 "$IMGS"
 for i in "$SBX_IMAGES"/*/; do ln -s "$i" "$IMGS/$(basename "$i")"; done
@@ -49,26 +40,13 @@ before=$(host_snapshot)
 mkdir -p "$T/second" && chmod 755 "$T/second" && echo second > "$T/second/f"
 ln -s "$T/second" "$T/second-link"
 start_apid() {
-	"$APID" --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" --images-dir "$IMGS" \
+	apid_launch --listen 127.0.0.1:$PORT --data-dir "$DATA" --run-dir "$RUN" --agent "$AGENT" --images-dir "$IMGS" \
 		--bridge none --api-key "$KEY" --volume-root "$HROOT" --volume-root "$T/second-link" \
-		--cgroup-parent "$CGP" "$@" >>"$LOG" 2>&1 &
-	APID_PID=$!
-	for _ in $(seq 100); do
-		curl -s -o /dev/null "$BASE/health" && return 0
-		kill -0 $APID_PID 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "apid did not start:"; tail -20 "$LOG"; return 1
-}
-stop_apid() {
-	[ -n "$APID_PID" ] || return 0
-	kill -"${1:-TERM}" $APID_PID 2>/dev/null; wait $APID_PID 2>/dev/null; APID_PID=
+		--cgroup-parent "$CGP" "$@"
 }
 cleanup() {
 	[ -n "$APID_PID" ] || start_apid >/dev/null 2>&1
-	for id in $(curl -s -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes?pageSize=200" | jq -r '.items[].id' 2>/dev/null); do
-		curl -s -o /dev/null -X DELETE -H "OPEN-SANDBOX-API-KEY: $KEY" "$BASE/v1/sandboxes/$id"
-	done
+	delete_all
 	stop_apid TERM
 	# apid leaves the (empty) levels of a --cgroup-parent it created behind; ours, so removed.
 	for d in $(find /sys/fs/cgroup -maxdepth 6 -depth -type d -path "*/$CGP*" 2>/dev/null); do
@@ -78,13 +56,6 @@ cleanup() {
 }
 trap 'cleanup; rm -rf "$T"' EXIT
 
-api() { # METHOD PATH [BODY]: sets CODE, BODY
-	local m=$1 p=$2 b=${3-}
-	local args=(-s -X "$m" -o "$T/body" -w '%{http_code}' -H "OPEN-SANDBOX-API-KEY: $KEY")
-	[ -n "$b" ] && args+=(-H 'Content-Type: application/json' --data-binary "$b")
-	CODE=$(curl "${args[@]}" "$BASE$p"); BODY=$(cat "$T/body")
-}
-jqb() { printf '%s' "$BODY" | jq -r "$@" 2>/dev/null; }
 # create VOLUMES_JSON SCRIPT → ID (the script runs as the entrypoint, then the sandbox sleeps)
 create() {
 	local body
