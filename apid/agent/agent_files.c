@@ -27,55 +27,21 @@ ag_files_configure(const struct ag_fcfg *cfg)
 char *
 ag_resolve_path(const char *in)
 {
-    struct ag_buf b = {0};
-    const char *p = in;
-    if (p[0] == '~' && (p[1] == '/' || p[1] == 0)) {
-        const char *h = fcfg.home[0] ? fcfg.home : getenv("HOME");
-        ag_buf_puts(&b, h ? h : "/");
-        p++;
-    }
-    while (*p) {
-        if (*p == '$' && (p[1] == '{' || p[1] == '_' || (p[1] >= 'A' && p[1] <= 'Z') ||
-                          (p[1] >= 'a' && p[1] <= 'z'))) {
-            const char *s = p + 1, *e;
-            bool brace = *s == '{';
-            if (brace)
-                s++;
-            e = s;
-            while (*e == '_' || (*e >= 'A' && *e <= 'Z') || (*e >= 'a' && *e <= 'z') ||
-                   (*e >= '0' && *e <= '9'))
-                e++;
-            if (!brace || *e == '}') {
-                char name[256];
-                size_t l = (size_t)(e - s);
-                if (l > 0 && l < sizeof(name)) {
-                    memcpy(name, s, l);
-                    name[l] = 0;
-                    const char *v = getenv(name);
-                    if (v)
-                        ag_buf_puts(&b, v);
-                    p = e + (brace ? 1 : 0);
-                    continue;
-                }
-            }
-        }
-        ag_buf_putc(&b, *p++);
-    }
-    if (ag_buf_cstr(&b) == NULL)
+    char *x = ag_expand(in, NULL, fcfg.home), *out;
+    if (x == NULL)
         return NULL;
-    char *out;
-    if (b.p[0] != '/') {
+    if (x[0] != '/') {
         char cwd[4096];
         if (getcwd(cwd, sizeof(cwd)) == NULL)
             strcpy(cwd, "/");
         struct ag_buf j = {0};
-        ag_buf_printf(&j, "%s/%s", cwd, b.p);
+        ag_buf_printf(&j, "%s/%s", cwd, x);
         out = ag_path_clean(ag_buf_cstr(&j) ? j.p : "/");
         ag_buf_free(&j);
     } else {
-        out = ag_path_clean(b.p);
+        out = ag_path_clean(x);
     }
-    ag_buf_free(&b);
+    free(x);
     return out;
 }
 
@@ -125,12 +91,12 @@ fileinfo(struct ag_buf *b, struct names *nc, const char *path, int dirfd, const 
                        : S_ISDIR(sx.stx_mode) ? "directory"
                        : S_ISLNK(sx.stx_mode) ? "symlink"
                                               : "other";
-    char mt[40], ct[40];
-    ag_rfc3339(mt, sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec);
+    char mt[48], ct[48];
+    ag_rfc3339(mt, &(struct timespec){sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec});
     if (sx.stx_mask & STATX_BTIME)
-        ag_rfc3339(ct, sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec);
+        ag_rfc3339(ct, &(struct timespec){sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec});
     else
-        ag_rfc3339(ct, sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec);
+        ag_rfc3339(ct, &(struct timespec){sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec});
     ag_buf_puts(b, "{\"path\":");
     ag_json_str(b, path, strlen(path));
     ag_buf_printf(

@@ -482,7 +482,7 @@ ag_parse_head(struct ag_req *r, const char *buf, size_t len, const char **why)
             return 400;
         }
     }
-    ssize_t pl = ag_pct_decode(target, strlen(target), target, false);
+    ssize_t pl = sbx_pct_decode(target, strlen(target), target, false);
     if (pl < 0) {
         *why = "bad percent-encoding in path";
         return 400;
@@ -739,7 +739,7 @@ cmd_output(struct ag_cmd *cmd, int which, const char *p, size_t n)
         struct ag_conn *c = cmd->conn;
         if (c == NULL)
             return; /* nobody to show it to: a terminal keeps no log */
-        ag_ws_frame(&c->out, AG_WS_BIN, p, n);
+        ag_ws_frame(&c->out, SBX_WS_BIN, p, n);
         conn_drive(c);
         if (cmd->conn == c && c->out.len - c->out_off > OUT_HIGH && !cmd->paused)
             cmd_pause(cmd, true);
@@ -1002,45 +1002,6 @@ free_env(char **env)
     free(env);
 }
 
-/* Expands $VAR / ${VAR} in a cwd using the command's environment. */
-static char *
-expand_cwd(const char *in, char **env)
-{
-    struct ag_buf b = {0};
-    for (const char *p = in; *p;) {
-        if (*p == '$') {
-            const char *s = p + 1, *e;
-            bool brace = *s == '{';
-            if (brace)
-                s++;
-            for (e = s; *e == '_' || (*e >= 'A' && *e <= 'Z') || (*e >= 'a' && *e <= 'z') ||
-                        (*e >= '0' && *e <= '9');)
-                e++;
-            if (e > s && (!brace || *e == '}')) {
-                size_t l = (size_t)(e - s);
-                for (char **x = env; *x; x++)
-                    if (!strncmp(*x, s, l) && (*x)[l] == '=') {
-                        ag_buf_puts(&b, *x + l + 1);
-                        break;
-                    }
-                p = e + brace;
-                continue;
-            }
-        }
-        if (*p == '~' && p == in && (p[1] == '/' || p[1] == 0)) {
-            for (char **x = env; *x; x++)
-                if (!strncmp(*x, "HOME=", 5)) {
-                    ag_buf_puts(&b, *x + 5);
-                    break;
-                }
-            p++;
-            continue;
-        }
-        ag_buf_putc(&b, *p++);
-    }
-    return ag_buf_cstr(&b) ? b.p : strdup(in);
-}
-
 static void __attribute__((noreturn)) child_fail(int efd, const char *what, const char *arg)
 {
     char msg[512];
@@ -1123,7 +1084,7 @@ cmd_spawn(const struct spawn_req *sr, const char **why)
     bool setids = geteuid() == 0;
 
     char **env = build_env(sr->envs, home[0] ? home : NULL, uname[0] ? uname : NULL);
-    char *cwd = sr->cwd && *sr->cwd ? expand_cwd(sr->cwd, env ? env : environ) : NULL;
+    char *cwd = sr->cwd && *sr->cwd ? ag_expand(sr->cwd, env, NULL) : NULL;
     char *argv[6];
     int ac = 0;
     argv[ac++] = (char *)S.shell;
@@ -1398,7 +1359,7 @@ h_command_status(struct ag_conn *c)
         return;
     }
     struct ag_buf b = {0};
-    char ts[40];
+    char ts[48];
     ag_buf_puts(&b, "{\"id\":");
     ag_json_str(&b, cmd->id, strlen(cmd->id));
     ag_buf_puts(&b, ",\"content\":");
@@ -1412,10 +1373,10 @@ h_command_status(struct ag_conn *c)
         ag_buf_puts(&b, ",\"error\":");
         ag_json_str(&b, cmd->err, strlen(cmd->err));
     }
-    ag_rfc3339(ts, cmd->t_start.tv_sec, cmd->t_start.tv_nsec);
+    ag_rfc3339(ts, &cmd->t_start);
     ag_buf_printf(&b, ",\"started_at\":\"%s\"", ts);
     if (cmd->finished) {
-        ag_rfc3339(ts, cmd->t_end.tv_sec, cmd->t_end.tv_nsec);
+        ag_rfc3339(ts, &cmd->t_end);
         ag_buf_printf(&b, ",\"finished_at\":\"%s\"}", ts);
     } else {
         ag_buf_puts(&b, ",\"finished_at\":null}");
@@ -1677,7 +1638,7 @@ ws_text(struct ag_conn *c, const char *fmt, ...)
     int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
     if (n > 0)
-        ag_ws_frame(&c->out, AG_WS_TEXT, tmp,
+        ag_ws_frame(&c->out, SBX_WS_TEXT, tmp,
                     (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
@@ -1734,7 +1695,7 @@ pty_exit(struct ag_conn *c, struct ag_cmd *cmd)
         ws_text(c, "{\"type\":\"error\",\"error\":%s,\"code\":\"START_FAILED\"}", S.scratch.p);
     }
     ws_text(c, "{\"type\":\"exit\",\"exit_code\":%d}", cmd->exit_code);
-    ag_ws_frame(&c->out, AG_WS_CLOSE, "\x03\xe8", 2); /* 1000: normal closure */
+    ag_ws_frame(&c->out, SBX_WS_CLOSE, "\x03\xe8", 2); /* 1000: normal closure */
     c->resp_done = true;
     c->cmd = NULL;
     cmd->conn = NULL;
@@ -1749,19 +1710,19 @@ ws_input(struct ag_conn *c)
     int rc;
     while (!c->dead && !c->resp_done && (rc = ag_ws_parse(c->in.p, c->in.len, &m)) != 0) {
         struct ag_cmd *cmd = c->cmd;
-        if (rc < 0 || (m.opcode == AG_WS_CONT) || (!m.fin && m.opcode < 8)) {
+        if (rc < 0 || (m.opcode == SBX_WS_CONT) || (!m.fin && m.opcode < 8)) {
             /* Fragmented messages are not needed by any client of this route: refused. */
-            ag_ws_frame(&c->out, AG_WS_CLOSE, "\x03\xea", 2); /* 1002: protocol error */
+            ag_ws_frame(&c->out, SBX_WS_CLOSE, "\x03\xea", 2); /* 1002: protocol error */
             c->resp_done = true;
             if (cmd)
                 pty_hangup(cmd);
             break;
         }
-        if (m.opcode == AG_WS_BIN && cmd) {
+        if (m.opcode == SBX_WS_BIN && cmd) {
             if (pty_write(cmd, m.payload, m.len) < 0)
                 ws_text(c, "{\"type\":\"error\",\"error\":\"input not "
                            "read\",\"code\":\"STDIN_WRITE_FAILED\"}");
-        } else if (m.opcode == AG_WS_TEXT) {
+        } else if (m.opcode == SBX_WS_TEXT) {
             struct ag_json *j = ag_json_parse(m.payload, m.len, NULL);
             const struct ag_json *t = ag_json_get(j, "type");
             const char *type = t && t->t == AG_JSTR ? t->s : "";
@@ -1792,10 +1753,10 @@ ws_input(struct ag_conn *c)
                            "type\",\"code\":\"INVALID_FRAME\"}");
             }
             ag_json_free(j);
-        } else if (m.opcode == AG_WS_PING) {
-            ag_ws_frame(&c->out, AG_WS_PONG, m.payload, m.len);
-        } else if (m.opcode == AG_WS_CLOSE) {
-            ag_ws_frame(&c->out, AG_WS_CLOSE, "\x03\xe8", 2);
+        } else if (m.opcode == SBX_WS_PING) {
+            ag_ws_frame(&c->out, SBX_WS_PONG, m.payload, m.len);
+        } else if (m.opcode == SBX_WS_CLOSE) {
+            ag_ws_frame(&c->out, SBX_WS_CLOSE, "\x03\xe8", 2);
             c->resp_done = true;
             if (cmd)
                 pty_hangup(cmd);
@@ -1974,7 +1935,7 @@ on_head(struct ag_conn *c)
     struct ag_req *r = &c->req;
     bool has_body = r->chunked || r->clen > 0;
     if (S.cfg->token && (r->token == NULL ||
-                         !ag_ct_equal(r->token, strlen(r->token), S.cfg->token, S.cfg->toklen))) {
+                         !sbx_ct_equal(r->token, strlen(r->token), S.cfg->token, S.cfg->toklen))) {
         if (has_body)
             c->close_after = true;
         ag_reply_err(c, 401, "UNAUTHORIZED", "invalid or missing header X-EXECD-ACCESS-TOKEN");

@@ -190,42 +190,6 @@ ag_json_str(struct ag_buf *b, const char *s, size_t n)
     return ag_buf_putc(b, '"');
 }
 
-static int
-hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-ssize_t
-ag_pct_decode(const char *in, size_t n, char *out, bool plus_space)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = in[i];
-        if (c == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int h = hexval((unsigned char)in[i + 1]), l = hexval((unsigned char)in[i + 2]);
-            if (h < 0 || l < 0)
-                return -1;
-            c = (char)(h * 16 + l);
-            i += 2;
-        } else if (c == '+' && plus_space) {
-            c = ' ';
-        }
-        if (c == 0)
-            return -1;
-        out[o++] = c;
-    }
-    return (ssize_t)o;
-}
-
 int
 ag_query_parse(const char *q, size_t n, struct ag_query *out)
 {
@@ -253,8 +217,8 @@ ag_query_parse(const char *q, size_t n, struct ag_query *out)
                 return -1;
             }
             out->kv = nkv;
-            ssize_t kl = ag_pct_decode(q + i, eq - i, k, true);
-            ssize_t vl = eq < j ? ag_pct_decode(q + eq + 1, vlen, v, true) : 0;
+            ssize_t kl = sbx_pct_decode(q + i, eq - i, k, true);
+            ssize_t vl = eq < j ? sbx_pct_decode(q + eq + 1, vlen, v, true) : 0;
             if (kl < 0 || vl < 0) {
                 free(k);
                 free(v);
@@ -480,15 +444,61 @@ ag_mono_ms(void)
 }
 
 void
-ag_rfc3339(char out[40], time_t sec, long nsec)
+ag_rfc3339(char out[48], const struct timespec *ts)
 {
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (nsec > 0)
-        snprintf(out + n, 40 - n, ".%03ldZ", nsec / 1000000);
-    else
-        snprintf(out + n, 40 - n, "Z");
+    /* Milliseconds unless there are none, as Go's RFC3339Nano trims them (execd writes those). */
+    sbx_format_rfc3339(ts, ts->tv_nsec > 0 ? 3 : 0, out, 48);
+}
+
+static const char *
+env_get(char *const *env, const char *name, size_t n)
+{
+    extern char **environ;
+    for (char *const *e = env ? env : environ; e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
+static bool
+name_char(char c, bool first)
+{
+    return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (!first && c >= '0' && c <= '9');
+}
+
+char *
+ag_expand(const char *in, char *const *env, const char *home)
+{
+    struct ag_buf b = {0};
+    const char *p = in;
+    if (p[0] == '~' && (p[1] == '/' || p[1] == 0)) {
+        const char *h = home && *home ? home : env_get(env, "HOME", 4);
+        ag_buf_puts(&b, h && *h ? h : "/");
+        p++;
+    }
+    while (*p) {
+        if (*p == '$') {
+            bool brace = p[1] == '{';
+            const char *s = p + 1 + brace, *e = s;
+            if (name_char(*e, true))
+                while (name_char(*++e, false))
+                    ;
+            if (e > s && (!brace || *e == '}')) {
+                const char *v = env_get(env, s, (size_t)(e - s));
+                if (v)
+                    ag_buf_puts(&b, v);
+                p = e + brace;
+                continue;
+            }
+        }
+        ag_buf_putc(&b, *p++);
+    }
+    if (ag_buf_cstr(&b) == NULL) {
+        ag_buf_free(&b);
+        return NULL;
+    }
+    return b.p;
 }
 
 char *
@@ -530,16 +540,6 @@ ag_path_clean(const char *in)
         o--;
     out[o] = 0;
     return out;
-}
-
-bool
-ag_ct_equal(const char *a, size_t alen, const char *b, size_t blen)
-{
-    /* The loop length depends only on the expected token (b), never on where a mismatch is. */
-    unsigned char d = (unsigned char)(alen != blen);
-    for (size_t i = 0; i < blen; i++)
-        d |= (unsigned char)((i < alen ? (unsigned char)a[i] : 0) ^ (unsigned char)b[i]);
-    return d == 0;
 }
 
 /* Iterates colon-separated records; cb returns 1 to stop. */

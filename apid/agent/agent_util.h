@@ -9,6 +9,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "strutil.h"
+
 struct ag_buf {
     char *p;
     size_t len, cap;
@@ -27,10 +29,6 @@ char *ag_buf_cstr(struct ag_buf *b);
 /* JSON string literal (with quotes). Invalid UTF-8 becomes U+FFFD so the output is always valid
  * JSON that JavaScript's TextDecoder + JSON.parse round-trip. */
 int ag_json_str(struct ag_buf *b, const char *s, size_t n);
-
-/* Percent-decoding; '+' → ' ' when plus_space. Returns decoded length or -1 on a bad escape or an
- * embedded NUL (paths and ids never legitimately contain one). out may alias in. */
-ssize_t ag_pct_decode(const char *in, size_t n, char *out, bool plus_space);
 
 struct ag_kv {
     char *k, *v;
@@ -58,15 +56,17 @@ bool ag_glob_match(const char *pat, const char *s);
 
 int64_t ag_now_ms(void);
 int64_t ag_mono_ms(void);
-/* RFC 3339 UTC with a Z suffix (what the SDK's new Date() wants). */
-void ag_rfc3339(char out[40], time_t sec, long nsec);
+/* RFC 3339 UTC with a Z suffix (what the SDK's new Date() wants), milliseconds unless zero. */
+void ag_rfc3339(char out[48], const struct timespec *ts);
+
+/* "~" (alone or before a '/', at the start) becomes home, else HOME, else "/"; $NAME and ${NAME}
+ * become NAME's value ("" when unset), as a shell would without word splitting. Variables come
+ * from env, or the agent's own environment when env is NULL. NULL when out of memory. */
+char *ag_expand(const char *in, char *const *env, const char *home);
 
 /* Lexically normalises an absolute path: collapses "//" and "/./", resolves ".." against "/"
  * (so it can never climb above the root). Relative input is taken relative to "/". */
 char *ag_path_clean(const char *in);
-
-/* Constant-time comparison for the access token. */
-bool ag_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
 
 /* Minimal passwd/group lookup (no NSS: a static binary in a scratch rootfs has no libnss). */
 int ag_user_by_name(const char *root, const char *name, uid_t *uid, gid_t *gid, char *home,

@@ -118,11 +118,11 @@ UNIT_TEST(agent_query, percent_and_repeated_keys)
     CU_ASSERT_EQUAL(ag_query_parse("a=%2", 4, &q), -1);
     CU_ASSERT_EQUAL(ag_query_parse("a=%00", 5, &q), -1); /* NUL never allowed */
     char out[16];
-    CU_ASSERT_EQUAL(ag_pct_decode("%41%62c", 7, out, false), 3);
+    CU_ASSERT_EQUAL(sbx_pct_decode("%41%62c", 7, out, false), 3);
     CU_ASSERT_EQUAL(memcmp(out, "Abc", 3), 0);
-    CU_ASSERT_EQUAL(ag_pct_decode("a+b", 3, out, false), 3);
+    CU_ASSERT_EQUAL(sbx_pct_decode("a+b", 3, out, false), 3);
     CU_ASSERT_EQUAL(out[1], '+');
-    CU_ASSERT_EQUAL(ag_pct_decode("%", 1, out, false), -1);
+    CU_ASSERT_EQUAL(sbx_pct_decode("%", 1, out, false), -1);
 }
 
 UNIT_TEST(agent_json, parse_valid)
@@ -349,13 +349,35 @@ UNIT_TEST(agent_path, clean)
     }
 }
 
-UNIT_TEST(agent_auth, constant_time_compare)
+UNIT_TEST(agent_path, expand_home_and_variables)
 {
-    CU_ASSERT(ag_ct_equal("secret", 6, "secret", 6));
-    CU_ASSERT_FALSE(ag_ct_equal("secreT", 6, "secret", 6));
-    CU_ASSERT_FALSE(ag_ct_equal("secret1", 7, "secret", 6));
-    CU_ASSERT_FALSE(ag_ct_equal("secre", 5, "secret", 6));
-    CU_ASSERT_FALSE(ag_ct_equal("", 0, "secret", 6));
+    char *env[] = {"HOME=/home/u", "A=1", "LONG_NAME_2=x y", "EMPTY=", NULL};
+    static const struct {
+        const char *in, *home, *want;
+    } cases[] = {
+        {"~", NULL, "/home/u"},
+        {"~/src", NULL, "/home/u/src"},
+        {"~/src", "/root", "/root/src"},
+        {"~user/x", NULL, "~user/x"}, /* no ~user lookup */
+        {"a/~", NULL, "a/~"},
+        {"$A/$LONG_NAME_2/${A}b", NULL, "1/x y/1b"},
+        {"$UNSET/x", NULL, "/x"},
+        {"${A", NULL, "${A"},
+        {"$1/$/${}/x$", NULL, "$1/$/${}/x$"},
+        {"$EMPTY.", NULL, "."},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *o = ag_expand(cases[i].in, env, cases[i].home);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+        if (strcmp(o, cases[i].want))
+            fprintf(stderr, "ag_expand(%s) = %s, want %s\n", cases[i].in, o, cases[i].want);
+        CU_ASSERT_STRING_EQUAL(o, cases[i].want);
+        free(o);
+    }
+    char *noenv[] = {NULL};
+    char *o = ag_expand("~/x", noenv, NULL);
+    CU_ASSERT_STRING_EQUAL(o, "//x"); /* no home at all: "/" */
+    free(o);
 }
 
 UNIT_TEST(agent_users, passwd_and_group_files)
