@@ -549,7 +549,7 @@ walk_dir(struct walk *w, int dirfd, const char *path, int depth)
         struct stat st;
         if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
             bool emit =
-                w->list ? true : (S_ISREG(st.st_mode) && ag_glob_match(w->pattern, names[i]));
+                w->list ? true : (S_ISREG(st.st_mode) && ag_name_match(w->pattern, names[i]));
             if (emit) {
                 if (w->count++)
                     ag_buf_putc(&w->out, ',');

@@ -1,6 +1,9 @@
 #include "agent_util.h"
 
 #include <errno.h>
+#include <fnmatch.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -353,78 +356,13 @@ ag_range_parse(const char *hdr, uint64_t size, uint64_t *start, uint64_t *end)
     return 0;
 }
 
-/* One pattern element other than '*' at p against the character c (never NUL): the pattern
- * after the element, or NULL when c does not match it. */
-static const char *
-glob_one(const char *p, unsigned char c)
-{
-    switch (*p) {
-    case '?': return p + 1;
-    case '[': {
-        const char *q = p + 1;
-        bool neg = false, hit = false;
-        if (*q == '!' || *q == '^')
-            neg = true, q++;
-        const char *first = q;
-        while (*q && (*q != ']' || q == first)) {
-            unsigned char lo = (unsigned char)*q, hi;
-            if (lo == '\\' && q[1])
-                lo = (unsigned char)*++q;
-            q++;
-            hi = lo;
-            if (*q == '-' && q[1] && q[1] != ']') {
-                hi = (unsigned char)q[1];
-                if (hi == '\\' && q[2])
-                    hi = (unsigned char)q[2], q++;
-                q += 2;
-            }
-            if (c >= lo && c <= hi)
-                hit = true;
-        }
-        if (*q != ']') /* unterminated: '[' is literal */
-            return c == '[' ? p + 1 : NULL;
-        return hit != neg ? q + 1 : NULL;
-    }
-    case '\\':
-        if (p[1])
-            p++;
-        /* fallthrough */
-    default: return (unsigned char)*p == c ? p + 1 : NULL;
-    }
-}
-
-/* Every element but '*' matches exactly one character, so on a mismatch only the last '*' needs
- * to take one more character and the rest be tried again: O(pattern x name). The recursive
- * matcher this replaces tried every split for every '*': "*a*a*a*a*b" against a name of 250
- * 'a's took 18 s, and the agent, single-threaded, answered nothing else meanwhile (the depth
- * bound it had limited the stack, not the time). */
 bool
-ag_glob_match(const char *p, const char *s)
+ag_name_match(const char *pat, const char *name)
 {
-    const char *star_p = NULL, *star_s = NULL;
-    for (;;) {
-        if (*p == '*') {
-            while (*p == '*')
-                p++;
-            if (*p == '\0')
-                return true;
-            star_p = p;
-            star_s = s;
-            continue;
-        }
-        if (*s == '\0')
-            return *p == '\0';
-        const char *next = *p ? glob_one(p, (unsigned char)*s) : NULL;
-        if (next) {
-            p = next;
-            s++;
-        } else if (star_p) {
-            p = star_p;
-            s = ++star_s;
-        } else {
-            return false;
-        }
-    }
+    /* No FNM_PATHNAME (names have no '/'; "**" is then "*") and no FNM_PERIOD (a search finds
+     * dot files too). glibc's matcher backtracks only to the last '*', so a hostile pattern
+     * costs O(pattern x name), as the hand-written one it replaces did. */
+    return fnmatch(pat, name, 0) == 0;
 }
 
 int64_t
@@ -542,78 +480,101 @@ ag_path_clean(const char *in)
     return out;
 }
 
-/* Iterates colon-separated records; cb returns 1 to stop. */
-static int
-each_record(const char *root, const char *file, int (*cb)(char **f, int nf, void *u), void *u)
+/* passwd and group entries of the sandbox's own files, with fgetpwent_r/fgetgrent_r: they read the
+ * file given and never NSS (a static binary in a scratch rootfs has no libnss, and getpwuid would
+ * read the host's files in host mode). The files are the workload's: an entry longer than
+ * ENT_MAX is skipped, not grown into; malformed lines are skipped by glibc. */
+#define ENT_MAX 16384
+
+static FILE *
+open_db(const char *root, const char *file)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s%s", root ? root : "", file);
-    FILE *fp = fopen(path, "re");
-    if (fp == NULL)
+    if ((size_t)snprintf(path, sizeof(path), "%s%s", root ? root : "", file) >= sizeof(path))
+        return NULL;
+    return fopen(path, "re");
+}
+
+/* After ERANGE glibc has put the stream back at the start of the entry: skip past its line. */
+static bool
+skip_line(FILE *f)
+{
+    int c;
+    while ((c = getc(f)) != EOF && c != '\n')
+        ;
+    return c != EOF;
+}
+
+/* Calls cb on each entry of /etc/passwd under root until it returns true: 0 then, -1 if none did
+ * or the file cannot be read. */
+static int
+each_pw(const char *root, bool (*cb)(const struct passwd *pw, void *u), void *u)
+{
+    FILE *f = open_db(root, "/etc/passwd");
+    if (f == NULL)
         return -1;
-    char line[4096];
-    int rc = -1;
-    while (fgets(line, sizeof(line), fp)) {
-        line[strcspn(line, "\n")] = 0;
-        if (line[0] == '#' || line[0] == 0)
-            continue;
-        char *f[8];
-        int nf = 0;
-        char *s = line;
-        while (nf < 8) {
-            f[nf++] = s;
-            char *c = strchr(s, ':');
-            if (c == NULL)
+    char *buf = malloc(ENT_MAX);
+    struct passwd pw, *res;
+    int rc = -1, e;
+    while (buf && ((e = fgetpwent_r(f, &pw, buf, ENT_MAX, &res)) == 0 || e == ERANGE)) {
+        if (e == ERANGE) {
+            if (!skip_line(f))
                 break;
-            *c = 0;
-            s = c + 1;
-        }
-        if (cb(f, nf, u) == 1) {
+        } else if (cb(res, u)) {
             rc = 0;
             break;
         }
     }
-    fclose(fp);
+    free(buf);
+    fclose(f);
     return rc;
 }
 
-static bool
-parse_id(const char *s, unsigned long *v)
+static int
+each_gr(const char *root, bool (*cb)(const struct group *gr, void *u), void *u)
 {
-    char *end;
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    *v = strtoul(s, &end, 10);
-    return errno == 0 && *end == 0 && *v <= 0xffffffffUL;
+    FILE *f = open_db(root, "/etc/group");
+    if (f == NULL)
+        return -1;
+    char *buf = malloc(ENT_MAX);
+    struct group gr, *res;
+    int rc = -1, e;
+    while (buf && ((e = fgetgrent_r(f, &gr, buf, ENT_MAX, &res)) == 0 || e == ERANGE)) {
+        if (e == ERANGE) {
+            if (!skip_line(f))
+                break;
+        } else if (cb(res, u)) {
+            rc = 0;
+            break;
+        }
+    }
+    free(buf);
+    fclose(f);
+    return rc;
 }
 
 struct pw_q {
-    const char *name;
+    const char *name; /* by name, else by uid */
     uid_t uid;
-    bool by_uid;
     uid_t ouid;
     gid_t ogid;
     char *oname, *home;
     size_t namesz, homesz;
 };
 
-static int
-pw_cb(char **f, int nf, void *u)
+static bool
+pw_cb(const struct passwd *pw, void *u)
 {
     struct pw_q *q = u;
-    unsigned long uid, gid;
-    if (nf < 4 || !parse_id(f[2], &uid) || !parse_id(f[3], &gid))
-        return 0;
-    if (q->by_uid ? uid != q->uid : strcmp(f[0], q->name) != 0)
-        return 0;
-    q->ouid = (uid_t)uid;
-    q->ogid = (gid_t)gid;
+    if (q->name ? strcmp(pw->pw_name, q->name) != 0 : pw->pw_uid != q->uid)
+        return false;
+    q->ouid = pw->pw_uid;
+    q->ogid = pw->pw_gid;
     if (q->oname)
-        snprintf(q->oname, q->namesz, "%s", f[0]);
+        snprintf(q->oname, q->namesz, "%s", pw->pw_name);
     if (q->home)
-        snprintf(q->home, q->homesz, "%s", nf >= 6 ? f[5] : "/");
-    return 1;
+        snprintf(q->home, q->homesz, "%s", pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/");
+    return true;
 }
 
 int
@@ -621,7 +582,7 @@ ag_user_by_name(const char *root, const char *name, uid_t *uid, gid_t *gid, char
                 size_t homesz)
 {
     struct pw_q q = {.name = name, .home = home, .homesz = homesz};
-    if (each_record(root, "/etc/passwd", pw_cb, &q) < 0)
+    if (each_pw(root, pw_cb, &q) < 0)
         return -1;
     if (uid)
         *uid = q.ouid;
@@ -634,13 +595,8 @@ int
 ag_user_by_uid(const char *root, uid_t uid, char *name, size_t namesz, gid_t *gid, char *home,
                size_t homesz)
 {
-    struct pw_q q = {.uid = uid,
-                     .by_uid = true,
-                     .oname = name,
-                     .namesz = namesz,
-                     .home = home,
-                     .homesz = homesz};
-    if (each_record(root, "/etc/passwd", pw_cb, &q) < 0)
+    struct pw_q q = {.uid = uid, .oname = name, .namesz = namesz, .home = home, .homesz = homesz};
+    if (each_pw(root, pw_cb, &q) < 0)
         return -1;
     if (gid)
         *gid = q.ogid;
@@ -648,52 +604,30 @@ ag_user_by_uid(const char *root, uid_t uid, char *name, size_t namesz, gid_t *gi
 }
 
 struct gr_q {
-    const char *name;
+    const char *name; /* by name, else by gid */
     gid_t gid;
-    bool by_gid;
     gid_t ogid;
     char *oname;
     size_t namesz;
-    /* membership listing */
-    const char *member;
-    gid_t *list;
-    int n, max;
 };
 
-static int
-gr_cb(char **f, int nf, void *u)
+static bool
+gr_cb(const struct group *gr, void *u)
 {
     struct gr_q *q = u;
-    unsigned long gid;
-    if (nf < 3 || !parse_id(f[2], &gid))
-        return 0;
-    if (q->member) {
-        if (nf < 4 || q->n >= q->max)
-            return 0;
-        for (char *s = f[3]; s && *s;) {
-            char *c = strchr(s, ',');
-            size_t l = c ? (size_t)(c - s) : strlen(s);
-            if (l == strlen(q->member) && strncmp(s, q->member, l) == 0) {
-                q->list[q->n++] = (gid_t)gid;
-                break;
-            }
-            s = c ? c + 1 : NULL;
-        }
-        return 0;
-    }
-    if (q->by_gid ? gid != q->gid : strcmp(f[0], q->name) != 0)
-        return 0;
-    q->ogid = (gid_t)gid;
+    if (q->name ? strcmp(gr->gr_name, q->name) != 0 : gr->gr_gid != q->gid)
+        return false;
+    q->ogid = gr->gr_gid;
     if (q->oname)
-        snprintf(q->oname, q->namesz, "%s", f[0]);
-    return 1;
+        snprintf(q->oname, q->namesz, "%s", gr->gr_name);
+    return true;
 }
 
 int
 ag_group_by_name(const char *root, const char *name, gid_t *gid)
 {
     struct gr_q q = {.name = name};
-    if (each_record(root, "/etc/group", gr_cb, &q) < 0)
+    if (each_gr(root, gr_cb, &q) < 0)
         return -1;
     *gid = q.ogid;
     return 0;
@@ -702,14 +636,33 @@ ag_group_by_name(const char *root, const char *name, gid_t *gid)
 int
 ag_group_by_gid(const char *root, gid_t gid, char *name, size_t namesz)
 {
-    struct gr_q q = {.gid = gid, .by_gid = true, .oname = name, .namesz = namesz};
-    return each_record(root, "/etc/group", gr_cb, &q);
+    struct gr_q q = {.gid = gid, .oname = name, .namesz = namesz};
+    return each_gr(root, gr_cb, &q);
+}
+
+struct member_q {
+    const char *user;
+    gid_t *list;
+    int n, max;
+};
+
+static bool
+member_cb(const struct group *gr, void *u)
+{
+    struct member_q *q = u;
+    for (char **m = gr->gr_mem; m && *m; m++)
+        if (strcmp(*m, q->user) == 0) {
+            q->list[q->n++] = gr->gr_gid;
+            break;
+        }
+    return q->n >= q->max;
 }
 
 int
 ag_user_groups(const char *root, const char *user, gid_t *out, int max)
 {
-    struct gr_q q = {.member = user, .list = out, .max = max};
-    each_record(root, "/etc/group", gr_cb, &q);
+    struct member_q q = {.user = user, .list = out, .max = max};
+    if (max > 0)
+        each_gr(root, member_cb, &q);
     return q.n;
 }

@@ -50,9 +50,9 @@ int64_t ag_mode_to_api(mode_t m);
  * ignored (absent, not "bytes=", syntactically invalid), -1 when unsatisfiable (→ 416). */
 int ag_range_parse(const char *hdr, uint64_t size, uint64_t *start, uint64_t *end);
 
-/* fnmatch-like glob on one path component: * ? [set] [!set] [^set] and backslash escapes; "**"
- * behaves as "*" because matching is against basenames. */
-bool ag_glob_match(const char *pat, const char *s);
+/* Whether a file name matches a search pattern (GET /files/search?pattern=): fnmatch(3) on the
+ * name alone, so * ? [set] [!set] [^set] [[:class:]] and backslash escapes, with "**" as "*". */
+bool ag_name_match(const char *pat, const char *name);
 
 int64_t ag_now_ms(void);
 int64_t ag_mono_ms(void);
@@ -68,7 +68,8 @@ char *ag_expand(const char *in, char *const *env, const char *home);
  * (so it can never climb above the root). Relative input is taken relative to "/". */
 char *ag_path_clean(const char *in);
 
-/* Minimal passwd/group lookup (no NSS: a static binary in a scratch rootfs has no libnss). */
+/* passwd/group lookups in root's /etc files (root NULL: "/"), never through NSS: a static binary
+ * in a scratch rootfs has no libnss. 0 when found, -1 when not or unreadable. */
 int ag_user_by_name(const char *root, const char *name, uid_t *uid, gid_t *gid, char *home,
                     size_t homesz);
 int ag_user_by_uid(const char *root, uid_t uid, char *name, size_t namesz, gid_t *gid, char *home,

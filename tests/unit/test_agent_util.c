@@ -1,4 +1,4 @@
-/* sbx-agent helpers: mode encoding, Range, glob, query decoding, JSON, paths, token compare. */
+/* sbx-agent helpers: mode encoding, Range, search patterns, query decoding, JSON, paths, users. */
 #include <CUnit/CUnit.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -68,36 +68,36 @@ UNIT_TEST(agent_range, parse)
 
 UNIT_TEST(agent_glob, match)
 {
-    CU_ASSERT(ag_glob_match("**", "anything.txt"));
-    CU_ASSERT(ag_glob_match("*", ""));
-    CU_ASSERT(ag_glob_match("*.txt", "a.txt"));
-    CU_ASSERT_FALSE(ag_glob_match("*.txt", "a.txt.bak"));
-    CU_ASSERT(ag_glob_match("a?c", "abc"));
-    CU_ASSERT_FALSE(ag_glob_match("a?c", "ac"));
-    CU_ASSERT(ag_glob_match("[ab]*", "beta"));
-    CU_ASSERT_FALSE(ag_glob_match("[!ab]*", "beta"));
-    CU_ASSERT(ag_glob_match("[^ab]*", "gamma"));
-    CU_ASSERT(ag_glob_match("file[0-9].log", "file7.log"));
-    CU_ASSERT_FALSE(ag_glob_match("file[0-9].log", "fileX.log"));
-    CU_ASSERT(ag_glob_match("\\*lit", "*lit"));
-    CU_ASSERT_FALSE(ag_glob_match("\\*lit", "xlit"));
-    CU_ASSERT(ag_glob_match("[]]x", "]x"));
-    CU_ASSERT(ag_glob_match("a[", "a["));
-    CU_ASSERT(ag_glob_match("*a*b*c*", "xxaxxbxxcxx"));
+    CU_ASSERT(ag_name_match("**", "anything.txt"));
+    CU_ASSERT(ag_name_match("*", ""));
+    CU_ASSERT(ag_name_match("*.txt", "a.txt"));
+    CU_ASSERT_FALSE(ag_name_match("*.txt", "a.txt.bak"));
+    CU_ASSERT(ag_name_match("a?c", "abc"));
+    CU_ASSERT_FALSE(ag_name_match("a?c", "ac"));
+    CU_ASSERT(ag_name_match("[ab]*", "beta"));
+    CU_ASSERT_FALSE(ag_name_match("[!ab]*", "beta"));
+    CU_ASSERT(ag_name_match("[^ab]*", "gamma"));
+    CU_ASSERT(ag_name_match("file[0-9].log", "file7.log"));
+    CU_ASSERT_FALSE(ag_name_match("file[0-9].log", "fileX.log"));
+    CU_ASSERT(ag_name_match("\\*lit", "*lit"));
+    CU_ASSERT_FALSE(ag_name_match("\\*lit", "xlit"));
+    CU_ASSERT(ag_name_match("[]]x", "]x"));
+    CU_ASSERT(ag_name_match("a[", "a["));
+    CU_ASSERT(ag_name_match("*a*b*c*", "xxaxxbxxcxx"));
     /* pathological pattern must terminate quickly */
-    CU_ASSERT_FALSE(ag_glob_match("*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
-    /* ... on a name of the longest length too (18 s for 4 stars before; tests/fuzz/fuzz_glob.c) */
+    CU_ASSERT_FALSE(ag_name_match("*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+    /* ... on a name of the longest length too (a recursive matcher took 18 s for 4 stars) */
     char name[256], pat[200] = "";
     memset(name, 'a', 255);
     name[255] = '\0';
     for (int i = 0; i < 40; i++)
         strcat(pat, "*a");
     strcat(pat, "*b");
-    CU_ASSERT_FALSE(ag_glob_match(pat, name));
+    CU_ASSERT_FALSE(ag_name_match(pat, name));
     /* More than 64 stars still match (the old recursion gave up at depth 64). */
     memset(pat, '*', 100);
     strcpy(pat + 100, "a?");
-    CU_ASSERT(ag_glob_match(pat, "xyzab"));
+    CU_ASSERT(ag_name_match(pat, "xyzab"));
 }
 
 UNIT_TEST(agent_query, percent_and_repeated_keys)
@@ -389,13 +389,16 @@ UNIT_TEST(agent_users, passwd_and_group_files)
     mkdir(p, 0755);
     snprintf(p, sizeof(p), "%s/etc/passwd", dir);
     FILE *f = fopen(p, "w");
-    fputs("root:x:0:0:root:/root:/bin/sh\n# "
-          "comment\nbroken-line\nsandbox:x:1000:1001::/home/sandbox:/bin/sh\n",
-          f);
+    fputs("root:x:0:0:root:/root:/bin/sh\n# comment\nbroken-line\nlong:x:7:7:", f);
+    for (int i = 0; i < 3000; i++) /* longer than the entry buffer: skipped, not truncated */
+        fputs("gecos.....", f);
+    fputs(":/home/long:/bin/sh\nsandbox:x:1000:1001::/home/sandbox:/bin/sh\n", f);
     fclose(f);
     snprintf(p, sizeof(p), "%s/etc/group", dir);
     f = fopen(p, "w");
-    fputs("root:x:0:\nsandbox:x:1001:\nwheel:x:10:root,sandbox\ndocker:x:999:sandboxx\n", f);
+    fputs("root:x:0:\nsandbox:x:1001:\nwheel:x:10:root,sandbox\ndocker:x:999:sandboxx\n"
+          "audio:x:29:sandbox\n",
+          f);
     fclose(f);
     uid_t uid = 7;
     gid_t gid = 7;
@@ -411,8 +414,10 @@ UNIT_TEST(agent_users, passwd_and_group_files)
     CU_ASSERT_EQUAL(ag_group_by_gid(dir, 1001, name, sizeof(name)), 0);
     CU_ASSERT_STRING_EQUAL(name, "sandbox");
     gid_t gl[8];
-    CU_ASSERT_EQUAL(ag_user_groups(dir, "sandbox", gl, 8), 1); /* "sandboxx" is not "sandbox" */
-    CU_ASSERT_EQUAL(gl[0], 10);
+    CU_ASSERT_EQUAL(ag_user_groups(dir, "sandbox", gl, 8), 2); /* "sandboxx" is not "sandbox" */
+    CU_ASSERT(gl[0] == 10 && gl[1] == 29);
+    CU_ASSERT_EQUAL(ag_user_groups(dir, "sandbox", gl, 1), 1); /* bounded by the caller's array */
+    CU_ASSERT_EQUAL(ag_user_by_uid(dir, 7, name, sizeof(name), &gid, NULL, 0), -1);
     snprintf(p, sizeof(p), "rm -rf %s", dir);
     CU_ASSERT_EQUAL(system(p), 0);
 }
