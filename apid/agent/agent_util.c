@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 int
 ag_buf_reserve(struct ag_buf *b, size_t extra)
@@ -103,94 +105,41 @@ ag_buf_cstr(struct ag_buf *b)
     return b->p;
 }
 
-/* Length of a valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
+int
+ag_buf_json(struct ag_buf *b, json_t *j)
 {
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, min = 0x10000;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    unsigned cp = c & (0xff >> (len + 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
+    if (j == NULL)
+        return -1;
+    size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    int rc = n == 0 || ag_buf_reserve(b, n) < 0 ? -1 : 0;
+    if (rc == 0 && json_dumpb(j, b->p + b->len, n, JSON_COMPACT | JSON_REAL_PRECISION(15)) == n) {
+        b->len += n;
+        b->p[b->len] = 0;
+    } else {
+        rc = -1;
     }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
+    json_decref(j);
+    return rc;
 }
 
-int
-ag_json_str(struct ag_buf *b, const char *s, size_t n)
+json_t *
+ag_jtext(const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    if (ag_buf_reserve(b, n + 2) < 0 || ag_buf_putc(b, '"') < 0)
-        return -1;
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0, run = 0;
-    while (i < n) {
-        unsigned c = u[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            run++;
-            i++;
-            continue;
-        }
-        if (run && ag_buf_put(b, s + i - run, run) < 0)
-            return -1;
-        run = 0;
-        char esc[8];
-        const char *e = NULL;
-        size_t elen = 2;
-        switch (c) {
-        case '"': e = "\\\""; break;
-        case '\\': e = "\\\\"; break;
-        case '\n': e = "\\n"; break;
-        case '\r': e = "\\r"; break;
-        case '\t': e = "\\t"; break;
-        case '\b': e = "\\b"; break;
-        case '\f': e = "\\f"; break;
-        default:
-            if (c < 0x20) {
-                memcpy(esc, "\\u00", 4);
-                esc[4] = hex[c >> 4];
-                esc[5] = hex[c & 15];
-                e = esc;
-                elen = 6;
-            }
-        }
-        if (e) {
-            if (ag_buf_put(b, e, elen) < 0)
-                return -1;
-            i++;
-            continue;
-        }
-        size_t l = utf8_len(u + i, n - i);
-        if (l == 0) {
-            if (ag_buf_puts(b, "\\ufffd") < 0)
-                return -1;
-            i++;
-        } else {
-            if (ag_buf_put(b, s + i, l) < 0)
-                return -1;
-            i += l;
-        }
+    return sbx_json_text(s, strlen(s));
+}
+
+void
+ag_new_id(char out[33])
+{
+    unsigned char r[16];
+    if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        for (size_t i = 0; i < sizeof(r); i++)
+            r[i] = (unsigned char)((ts.tv_nsec >> (i % 8)) ^ (getpid() >> (i % 4)) ^ i);
     }
-    if (run && ag_buf_put(b, s + n - run, run) < 0)
-        return -1;
-    return ag_buf_putc(b, '"');
+    for (int i = 0; i < 16; i++)
+        sprintf(out + i * 2, "%02x", r[i]);
 }
 
 int

@@ -9,6 +9,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "strutil.h"
 
 struct ag_buf {
@@ -26,9 +28,14 @@ void ag_buf_free(struct ag_buf *b);
 /* NUL-terminates without counting the NUL in len; returns p (never NULL on success). */
 char *ag_buf_cstr(struct ag_buf *b);
 
-/* JSON string literal (with quotes). Invalid UTF-8 becomes U+FFFD so the output is always valid
- * JSON that JavaScript's TextDecoder + JSON.parse round-trip. */
-int ag_json_str(struct ag_buf *b, const char *s, size_t n);
+/* Appends j's compact JSON (at most 15 significant digits for reals) and takes j; -1 when out of
+ * memory (nothing appended), also for j NULL, so json_pack()'s result can go straight in. */
+int ag_buf_json(struct ag_buf *b, json_t *j);
+/* s as a JSON string, invalid UTF-8 replaced (sbx_json_text). */
+json_t *ag_jtext(const char *s);
+
+/* 32 lowercase hex digits from getrandom (command and session ids). */
+void ag_new_id(char out[33]);
 
 struct ag_kv {
     char *k, *v;
