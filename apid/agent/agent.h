@@ -57,6 +57,10 @@ struct ag_fcfg {
     char home[256]; /* for "~" */
 };
 void ag_files_configure(const struct ag_fcfg *cfg);
+const struct ag_fcfg *ag_files_config(void);
+/* A Permission object's mode (its API decimal digits), owner and group (names or ids) for chmod
+ * and chown: -1 on a bad mode; a 0 mode and unknown names leave that part alone. */
+int ag_perm_of(const json_t *o, mode_t *mode, bool *has_mode, uid_t *uid, gid_t *gid);
 /* mkdir -p; new directories belong to the configured user. */
 int ag_mkdir_p(const char *path, mode_t mode);
 /* "~", $VAR/${VAR} expansion, then lexical cleaning; relative paths are taken from the cwd. */
@@ -74,6 +78,7 @@ void ag_h_dir_delete(struct ag_conn *c, struct ag_req *r);
 /* POST /files/upload once its body has streamed through ag_upload_feed. */
 void ag_h_files_upload(struct ag_conn *c, struct ag_req *r);
 
+/* Uploads (agent_upload.c). */
 struct ag_upload;
 /* NULL only when out of memory; a non-multipart request fails at the first feed/finish. */
 struct ag_upload *ag_upload_new(const char *content_type);

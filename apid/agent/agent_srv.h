@@ -8,6 +8,7 @@
  *   agent_pty.c      interactive terminals (GET /pty over agent_ws.c's WebSocket framing)
  *   agent_metrics.c  /metrics and /metrics/watch
  *   agent_files.c    /files and /directories
+ *   agent_upload.c   POST /files/upload (agent_multipart.c parses)
  * One thread: nothing here is locked. */
 #ifndef SBX_AGENT_SRV_H
 #define SBX_AGENT_SRV_H
