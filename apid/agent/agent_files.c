@@ -112,7 +112,7 @@ set_text_key(json_t *o, const char *key, json_t *v)
 {
     json_t *k = ag_jtext(key);
     if (k)
-        json_object_setn_nocheck(o, json_string_value(k), json_string_length(k), v);
+        json_object_setn_new_nocheck(o, json_string_value(k), json_string_length(k), v);
     else
         json_decref(v);
     json_decref(k);

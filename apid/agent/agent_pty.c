@@ -208,8 +208,8 @@ query_request(struct ag_conn *c, const struct ag_query *q)
             continue;
         json_t *k = sbx_json_text(kv, (size_t)(eq - kv));
         if (k)
-            json_object_setn_nocheck(envs, json_string_value(k), json_string_length(k),
-                                     ag_jtext(eq + 1));
+            json_object_setn_new_nocheck(envs, json_string_value(k), json_string_length(k),
+                                         ag_jtext(eq + 1));
         json_decref(k);
     }
     json_object_set_new(j, "envs", envs);
