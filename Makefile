@@ -126,10 +126,18 @@ $(BUILD)/bin/sbx-launcher: $(BUILD)/obj/apid/launcher/main.o $(BUILD)/obj/apid/n
 	@mkdir -p $(@D)
 	$(call link_rt,$(RT_LIBS) $(RT_NL_LIBS))
 
-# The agent runs in any rootfs, even one without a libc, so it is linked statically.
-$(BUILD)/bin/sbx-agent: $(BUILD)/obj/apid/agent/main.o $(AGENT_OBJ)
+# The agent runs in any rootfs, even one without a libc, so it is linked statically, with a static
+# jansson (Debian's libjansson-dev ships the .a) and the two files of libsbx that need nothing but
+# libc and jansson, shared with apid and the client (strutil: RFC 3339, percent-decoding,
+# constant-time compare, UTF-8-safe JSON text; ws_frame: WebSocket frame heads). libsbx.a would
+# give the same two members today; naming them keeps the line drawn: an agent call into the rest
+# of libsbx (utils, error, and the libraries and NSS lookups behind them) fails to link rather
+# than silently growing a binary that every sandbox maps.
+AGENT_SHARED := $(BUILD)/obj/runtime/lib/strutil.o $(BUILD)/obj/runtime/lib/ws_frame.o
+$(BUILD)/bin/sbx-agent: $(BUILD)/obj/apid/agent/main.o $(AGENT_OBJ) $(AGENT_SHARED)
 	@mkdir -p $(@D)
-	$(CC) $(if $(SAN),$(LDFLAGS),-static $(LDFLAGS)) -o $@ $^ -lpthread
+	$(CC) $(if $(SAN),$(LDFLAGS),-static $(LDFLAGS)) -o $@ $^ \
+		$(shell pkg-config --libs $(if $(SAN),,--static) jansson 2>/dev/null)
 
 $(BUILD)/bin/sbx-mcp-test: $(BUILD)/obj/tests/api/mcp_stdio_main.o $(BUILD)/obj/client/mcp.o $(BUILD)/lib/libsbx.a
 	@mkdir -p $(@D)

@@ -3,6 +3,7 @@
 #ifndef SBX_APID_H
 #define SBX_APID_H
 
+#include "strutil.h"
 #include "utils.h"
 
 #include <jansson.h>
@@ -444,8 +445,6 @@ void apid_proxy_abort(const char *id);
 /* ---------- HTTP (http.c) ---------- */
 
 int apid_http_start(struct apid_ctx *ctx, sbx_error_t *err);
-/* Compares in time that depends only on the lengths, never on where the first difference is. */
-bool apid_key_equal(const char *want, const char *got);
 /* The external base URL of apid without a trailing '/': --public-url, else
  * http://<public host or listen host>:<port>. Caller frees. */
 char *apid_http_base_url(void);

@@ -98,16 +98,6 @@ reply_err(struct MHD_Connection *c, struct req *r, sbx_error_t *err)
     return ret;
 }
 
-bool
-apid_key_equal(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char d = la != lb;
-    for (size_t i = 0; i < lb; i++)
-        d |= (unsigned char)(b[i] ^ a[i % (la ? la : 1)]);
-    return d == 0;
-}
-
 static bool
 authorized(struct MHD_Connection *c, struct req *r, enum MHD_Result *ret)
 {
@@ -119,7 +109,7 @@ authorized(struct MHD_Connection *c, struct req *r, enum MHD_Result *ret)
         got = authz + 7;
     pthread_mutex_lock(&ctx->cfg_lock);
     const char *key = ctx->cfg->api_key;
-    bool ok = !key || !*key || (got && apid_key_equal(key, got));
+    bool ok = !key || !*key || (got && sbx_ct_equal(got, strlen(got), key, strlen(key)));
     pthread_mutex_unlock(&ctx->cfg_lock);
     if (ok)
         return true;
@@ -487,7 +477,7 @@ h_egress(struct MHD_Connection *c, struct req *r)
         rest++;
     cleanup_free char *token = apid_egress_token(r->egress_id);
     const char *got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "OPENSANDBOX-EGRESS-AUTH");
-    if (!token || !got || !apid_key_equal(token, got))
+    if (!token || !got || !sbx_ct_equal(got, strlen(got), token, strlen(token)))
         return reply_code(c, r, 401, E_INVALID_KEY,
                           "the OPENSANDBOX-EGRESS-AUTH header is missing or not valid");
     if (!apid_egress_known(r->egress_id))

@@ -353,40 +353,6 @@ utf8_cut(const char *s, size_t n)
     return n;
 }
 
-/* A JSON string of raw bytes: itself when it is UTF-8, else with every invalid byte replaced
- * by U+FFFD (the output of a program is text to a model; read_file keeps exact bytes). */
-static json_t *
-text_json(const char *s, size_t n)
-{
-    json_t *j = json_stringn(s, n);
-    if (j)
-        return j;
-    char *o = xmalloc0(n * 3 + 1);
-    size_t w = 0;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t len = c < 0x80             ? 1
-                     : (c & 0xE0) == 0xC0 ? 2
-                     : (c & 0xF0) == 0xE0 ? 3
-                     : (c & 0xF8) == 0xF0 ? 4
-                                          : 0;
-        json_t *t = len && i + len <= n ? json_stringn(s + i, len) : NULL;
-        if (t) {
-            memcpy(o + w, s + i, len);
-            w += len;
-            i += len;
-            json_decref(t);
-        } else {
-            memcpy(o + w, "\xEF\xBF\xBD", 3);
-            w += 3;
-            i++;
-        }
-    }
-    j = json_stringn(o, w);
-    free(o);
-    return j ? j : json_string("");
-}
-
 /* ---------- commands ---------- */
 
 struct buf {
@@ -412,7 +378,7 @@ static json_t *
 bounded_output(const struct buf *b, size_t max, bool *cut)
 {
     if (b->len <= max)
-        return text_json(b->p ? b->p : "", b->len);
+        return sbx_json_text(b->p ? b->p : "", b->len);
     *cut = true;
     size_t head = utf8_cut(b->p, max / 2);
     size_t ts = b->len - max / 2;
@@ -425,7 +391,7 @@ bounded_output(const struct buf *b, size_t max, bool *cut)
     buf_add(&o, b->p, head);
     buf_add(&o, note, strlen(note));
     buf_add(&o, b->p + ts, b->len - ts);
-    json_t *j = text_json(o.p, o.len);
+    json_t *j = sbx_json_text(o.p, o.len);
     free(o.p);
     return j;
 }

@@ -256,7 +256,7 @@ authorized(struct MHD_Connection *c, json_t **reply, int *status)
     const char *got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
     pthread_mutex_lock(&ctx->cfg_lock);
     const char *key = ctx->cfg->api_key;
-    bool ok = !key || !*key || (got && apid_key_equal(key, got));
+    bool ok = !key || !*key || (got && sbx_ct_equal(got, strlen(got), key, strlen(key)));
     pthread_mutex_unlock(&ctx->cfg_lock);
     if (ok)
         return true;

@@ -5,6 +5,7 @@
 #include "image_ref.h"
 #include "image_store.h"
 #include "state.h"
+#include "strutil.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -276,38 +277,14 @@ apid_validate_metadata(json_t *md, bool allow_null, sbx_error_t *err)
     return 0;
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decodes s[0..n) ('+' is a space, as in form encoding); NULL on a bad escape. */
+/* Percent-decodes s[0..n) ('+' is a space, as in form encoding); NULL on a bad escape or a NUL. */
 static char *
 pct_decode(const char *s, size_t n)
 {
-    char *out = xmalloc0(n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            if (i + 2 >= n) {
-                free(out);
-                return NULL;
-            }
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-            if (h < 0 || l < 0 || (h == 0 && l == 0)) {
-                free(out);
-                return NULL;
-            }
-            *o++ = (char)(h * 16 + l);
-            i += 2;
-        } else if (s[i] == '+') {
-            *o++ = ' ';
-        } else {
-            *o++ = s[i];
-        }
+    char *out = xmalloc0(n + 1);
+    if (sbx_pct_decode(s, n, out, true) < 0) {
+        free(out);
+        return NULL;
     }
     return out;
 }

@@ -6,6 +6,7 @@
  * SIGHUP, an error), never left raw. Frame format: see the agent's /pty (binary = bytes, text =
  * JSON control frames). */
 #include "cli.h"
+#include "ws_frame.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -82,31 +83,13 @@ send_all(CURL *h, const void *p, size_t n)
 static int
 send_frame(CURL *h, int opcode, const void *p, size_t n)
 {
-    unsigned char hdr[14];
-    size_t hl = 2;
-    hdr[0] = (unsigned char)(0x80 | opcode);
-    if (n < 126) {
-        hdr[1] = (unsigned char)(0x80 | n);
-    } else if (n <= 0xffff) {
-        hdr[1] = 0x80 | 126;
-        hdr[2] = (unsigned char)(n >> 8);
-        hdr[3] = (unsigned char)n;
-        hl = 4;
-    } else {
-        hdr[1] = 0x80 | 127;
-        for (int i = 0; i < 8; i++)
-            hdr[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
-        hl = 10;
-    }
-    unsigned char mask[4];
+    uint8_t mask[4];
     if (getrandom(mask, 4, 0) != 4)
         memset(mask, 0x5a, 4);
-    memcpy(hdr + hl, mask, 4);
-    hl += 4;
-    cleanup_free unsigned char *buf = xmalloc0(hl + n + 1);
-    memcpy(buf, hdr, hl);
-    for (size_t i = 0; i < n; i++)
-        buf[hl + i] = ((const unsigned char *)p)[i] ^ mask[i & 3];
+    cleanup_free unsigned char *buf = xmalloc0(SBX_WS_HEAD_MAX + n + 1);
+    size_t hl = sbx_ws_head_put(buf, opcode, n, mask);
+    memcpy(buf + hl, p, n);
+    sbx_ws_mask(buf + hl, n, mask);
     return send_all(h, buf, hl + n);
 }
 
@@ -117,7 +100,7 @@ send_resize(CURL *h)
     winsize(&cols, &rows);
     char msg[96];
     int n = snprintf(msg, sizeof(msg), "{\"type\":\"resize\",\"cols\":%d,\"rows\":%d}", cols, rows);
-    return send_frame(h, 1, msg, (size_t)n);
+    return send_frame(h, SBX_WS_TEXT, msg, (size_t)n);
 }
 
 /* host[:port] and path of an http(s) URL. */
@@ -160,38 +143,23 @@ static int
 on_frames(struct session *s)
 {
     for (;;) {
-        const unsigned char *u = (const unsigned char *)s->in.p;
+        struct sbx_ws_head fh;
         size_t n = s->in.len;
-        if (n < 2)
-            return 0;
-        int op = u[0] & 0x0f;
-        uint64_t len = u[1] & 0x7f;
-        size_t hl = 2;
-        if (u[1] & 0x80)
+        int rc = sbx_ws_head_parse(s->in.p, n, &fh);
+        if (rc <= 0)
+            return rc;
+        if (fh.masked || fh.len > FRAME_MAX)
             return -1; /* servers never mask */
-        if (len == 126) {
-            if (n < 4)
-                return 0;
-            len = (uint64_t)u[2] << 8 | u[3];
-            hl = 4;
-        } else if (len == 127) {
-            if (n < 10)
-                return 0;
-            len = 0;
-            for (int i = 0; i < 8; i++)
-                len = len << 8 | u[2 + i];
-            hl = 10;
-        }
-        if (len > FRAME_MAX)
-            return -1;
-        if (n < hl + len)
+        int op = fh.opcode;
+        size_t hl = fh.head_len, len = (size_t)fh.len;
+        if (n - hl < len)
             return 0;
         const char *p = s->in.p + hl;
-        if (op == 2 || op == 0) {
-            fwrite(p, 1, (size_t)len, stdout);
+        if (op == SBX_WS_BIN || op == SBX_WS_CONT) {
+            fwrite(p, 1, len, stdout);
             fflush(stdout);
-        } else if (op == 1) {
-            json_t *j = json_loadb(p, (size_t)len, 0, NULL);
+        } else if (op == SBX_WS_TEXT) {
+            json_t *j = json_loadb(p, len, 0, NULL);
             const char *t = json_string_value(json_object_get(j, "type"));
             if (t && !strcmp(t, "exit")) {
                 s->code = (int)json_integer_value(json_object_get(j, "exit_code"));
@@ -208,13 +176,13 @@ on_frames(struct session *s)
                 }
             }
             json_decref(j);
-        } else if (op == 8) {
+        } else if (op == SBX_WS_CLOSE) {
             s->done = true;
-        } else if (op == 9) {
-            send_frame(s->h, 10, p, (size_t)len);
+        } else if (op == SBX_WS_PING) {
+            send_frame(s->h, SBX_WS_PONG, p, len);
         }
-        memmove(s->in.p, s->in.p + hl + len, n - hl - (size_t)len);
-        s->in.len = n - hl - (size_t)len;
+        memmove(s->in.p, s->in.p + hl + len, n - hl - len);
+        s->in.len = n - hl - len;
     }
 }
 
@@ -388,9 +356,9 @@ cli_exec_tty(char **id, char **argv, const struct exec_opts *o, int *code, sbx_e
                     const char *f = si.ssi_signo == SIGINT
                                         ? "{\"type\":\"signal\",\"signal\":\"SIGINT\"}"
                                         : "{\"type\":\"signal\",\"signal\":\"SIGQUIT\"}";
-                    send_frame(s.h, 1, f, strlen(f));
+                    send_frame(s.h, SBX_WS_TEXT, f, strlen(f));
                 } else { /* SIGTERM, SIGHUP: hang up, as closing a terminal does */
-                    send_frame(s.h, 8, "\x03\xe8", 2);
+                    send_frame(s.h, SBX_WS_CLOSE, "\x03\xe8", 2);
                     s.code = 128 + (int)si.ssi_signo;
                     s.done = true;
                 }
@@ -400,11 +368,11 @@ cli_exec_tty(char **id, char **argv, const struct exec_opts *o, int *code, sbx_e
             char buf[4096];
             ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
             if (n > 0) {
-                if (send_frame(s.h, 2, buf, (size_t)n) < 0)
+                if (send_frame(s.h, SBX_WS_BIN, buf, (size_t)n) < 0)
                     rc = -EX_CONN;
             } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
                 in_open = false; /* input ended: ^D for the remote side, as a terminal gives */
-                send_frame(s.h, 2, "\x04", 1);
+                send_frame(s.h, SBX_WS_BIN, "\x04", 1);
             }
         }
         if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {

@@ -13,8 +13,6 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "agent_json.h"
-#include "agent_multipart.h"
 
 static struct ag_fcfg fcfg;
 
@@ -24,58 +22,30 @@ ag_files_configure(const struct ag_fcfg *cfg)
     fcfg = *cfg;
 }
 
+const struct ag_fcfg *
+ag_files_config(void)
+{
+    return &fcfg;
+}
+
 char *
 ag_resolve_path(const char *in)
 {
-    struct ag_buf b = {0};
-    const char *p = in;
-    if (p[0] == '~' && (p[1] == '/' || p[1] == 0)) {
-        const char *h = fcfg.home[0] ? fcfg.home : getenv("HOME");
-        ag_buf_puts(&b, h ? h : "/");
-        p++;
-    }
-    while (*p) {
-        if (*p == '$' && (p[1] == '{' || p[1] == '_' || (p[1] >= 'A' && p[1] <= 'Z') ||
-                          (p[1] >= 'a' && p[1] <= 'z'))) {
-            const char *s = p + 1, *e;
-            bool brace = *s == '{';
-            if (brace)
-                s++;
-            e = s;
-            while (*e == '_' || (*e >= 'A' && *e <= 'Z') || (*e >= 'a' && *e <= 'z') ||
-                   (*e >= '0' && *e <= '9'))
-                e++;
-            if (!brace || *e == '}') {
-                char name[256];
-                size_t l = (size_t)(e - s);
-                if (l > 0 && l < sizeof(name)) {
-                    memcpy(name, s, l);
-                    name[l] = 0;
-                    const char *v = getenv(name);
-                    if (v)
-                        ag_buf_puts(&b, v);
-                    p = e + (brace ? 1 : 0);
-                    continue;
-                }
-            }
-        }
-        ag_buf_putc(&b, *p++);
-    }
-    if (ag_buf_cstr(&b) == NULL)
+    char *x = ag_expand(in, NULL, fcfg.home), *out;
+    if (x == NULL)
         return NULL;
-    char *out;
-    if (b.p[0] != '/') {
+    if (x[0] != '/') {
         char cwd[4096];
         if (getcwd(cwd, sizeof(cwd)) == NULL)
             strcpy(cwd, "/");
         struct ag_buf j = {0};
-        ag_buf_printf(&j, "%s/%s", cwd, b.p);
+        ag_buf_printf(&j, "%s/%s", cwd, x);
         out = ag_path_clean(ag_buf_cstr(&j) ? j.p : "/");
         ag_buf_free(&j);
     } else {
-        out = ag_path_clean(b.p);
+        out = ag_path_clean(x);
     }
-    ag_buf_free(&b);
+    free(x);
     return out;
 }
 
@@ -115,39 +85,37 @@ gname_of(struct names *nc, gid_t gid)
     return nc->g[i].name;
 }
 
-static int
-fileinfo(struct ag_buf *b, struct names *nc, const char *path, int dirfd, const char *rel)
+static json_t *
+fileinfo(struct names *nc, const char *path, int dirfd, const char *rel)
 {
     struct statx sx;
     if (statx(dirfd, rel, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &sx) < 0)
-        return -1;
+        return NULL;
     const char *type = S_ISREG(sx.stx_mode)   ? "file"
                        : S_ISDIR(sx.stx_mode) ? "directory"
                        : S_ISLNK(sx.stx_mode) ? "symlink"
                                               : "other";
-    char mt[40], ct[40];
-    ag_rfc3339(mt, sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec);
-    if (sx.stx_mask & STATX_BTIME)
-        ag_rfc3339(ct, sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec);
-    else
-        ag_rfc3339(ct, sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec);
-    ag_buf_puts(b, "{\"path\":");
-    ag_json_str(b, path, strlen(path));
-    ag_buf_printf(
-        b, ",\"type\":\"%s\",\"size\":%llu,\"modified_at\":\"%s\",\"created_at\":\"%s\",\"owner\":",
-        type, (unsigned long long)sx.stx_size, mt, ct);
-    const char *o = uname_of(nc, sx.stx_uid), *g = gname_of(nc, sx.stx_gid);
-    ag_json_str(b, o, strlen(o));
-    ag_buf_puts(b, ",\"group\":");
-    ag_json_str(b, g, strlen(g));
-    return ag_buf_printf(b, ",\"mode\":%lld}", (long long)ag_mode_to_api(sx.stx_mode & 07777));
+    char mt[48], ct[48];
+    struct statx_timestamp c = sx.stx_mask & STATX_BTIME ? sx.stx_btime : sx.stx_ctime;
+    ag_rfc3339(mt, &(struct timespec){sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec});
+    ag_rfc3339(ct, &(struct timespec){c.tv_sec, c.tv_nsec});
+    return json_pack("{s:o,s:s,s:I,s:s,s:s,s:o,s:o,s:I}", "path", ag_jtext(path), "type", type,
+                     "size", (json_int_t)sx.stx_size, "modified_at", mt, "created_at", ct, "owner",
+                     ag_jtext(uname_of(nc, sx.stx_uid)), "group",
+                     ag_jtext(gname_of(nc, sx.stx_gid)), "mode",
+                     (json_int_t)ag_mode_to_api(sx.stx_mode & 07777));
 }
 
+/* key (bytes a client or a file system chose) as an object key, invalid UTF-8 replaced. */
 static void
-reply_buf(struct ag_conn *c, struct ag_buf *b)
+set_text_key(json_t *o, const char *key, json_t *v)
 {
-    ag_reply(c, 200, "application/json", b->p ? b->p : "", b->len, NULL);
-    ag_buf_free(b);
+    json_t *k = ag_jtext(key);
+    if (k)
+        json_object_setn_new_nocheck(o, json_string_value(k), json_string_length(k), v);
+    else
+        json_decref(v);
+    json_decref(k);
 }
 
 static void
@@ -162,30 +130,23 @@ reply_errno(struct ag_conn *c, int e, const char *what, const char *path)
 void
 ag_h_files_info(struct ag_conn *c, struct ag_req *r)
 {
-    struct ag_buf b = {0};
+    json_t *o = json_object();
     struct names nc = {0};
-    ag_buf_putc(&b, '{');
-    bool first = true;
     for (size_t i = 0; i < r->q.n; i++) {
         if (strcmp(r->q.kv[i].k, "path") != 0)
             continue;
         char *p = ag_resolve_path(r->q.kv[i].v);
-        if (!first)
-            ag_buf_putc(&b, ',');
-        first = false;
-        ag_json_str(&b, r->q.kv[i].v, strlen(r->q.kv[i].v));
-        ag_buf_putc(&b, ':');
-        if (p == NULL || fileinfo(&b, &nc, p, AT_FDCWD, p) < 0) {
-            int e = errno;
-            ag_buf_free(&b);
-            reply_errno(c, p ? e : ENOMEM, "stat", r->q.kv[i].v);
-            free(p);
+        json_t *fi = p ? fileinfo(&nc, p, AT_FDCWD, p) : NULL;
+        int e = p ? errno : ENOMEM;
+        free(p);
+        if (fi == NULL) {
+            json_decref(o);
+            reply_errno(c, e, "stat", r->q.kv[i].v);
             return;
         }
-        free(p);
+        set_text_key(o, r->q.kv[i].v, fi);
     }
-    ag_buf_putc(&b, '}');
-    reply_buf(c, &b);
+    ag_reply_json(c, o);
 }
 
 void
@@ -205,32 +166,16 @@ ag_h_files_delete(struct ag_conn *c, struct ag_req *r)
     ag_reply_empty(c);
 }
 
-static struct ag_json *
-body_json(struct ag_conn *c, struct ag_req *r, enum ag_jtype want)
-{
-    const char *err = NULL;
-    struct ag_json *j = ag_json_parse(r->body.p ? r->body.p : "", r->body.len, &err);
-    if (j == NULL) {
-        ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "invalid JSON body: %s", err ? err : "?");
-        return NULL;
-    }
-    if (j->t != want) {
-        ag_json_free(j);
-        ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "expected a JSON %s",
-                     want == AG_JOBJ ? "object" : "array");
-        return NULL;
-    }
-    return j;
-}
-
 void
 ag_h_files_mv(struct ag_conn *c, struct ag_req *r)
 {
-    struct ag_json *j = body_json(c, r, AG_JARR);
+    json_t *j = ag_req_json(c, r, true, false), *it;
     if (j == NULL)
         return;
-    for (struct ag_json *it = j->child; it; it = it->next) {
-        const char *src = ag_json_getstr(it, "src"), *dst = ag_json_getstr(it, "dest");
+    size_t i;
+    json_array_foreach (j, i, it) {
+        const char *src = json_string_value(json_object_get(it, "src")),
+                   *dst = json_string_value(json_object_get(it, "dest"));
         if (src == NULL || dst == NULL || !*src || !*dst) {
             ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "each item needs non-empty src and dest");
             goto out;
@@ -257,7 +202,7 @@ ag_h_files_mv(struct ag_conn *c, struct ag_req *r)
     }
     ag_reply_empty(c);
 out:
-    ag_json_free(j);
+    json_decref(j);
 }
 
 static int
@@ -283,18 +228,18 @@ resolve_owner(const char *owner, const char *group, uid_t *uid, gid_t *gid)
     return 0;
 }
 
-/* Parses a Permission object; -1 on a bad mode. */
-static int
-perm_of(const struct ag_json *o, mode_t *mode, bool *has_mode, uid_t *uid, gid_t *gid)
+int
+ag_perm_of(const json_t *o, mode_t *mode, bool *has_mode, uid_t *uid, gid_t *gid)
 {
-    const struct ag_json *m = ag_json_get(o, "mode");
+    const json_t *m = json_object_get(o, "mode");
     *has_mode = false;
-    if (m && m->t != AG_JNULL) {
-        if (m->t != AG_JNUM || !m->is_int || ag_mode_from_api(m->i, mode) < 0)
+    if (m && !json_is_null(m)) {
+        if (!json_is_integer(m) || ag_mode_from_api(json_integer_value(m), mode) < 0)
             return -1;
         *has_mode = *mode != 0; /* 0 leaves the mode alone (contract §B.9) */
     }
-    return resolve_owner(ag_json_getstr(o, "owner"), ag_json_getstr(o, "group"), uid, gid);
+    return resolve_owner(json_string_value(json_object_get(o, "owner")),
+                         json_string_value(json_object_get(o, "group")), uid, gid);
 }
 
 /* mkdir -p; new directories belong to the sandbox user so its commands can use them. */
@@ -337,20 +282,20 @@ ag_mkdir_p(const char *path, mode_t mode)
 static void
 perm_or_mkdir(struct ag_conn *c, struct ag_req *r, bool mk)
 {
-    struct ag_json *j = body_json(c, r, AG_JOBJ);
+    json_t *j = ag_req_json(c, r, false, false), *it;
     if (j == NULL)
         return;
-    for (struct ag_json *it = j->child; it; it = it->next) {
+    const char *key;
+    json_object_foreach (j, key, it) {
         mode_t mode = 0;
         bool has_mode;
         uid_t uid;
         gid_t gid;
-        if (it->t != AG_JOBJ || strlen(it->key) != it->keylen || !*it->key ||
-            perm_of(it, &mode, &has_mode, &uid, &gid) < 0) {
-            ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "bad permission entry for %s", it->key);
+        if (!json_is_object(it) || !*key || ag_perm_of(it, &mode, &has_mode, &uid, &gid) < 0) {
+            ag_reply_err(c, 400, "INVALID_REQUEST_BODY", "bad permission entry for %s", key);
             goto out;
         }
-        char *p = ag_resolve_path(it->key);
+        char *p = ag_resolve_path(key);
         int rc = 0;
         const char *what = "stat";
         if (p == NULL) {
@@ -372,15 +317,15 @@ perm_or_mkdir(struct ag_conn *c, struct ag_req *r, bool mk)
         free(p);
         if (rc < 0) {
             if (e == ENOENT && !mk)
-                ag_reply_err(c, 404, "FILE_NOT_FOUND", "%s %s: %s", what, it->key, strerror(e));
+                ag_reply_err(c, 404, "FILE_NOT_FOUND", "%s %s: %s", what, key, strerror(e));
             else
-                ag_reply_err(c, 500, "RUNTIME_ERROR", "%s %s: %s", what, it->key, strerror(e));
+                ag_reply_err(c, 500, "RUNTIME_ERROR", "%s %s: %s", what, key, strerror(e));
             goto out;
         }
     }
     ag_reply_empty(c);
 out:
-    ag_json_free(j);
+    json_decref(j);
 }
 
 void
@@ -487,52 +432,48 @@ replace_one(const char *path, const char *old, size_t oldlen, const char *new, s
 void
 ag_h_files_replace(struct ag_conn *c, struct ag_req *r)
 {
-    struct ag_json *j = body_json(c, r, AG_JOBJ);
+    json_t *j = ag_req_json(c, r, false, false), *it;
     if (j == NULL)
         return;
-    const char *v = ag_query_get(&r->q, "verbose");
+    const char *v = ag_query_get(&r->q, "verbose"), *key;
     bool verbose = v && (!strcmp(v, "true") || !strcmp(v, "1"));
-    for (struct ag_json *it = j->child; it; it = it->next) {
-        const struct ag_json *o = ag_json_get(it, "old"), *n = ag_json_get(it, "new");
-        if (it->t != AG_JOBJ || !o || o->t != AG_JSTR || o->slen == 0 || (n && n->t != AG_JSTR)) {
+    json_object_foreach (j, key, it) {
+        json_t *o = json_object_get(it, "old"), *n = json_object_get(it, "new");
+        if (!json_string_length(o) || (n && !json_is_string(n))) {
             ag_reply_err(c, 400, "INVALID_REQUEST_BODY",
-                         "replace %s: \"old\" must be a non-empty string", it->key);
+                         "replace %s: \"old\" must be a non-empty string", key);
             goto out;
         }
     }
-    struct ag_buf b = {0};
-    ag_buf_putc(&b, '{');
-    for (struct ag_json *it = j->child; it; it = it->next) {
-        const struct ag_json *o = ag_json_get(it, "old"), *n = ag_json_get(it, "new");
-        char *p = ag_resolve_path(it->key);
+    json_t *counts = json_object();
+    json_object_foreach (j, key, it) {
+        json_t *o = json_object_get(it, "old"), *n = json_object_get(it, "new");
+        char *p = ag_resolve_path(key);
         long cnt = 0;
         int status = 500;
         if (p == NULL ||
-            replace_one(p, o->s, o->slen, n ? n->s : "", n ? n->slen : 0, &cnt, &status) < 0) {
+            replace_one(p, json_string_value(o), json_string_length(o),
+                        n ? json_string_value(n) : "", json_string_length(n), &cnt, &status) < 0) {
             int e = errno;
             free(p);
-            ag_buf_free(&b);
+            json_decref(counts);
             if (status == 404)
-                ag_reply_err(c, 404, "FILE_NOT_FOUND", "replace %s: %s", it->key, strerror(e));
+                ag_reply_err(c, 404, "FILE_NOT_FOUND", "replace %s: %s", key, strerror(e));
             else
-                ag_reply_err(c, 500, "RUNTIME_ERROR", "replace %s: %s", it->key, strerror(e));
+                ag_reply_err(c, 500, "RUNTIME_ERROR", "replace %s: %s", key, strerror(e));
             goto out;
         }
         free(p);
-        if (b.len > 1)
-            ag_buf_putc(&b, ',');
-        ag_json_str(&b, it->key, it->keylen);
-        ag_buf_printf(&b, ":{\"replacedCount\":%ld}", cnt);
+        json_object_set_new(counts, key, json_pack("{s:I}", "replacedCount", (json_int_t)cnt));
     }
-    ag_buf_putc(&b, '}');
     if (verbose)
-        reply_buf(c, &b);
+        ag_reply_json(c, counts);
     else {
-        ag_buf_free(&b);
+        json_decref(counts);
         ag_reply_empty(c);
     }
 out:
-    ag_json_free(j);
+    json_decref(j);
 }
 
 struct walk {
@@ -583,12 +524,13 @@ walk_dir(struct walk *w, int dirfd, const char *path, int depth)
         struct stat st;
         if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
             bool emit =
-                w->list ? true : (S_ISREG(st.st_mode) && ag_glob_match(w->pattern, names[i]));
-            if (emit) {
-                if (w->count++)
-                    ag_buf_putc(&w->out, ',');
-                fileinfo(&w->out, &w->nc, full.p, dirfd, names[i]);
-            }
+                w->list ? true : (S_ISREG(st.st_mode) && ag_name_match(w->pattern, names[i]));
+            json_t *fi = emit ? fileinfo(&w->nc, full.p, dirfd, names[i]) : NULL;
+            /* Each entry is written out as it is found: a tree of json_t for a large search
+             * would take several times the memory of its text. */
+            if (fi && (w->count == 0 || ag_buf_putc(&w->out, ',') == 0) &&
+                ag_buf_json(&w->out, fi) == 0)
+                w->count++;
             if (S_ISDIR(st.st_mode) && depth + 1 < w->depth_max) {
                 int sub = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (sub >= 0)
@@ -659,7 +601,8 @@ list_or_search(struct ag_conn *c, struct ag_req *r, bool list)
         close(fd);
     ag_buf_putc(&w.out, ']');
     free(p);
-    reply_buf(c, &w.out);
+    ag_reply(c, 200, "application/json", w.out.p, w.out.len, NULL);
+    ag_buf_free(&w.out);
 }
 
 void
@@ -810,239 +753,4 @@ ag_h_files_download(struct ag_conn *c, struct ag_req *r)
         ag_reply_file(c, 200, fd, 0, size, h.p);
     }
     ag_buf_free(&h);
-}
-
-/* ---- upload ---- */
-
-enum { UP_WANT_META, UP_IN_META, UP_WANT_FILE, UP_IN_FILE, UP_SKIP };
-
-struct ag_upload {
-    struct ag_mp mp;
-    int st, prev_st;
-    struct ag_buf meta;
-    int fd;
-    char *path;
-    mode_t mode;
-    bool has_mode, created;
-    uid_t uid;
-    gid_t gid;
-    int status;
-    const char *code;
-    char msg[512];
-    int pairs;
-};
-
-static int
-up_fail(struct ag_upload *u, int status, const char *code, const char *fmt, ...)
-{
-    if (u->status)
-        return -1;
-    u->status = status;
-    u->code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(u->msg, sizeof(u->msg), fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-static int
-up_open(struct ag_upload *u)
-{
-    char *slash = strrchr(u->path, '/');
-    if (slash && slash != u->path) {
-        *slash = 0;
-        int rc = ag_mkdir_p(u->path, 0755);
-        *slash = '/';
-        if (rc < 0)
-            return up_fail(u, 500, "RUNTIME_ERROR", "create parent of %s: %s", u->path,
-                           strerror(errno));
-    }
-    for (int tries = 0; tries < 3; tries++) {
-        struct stat st;
-        u->created = lstat(u->path, &st) < 0;
-        int fd = open(u->path,
-                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
-                          (u->created ? O_EXCL : 0),
-                      0777);
-        if (fd < 0 && (errno == ELOOP || errno == EEXIST)) {
-            /* A symlink (possibly swapped in since the lstat) is replaced, never written through.
-             */
-            if (errno == ELOOP)
-                unlink(u->path);
-            continue;
-        }
-        if (fd < 0)
-            return up_fail(u, 500, "RUNTIME_ERROR", "open %s: %s", u->path, strerror(errno));
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-            close(fd);
-            return up_fail(u, 500, "RUNTIME_ERROR", "%s is not a regular file", u->path);
-        }
-        fcntl(fd, F_SETFL, 0);
-        u->fd = fd;
-        return 0;
-    }
-    return up_fail(u, 500, "RUNTIME_ERROR", "open %s: path keeps changing", u->path);
-}
-
-static int
-up_begin(void *p, const char *name, const char *filename, const char *ctype)
-{
-    struct ag_upload *u = p;
-    if (strcmp(name, "metadata") == 0) {
-        if (u->st == UP_WANT_FILE)
-            return up_fail(u, 400, "INVALID_FILE_CONTENT",
-                           "metadata part without a following file part");
-        u->st = UP_IN_META;
-        u->meta.len = 0;
-        return 0;
-    }
-    if (strcmp(name, "file") == 0) {
-        if (u->st != UP_WANT_FILE)
-            return up_fail(u, 400, "INVALID_FILE_METADATA",
-                           "file part without a preceding metadata part");
-        u->st = UP_IN_FILE;
-        return up_open(u);
-    }
-    u->prev_st = u->st;
-    u->st = UP_SKIP;
-    return 0;
-}
-
-static int
-up_data(void *p, const char *d, size_t n)
-{
-    struct ag_upload *u = p;
-    if (u->st == UP_IN_META) {
-        if (u->meta.len + n > 64 * 1024)
-            return up_fail(u, 400, "INVALID_FILE_METADATA", "metadata part too large");
-        return ag_buf_put(&u->meta, d, n);
-    }
-    if (u->st == UP_IN_FILE) {
-        while (n) {
-            ssize_t w = write(u->fd, d, n);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                return up_fail(u, 500, "RUNTIME_ERROR", "write %s: %s", u->path, strerror(errno));
-            d += w;
-            n -= (size_t)w;
-        }
-    }
-    return 0;
-}
-
-static int
-up_end(void *p)
-{
-    struct ag_upload *u = p;
-    if (u->st == UP_SKIP) {
-        u->st = u->prev_st;
-        return 0;
-    }
-    if (u->st == UP_IN_META) {
-        const char *err = NULL;
-        struct ag_json *j = ag_json_parse(u->meta.p ? u->meta.p : "", u->meta.len, &err);
-        if (j == NULL || j->t != AG_JOBJ) {
-            ag_json_free(j);
-            return up_fail(u, 400, "INVALID_FILE_METADATA", "metadata is not a JSON object: %s",
-                           err ? err : "?");
-        }
-        const char *path = ag_json_getstr(j, "path");
-        int rc = 0;
-        free(u->path);
-        u->path = NULL;
-        if (path == NULL || !*path)
-            rc = up_fail(u, 400, "INVALID_FILE_METADATA", "metadata needs a non-empty path");
-        else if (perm_of(j, &u->mode, &u->has_mode, &u->uid, &u->gid) < 0)
-            rc = up_fail(u, 400, "INVALID_FILE_METADATA", "bad mode in metadata");
-        else if ((u->path = ag_resolve_path(path)) == NULL || strcmp(u->path, "/") == 0)
-            rc = up_fail(u, 400, "INVALID_FILE_METADATA", "bad path %s", path);
-        ag_json_free(j);
-        u->st = UP_WANT_FILE;
-        return rc;
-    }
-    if (u->st == UP_IN_FILE) {
-        int fd = u->fd;
-        u->fd = -1;
-        int rc = 0;
-        if (fsync(fd) < 0 && errno != EINVAL)
-            rc = up_fail(u, 500, "RUNTIME_ERROR", "fsync %s: %s", u->path, strerror(errno));
-        uid_t uid = u->uid;
-        gid_t gid = u->gid;
-        if (u->created && fcfg.chown_new) {
-            if (uid == (uid_t)-1)
-                uid = fcfg.uid;
-            if (gid == (gid_t)-1)
-                gid = fcfg.gid;
-        }
-        if (rc == 0 && u->has_mode && fchmod(fd, u->mode) < 0)
-            rc = up_fail(u, 500, "RUNTIME_ERROR", "chmod %s: %s", u->path, strerror(errno));
-        if (rc == 0 && (uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0)
-            rc = up_fail(u, 500, "RUNTIME_ERROR", "chown %s: %s", u->path, strerror(errno));
-        close(fd);
-        u->pairs++;
-        u->st = UP_WANT_META;
-        return rc;
-    }
-    return 0;
-}
-
-static const struct ag_mp_cb up_cb = {up_begin, up_data, up_end};
-
-struct ag_upload *
-ag_upload_new(const char *content_type)
-{
-    struct ag_upload *u = calloc(1, sizeof(*u));
-    if (u == NULL)
-        return NULL;
-    u->fd = -1;
-    if (ag_mp_init(&u->mp, content_type) < 0)
-        up_fail(u, 400, "INVALID_FILE", "request is not multipart/form-data with a boundary");
-    return u;
-}
-
-int
-ag_upload_feed(struct ag_upload *u, const char *p, size_t n)
-{
-    if (u->status)
-        return -1;
-    int rc = ag_mp_feed(&u->mp, p, n, &up_cb, u);
-    if (rc == -1)
-        return up_fail(u, 400, "INVALID_FILE", "malformed multipart body");
-    return rc < 0 ? -1 : 0;
-}
-
-int
-ag_upload_finish(struct ag_upload *u)
-{
-    if (u->status)
-        return -1;
-    if (!ag_mp_done(&u->mp))
-        return up_fail(u, 400, "INVALID_FILE", "multipart body ended before its closing boundary");
-    if (u->st == UP_WANT_FILE)
-        return up_fail(u, 400, "INVALID_FILE_CONTENT", "metadata part without a file part");
-    if (u->pairs == 0)
-        return up_fail(u, 400, "INVALID_FILE", "no metadata/file pairs in the request");
-    return 0;
-}
-
-int
-ag_upload_error(const struct ag_upload *u, const char **code, const char **msg)
-{
-    *code = u->code ? u->code : "RUNTIME_ERROR";
-    *msg = u->msg;
-    return u->status ? u->status : 500;
-}
-
-void
-ag_upload_free(struct ag_upload *u)
-{
-    if (u == NULL)
-        return;
-    if (u->fd >= 0)
-        close(u->fd);
-    free(u->path);
-    ag_buf_free(&u->meta);
-    free(u);
 }

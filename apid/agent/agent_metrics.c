@@ -1,12 +1,13 @@
 /* Metrics from the sandbox's own cgroup as seen through its cgroup namespace (v2 first, then v1),
- * falling back to /proc for hosts or sandboxes without a cgroup mount. */
+ * falling back to /proc for hosts or sandboxes without a cgroup mount; GET /metrics and
+ * /metrics/watch. */
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "agent_srv.h"
 
 static int
 read_small(const char *path, char *buf, size_t sz)
@@ -104,8 +105,15 @@ ag_metrics_sample(struct ag_cpu_sample *s)
     }
 }
 
-int
-ag_metrics_json(struct ag_buf *b, const struct ag_cpu_sample *prev, const struct ag_cpu_sample *cur)
+/* Two decimals, as the figures always had (all are >= 0; no libm in the static agent). */
+static double
+r2(double v)
+{
+    return (double)(long long)(v * 100 + 0.5) / 100;
+}
+
+json_t *
+ag_metrics_json(const struct ag_cpu_sample *prev, const struct ag_cpu_sample *cur)
 {
     double ncpu = cpu_count();
     double pct = 0;
@@ -131,9 +139,60 @@ ag_metrics_json(struct ag_buf *b, const struct ag_cpu_sample *prev, const struct
         uint64_t avail = meminfo("MemAvailable:");
         used = total > avail ? total - avail : 0;
     }
-    return ag_buf_printf(b,
-                         "{\"cpu_count\":%.2f,\"cpu_used_pct\":%.2f,\"mem_total_mib\":%.2f,\"mem_"
-                         "used_mib\":%.2f,\"timestamp\":%lld}",
-                         ncpu, pct, (double)total / 1048576.0, (double)used / 1048576.0,
-                         (long long)ag_now_ms());
+    return json_pack("{s:f,s:f,s:f,s:f,s:I}", "cpu_count", r2(ncpu), "cpu_used_pct", r2(pct),
+                     "mem_total_mib", r2((double)total / 1048576.0), "mem_used_mib",
+                     r2((double)used / 1048576.0), "timestamp", (json_int_t)ag_now_ms());
+}
+
+void
+ag_metrics_send(struct ag_conn *c)
+{
+    struct ag_cpu_sample cur;
+    ag_metrics_sample(&cur);
+    json_t *j = ag_metrics_json(&c->prev, &cur);
+    ag_srv.last = cur;
+    c->prev = cur;
+    if (c->watch == W_ONESHOT) {
+        c->watch = W_NONE;
+        ag_reply_json(c, j);
+        return;
+    }
+    struct ag_buf b = {0};
+    if (ag_buf_json(&b, j) == 0 && ag_buf_putc(&b, '\n') == 0)
+        ag_stream_chunk(c, b.p, b.len);
+    ag_buf_free(&b);
+    c->tick = ag_mono_ms() + 1000;
+}
+
+static void
+metrics_start(struct ag_conn *c, bool watch)
+{
+    struct ag_cpu_sample now;
+    ag_metrics_sample(&now);
+    int64_t age = now.mono_ms - ag_srv.last.mono_ms;
+    c->watch = watch ? W_WATCH : W_ONESHOT;
+    if (watch)
+        ag_stream_begin(c, "text/event-stream");
+    else
+        c->st = S_RESP; /* response comes from the timer */
+    if (ag_srv.last.ok && age >= 50 && age < 60000) {
+        c->prev = ag_srv.last;
+        ag_metrics_send(c);
+        return;
+    }
+    /* CPU% needs two samples; take the second one shortly. */
+    c->prev = now;
+    c->tick = ag_mono_ms() + 100;
+}
+
+void
+ag_h_metrics(struct ag_conn *c, struct ag_req *r)
+{
+    metrics_start(c, false);
+}
+
+void
+ag_h_metrics_watch(struct ag_conn *c, struct ag_req *r)
+{
+    metrics_start(c, true);
 }

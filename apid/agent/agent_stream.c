@@ -74,30 +74,33 @@ ag_lsplit_free(struct ag_lsplit *ls)
 int
 ag_event_encode(struct ag_buf *o, const struct ag_event *ev)
 {
-    int rc = ag_buf_puts(o, "{\"type\":");
-    rc |= ag_json_str(o, ev->type, strlen(ev->type));
+    json_t *j = json_object();
+    int rc = json_object_set_new(j, "type", json_string(ev->type));
     if (ev->text) {
-        rc |= ag_buf_puts(o, ",\"text\":");
-        if (ev->textlen == 0 && (!strcmp(ev->type, "stdout") || !strcmp(ev->type, "stderr")))
-            rc |= ag_buf_puts(o, "\"\\n\"");
-        else
-            rc |= ag_json_str(o, ev->text, ev->textlen);
+        bool out = !strcmp(ev->type, "stdout") || !strcmp(ev->type, "stderr");
+        rc |= json_object_set_new(j, "text",
+                                  ev->textlen == 0 && out ? json_string("\n")
+                                                          : sbx_json_text(ev->text, ev->textlen));
     }
-    rc |= ag_buf_printf(o, ",\"timestamp\":%lld", (long long)ev->timestamp);
+    rc |= json_object_set_new(j, "timestamp", json_integer(ev->timestamp));
     if (ev->execution_time >= 0)
-        rc |= ag_buf_printf(o, ",\"execution_time\":%lld", (long long)ev->execution_time);
-    if (ev->ename) {
-        rc |= ag_buf_puts(o, ",\"error\":{\"ename\":");
-        rc |= ag_json_str(o, ev->ename, strlen(ev->ename));
-        rc |= ag_buf_puts(o, ",\"evalue\":");
-        rc |= ag_json_str(o, ev->evalue ? ev->evalue : "", ev->evalue ? strlen(ev->evalue) : 0);
-        rc |= ag_buf_puts(o, ",\"traceback\":[");
-        if (ev->traceback)
-            rc |= ag_json_str(o, ev->traceback, strlen(ev->traceback));
-        rc |= ag_buf_puts(o, "]}");
+        rc |= json_object_set_new(j, "execution_time", json_integer(ev->execution_time));
+    if (ev->ename)
+        rc |= json_object_set_new(j, "error",
+                                  json_pack("{s:o,s:o,s:[o*]}", "ename", ag_jtext(ev->ename),
+                                            "evalue", ag_jtext(ev->evalue ? ev->evalue : ""),
+                                            "traceback",
+                                            ev->traceback ? ag_jtext(ev->traceback) : NULL));
+    if (rc) {
+        json_decref(j);
+        return -1;
     }
-    rc |= ag_buf_puts(o, "}\n\n");
-    return rc ? -1 : 0;
+    size_t before = o->len;
+    if (ag_buf_json(o, j) < 0 || ag_buf_puts(o, "\n\n") < 0) {
+        o->len = before;
+        return -1;
+    }
+    return 0;
 }
 
 enum {

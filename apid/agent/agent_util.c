@@ -1,10 +1,15 @@
 #include "agent_util.h"
 
 #include <errno.h>
+#include <fnmatch.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 int
 ag_buf_reserve(struct ag_buf *b, size_t extra)
@@ -100,130 +105,41 @@ ag_buf_cstr(struct ag_buf *b)
     return b->p;
 }
 
-/* Length of a valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, min = 0x10000;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    unsigned cp = c & (0xff >> (len + 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 int
-ag_json_str(struct ag_buf *b, const char *s, size_t n)
+ag_buf_json(struct ag_buf *b, json_t *j)
 {
-    static const char hex[] = "0123456789abcdef";
-    if (ag_buf_reserve(b, n + 2) < 0 || ag_buf_putc(b, '"') < 0)
+    if (j == NULL)
         return -1;
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0, run = 0;
-    while (i < n) {
-        unsigned c = u[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            run++;
-            i++;
-            continue;
-        }
-        if (run && ag_buf_put(b, s + i - run, run) < 0)
-            return -1;
-        run = 0;
-        char esc[8];
-        const char *e = NULL;
-        size_t elen = 2;
-        switch (c) {
-        case '"': e = "\\\""; break;
-        case '\\': e = "\\\\"; break;
-        case '\n': e = "\\n"; break;
-        case '\r': e = "\\r"; break;
-        case '\t': e = "\\t"; break;
-        case '\b': e = "\\b"; break;
-        case '\f': e = "\\f"; break;
-        default:
-            if (c < 0x20) {
-                memcpy(esc, "\\u00", 4);
-                esc[4] = hex[c >> 4];
-                esc[5] = hex[c & 15];
-                e = esc;
-                elen = 6;
-            }
-        }
-        if (e) {
-            if (ag_buf_put(b, e, elen) < 0)
-                return -1;
-            i++;
-            continue;
-        }
-        size_t l = utf8_len(u + i, n - i);
-        if (l == 0) {
-            if (ag_buf_puts(b, "\\ufffd") < 0)
-                return -1;
-            i++;
-        } else {
-            if (ag_buf_put(b, s + i, l) < 0)
-                return -1;
-            i += l;
-        }
+    size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    int rc = n == 0 || ag_buf_reserve(b, n) < 0 ? -1 : 0;
+    if (rc == 0 && json_dumpb(j, b->p + b->len, n, JSON_COMPACT | JSON_REAL_PRECISION(15)) == n) {
+        b->len += n;
+        b->p[b->len] = 0;
+    } else {
+        rc = -1;
     }
-    if (run && ag_buf_put(b, s + n - run, run) < 0)
-        return -1;
-    return ag_buf_putc(b, '"');
+    json_decref(j);
+    return rc;
 }
 
-static int
-hexval(int c)
+json_t *
+ag_jtext(const char *s)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    return sbx_json_text(s, strlen(s));
 }
 
-ssize_t
-ag_pct_decode(const char *in, size_t n, char *out, bool plus_space)
+void
+ag_new_id(char out[33])
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = in[i];
-        if (c == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int h = hexval((unsigned char)in[i + 1]), l = hexval((unsigned char)in[i + 2]);
-            if (h < 0 || l < 0)
-                return -1;
-            c = (char)(h * 16 + l);
-            i += 2;
-        } else if (c == '+' && plus_space) {
-            c = ' ';
-        }
-        if (c == 0)
-            return -1;
-        out[o++] = c;
+    unsigned char r[16];
+    if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        for (size_t i = 0; i < sizeof(r); i++)
+            r[i] = (unsigned char)((ts.tv_nsec >> (i % 8)) ^ (getpid() >> (i % 4)) ^ i);
     }
-    return (ssize_t)o;
+    for (int i = 0; i < 16; i++)
+        sprintf(out + i * 2, "%02x", r[i]);
 }
 
 int
@@ -253,8 +169,8 @@ ag_query_parse(const char *q, size_t n, struct ag_query *out)
                 return -1;
             }
             out->kv = nkv;
-            ssize_t kl = ag_pct_decode(q + i, eq - i, k, true);
-            ssize_t vl = eq < j ? ag_pct_decode(q + eq + 1, vlen, v, true) : 0;
+            ssize_t kl = sbx_pct_decode(q + i, eq - i, k, true);
+            ssize_t vl = eq < j ? sbx_pct_decode(q + eq + 1, vlen, v, true) : 0;
             if (kl < 0 || vl < 0) {
                 free(k);
                 free(v);
@@ -389,78 +305,13 @@ ag_range_parse(const char *hdr, uint64_t size, uint64_t *start, uint64_t *end)
     return 0;
 }
 
-/* One pattern element other than '*' at p against the character c (never NUL): the pattern
- * after the element, or NULL when c does not match it. */
-static const char *
-glob_one(const char *p, unsigned char c)
-{
-    switch (*p) {
-    case '?': return p + 1;
-    case '[': {
-        const char *q = p + 1;
-        bool neg = false, hit = false;
-        if (*q == '!' || *q == '^')
-            neg = true, q++;
-        const char *first = q;
-        while (*q && (*q != ']' || q == first)) {
-            unsigned char lo = (unsigned char)*q, hi;
-            if (lo == '\\' && q[1])
-                lo = (unsigned char)*++q;
-            q++;
-            hi = lo;
-            if (*q == '-' && q[1] && q[1] != ']') {
-                hi = (unsigned char)q[1];
-                if (hi == '\\' && q[2])
-                    hi = (unsigned char)q[2], q++;
-                q += 2;
-            }
-            if (c >= lo && c <= hi)
-                hit = true;
-        }
-        if (*q != ']') /* unterminated: '[' is literal */
-            return c == '[' ? p + 1 : NULL;
-        return hit != neg ? q + 1 : NULL;
-    }
-    case '\\':
-        if (p[1])
-            p++;
-        /* fallthrough */
-    default: return (unsigned char)*p == c ? p + 1 : NULL;
-    }
-}
-
-/* Every element but '*' matches exactly one character, so on a mismatch only the last '*' needs
- * to take one more character and the rest be tried again: O(pattern x name). The recursive
- * matcher this replaces tried every split for every '*': "*a*a*a*a*b" against a name of 250
- * 'a's took 18 s, and the agent, single-threaded, answered nothing else meanwhile (the depth
- * bound it had limited the stack, not the time). */
 bool
-ag_glob_match(const char *p, const char *s)
+ag_name_match(const char *pat, const char *name)
 {
-    const char *star_p = NULL, *star_s = NULL;
-    for (;;) {
-        if (*p == '*') {
-            while (*p == '*')
-                p++;
-            if (*p == '\0')
-                return true;
-            star_p = p;
-            star_s = s;
-            continue;
-        }
-        if (*s == '\0')
-            return *p == '\0';
-        const char *next = *p ? glob_one(p, (unsigned char)*s) : NULL;
-        if (next) {
-            p = next;
-            s++;
-        } else if (star_p) {
-            p = star_p;
-            s = ++star_s;
-        } else {
-            return false;
-        }
-    }
+    /* No FNM_PATHNAME (names have no '/'; "**" is then "*") and no FNM_PERIOD (a search finds
+     * dot files too). glibc's matcher backtracks only to the last '*', so a hostile pattern
+     * costs O(pattern x name), as the hand-written one it replaces did. */
+    return fnmatch(pat, name, 0) == 0;
 }
 
 int64_t
@@ -480,15 +331,61 @@ ag_mono_ms(void)
 }
 
 void
-ag_rfc3339(char out[40], time_t sec, long nsec)
+ag_rfc3339(char out[48], const struct timespec *ts)
 {
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (nsec > 0)
-        snprintf(out + n, 40 - n, ".%03ldZ", nsec / 1000000);
-    else
-        snprintf(out + n, 40 - n, "Z");
+    /* Milliseconds unless there are none, as Go's RFC3339Nano trims them (execd writes those). */
+    sbx_format_rfc3339(ts, ts->tv_nsec > 0 ? 3 : 0, out, 48);
+}
+
+static const char *
+env_get(char *const *env, const char *name, size_t n)
+{
+    extern char **environ;
+    for (char *const *e = env ? env : environ; e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
+static bool
+name_char(char c, bool first)
+{
+    return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (!first && c >= '0' && c <= '9');
+}
+
+char *
+ag_expand(const char *in, char *const *env, const char *home)
+{
+    struct ag_buf b = {0};
+    const char *p = in;
+    if (p[0] == '~' && (p[1] == '/' || p[1] == 0)) {
+        const char *h = home && *home ? home : env_get(env, "HOME", 4);
+        ag_buf_puts(&b, h && *h ? h : "/");
+        p++;
+    }
+    while (*p) {
+        if (*p == '$') {
+            bool brace = p[1] == '{';
+            const char *s = p + 1 + brace, *e = s;
+            if (name_char(*e, true))
+                while (name_char(*++e, false))
+                    ;
+            if (e > s && (!brace || *e == '}')) {
+                const char *v = env_get(env, s, (size_t)(e - s));
+                if (v)
+                    ag_buf_puts(&b, v);
+                p = e + brace;
+                continue;
+            }
+        }
+        ag_buf_putc(&b, *p++);
+    }
+    if (ag_buf_cstr(&b) == NULL) {
+        ag_buf_free(&b);
+        return NULL;
+    }
+    return b.p;
 }
 
 char *
@@ -532,88 +429,101 @@ ag_path_clean(const char *in)
     return out;
 }
 
-bool
-ag_ct_equal(const char *a, size_t alen, const char *b, size_t blen)
-{
-    /* The loop length depends only on the expected token (b), never on where a mismatch is. */
-    unsigned char d = (unsigned char)(alen != blen);
-    for (size_t i = 0; i < blen; i++)
-        d |= (unsigned char)((i < alen ? (unsigned char)a[i] : 0) ^ (unsigned char)b[i]);
-    return d == 0;
-}
+/* passwd and group entries of the sandbox's own files, with fgetpwent_r/fgetgrent_r: they read the
+ * file given and never NSS (a static binary in a scratch rootfs has no libnss, and getpwuid would
+ * read the host's files in host mode). The files are the workload's: an entry longer than
+ * ENT_MAX is skipped, not grown into; malformed lines are skipped by glibc. */
+#define ENT_MAX 16384
 
-/* Iterates colon-separated records; cb returns 1 to stop. */
-static int
-each_record(const char *root, const char *file, int (*cb)(char **f, int nf, void *u), void *u)
+static FILE *
+open_db(const char *root, const char *file)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s%s", root ? root : "", file);
-    FILE *fp = fopen(path, "re");
-    if (fp == NULL)
+    if ((size_t)snprintf(path, sizeof(path), "%s%s", root ? root : "", file) >= sizeof(path))
+        return NULL;
+    return fopen(path, "re");
+}
+
+/* After ERANGE glibc has put the stream back at the start of the entry: skip past its line. */
+static bool
+skip_line(FILE *f)
+{
+    int c;
+    while ((c = getc(f)) != EOF && c != '\n')
+        ;
+    return c != EOF;
+}
+
+/* Calls cb on each entry of /etc/passwd under root until it returns true: 0 then, -1 if none did
+ * or the file cannot be read. */
+static int
+each_pw(const char *root, bool (*cb)(const struct passwd *pw, void *u), void *u)
+{
+    FILE *f = open_db(root, "/etc/passwd");
+    if (f == NULL)
         return -1;
-    char line[4096];
-    int rc = -1;
-    while (fgets(line, sizeof(line), fp)) {
-        line[strcspn(line, "\n")] = 0;
-        if (line[0] == '#' || line[0] == 0)
-            continue;
-        char *f[8];
-        int nf = 0;
-        char *s = line;
-        while (nf < 8) {
-            f[nf++] = s;
-            char *c = strchr(s, ':');
-            if (c == NULL)
+    char *buf = malloc(ENT_MAX);
+    struct passwd pw, *res;
+    int rc = -1, e;
+    while (buf && ((e = fgetpwent_r(f, &pw, buf, ENT_MAX, &res)) == 0 || e == ERANGE)) {
+        if (e == ERANGE) {
+            if (!skip_line(f))
                 break;
-            *c = 0;
-            s = c + 1;
-        }
-        if (cb(f, nf, u) == 1) {
+        } else if (cb(res, u)) {
             rc = 0;
             break;
         }
     }
-    fclose(fp);
+    free(buf);
+    fclose(f);
     return rc;
 }
 
-static bool
-parse_id(const char *s, unsigned long *v)
+static int
+each_gr(const char *root, bool (*cb)(const struct group *gr, void *u), void *u)
 {
-    char *end;
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    *v = strtoul(s, &end, 10);
-    return errno == 0 && *end == 0 && *v <= 0xffffffffUL;
+    FILE *f = open_db(root, "/etc/group");
+    if (f == NULL)
+        return -1;
+    char *buf = malloc(ENT_MAX);
+    struct group gr, *res;
+    int rc = -1, e;
+    while (buf && ((e = fgetgrent_r(f, &gr, buf, ENT_MAX, &res)) == 0 || e == ERANGE)) {
+        if (e == ERANGE) {
+            if (!skip_line(f))
+                break;
+        } else if (cb(res, u)) {
+            rc = 0;
+            break;
+        }
+    }
+    free(buf);
+    fclose(f);
+    return rc;
 }
 
 struct pw_q {
-    const char *name;
+    const char *name; /* by name, else by uid */
     uid_t uid;
-    bool by_uid;
     uid_t ouid;
     gid_t ogid;
     char *oname, *home;
     size_t namesz, homesz;
 };
 
-static int
-pw_cb(char **f, int nf, void *u)
+static bool
+pw_cb(const struct passwd *pw, void *u)
 {
     struct pw_q *q = u;
-    unsigned long uid, gid;
-    if (nf < 4 || !parse_id(f[2], &uid) || !parse_id(f[3], &gid))
-        return 0;
-    if (q->by_uid ? uid != q->uid : strcmp(f[0], q->name) != 0)
-        return 0;
-    q->ouid = (uid_t)uid;
-    q->ogid = (gid_t)gid;
+    if (q->name ? strcmp(pw->pw_name, q->name) != 0 : pw->pw_uid != q->uid)
+        return false;
+    q->ouid = pw->pw_uid;
+    q->ogid = pw->pw_gid;
     if (q->oname)
-        snprintf(q->oname, q->namesz, "%s", f[0]);
+        snprintf(q->oname, q->namesz, "%s", pw->pw_name);
     if (q->home)
-        snprintf(q->home, q->homesz, "%s", nf >= 6 ? f[5] : "/");
-    return 1;
+        snprintf(q->home, q->homesz, "%s", pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/");
+    return true;
 }
 
 int
@@ -621,7 +531,7 @@ ag_user_by_name(const char *root, const char *name, uid_t *uid, gid_t *gid, char
                 size_t homesz)
 {
     struct pw_q q = {.name = name, .home = home, .homesz = homesz};
-    if (each_record(root, "/etc/passwd", pw_cb, &q) < 0)
+    if (each_pw(root, pw_cb, &q) < 0)
         return -1;
     if (uid)
         *uid = q.ouid;
@@ -634,13 +544,8 @@ int
 ag_user_by_uid(const char *root, uid_t uid, char *name, size_t namesz, gid_t *gid, char *home,
                size_t homesz)
 {
-    struct pw_q q = {.uid = uid,
-                     .by_uid = true,
-                     .oname = name,
-                     .namesz = namesz,
-                     .home = home,
-                     .homesz = homesz};
-    if (each_record(root, "/etc/passwd", pw_cb, &q) < 0)
+    struct pw_q q = {.uid = uid, .oname = name, .namesz = namesz, .home = home, .homesz = homesz};
+    if (each_pw(root, pw_cb, &q) < 0)
         return -1;
     if (gid)
         *gid = q.ogid;
@@ -648,52 +553,30 @@ ag_user_by_uid(const char *root, uid_t uid, char *name, size_t namesz, gid_t *gi
 }
 
 struct gr_q {
-    const char *name;
+    const char *name; /* by name, else by gid */
     gid_t gid;
-    bool by_gid;
     gid_t ogid;
     char *oname;
     size_t namesz;
-    /* membership listing */
-    const char *member;
-    gid_t *list;
-    int n, max;
 };
 
-static int
-gr_cb(char **f, int nf, void *u)
+static bool
+gr_cb(const struct group *gr, void *u)
 {
     struct gr_q *q = u;
-    unsigned long gid;
-    if (nf < 3 || !parse_id(f[2], &gid))
-        return 0;
-    if (q->member) {
-        if (nf < 4 || q->n >= q->max)
-            return 0;
-        for (char *s = f[3]; s && *s;) {
-            char *c = strchr(s, ',');
-            size_t l = c ? (size_t)(c - s) : strlen(s);
-            if (l == strlen(q->member) && strncmp(s, q->member, l) == 0) {
-                q->list[q->n++] = (gid_t)gid;
-                break;
-            }
-            s = c ? c + 1 : NULL;
-        }
-        return 0;
-    }
-    if (q->by_gid ? gid != q->gid : strcmp(f[0], q->name) != 0)
-        return 0;
-    q->ogid = (gid_t)gid;
+    if (q->name ? strcmp(gr->gr_name, q->name) != 0 : gr->gr_gid != q->gid)
+        return false;
+    q->ogid = gr->gr_gid;
     if (q->oname)
-        snprintf(q->oname, q->namesz, "%s", f[0]);
-    return 1;
+        snprintf(q->oname, q->namesz, "%s", gr->gr_name);
+    return true;
 }
 
 int
 ag_group_by_name(const char *root, const char *name, gid_t *gid)
 {
     struct gr_q q = {.name = name};
-    if (each_record(root, "/etc/group", gr_cb, &q) < 0)
+    if (each_gr(root, gr_cb, &q) < 0)
         return -1;
     *gid = q.ogid;
     return 0;
@@ -702,14 +585,33 @@ ag_group_by_name(const char *root, const char *name, gid_t *gid)
 int
 ag_group_by_gid(const char *root, gid_t gid, char *name, size_t namesz)
 {
-    struct gr_q q = {.gid = gid, .by_gid = true, .oname = name, .namesz = namesz};
-    return each_record(root, "/etc/group", gr_cb, &q);
+    struct gr_q q = {.gid = gid, .oname = name, .namesz = namesz};
+    return each_gr(root, gr_cb, &q);
+}
+
+struct member_q {
+    const char *user;
+    gid_t *list;
+    int n, max;
+};
+
+static bool
+member_cb(const struct group *gr, void *u)
+{
+    struct member_q *q = u;
+    for (char **m = gr->gr_mem; m && *m; m++)
+        if (strcmp(*m, q->user) == 0) {
+            q->list[q->n++] = gr->gr_gid;
+            break;
+        }
+    return q->n >= q->max;
 }
 
 int
 ag_user_groups(const char *root, const char *user, gid_t *out, int max)
 {
-    struct gr_q q = {.member = user, .list = out, .max = max};
-    each_record(root, "/etc/group", gr_cb, &q);
+    struct member_q q = {.user = user, .list = out, .max = max};
+    if (max > 0)
+        each_gr(root, member_cb, &q);
     return q.n;
 }

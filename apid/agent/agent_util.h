@@ -9,6 +9,10 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <jansson.h>
+
+#include "strutil.h"
+
 struct ag_buf {
     char *p;
     size_t len, cap;
@@ -24,13 +28,14 @@ void ag_buf_free(struct ag_buf *b);
 /* NUL-terminates without counting the NUL in len; returns p (never NULL on success). */
 char *ag_buf_cstr(struct ag_buf *b);
 
-/* JSON string literal (with quotes). Invalid UTF-8 becomes U+FFFD so the output is always valid
- * JSON that JavaScript's TextDecoder + JSON.parse round-trip. */
-int ag_json_str(struct ag_buf *b, const char *s, size_t n);
+/* Appends j's compact JSON (at most 15 significant digits for reals) and takes j; -1 when out of
+ * memory (nothing appended), also for j NULL, so json_pack()'s result can go straight in. */
+int ag_buf_json(struct ag_buf *b, json_t *j);
+/* s as a JSON string, invalid UTF-8 replaced (sbx_json_text). */
+json_t *ag_jtext(const char *s);
 
-/* Percent-decoding; '+' → ' ' when plus_space. Returns decoded length or -1 on a bad escape or an
- * embedded NUL (paths and ids never legitimately contain one). out may alias in. */
-ssize_t ag_pct_decode(const char *in, size_t n, char *out, bool plus_space);
+/* 32 lowercase hex digits from getrandom (command and session ids). */
+void ag_new_id(char out[33]);
 
 struct ag_kv {
     char *k, *v;
@@ -52,23 +57,26 @@ int64_t ag_mode_to_api(mode_t m);
  * ignored (absent, not "bytes=", syntactically invalid), -1 when unsatisfiable (→ 416). */
 int ag_range_parse(const char *hdr, uint64_t size, uint64_t *start, uint64_t *end);
 
-/* fnmatch-like glob on one path component: * ? [set] [!set] [^set] and backslash escapes; "**"
- * behaves as "*" because matching is against basenames. */
-bool ag_glob_match(const char *pat, const char *s);
+/* Whether a file name matches a search pattern (GET /files/search?pattern=): fnmatch(3) on the
+ * name alone, so * ? [set] [!set] [^set] [[:class:]] and backslash escapes, with "**" as "*". */
+bool ag_name_match(const char *pat, const char *name);
 
 int64_t ag_now_ms(void);
 int64_t ag_mono_ms(void);
-/* RFC 3339 UTC with a Z suffix (what the SDK's new Date() wants). */
-void ag_rfc3339(char out[40], time_t sec, long nsec);
+/* RFC 3339 UTC with a Z suffix (what the SDK's new Date() wants), milliseconds unless zero. */
+void ag_rfc3339(char out[48], const struct timespec *ts);
+
+/* "~" (alone or before a '/', at the start) becomes home, else HOME, else "/"; $NAME and ${NAME}
+ * become NAME's value ("" when unset), as a shell would without word splitting. Variables come
+ * from env, or the agent's own environment when env is NULL. NULL when out of memory. */
+char *ag_expand(const char *in, char *const *env, const char *home);
 
 /* Lexically normalises an absolute path: collapses "//" and "/./", resolves ".." against "/"
  * (so it can never climb above the root). Relative input is taken relative to "/". */
 char *ag_path_clean(const char *in);
 
-/* Constant-time comparison for the access token. */
-bool ag_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
-
-/* Minimal passwd/group lookup (no NSS: a static binary in a scratch rootfs has no libnss). */
+/* passwd/group lookups in root's /etc files (root NULL: "/"), never through NSS: a static binary
+ * in a scratch rootfs has no libnss. 0 when found, -1 when not or unreadable. */
 int ag_user_by_name(const char *root, const char *name, uid_t *uid, gid_t *gid, char *home,
                     size_t homesz);
 int ag_user_by_uid(const char *root, uid_t uid, char *name, size_t namesz, gid_t *gid, char *home,

@@ -87,22 +87,8 @@ ag_ws_accept(const char *key, char out[29])
 int
 ag_ws_frame(struct ag_buf *b, int opcode, const void *p, size_t n)
 {
-    unsigned char h[10];
-    size_t hl = 2;
-    h[0] = (unsigned char)(0x80 | (opcode & 0x0f));
-    if (n < 126) {
-        h[1] = (unsigned char)n;
-    } else if (n <= 0xffff) {
-        h[1] = 126;
-        h[2] = (unsigned char)(n >> 8);
-        h[3] = (unsigned char)n;
-        hl = 4;
-    } else {
-        h[1] = 127;
-        for (int i = 0; i < 8; i++)
-            h[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
-        hl = 10;
-    }
+    uint8_t h[SBX_WS_HEAD_MAX];
+    size_t hl = sbx_ws_head_put(h, opcode, n, NULL);
     if (ag_buf_put(b, h, hl) < 0)
         return -1;
     return ag_buf_put(b, p, n);
@@ -111,44 +97,20 @@ ag_ws_frame(struct ag_buf *b, int opcode, const void *p, size_t n)
 int
 ag_ws_parse(char *buf, size_t n, struct ag_ws_msg *m)
 {
-    const unsigned char *u = (const unsigned char *)buf;
-    if (n < 2)
+    struct sbx_ws_head h;
+    int rc = sbx_ws_head_parse(buf, n, &h);
+    if (rc <= 0)
+        return rc;
+    /* Client frames must be masked (§5.1). */
+    if (!h.masked || h.len > AG_WS_MAX_PAYLOAD)
+        return -1;
+    if (n - h.head_len < h.len)
         return 0;
-    if (u[0] & 0x70)
-        return -1; /* no extensions were negotiated */
-    if (!(u[1] & 0x80))
-        return -1; /* client frames must be masked (§5.1) */
-    m->fin = u[0] & 0x80;
-    m->opcode = u[0] & 0x0f;
-    uint64_t len = u[1] & 0x7f;
-    size_t hl = 2;
-    if (len == 126) {
-        if (n < 4)
-            return 0;
-        len = (uint64_t)u[2] << 8 | u[3];
-        hl = 4;
-    } else if (len == 127) {
-        if (n < 10)
-            return 0;
-        len = 0;
-        for (int i = 0; i < 8; i++)
-            len = len << 8 | u[2 + i];
-        hl = 10;
-    }
-    if (len > AG_WS_MAX_PAYLOAD)
-        return -1;
-    if (m->opcode >= 8 && (len > 125 || !m->fin))
-        return -1;
-    if ((m->opcode > 2 && m->opcode < 8) || m->opcode > 10)
-        return -1;
-    if (n < hl + 4 + len)
-        return 0;
-    const unsigned char *mask = u + hl;
-    char *p = buf + hl + 4;
-    for (uint64_t i = 0; i < len; i++)
-        p[i] = (char)(p[i] ^ mask[i & 3]);
-    m->payload = p;
-    m->len = (size_t)len;
-    m->frame_len = hl + 4 + (size_t)len;
+    m->fin = h.fin;
+    m->opcode = h.opcode;
+    m->payload = buf + h.head_len;
+    m->len = (size_t)h.len;
+    m->frame_len = h.head_len + m->len;
+    sbx_ws_mask(m->payload, m->len, h.mask);
     return 1;
 }

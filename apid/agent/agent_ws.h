@@ -1,5 +1,6 @@
-/* WebSocket (RFC 6455) pieces for the agent's /pty route: the handshake's accept key and frame
- * encoding/decoding. Pure functions over buffers, so the framing is testable without sockets. */
+/* WebSocket (RFC 6455) pieces for the agent's /pty route: the handshake's accept key and the
+ * server's side of framing (frame heads: runtime/lib/ws_frame.c, shared with the client). Pure
+ * functions over buffers, so the framing is testable without sockets. */
 #ifndef SBX_AGENT_WS_H
 #define SBX_AGENT_WS_H
 #include <stdbool.h>
@@ -7,17 +8,9 @@
 #include <stdint.h>
 
 #include "agent_util.h"
+#include "ws_frame.h"
 
 #define AG_WS_MAX_PAYLOAD (1u << 20) /* a client frame above this closes the connection */
-
-enum {
-    AG_WS_CONT = 0,
-    AG_WS_TEXT = 1,
-    AG_WS_BIN = 2,
-    AG_WS_CLOSE = 8,
-    AG_WS_PING = 9,
-    AG_WS_PONG = 10
-};
 
 /* base64(SHA-1(key + RFC 6455 GUID)) into out (29 bytes with the NUL). */
 void ag_ws_accept(const char *key, char out[29]);

@@ -1,4 +1,4 @@
-/* sbx-agent: the in-sandbox execd-compatible agent. See agent_server.c for the server and
+/* sbx-agent: the in-sandbox execd-compatible agent. See agent_srv.h for the files of the server and
  * CONTRACT.md Part B for the wire contract. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,5 @@
 #include "state.h"
+#include "strutil.h"
 #include "utils.h"
 
 #include <fcntl.h>
@@ -11,34 +12,6 @@ sbx_now_rfc3339(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return sbx_rfc3339(&ts);
-}
-
-void
-sbx_format_rfc3339(const struct timespec *ts, int frac_digits, char *buf, size_t len)
-{
-    /* By hand, not gmtime_r(): glibc's reads /etc/localtime (tzset, for leap seconds) at every
-     * sandbox start, for a UTC time that needs no zone. Days to civil date: H. Hinnant's
-     * algorithm, proleptic Gregorian. */
-    long long secs = ts->tv_sec, days = secs / 86400, rem = secs % 86400;
-    if (rem < 0) {
-        rem += 86400;
-        days--;
-    }
-    long long z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-    long long doe = z - era * 146097;
-    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    long long mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1;
-    long long m = mp < 10 ? mp + 3 : mp - 9, y = yoe + era * 400 + (m <= 2);
-    char frac[16] = "";
-    if (frac_digits > 0) {
-        long ns = ts->tv_nsec;
-        for (int i = frac_digits; i < 9; i++)
-            ns /= 10;
-        snprintf(frac, sizeof(frac), ".%0*ld", frac_digits > 9 ? 9 : frac_digits, ns);
-    }
-    snprintf(buf, len, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld%sZ", y, m, d, rem / 3600,
-             rem / 60 % 60, rem % 60, frac);
 }
 
 char *

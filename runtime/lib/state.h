@@ -48,8 +48,5 @@ const char *sbx_state_current_status(const struct sbx_state *st);
 char *sbx_now_rfc3339(void);
 /* ts as UTC, "2006-01-02T15:04:05.000000000Z". */
 char *sbx_rfc3339(const struct timespec *ts);
-/* The one RFC 3339 formatter: ts as UTC with frac_digits (0..9) digits of the second, truncated
- * ("2006-01-02T15:04:05.000Z" for 3), into buf (48 bytes hold any). */
-void sbx_format_rfc3339(const struct timespec *ts, int frac_digits, char *buf, size_t len);
 
 #endif

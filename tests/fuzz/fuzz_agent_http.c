@@ -1,4 +1,4 @@
-/* fuzz_agent_http: the sbx-agent's HTTP/1.1 request reading (apid/agent/agent_server.c), the
+/* fuzz_agent_http: the sbx-agent's HTTP/1.1 request reading (apid/agent/agent_http.c), the
  * first code inside a sandbox that a client's bytes meet. Each input is the start of a
  * connection: the head up to the first blank line goes to ag_parse_head() (request line,
  * absolute-form targets, percent-decoded path, query string, Content-Length, Transfer-Encoding,

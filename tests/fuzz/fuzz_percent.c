@@ -1,5 +1,6 @@
 /* fuzz_percent: URL handling in the sbx-agent (apid/agent/agent_util.c), on request targets a
- * client chooses: ag_pct_decode() (paths, and query strings with '+' as a space), in a separate
+ * client chooses: sbx_pct_decode() (runtime/lib/strutil.c, apid decodes with it too: paths, and
+ * query strings with '+' as a space), in a separate
  * buffer and in place as ag_parse_head() calls it, ag_query_parse() on the input as a query
  * string, and ag_path_clean(), which turns the decoded paths of the file API into absolute
  * ones, on the input as a C string.
@@ -52,9 +53,9 @@ check_decode(const uint8_t *data, size_t size, bool plus)
     char *want = malloc(size + 1), *got = malloc(size + 1), *inplace = malloc(size + 1);
     FUZZ_CHECK(want && got && inplace);
     ssize_t w = reference_decode(data, size, want, plus);
-    ssize_t g = ag_pct_decode((const char *)data, size, got, plus);
+    ssize_t g = sbx_pct_decode((const char *)data, size, got, plus);
     memcpy(inplace, data, size);
-    ssize_t p = ag_pct_decode(inplace, size, inplace, plus);
+    ssize_t p = sbx_pct_decode(inplace, size, inplace, plus);
     FUZZ_CHECK(g == w && p == w);
     if (w > 0)
         FUZZ_CHECK(memcmp(got, want, (size_t)w) == 0 && memcmp(inplace, want, (size_t)w) == 0);

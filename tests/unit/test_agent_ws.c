@@ -15,17 +15,17 @@ UNIT_TEST(agent_ws, accept_key_rfc6455_example)
 UNIT_TEST(agent_ws, server_frame_lengths)
 {
     struct ag_buf b = {0};
-    ag_ws_frame(&b, AG_WS_TEXT, "hi", 2);
+    ag_ws_frame(&b, SBX_WS_TEXT, "hi", 2);
     CU_ASSERT_EQUAL(b.len, 4);
     CU_ASSERT_EQUAL((unsigned char)b.p[0], 0x81);
     CU_ASSERT_EQUAL((unsigned char)b.p[1], 2);
     b.len = 0;
     static char big[70000];
-    ag_ws_frame(&b, AG_WS_BIN, big, 300);
+    ag_ws_frame(&b, SBX_WS_BIN, big, 300);
     CU_ASSERT_EQUAL((unsigned char)b.p[1], 126);
     CU_ASSERT_EQUAL(b.len, 4 + 300);
     b.len = 0;
-    ag_ws_frame(&b, AG_WS_BIN, big, sizeof(big));
+    ag_ws_frame(&b, SBX_WS_BIN, big, sizeof(big));
     CU_ASSERT_EQUAL((unsigned char)b.p[1], 127);
     CU_ASSERT_EQUAL(b.len, 10 + sizeof(big));
     ag_buf_free(&b);
@@ -39,7 +39,7 @@ UNIT_TEST(agent_ws, client_frame_unmasked_in_place)
     struct ag_ws_msg m;
     CU_ASSERT_EQUAL(ag_ws_parse(f, 5, &m), 0); /* incomplete */
     CU_ASSERT_EQUAL(ag_ws_parse(f, sizeof(f), &m), 1);
-    CU_ASSERT_EQUAL(m.opcode, AG_WS_TEXT);
+    CU_ASSERT_EQUAL(m.opcode, SBX_WS_TEXT);
     CU_ASSERT_EQUAL(m.len, 5);
     CU_ASSERT_EQUAL(m.frame_len, sizeof(f));
     CU_ASSERT_EQUAL(memcmp(m.payload, "Hello", 5), 0);

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "spec.h"
 #include "state.h"
+#include "strutil.h"
 #include "unit.h"
 #include "utils.h"
 
