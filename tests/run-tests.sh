@@ -85,10 +85,14 @@ for layer in $layers; do
 			tail -30 build/asan-build.log
 			continue
 		fi
-		out=$(ASAN_OPTIONS=detect_leaks=1 $A/bin/unit-tests 2>&1)
+		# LeakSanitizer reports at exit, after the summary line: its exit status and report count.
+		out=$(ASAN_OPTIONS=detect_leaks=1 $A/bin/unit-tests 2>&1); urc=$?
 		line=$(echo "$out" | grep -E '^unit: [0-9]+ passed, [0-9]+ failed' | tail -1)
 		echo "asan ${line:-unit: runner crashed}"
-		if [ -z "$line" ] || [ "$(echo "$line" | awk '{print $4}')" != 0 ]; then
+		if echo "$out" | grep -q 'ERROR: LeakSanitizer'; then
+			fail=$((fail + 1)); echo "not ok - asan unit tests: LeakSanitizer found leaks" | tee -a build/test-failures.txt
+			echo "$out" | grep -A12 'ERROR: LeakSanitizer' | head -40
+		elif [ -z "$line" ] || [ "$(echo "$line" | awk '{print $4}')" != 0 ] || [ $urc != 0 ]; then
 			fail=$((fail + 1)); echo "not ok - asan unit tests: ${line:-crashed}" | tee -a build/test-failures.txt
 			echo "$out" | grep -B2 -A5 -E 'FAILED|ERROR: AddressSanitizer|runtime error' | head -60
 		else

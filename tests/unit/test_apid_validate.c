@@ -395,8 +395,10 @@ UNIT_TEST(apid_validate, volumes)
     CU_ASSERT(json_is_true(json_object_get(json_array_get(out, 1), "readOnly")));
     json_decref(out);
     json_decref(ok);
-    CU_ASSERT_EQUAL(apid_parse_volumes(json_array(), &out, &err), 0);
+    json_t *none = json_array();
+    CU_ASSERT_EQUAL(apid_parse_volumes(none, &out, &err), 0);
     CU_ASSERT_PTR_NULL(out);
+    json_decref(none);
 
     /* Each refused with a message naming what is wrong. */
     static const char *const bad[][2] = {
