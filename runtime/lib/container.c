@@ -640,7 +640,7 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
                 "`%s`)\n",
                 spec->rootfs);
     if (o->detach && spec->terminal && !o->console_socket)
-        return sbx_make_error(err, 0, "process.terminal needs --console-socket when detached");
+        return sbx_make_error(err, 0, "process.terminal needs a console socket when detached");
     cc.in_userns = spec->ns_enabled[SBX_NS_USER];
     sbx_trace("spec ready");
     /* Probed here once (42 prctl calls) so the child, its init and the workload inherit it. */
