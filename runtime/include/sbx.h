@@ -28,12 +28,15 @@ struct sbx_error_s {
 };
 typedef struct sbx_error_s *sbx_error_t;
 
-/* libsbx's categories, set where a caller can act on them. */
-#define SBX_ERR_NOT_FOUND "sbx.not_found" /* the named object (image, sandbox) does not exist */
-#define SBX_ERR_BUSY "sbx.busy"           /* the object is in use (an image a sandbox runs) */
-#define SBX_ERR_LIMIT                                                                              \
-    "sbx.limit" /* a requested resource limit is invalid or not enforceable                        \
-                   here; the message names the limit by what it is */
+/* libsbx's categories, set where a caller can act on them:
+ * NOT_FOUND: the named object (an image in the store) does not exist;
+ * BUSY: the object is in use (an image a sandbox runs, a sandbox not stopped);
+ * LIMIT: a requested resource limit is invalid or cannot be enforced here. The message names
+ * the limit by what it is ("memory limit"), never by a CLI option: each caller names its own
+ * option for it when it reports (sbxrun run says --memory). */
+#define SBX_ERR_NOT_FOUND "sbx.not_found"
+#define SBX_ERR_BUSY "sbx.busy"
+#define SBX_ERR_LIMIT "sbx.limit"
 
 SBX_PUBLIC int sbx_make_error(sbx_error_t *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
