@@ -377,7 +377,7 @@ apid_agent_wait_ready(const struct apid_agent_target *t, int timeout_ms, sbx_err
             apid_http_resp_free(&resp);
             if (st == 200)
                 return 0;
-        } else if (e && strstr(e->msg, "process is gone")) {
+        } else if (sbx_error_is(e, E_NOT_RUNNING)) {
             /* The sandbox ended: waiting longer cannot help. */
             *err = e;
             return -1;

@@ -72,9 +72,11 @@ void apid_log_access(const char *method, const char *path, int status, double ms
 #define log_debug(...) apid_log(APID_LOG_DEBUG, __VA_ARGS__)
 
 /* ---------- API errors ----------
- * libsbx errors carry only errno + message, so an API failure is an sbx error whose message starts
- * with the contract's machine-readable code and ": " (e.g. "SANDBOX::INVALID_PARAMETER: ...").
- * The HTTP layer splits it again; a message with no known code is a 500 SANDBOX::UNKNOWN_ERROR. */
+ * An API failure is an sbx error whose code (sbx_error_s.code) is the contract's machine-readable
+ * code below; its message is what the client reads, with no code in it. Context added on the way
+ * up (sbx_error_wrap) keeps the code, so it never turns a 4xx into a 500. The HTTP layer maps the
+ * code, or a libsbx category (SBX_ERR_*), to a status; an error with neither is a 500
+ * SANDBOX::UNKNOWN_ERROR. */
 #define E_INVALID_PARAMETER "SANDBOX::INVALID_PARAMETER"
 #define E_NOT_FOUND "SANDBOX::NOT_FOUND"
 #define E_INVALID_METADATA_FORMAT "INVALID_METADATA_FORMAT"
@@ -98,8 +100,8 @@ void apid_log_access(const char *method, const char *path, int status, double ms
 #define E_UNAVAILABLE "SANDBOX::SERVICE_UNAVAILABLE"
 #define E_STORAGE "SANDBOX::INSUFFICIENT_STORAGE" /* 507: the data directory is full */
 
-#define apid_fail(err, code, fmt, ...) sbx_make_error((err), 0, "%s: " fmt, (code), ##__VA_ARGS__)
-/* Splits an error into HTTP status, code and message (pointers into a static table / err). */
+#define apid_fail(err, code, fmt, ...) sbx_make_error_code((err), (code), 0, fmt, ##__VA_ARGS__)
+/* An error's HTTP status, wire code and message (pointers into a static table / err). */
 void apid_error_http(const sbx_error_t err, int *status, const char **code, const char **msg);
 
 /* ---------- time (validate.c) ---------- */

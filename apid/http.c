@@ -450,9 +450,10 @@ h_images(struct MHD_Connection *c, struct req *r, const char *rest)
         return reply_json(c, r, 200, json_pack("{s:o}", "untagged", u));
     }
     cleanup_free char *msg = xstrdup(err ? err->msg : "failed");
-    bool busy = err && err->status == EBUSY;
+    /* Here a missing object is the image named in the path, so the image's own 404. */
+    bool missing = sbx_error_is(err, SBX_ERR_NOT_FOUND), busy = sbx_error_is(err, SBX_ERR_BUSY);
     sbx_error_release(&err);
-    if (rc == -ENOENT)
+    if (missing)
         return reply_code(c, r, 404, E_IMAGE_NOT_FOUND, msg);
     if (busy)
         return reply_code(c, r, 409, E_CONFLICT, msg);

@@ -206,7 +206,7 @@ msgf(const char *fmt, ...)
     return s ? s : xstrdup("out of memory");
 }
 
-/* The message of an apid error without its machine code ("SANDBOX::NOT_FOUND: "). */
+/* An apid error's message, after `what`; internal failures are logged in full. */
 static char *
 err_msg(sbx_error_t *err, const char *what)
 {

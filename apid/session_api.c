@@ -425,7 +425,7 @@ h_cleanup(const char *body, size_t len, json_t **reply)
     if (!json_is_string(sidv)) {
         status = bad(reply, "body must be {\"session_id\": string}");
     } else if (session_get(json_string_value(sidv), &sb, &err) < 0 &&
-               !(err && strncmp(err->msg, E_NOT_RUNNING, strlen(E_NOT_RUNNING)) == 0)) {
+               !sbx_error_is(err, E_NOT_RUNNING)) {
         status = fail_reply(&err, reply);
     } else {
         /* A session whose sandbox already ended can still be cleaned up. */

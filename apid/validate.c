@@ -43,24 +43,26 @@ static const struct {
     {E_TOO_LARGE, 413, NULL},
     {E_UNAVAILABLE, 503, NULL},
     {E_STORAGE, 507, NULL},
+    /* libsbx's categories, for its errors that reach a client unchanged. SBX_ERR_LIMIT is not
+     * here: apid checks resourceLimits itself, so a limit libsbx refuses is the host's failure. */
+    {SBX_ERR_NOT_FOUND, 404, E_NOT_FOUND},
+    {SBX_ERR_BUSY, 409, E_CONFLICT},
 };
 
 void
 apid_error_http(const sbx_error_t err, int *status, const char **code, const char **msg)
 {
-    const char *m = err && err->msg ? err->msg : "unknown error";
-    for (size_t i = 0; i < ARRAY_SIZE(api_codes); i++) {
-        size_t n = strlen(api_codes[i].key);
-        if (strncmp(m, api_codes[i].key, n) == 0 && m[n] == ':' && m[n + 1] == ' ') {
+    const char *c = sbx_error_code(err);
+    *status = 500;
+    *code = E_UNKNOWN;
+    *msg = err && err->msg ? err->msg : "unknown error";
+    for (size_t i = 0; c && i < ARRAY_SIZE(api_codes); i++) {
+        if (strcmp(c, api_codes[i].key) == 0) {
             *status = api_codes[i].status;
             *code = api_codes[i].code ? api_codes[i].code : api_codes[i].key;
-            *msg = m + n + 2;
             return;
         }
     }
-    *status = 500;
-    *code = E_UNKNOWN;
-    *msg = m;
 }
 
 bool

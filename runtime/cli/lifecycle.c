@@ -74,6 +74,9 @@ cmd_delete(int argc, char **argv)
             sbx_error_release(&err);
             return 0;
         }
+        /* libsbx says "by force"; here that is an option. */
+        if (!force && sbx_error_is(err, SBX_ERR_BUSY))
+            sbx_error_wrap(&err, "delete without --force");
         cli_error(&err);
         return 1;
     }

@@ -230,6 +230,30 @@ add_volumes(json_t *cfg, char **specs, const char *dir_flag, char **cap_add, sbx
     return 0;
 }
 
+/* libsbx names a limit it refuses by what it is ("memory limit": apid's users know it by another
+ * name); here the user gave it as an option, so the report names the options given. */
+static void
+name_limit_options(sbx_error_t *err, int64_t memory, int64_t memory_swap, int64_t millicpus,
+                   int64_t cpu_weight, int64_t pids, int64_t io_weight)
+{
+    const struct {
+        const char *opt;
+        bool given;
+    } o[] = {{"--memory", memory > 0},  {"--memory-swap", memory_swap > 0},
+             {"--cpus", millicpus > 0}, {"--cpu-weight", cpu_weight > 0},
+             {"--pids", pids > 0},      {"--io-weight", io_weight > 0}};
+    cleanup_free char *list = xstrdup("");
+    for (size_t i = 0; i < ARRAY_SIZE(o); i++) {
+        if (!o[i].given)
+            continue;
+        char *l = xasprintf("%s%s%s", list, *list ? ", " : "", o[i].opt);
+        free(list);
+        list = l;
+    }
+    if (*list && sbx_error_is(*err, SBX_ERR_LIMIT))
+        sbx_error_wrap(err, "%s", list);
+}
+
 int
 cmd_run(int argc, char **argv)
 {
@@ -559,6 +583,7 @@ cmd_run(int argc, char **argv)
     int r = sbx_container_run(spec, &ro, &ex, &err);
     sbx_spec_free(spec);
     if (r < 0) {
+        name_limit_options(&err, memory, memory_swap, millicpus, cpu_weight, pids, io_weight);
         cli_error(&err);
         return EXIT_RUNTIME;
     }

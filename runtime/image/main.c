@@ -192,6 +192,9 @@ cmd_pull(int argc, char **argv)
     struct sbx_pull_result res;
     int64_t t0 = sbx_monotonic_ms();
     int r = sbx_image_pull(argv[optind], &o, &res, &err);
+    /* libsbx says the registry wants credentials; here they are given with an option. */
+    if (r < 0 && res.kind == SBX_PULL_AUTH && !o.reg.username)
+        sbx_error_wrap(&err, "without --creds");
     free((char *)o.reg.username);
     if (r < 0) {
         int code = exit_for(res.kind);

@@ -408,26 +408,28 @@ sbx_cgroup_dirfd(const struct sbx_cgroup *cg)
 
 /* ---- limits ---- */
 
-/* The first requested limit, as the option a user would have passed; NULL if none. */
+/* The first requested limit, named by what it is: sbxrun and sbx-apid spell them differently
+ * (--memory, resourceLimits.memory), so each caller names its own option when it reports an
+ * SBX_ERR_LIMIT error. NULL if none. */
 static const char *
 first_limit(const struct sbx_resources *res)
 {
     if (res == NULL)
         return NULL;
     if (res->memory_limit >= 0)
-        return "--memory (memory limit)";
+        return "memory limit";
     if (res->memory_swap >= 0)
-        return "--memory-swap (memory+swap limit)";
+        return "memory+swap limit";
     if (res->memory_reservation >= 0)
         return "memory reservation";
     if (res->cpu_quota >= 0)
-        return "--cpus (cpu quota)";
+        return "cpu quota";
     if (res->cpu_weight >= 0 || res->cpu_shares >= 0)
-        return "--cpu-weight (cpu weight/shares)";
+        return "cpu weight/shares";
     if (res->pids_limit >= 0)
-        return "--pids (pids limit)";
+        return "pids limit";
     if (res->io_weight >= 0)
-        return "--io-weight (io weight)";
+        return "io weight";
     if (res->cpuset_cpus || res->cpuset_mems)
         return "cpuset";
     if (res->unified && json_object_size(res->unified) > 0)
@@ -439,24 +441,27 @@ static int
 check_resources(const struct sbx_resources *res, sbx_error_t *err)
 {
     if (res->memory_swap >= 0 && res->memory_limit >= 0 && res->memory_swap < res->memory_limit)
-        return sbx_make_error(err, EINVAL,
-                              "--memory-swap %" PRId64 " is smaller than --memory %" PRId64
-                              " (it is memory+swap)",
-                              res->memory_swap, res->memory_limit);
+        return sbx_make_error_code(err, SBX_ERR_LIMIT, EINVAL,
+                                   "memory+swap limit %" PRId64
+                                   " is smaller than the memory limit %" PRId64,
+                                   res->memory_swap, res->memory_limit);
     if (res->memory_swap >= 0 && res->memory_limit < 0)
-        return sbx_make_error(err, EINVAL, "--memory-swap needs --memory");
+        return sbx_make_error_code(err, SBX_ERR_LIMIT, EINVAL,
+                                   "a memory+swap limit needs a memory limit");
     if (res->cpu_weight >= 0 && (res->cpu_weight < 1 || res->cpu_weight > 10000))
-        return sbx_make_error(err, ERANGE, "cpu weight %" PRId64 " out of range 1..10000",
-                              res->cpu_weight);
+        return sbx_make_error_code(err, SBX_ERR_LIMIT, ERANGE,
+                                   "cpu weight %" PRId64 " out of range 1..10000", res->cpu_weight);
     if (res->cpu_shares >= 0 && (res->cpu_shares < 2 || res->cpu_shares > 262144))
-        return sbx_make_error(err, ERANGE, "cpu shares %" PRId64 " out of range 2..262144",
-                              res->cpu_shares);
+        return sbx_make_error_code(err, SBX_ERR_LIMIT, ERANGE,
+                                   "cpu shares %" PRId64 " out of range 2..262144",
+                                   res->cpu_shares);
     if (res->io_weight >= 0 && (res->io_weight < 10 || res->io_weight > 1000))
-        return sbx_make_error(err, ERANGE, "io weight %" PRId64 " out of range 10..1000",
-                              res->io_weight);
+        return sbx_make_error_code(err, SBX_ERR_LIMIT, ERANGE,
+                                   "io weight %" PRId64 " out of range 10..1000", res->io_weight);
     if (res->cpu_quota >= 0 && res->cpu_quota < 1000)
-        return sbx_make_error(err, ERANGE, "cpu quota %" PRId64 " usec is under the kernel's 1000",
-                              res->cpu_quota);
+        return sbx_make_error_code(err, SBX_ERR_LIMIT, ERANGE,
+                                   "cpu quota %" PRId64 " usec is under the kernel's 1000",
+                                   res->cpu_quota);
     return 0;
 }
 
@@ -655,7 +660,8 @@ sbx_cgroup_update(struct sbx_cgroup *cg, const struct sbx_resources *res, sbx_er
         return 0;
     if (cg == NULL) {
         const char *opt = first_limit(res);
-        return opt ? sbx_make_error(err, EPERM, "%s needs a cgroup, but cgroups are disabled", opt)
+        return opt ? sbx_make_error_code(err, SBX_ERR_LIMIT, EPERM,
+                                         "%s needs a cgroup, but cgroups are disabled", opt)
                    : 0;
     }
     int r = check_resources(res, err);
@@ -757,6 +763,22 @@ static bool
 is_perm_error(int e)
 {
     return e == EACCES || e == EPERM || e == EROFS;
+}
+
+/* Says why a rootless create failed; a requested limit that cannot be enforced is an
+ * SBX_ERR_LIMIT error, so the caller can name its own option for it. Returns r. */
+static int
+rootless_hint(sbx_error_t *err, const char *limit, int r)
+{
+    if (geteuid() == 0 || !is_perm_error(-r - 1))
+        return r;
+    sbx_error_wrap(err,
+                   "%s requested but the cgroup is not writable by uid %u (rootless without a "
+                   "delegated cgroup)",
+                   limit ? limit : "a cgroup", geteuid());
+    if (limit && err && *err)
+        (*err)->code = SBX_ERR_LIMIT;
+    return r;
 }
 
 /* Creates parent (if missing; one level) and the leaf. Sets d->parent_created. Concurrent
@@ -1094,18 +1116,9 @@ sbx_cgroup_create(const char *parent, const char *name, const struct sbx_resourc
     return 0;
 
 rootless_hint:
-    if (geteuid() != 0 && is_perm_error(-r - 1))
-        return sbx_error_wrap(err,
-                              "%s requested but the cgroup is not writable by uid %u (rootless "
-                              "without a delegated cgroup)",
-                              limit ? limit : "a cgroup", geteuid());
-    return r;
+    return rootless_hint(err, limit, r);
 fail_hint:
-    if (geteuid() != 0 && is_perm_error(-r - 1))
-        sbx_error_wrap(err,
-                       "%s requested but the cgroup is not writable by uid %u (rootless "
-                       "without a delegated cgroup)",
-                       limit ? limit : "a cgroup", geteuid());
+    rootless_hint(err, limit, r);
 fail:
     sbx_cgroup_destroy(cg, NULL);
     return r;

@@ -350,6 +350,13 @@ struct run_ctx {
      * record is still this run's only while it names them. */
     pid_t saved_pid;
     unsigned long long saved_pid_start;
+    /* What sbx_container_run's steps share: the child's context (what it takes with it), the
+     * signals forwarded while it lives and the masks around them, the signalfd and the
+     * timeout's timer read by wait_loop(), and whether clone3 put the child in its cgroup. */
+    struct sbx_child_ctx *cc;
+    sigset_t mask, old_mask;
+    int sigfd, timerfd;
+    bool born_in_cgroup;
 };
 
 /* Takes the id's lock again (unless still held) and tells whether the record is still this
@@ -601,37 +608,23 @@ record_cgroup(struct run_ctx *rc, sbx_error_t *err)
     return rc->cg ? save_state(rc, "creating", NULL, err) : 0;
 }
 
-int
-sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exit *res,
-                  sbx_error_t *err)
-{
-    int r;
-    cleanup_lockfile struct sbx_lockfile id_lock = SBX_LOCKFILE_INIT;
-    cleanup_close int built_hold = -1;
-    struct run_ctx rc = {.o = o,
-                         .spec = spec,
-                         .sync_fd = -1,
-                         .id_lock = &id_lock,
-                         .root = o->state_root ? o->state_root : SBX_DEFAULT_STATE_ROOT};
-    struct sbx_child_ctx cc = {.spec = spec,
-                               .sync_fd = -1,
-                               .parent_pid = getpid(),
-                               .start_fd = -1,
-                               .console_fd = -1,
-                               .pty_slave = -1,
-                               .proc_self_fd = -1};
-    for (int t = 0; t < SBX_NS_COUNT; t++)
-        cc.ns_fd[t] = -1;
-    memset(res, 0, sizeof(*res));
+/* ---- sbx_container_run, step by step ---- */
 
+/* What the request asks for is refused before anything exists. A built image's tree is held
+ * from here on (see hold_built_image()); first, since a tree removed after the config was made
+ * is replaced by the image's current one. */
+static int
+check_request(struct run_ctx *rc, int *built_hold, sbx_error_t *err)
+{
+    const struct sbx_run_opts *o = rc->o;
+    sbx_spec_t *spec = rc->spec;
+    int r;
     if (!id_is_valid(o->id))
         return sbx_make_error(err, 0,
                               "invalid sandbox id `%s` (letters, digits, '_', '.', '-'; "
                               "at most 64)",
                               o->id ? o->id : "");
-    /* A built image's tree, held from here on (see hold_built_image()); first, since a tree
-     * removed after the config was made is replaced by the image's current one. */
-    if ((r = hold_built_image(spec, &built_hold, err)) < 0 || (r = validate(spec, err)) < 0)
+    if ((r = hold_built_image(spec, built_hold, err)) < 0 || (r = validate(spec, err)) < 0)
         return r;
     /* Refused before anything exists: on v1 the cgroup is only made after the clone. */
     if (!o->cgroup_parent && spec->cgroups_path && strchr(spec->cgroups_path, ':'))
@@ -649,288 +642,377 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
                 "`%s`)\n",
                 spec->rootfs);
     if (o->detach && spec->terminal && !o->console_socket)
-        return sbx_make_error(err, 0, "process.terminal needs --console-socket when detached");
-    cc.in_userns = spec->ns_enabled[SBX_NS_USER];
+        return sbx_make_error(err, 0, "process.terminal needs a console socket when detached");
+    return 0;
+}
+
+/* The capability probe and the seccomp filter, made once here so that the child, its init and
+ * the workload inherit them. */
+static int
+compile_seccomp(struct run_ctx *rc, sbx_error_t *err)
+{
+    struct sbx_child_ctx *cc = rc->cc;
+    cc->in_userns = rc->spec->ns_enabled[SBX_NS_USER];
     sbx_trace("spec ready");
     /* Probed here once (42 prctl calls) so the child, its init and the workload inherit it. */
     sbx_caps_last_cap();
-    cleanup_free char *seccomp_cache = xasprintf("%s/.cache/seccomp", rc.root);
-    if ((r = sbx_seccomp_compile_spec(spec, seccomp_cache, &cc.bpf, err)) < 0)
+    cleanup_free char *seccomp_cache = xasprintf("%s/.cache/seccomp", rc->root);
+    if (sbx_seccomp_compile_spec(rc->spec, seccomp_cache, &cc->bpf, err) < 0)
         return sbx_error_wrap(err, "seccomp profile");
-    cc.has_bpf = cc.bpf.len > 0;
-
+    cc->has_bpf = cc->bpf.len > 0;
     sbx_trace("seccomp filter ready");
-    /* A pulled image is in use while the sandbox lives: a shared lock on its store record, held
-     * by this process and inherited by the sandbox's init (which never execs, so the
-     * close-on-exec fd stays with it; the workload's exec drops it). rmi and prune skip it. */
-    cleanup_close int image_hold = -1;
-    if (spec->image_digest && spec->image_store) {
-        struct sbx_store st = {.dir = spec->image_store,
-                               .dirfd = open(spec->image_store, O_PATH | O_DIRECTORY | O_CLOEXEC)};
-        image_hold = st.dirfd >= 0 ? sbx_store_hold(&st, spec->image_digest, err) : -1;
-        int e = errno;
-        if (st.dirfd >= 0)
-            close(st.dirfd);
-        if (image_hold < 0) {
-            sbx_bpf_free(&cc.bpf);
-            if (st.dirfd < 0)
-                return sbx_make_error(err, e, "image store `%s`", spec->image_store);
-            return sbx_error_wrap(err, "image %s", spec->image_digest);
-        }
-    }
-    /* Claim the id: an existing live sandbox of that name is an error, a stale record is not.
-     * Under the id's lock, kept until the record names the live sandbox: another claim of the
-     * id meanwhile would take this "creating" record (no live pid yet) for a stale one. */
-    if ((r = sbx_state_lock(rc.root, o->id, &id_lock, err)) < 0) {
-        sbx_bpf_free(&cc.bpf);
+    return 0;
+}
+
+/* A pulled image is in use while the sandbox lives: a shared lock on its store record, held
+ * by this process and inherited by the sandbox's init (which never execs, so the
+ * close-on-exec fd stays with it; the workload's exec drops it). rmi and prune skip it.
+ * *hold: the fd, or -1 for no pulled image. */
+static int
+hold_pulled_image(const sbx_spec_t *spec, int *hold, sbx_error_t *err)
+{
+    if (!spec->image_digest || !spec->image_store)
+        return 0;
+    struct sbx_store st = {.dir = spec->image_store,
+                           .dirfd = open(spec->image_store, O_PATH | O_DIRECTORY | O_CLOEXEC)};
+    *hold = st.dirfd >= 0 ? sbx_store_hold(&st, spec->image_digest, err) : -1;
+    int e = errno;
+    if (st.dirfd >= 0)
+        close(st.dirfd);
+    if (*hold >= 0)
+        return 0;
+    if (st.dirfd < 0)
+        return sbx_make_error(err, e, "image store `%s`", spec->image_store);
+    return sbx_error_wrap(err, "image %s", spec->image_digest);
+}
+
+/* Claims the id: an existing live sandbox of that name is an error, a stale record is not.
+ * Under the id's lock, kept until the record names the live sandbox: another claim of the id
+ * meanwhile would take this "creating" record (no live pid yet) for a stale one. */
+static int
+claim_id(struct run_ctx *rc, sbx_error_t *err)
+{
+    const char *id = rc->o->id;
+    int r;
+    if ((r = sbx_state_lock(rc->root, id, rc->id_lock, err)) < 0)
         return r;
-    }
     struct sbx_state *old = NULL;
-    if (sbx_state_load(rc.root, o->id, &old, NULL) == 0) {
+    if (sbx_state_load(rc->root, id, &old, NULL) == 0) {
         bool alive = sbx_state_alive(old);
         sbx_state_free(old);
-        if (alive) {
-            sbx_bpf_free(&cc.bpf);
-            return sbx_make_error(err, EEXIST, "sandbox `%s` already exists", o->id);
-        }
-        sbx_state_remove(rc.root, o->id, NULL);
+        if (alive)
+            return sbx_make_error(err, EEXIST, "sandbox `%s` already exists", id);
+        sbx_state_remove(rc->root, id, NULL);
     }
-    if ((r = save_state(&rc, "creating", NULL, err)) < 0) {
-        sbx_bpf_free(&cc.bpf);
+    if ((r = save_state(rc, "creating", NULL, err)) < 0)
         return r;
-    }
-
     sbx_trace("state recorded");
-    sigset_t mask, old_mask;
-    sigemptyset(&mask);
-    int fwd[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
-    for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
-        sigaddset(&mask, fwd[i]);
-    sigprocmask(SIG_BLOCK, &mask, &old_mask);
-    cleanup_close int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    cleanup_close int timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    int sp[2] = {-1, -1};
-    /* Declared before the first `goto fail`: a cleanup variable that a goto jumps over is still
-     * cleaned up at the end of its scope, uninitialised, which closed whatever descriptor its
-     * stack slot happened to name (clang refuses to compile that; gcc says nothing). */
-    cleanup_close int own_pidns = -1;
-    if (sigfd < 0 || timerfd < 0) {
-        r = sbx_make_error(err, errno, "signalfd/timerfd");
-        goto fail;
-    }
+    return 0;
+}
 
-    if ((r = open_ns_paths(spec, cc.ns_fd, err)) < 0)
-        goto fail;
+/* The signals sbxrun forwards to the sandbox (and SIGCHLD) are read from a signalfd while
+ * they are blocked; rc->old_mask is restored when the run ends and in the child. */
+static void
+block_signals(struct run_ctx *rc)
+{
+    static const int fwd[] = {SIGCHLD, SIGTERM, SIGINT,  SIGHUP,
+                              SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+    sigemptyset(&rc->mask);
+    for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
+        sigaddset(&rc->mask, fwd[i]);
+    sigprocmask(SIG_BLOCK, &rc->mask, &rc->old_mask);
+}
+
+static int
+open_signal_fds(struct run_ctx *rc, sbx_error_t *err)
+{
+    rc->sigfd = signalfd(-1, &rc->mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    rc->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (rc->sigfd < 0 || rc->timerfd < 0)
+        return sbx_make_error(err, errno, "signalfd/timerfd");
+    return 0;
+}
+
+/* What the child takes with it: the namespaces it joins, exec.sock and the config copy of a
+ * detached sandbox, the console socket, and its end of the sync socket. */
+static int
+open_child_fds(struct run_ctx *rc, sbx_error_t *err)
+{
+    const struct sbx_run_opts *o = rc->o;
+    struct sbx_child_ctx *cc = rc->cc;
+    int r, sp[2];
+    if ((r = open_ns_paths(rc->spec, cc->ns_fd, err)) < 0)
+        return r;
     if (o->detach) {
         /* start, exec and delete use this copy: edits of the bundle must not reach them. */
-        cleanup_free char *cfg = json_dumps(spec->root, JSON_COMPACT);
-        cleanup_free char *cfg_path = xasprintf("%s/%s/config.json", rc.root, o->id);
+        cleanup_free char *cfg = json_dumps(rc->spec->root, JSON_COMPACT);
+        cleanup_free char *cfg_path = xasprintf("%s/%s/config.json", rc->root, o->id);
         if ((r = write_file(cfg_path, cfg, strlen(cfg), err)) < 0)
-            goto fail;
-        if ((cc.start_fd = listen_exec_sock(rc.root, o->id, err)) < 0) {
-            r = cc.start_fd;
-            goto fail;
-        }
+            return r;
+        if ((cc->start_fd = listen_exec_sock(rc->root, o->id, err)) < 0)
+            return cc->start_fd;
     }
-    if (o->console_socket && spec->terminal &&
-        (cc.console_fd = connect_unix(-1, o->console_socket, err)) < 0) {
-        r = cc.console_fd;
-        goto fail;
-    }
+    if (o->console_socket && rc->spec->terminal &&
+        (cc->console_fd = connect_unix(-1, o->console_socket, err)) < 0)
+        return cc->console_fd;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+        return sbx_make_error(err, errno, "socketpair");
+    rc->sync_fd = sp[0];
+    cc->sync_fd = sp[1];
+    return 0;
+}
 
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
-        r = sbx_make_error(err, errno, "socketpair");
-        goto fail;
-    }
-    rc.sync_fd = sp[0];
-    cc.sync_fd = sp[1];
-
-    /* The network (a veth plumbed over netlink, ~2 ms) is set up while the child builds its
-     * root; the child waits for it before anything of the workload runs. Prestart hooks expect
-     * it ready (CNI plugins), so with those the old order stays. */
+/* Decides what the parent does while the child builds its root, and makes the cgroup now when
+ * the child must be born in it. The network (a veth plumbed over netlink, ~2 ms) is set up
+ * meanwhile; the child waits for it before anything of the workload runs. cgroup v2: the child
+ * is born in its cgroup (CLONE_INTO_CGROUP), so that comes first. v1: the child joins by itself
+ * (see sbx_cgroup_self_join_fds()), which lets the parent make the cgroups (a directory in each
+ * of five hierarchies unless limits need more, ~0.4 ms) while the child builds its root: it
+ * waits for them at its first step that needs them. Prestart hooks expect a created sandbox,
+ * network (CNI plugins) and cgroups included: with those, the old order. */
+static int
+cgroup_before_clone(struct run_ctx *rc, sbx_error_t *err)
+{
+    const sbx_spec_t *spec = rc->spec;
+    struct sbx_child_ctx *cc = rc->cc;
     bool early_hooks = spec->n_hooks_prestart + spec->n_hooks_create_runtime > 0;
-    cc.wait_net = o->net_setup && !early_hooks;
-    /* cgroup v2: the child is born in its cgroup (CLONE_INTO_CGROUP), so that comes first. v1: the
-     * child joins by itself (see sbx_cgroup_self_join_fds()), which lets the parent make the
-     * cgroups (a directory in each of five hierarchies unless limits need more, ~0.4 ms) while
-     * the child builds its root: it waits for them at its first step that needs them. Hooks see a
-     * created sandbox, cgroups included: with those, the old order. */
+    cc->wait_net = rc->o->net_setup && !early_hooks;
     bool want_cgroup = geteuid() == 0 || resources_requested(&spec->resources);
-    cc.cgroup_late = want_cgroup && sbx_cgroup_mode() != SBX_CGROUP_UNIFIED && !early_hooks;
-    if (want_cgroup && !cc.cgroup_late) {
-        int n = create_cgroup(&rc, cc.cgroup_join_fds, ARRAY_SIZE(cc.cgroup_join_fds), err);
-        if (n < 0) {
-            r = n;
-            goto fail;
-        }
-        cc.n_cgroup_join_fds = (size_t)n;
-        if ((r = record_cgroup(&rc, err)) < 0)
-            goto fail;
-    }
+    cc->cgroup_late = want_cgroup && sbx_cgroup_mode() != SBX_CGROUP_UNIFIED && !early_hooks;
+    if (!want_cgroup || cc->cgroup_late)
+        return 0;
+    int n = create_cgroup(rc, cc->cgroup_join_fds, ARRAY_SIZE(cc->cgroup_join_fds), err);
+    if (n < 0)
+        return n;
+    cc->n_cgroup_join_fds = (size_t)n;
+    return record_cgroup(rc, err);
+}
+
+/* The namespaces the clone makes. Not the cgroup namespace: the child unshares it once inside
+ * its cgroup, which then is its root. Not a time namespace: clone() cannot take its flag. */
+static int
+clone_flags(const sbx_spec_t *spec)
+{
     int flags = 0;
-    /* Not the cgroup namespace: the child unshares it once inside its cgroup, which then is its
-     * root. Not a time namespace: clone() cannot take its flag. */
     for (int t = 0; t < SBX_NS_COUNT; t++)
         if (t != SBX_NS_CGROUP && t != SBX_NS_TIME && spec->ns_enabled[t] && !spec->ns_path[t])
             flags |= sbx_ns_info[t].clone_flag;
+    return flags;
+}
+
+/* The parent's copies of what open_child_fds() and cgroup_before_clone() opened for the child:
+ * once it is cloned (it has its own) or the run failed. */
+static void
+close_child_fds(struct sbx_child_ctx *cc)
+{
+    close_fds(&cc->sync_fd, 1);
+    close_fds(cc->ns_fd, SBX_NS_COUNT);
+    close_fds(&cc->start_fd, 1);
+    close_fds(&cc->console_fd, 1);
+    close_fds(cc->cgroup_join_fds, cc->n_cgroup_join_fds);
+    cc->n_cgroup_join_fds = 0;
+}
+
+/* Clones the sandbox's first process into its new namespaces (and, on v2, its cgroup); the
+ * child never returns from here. */
+static int
+clone_child(struct run_ctx *rc, sbx_error_t *err)
+{
+    const sbx_spec_t *spec = rc->spec;
+    struct sbx_child_ctx *cc = rc->cc;
+    int flags = clone_flags(spec);
     /* A pid namespace can only be entered by a new process: point our children at it for the
-     * clone, then back at our own (own_pidns is declared with sp, above the first goto). */
-    if (cc.ns_fd[SBX_NS_PID] >= 0) {
+     * clone, then back at our own. */
+    cleanup_close int own_pidns = -1;
+    if (cc->ns_fd[SBX_NS_PID] >= 0) {
         own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
-        if (own_pidns < 0 || setns(cc.ns_fd[SBX_NS_PID], CLONE_NEWPID) < 0) {
-            r = sbx_make_error(err, errno, "join pid namespace `%s`", spec->ns_path[SBX_NS_PID]);
-            goto fail;
-        }
+        if (own_pidns < 0 || setns(cc->ns_fd[SBX_NS_PID], CLONE_NEWPID) < 0)
+            return sbx_make_error(err, errno, "join pid namespace `%s`", spec->ns_path[SBX_NS_PID]);
     }
     /* Kernels before 5.7 have no CLONE_INTO_CGROUP: clone, then move the child. */
-    bool born_in_cgroup = false;
     pid_t pid = -1;
-    int cgfd = rc.cg ? sbx_cgroup_dirfd(rc.cg) : -1;
+    int cgfd = rc->cg ? sbx_cgroup_dirfd(rc->cg) : -1;
     if (cgfd >= 0) {
         struct clone_args ca = {.flags = (uint64_t)flags | CLONE_INTO_CGROUP,
                                 .exit_signal = SIGCHLD,
                                 .cgroup = (uint64_t)cgfd};
         pid = syscall(SYS_clone3, &ca, sizeof(ca));
-        born_in_cgroup = pid >= 0;
+        rc->born_in_cgroup = pid >= 0;
     }
-    if (!born_in_cgroup)
+    if (!rc->born_in_cgroup)
         pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
     if (pid != 0 && own_pidns >= 0)
         setns(own_pidns, CLONE_NEWPID);
     if (pid < 0) {
         int e = errno;
         if (e == EPERM || e == ENOSPC || e == EUSERS)
-            r = sbx_make_error(err, e,
-                               "clone new namespaces (are unprivileged user namespaces "
-                               "allowed? see /proc/sys/user/max_user_namespaces)");
-        else
-            r = sbx_make_error(err, e, "clone");
-        goto fail;
+            return sbx_make_error(err, e,
+                                  "clone new namespaces (are unprivileged user namespaces "
+                                  "allowed? see /proc/sys/user/max_user_namespaces)");
+        return sbx_make_error(err, e, "clone");
     }
     if (pid == 0) {
-        close(sp[0]);
+        close(rc->sync_fd);
         /* The parent lets the id go once the record is written; this copy (its init never
          * execs) would otherwise keep the lock for the sandbox's life. */
-        close(id_lock.fd);
-        sigprocmask(SIG_SETMASK, &old_mask, NULL);
-        cc.wait_for_start = o->detach;
-        sbx_child_main(&cc);
+        close(rc->id_lock->fd);
+        sigprocmask(SIG_SETMASK, &rc->old_mask, NULL);
+        cc->wait_for_start = rc->o->detach;
+        sbx_child_main(cc);
     }
-    rc.pid = pid;
+    rc->pid = pid;
     sbx_trace("cloned (new namespaces)");
-    close(sp[1]);
-    sp[1] = -1;
-    /* The child has its own copies now. */
-    close_fds(cc.ns_fd, SBX_NS_COUNT);
-    close_fds(&cc.start_fd, 1);
-    close_fds(&cc.console_fd, 1);
-    close_fds(cc.cgroup_join_fds, cc.n_cgroup_join_fds);
-    cc.n_cgroup_join_fds = 0;
+    close_child_fds(cc);
+    return 0;
+}
 
+/* What only the parent can set for the child: its id maps, its cgroup (where it was not born
+ * in it), its OOM score and, unless the child waits for it later, its network. */
+static int
+configure_child(struct run_ctx *rc, sbx_error_t *err)
+{
+    sbx_spec_t *spec = rc->spec;
+    pid_t pid = rc->pid;
+    int r;
     if (spec->ns_enabled[SBX_NS_USER] && !spec->ns_path[SBX_NS_USER] &&
         (r = write_id_maps(spec, pid, err)) < 0)
-        goto fail;
-    if (rc.cg && sbx_cgroup_dirfd(rc.cg) >= 0 && !born_in_cgroup &&
-        (r = sbx_cgroup_enter(rc.cg, pid, err)) < 0)
-        goto fail;
+        return r;
+    if (rc->cg && sbx_cgroup_dirfd(rc->cg) >= 0 && !rc->born_in_cgroup &&
+        (r = sbx_cgroup_enter(rc->cg, pid, err)) < 0)
+        return r;
     if (spec->has_oom_score_adj) {
         char path[64], val[16];
         snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", pid);
         snprintf(val, sizeof(val), "%d", spec->oom_score_adj);
         if ((r = write_file(path, val, strlen(val), err)) < 0)
-            goto fail;
+            return r;
     }
-    if (o->net_setup && !cc.wait_net && (r = o->net_setup(pid, o->net_data, err)) < 0)
-        goto fail;
-    {
-        /* The state for the hooks that run inside the sandbox travels with the go-ahead (only
-         * for those: the child is waiting for it). */
-        struct sbx_state hs = {0};
-        cleanup_free char *created = NULL, *json = NULL;
-        if (spec->n_hooks_create_container + spec->n_hooks_start_container > 0) {
-            created = sbx_now_rfc3339();
-            fill_state(&rc, &hs, "created", created);
+    if (rc->o->net_setup && !rc->cc->wait_net &&
+        (r = rc->o->net_setup(pid, rc->o->net_data, err)) < 0)
+        return r;
+    return 0;
+}
+
+/* Lets the child build its root. The state for the hooks that run inside the sandbox travels
+ * with the go-ahead (only for those: the child is waiting for it). */
+static int
+send_go(struct run_ctx *rc, sbx_error_t *err)
+{
+    const sbx_spec_t *spec = rc->spec;
+    struct sbx_state hs = {0};
+    cleanup_free char *created = NULL, *json = NULL;
+    if (spec->n_hooks_create_container + spec->n_hooks_start_container > 0) {
+        created = sbx_now_rfc3339();
+        fill_state(rc, &hs, "created", created);
+        json = sbx_state_oci_json(&hs, "created");
+        if (strlen(json) >= sizeof(((struct sbx_sync_msg *)0)->msg)) {
+            free(json);
+            hs.annotations = NULL;
             json = sbx_state_oci_json(&hs, "created");
-            if (strlen(json) >= sizeof(((struct sbx_sync_msg *)0)->msg)) {
-                free(json);
-                hs.annotations = NULL;
-                json = sbx_state_oci_json(&hs, "created");
-            }
-        }
-        if (sbx_sync_send(rc.sync_fd, SYNC_GO, 0, "%s", json ? json : "") < 0) {
-            r = sbx_make_error(err, errno, "sandbox init exited before setup");
-            goto fail;
         }
     }
-    if (cc.cgroup_late) {
-        int fds[ARRAY_SIZE(cc.cgroup_join_fds)];
-        int n = create_cgroup(&rc, fds, ARRAY_SIZE(fds), err);
-        if (n < 0) {
-            r = n;
-            goto fail;
-        }
-        sbx_trace("cgroup created");
-        r = sbx_sync_send_fds(rc.sync_fd, SYNC_CGROUP, fds, (size_t)n);
-        close_fds(fds, (size_t)n);
-        if (r < 0) {
-            r = sbx_make_error(err, -r, "sandbox init exited during setup");
-            goto fail;
-        }
-        /* After the hand-over, which the child is waiting for (~0.1 ms sooner). */
-        if ((r = record_cgroup(&rc, err)) < 0)
-            goto fail;
-    }
-    if (cc.wait_net) {
-        if ((r = o->net_setup(pid, o->net_data, err)) < 0)
-            goto fail;
-        if (sbx_sync_send(rc.sync_fd, SYNC_NET, 0, NULL) < 0) {
-            r = sbx_make_error(err, errno, "sandbox init exited during setup");
-            goto fail;
-        }
-    }
-    if (spec->n_hooks_prestart + spec->n_hooks_create_runtime > 0) {
-        if ((r = wait_child(&rc, SYNC_HOOKS, err)) < 0 ||
-            (r = run_hooks(&rc, "prestart", spec->hooks_prestart, spec->n_hooks_prestart, "created",
-                           err)) < 0 ||
-            (r = run_hooks(&rc, "createRuntime", spec->hooks_create_runtime,
-                           spec->n_hooks_create_runtime, "created", err)) < 0)
-            goto fail;
-        if (sbx_sync_send(rc.sync_fd, SYNC_GO, 0, NULL) < 0) {
-            r = sbx_make_error(err, errno, "sandbox init exited during setup");
-            goto fail;
-        }
-    }
-    if (o->detach && (r = wait_child(&rc, SYNC_CREATED, err)) < 0)
-        goto fail;
-    if ((r = save_state(&rc, o->detach ? "created" : "running", NULL, err)) < 0)
-        goto fail;
-    /* The record names a live process now: a claim or a delete may look at it. */
-    sbx_lockfile_release(&id_lock);
+    if (sbx_sync_send(rc->sync_fd, SYNC_GO, 0, "%s", json ? json : "") < 0)
+        return sbx_make_error(err, errno, "sandbox init exited before setup");
+    return 0;
+}
+
+/* v1 without early hooks: the cgroups are made while the child builds its root, and their
+ * `tasks` files handed over (see cgroup_before_clone()). */
+static int
+cgroup_after_clone(struct run_ctx *rc, sbx_error_t *err)
+{
+    struct sbx_child_ctx *cc = rc->cc;
+    if (!cc->cgroup_late)
+        return 0;
+    int fds[ARRAY_SIZE(cc->cgroup_join_fds)];
+    int n = create_cgroup(rc, fds, ARRAY_SIZE(fds), err);
+    if (n < 0)
+        return n;
+    sbx_trace("cgroup created");
+    int r = sbx_sync_send_fds(rc->sync_fd, SYNC_CGROUP, fds, (size_t)n);
+    close_fds(fds, (size_t)n);
+    if (r < 0)
+        return sbx_make_error(err, -r, "sandbox init exited during setup");
+    /* After the hand-over, which the child is waiting for (~0.1 ms sooner). */
+    return record_cgroup(rc, err);
+}
+
+/* The network the child waits for (see cgroup_before_clone()). */
+static int
+net_after_clone(struct run_ctx *rc, sbx_error_t *err)
+{
+    int r;
+    if (!rc->cc->wait_net)
+        return 0;
+    if ((r = rc->o->net_setup(rc->pid, rc->o->net_data, err)) < 0)
+        return r;
+    if (sbx_sync_send(rc->sync_fd, SYNC_NET, 0, NULL) < 0)
+        return sbx_make_error(err, errno, "sandbox init exited during setup");
+    return 0;
+}
+
+/* prestart and createRuntime hooks, once the child has its mounts, then its go-ahead. */
+static int
+prestart_hooks(struct run_ctx *rc, sbx_error_t *err)
+{
+    const sbx_spec_t *spec = rc->spec;
+    int r;
+    if (spec->n_hooks_prestart + spec->n_hooks_create_runtime == 0)
+        return 0;
+    if ((r = wait_child(rc, SYNC_HOOKS, err)) < 0 ||
+        (r = run_hooks(rc, "prestart", spec->hooks_prestart, spec->n_hooks_prestart, "created",
+                       err)) < 0 ||
+        (r = run_hooks(rc, "createRuntime", spec->hooks_create_runtime,
+                       spec->n_hooks_create_runtime, "created", err)) < 0)
+        return r;
+    if (sbx_sync_send(rc->sync_fd, SYNC_GO, 0, NULL) < 0)
+        return sbx_make_error(err, errno, "sandbox init exited during setup");
+    return 0;
+}
+
+/* The record names the live sandbox ("created" when detached, else "running") and the id's
+ * lock goes: a claim or a delete may look at it now. */
+static int
+record_started(struct run_ctx *rc, sbx_error_t *err)
+{
+    const struct sbx_run_opts *o = rc->o;
+    int r;
+    if (o->detach && (r = wait_child(rc, SYNC_CREATED, err)) < 0)
+        return r;
+    if ((r = save_state(rc, o->detach ? "created" : "running", NULL, err)) < 0)
+        return r;
+    sbx_lockfile_release(rc->id_lock);
     if (o->pid_file) {
         char buf[32];
-        int n = snprintf(buf, sizeof(buf), "%d", pid);
+        int n = snprintf(buf, sizeof(buf), "%d", rc->pid);
         if ((r = write_file(o->pid_file, buf, n, err)) < 0)
-            goto fail;
+            return r;
     }
-    if (o->detach) {
-        /* Created: the process now waits on exec.sock and belongs to our caller's reaper. */
-        close(rc.sync_fd);
-        sbx_bpf_free(&cc.bpf);
-        sigprocmask(SIG_SETMASK, &old_mask, NULL);
-        return 0;
-    }
-    run_hooks_warn(&rc, "poststart", spec->hooks_poststart, spec->n_hooks_poststart, "running",
-                   o->quiet);
-    status_line(o->json_status_fd, json_pack("{s:s,s:i}", "id", o->id, "pid", pid));
+    return 0;
+}
+
+/* poststart hooks, then waits for the sandbox's end (or its timeout). */
+static int
+wait_for_exit(struct run_ctx *rc, struct sbx_exit *res, sbx_error_t *err)
+{
+    const struct sbx_run_opts *o = rc->o;
+    run_hooks_warn(rc, "poststart", rc->spec->hooks_poststart, rc->spec->n_hooks_poststart,
+                   "running", o->quiet);
+    status_line(o->json_status_fd, json_pack("{s:s,s:i}", "id", o->id, "pid", rc->pid));
     if (o->timeout_sec > 0) {
         struct itimerspec its = {.it_value = {.tv_sec = o->timeout_sec}};
-        timerfd_settime(timerfd, 0, &its, NULL);
+        timerfd_settime(rc->timerfd, 0, &its, NULL);
     }
-
-    r = wait_loop(&rc, sigfd, timerfd, res, err);
+    int r = wait_loop(rc, rc->sigfd, rc->timerfd, res, err);
     sbx_trace("init reaped");
-    if (r < 0)
-        goto fail;
+    return r;
+}
+
+/* Reports how the sandbox ended, keeps or removes its record, and runs the poststop hooks. */
+static void
+finish_run(struct run_ctx *rc, const struct sbx_exit *res)
+{
+    const struct sbx_run_opts *o = rc->o;
     if (res->oom && !o->quiet)
         fprintf(stderr,
                 "sbxrun: sandbox `%s`: the workload was killed for exceeding its memory "
@@ -943,34 +1025,90 @@ sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exi
                 json_pack("{s:s,s:i,s:i,s:b,s:b}", "id", o->id, "exit-code", res->exit_code,
                           "signal", res->signal, "oom", res->oom, "timed-out", res->timed_out));
     if (o->keep_state) {
-        if (lock_own_record(&rc))
-            save_state(&rc, "stopped", res, NULL);
-        sbx_lockfile_release(&id_lock);
+        if (lock_own_record(rc))
+            save_state(rc, "stopped", res, NULL);
+        sbx_lockfile_release(rc->id_lock);
     }
-    run_ctx_cleanup(&rc, !o->keep_state);
+    run_ctx_cleanup(rc, !o->keep_state);
     sbx_trace("cleaned up");
-    run_hooks_warn(&rc, "poststop", spec->hooks_poststop, spec->n_hooks_poststop, "stopped",
+    run_hooks_warn(rc, "poststop", rc->spec->hooks_poststop, rc->spec->n_hooks_poststop, "stopped",
                    o->quiet);
-    sbx_bpf_free(&cc.bpf);
-    sigprocmask(SIG_SETMASK, &old_mask, NULL);
-    return 0;
+}
 
-fail:
-    if (sp[1] >= 0)
-        close(sp[1]);
+/* A failed run leaves nothing behind: the child, its cgroup, its record and every descriptor
+ * meant for it go. Returns r. */
+static int
+abort_run(struct run_ctx *rc, int r, sbx_error_t *err)
+{
+    close_child_fds(rc->cc);
     /* The child may have reported why it failed: prefer its message. */
-    if (rc.sync_fd >= 0 && rc.pid > 0) {
+    if (rc->sync_fd >= 0 && rc->pid > 0) {
         struct sbx_sync_msg m;
-        struct pollfd pfd = {rc.sync_fd, POLLIN, 0};
-        if (poll(&pfd, 1, 0) > 0 && sbx_sync_recv(rc.sync_fd, &m) > 0 && m.type == SYNC_ERROR)
+        struct pollfd pfd = {rc->sync_fd, POLLIN, 0};
+        if (poll(&pfd, 1, 0) > 0 && sbx_sync_recv(rc->sync_fd, &m) > 0 && m.type == SYNC_ERROR)
             sbx_make_error(err, 0, "%s", m.msg);
     }
-    run_ctx_cleanup(&rc, true);
-    close_fds(cc.ns_fd, SBX_NS_COUNT);
-    close_fds(&cc.start_fd, 1);
-    close_fds(&cc.console_fd, 1);
-    close_fds(cc.cgroup_join_fds, cc.n_cgroup_join_fds);
+    run_ctx_cleanup(rc, true);
+    return r;
+}
+
+/* From the claimed id to the sandbox's end (or, detached, to its creation). */
+static int
+create_and_wait(struct run_ctx *rc, struct sbx_exit *res, sbx_error_t *err)
+{
+    int r;
+    if ((r = open_signal_fds(rc, err)) < 0 || (r = open_child_fds(rc, err)) < 0 ||
+        (r = cgroup_before_clone(rc, err)) < 0 || (r = clone_child(rc, err)) < 0 ||
+        (r = configure_child(rc, err)) < 0 || (r = send_go(rc, err)) < 0 ||
+        (r = cgroup_after_clone(rc, err)) < 0 || (r = net_after_clone(rc, err)) < 0 ||
+        (r = prestart_hooks(rc, err)) < 0 || (r = record_started(rc, err)) < 0)
+        return abort_run(rc, r, err);
+    if (rc->o->detach) {
+        /* Created: the process now waits on exec.sock and belongs to our caller's reaper. */
+        close_fds(&rc->sync_fd, 1);
+        return 0;
+    }
+    if ((r = wait_for_exit(rc, res, err)) < 0)
+        return abort_run(rc, r, err);
+    finish_run(rc, res);
+    return 0;
+}
+
+int
+sbx_container_run(sbx_spec_t *spec, const struct sbx_run_opts *o, struct sbx_exit *res,
+                  sbx_error_t *err)
+{
+    cleanup_lockfile struct sbx_lockfile id_lock = SBX_LOCKFILE_INIT;
+    cleanup_close int built_hold = -1, image_hold = -1;
+    struct sbx_child_ctx cc = {.spec = spec,
+                               .sync_fd = -1,
+                               .parent_pid = getpid(),
+                               .start_fd = -1,
+                               .console_fd = -1,
+                               .pty_slave = -1,
+                               .proc_self_fd = -1};
+    for (int t = 0; t < SBX_NS_COUNT; t++)
+        cc.ns_fd[t] = -1;
+    struct run_ctx rc = {.o = o,
+                         .spec = spec,
+                         .cc = &cc,
+                         .sync_fd = -1,
+                         .sigfd = -1,
+                         .timerfd = -1,
+                         .id_lock = &id_lock,
+                         .root = o->state_root ? o->state_root : SBX_DEFAULT_STATE_ROOT};
+    memset(res, 0, sizeof(*res));
+
+    int r = check_request(&rc, &built_hold, err);
+    if (r < 0 || (r = compile_seccomp(&rc, err)) < 0)
+        return r;
+    if ((r = hold_pulled_image(spec, &image_hold, err)) == 0 && (r = claim_id(&rc, err)) == 0) {
+        block_signals(&rc);
+        r = create_and_wait(&rc, res, err);
+        close_fds(&rc.sigfd, 1);
+        close_fds(&rc.timerfd, 1);
+        sigprocmask(SIG_SETMASK, &rc.old_mask, NULL);
+    }
     sbx_bpf_free(&cc.bpf);
-    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     return r;
 }

@@ -99,7 +99,8 @@ sbx_container_exec(const char *root, const char *id, const struct sbx_exec_opts 
     }
     if (spec->terminal && !eo->console_socket) {
         if (eo->detach) {
-            r = sbx_make_error(err, 0, "exec: process.terminal needs --console-socket");
+            r = sbx_make_error(err, 0,
+                               "exec: process.terminal needs a console socket when detached");
             goto out;
         }
         spec->terminal = false; /* attached: the caller's own stdio is the terminal */

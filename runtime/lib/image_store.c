@@ -267,8 +267,9 @@ sbx_store_resolve(struct sbx_store *st, const char *name, char **digest, sbx_err
         sbx_image_ref_free(&ref);
         int r = sbx_store_lookup(st, canon, &d, err);
         if (r == -ENOENT) {
-            sbx_make_error(err, 0, "image `%s` is not in the store (pull it with `sbxrun pull %s`)",
-                           canon, name);
+            sbx_make_error_code(err, SBX_ERR_NOT_FOUND, 0,
+                                "image `%s` is not in the store (pull it with `sbxrun pull %s`)",
+                                canon, name);
             errno = ENOENT;
         }
         if (r < 0)
@@ -430,8 +431,13 @@ sbx_store_remove(struct sbx_store *st, const char *name, char ***untagged, sbx_e
 {
     cleanup_free char *digest = NULL;
     json_t *rec = sbx_store_resolve(st, name, &digest, err);
-    if (rec == NULL)
+    if (rec == NULL) {
+        /* Whatever kept the name from resolving (a malformed name too), there is no such image
+         * to remove: callers answer "not found" from the code. */
+        if (err && *err && !(*err)->code)
+            (*err)->code = SBX_ERR_NOT_FOUND;
         return -ENOENT;
+    }
     json_decref(rec);
     /* By name, that reference goes (Docker's untag: other names of the image stay); by id,
      * every reference to it. The image itself goes when no reference is left, unless a
@@ -457,7 +463,8 @@ sbx_store_remove(struct sbx_store *st, const char *name, char ***untagged, sbx_e
     }
     int r = 0;
     if (drop == all && sbx_store_in_use(st, digest)) {
-        r = sbx_make_error(err, EBUSY, "image `%s` is in use by a running sandbox", name);
+        r = sbx_make_error_code(err, SBX_ERR_BUSY, EBUSY,
+                                "image `%s` is in use by a running sandbox", name);
     } else {
         json_object_foreach (refs, k, v) {
             if (strcmp(json_string_value(v), digest) != 0 || (by_name && strcmp(k, canon) != 0))

@@ -65,8 +65,9 @@ sbx_container_delete(const char *root, const char *id, bool force, sbx_error_t *
     const char *status = sbx_state_current_status(st);
     if (strcmp(status, "stopped") != 0 && !force) {
         /* status may point into st: report before freeing it. */
-        r = sbx_make_error(err, EBUSY, "sandbox `%s` is %s; stop it first or use --force", id,
-                           status);
+        r = sbx_make_error_code(err, SBX_ERR_BUSY, EBUSY,
+                                "sandbox `%s` is %s; stop it first or delete it by force", id,
+                                status);
         sbx_state_free(st);
         return r;
     }

@@ -550,7 +550,7 @@ get(struct sbx_registry *reg, const char *what, const char *path, const char *ac
             reg->kind = SBX_PULL_AUTH;
             return sbx_make_error(err, 0, "%s: %s (HTTP %ld from %s)", what,
                                   reg->user ? "authentication failed: wrong user or password?"
-                                            : "the registry requires credentials (--creds)",
+                                            : "the registry requires credentials",
                                   status, reg->domain);
         }
         if (status == 404) {

@@ -205,6 +205,18 @@ for verb in pause resume ps stats; do
 	expect_match "cgroup: $verb of an unknown id names it" "$ID-nosuch" "$err"
 done
 
+# --- a limit the host cannot enforce: libsbx names the limit, the CLI its own options -------
+# (rootless without a delegated cgroup: uid 65534 cannot write below the root-owned tree)
+mkdir -m 777 "$T/rootless"
+out=$(cd "$T" && timeout -k 5 30 setpriv --reuid=65534 --regid=65534 --clear-groups \
+	"$SBXRUN" --root "$T/rootless" run --id "$ID-rl" --rootfs / --memory 64M --pids 20 -- true 2>&1)
+if [[ $out == *"clone new namespaces"* ]]; then
+	skip "cgroup[$layout]: rootless --memory/--pids report" "no unprivileged user namespaces here"
+else
+	expect_match "cgroup[$layout]: rootless --memory/--pids: the report names the options and the limit" \
+		"^sbxrun: --memory, --pids: memory limit requested but the cgroup is not writable" "$out"
+fi
+
 after=$(host_snapshot | grep -F "$ID" || true)
 expect_eq "cgroup[$layout]: host left as it was (mounts, cgroups, links, state)" "$before" "$after"
 finish
