@@ -34,5 +34,6 @@ int cmd_create(int argc, char **argv);
 int cmd_start(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_features(int argc, char **argv);
+int cmd_update(int argc, char **argv);
 
 #endif
