@@ -357,6 +357,11 @@ struct apid_spec_in {
     json_t *volume_mounts; /* apid_create_req.volume_mounts, or NULL */
 };
 int apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err);
+/* The limits of a request as libsbx's neutral ones (limits.h), the one mapping both the config
+ * of a new sandbox and a pool claim's sbx_container_update() use; disk is not among them (it is
+ * a mount option, fixed at create). */
+struct sbx_limits;
+void apid_limits_to_sbx(const struct apid_limits *in, struct sbx_limits *out);
 
 /* ---------- volumes (volumes.c) ---------- */
 

@@ -3,8 +3,18 @@
  * sbxrun; apid only adds the agent, its token, the environment and the resource limits. */
 #include "apid.h"
 #include "config.h"
+#include "limits.h"
 
 #define AGENT_PORT "44772"
+
+void
+apid_limits_to_sbx(const struct apid_limits *in, struct sbx_limits *out)
+{
+    *out = (struct sbx_limits)SBX_LIMITS_UNSET;
+    out->memory = in->memory > 0 ? in->memory : -1;
+    out->cpu_milli = in->cpu_milli > 0 ? in->cpu_milli : -1;
+    out->pids = in->pids > 0 ? in->pids : -1;
+}
 
 int
 apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err)
@@ -91,17 +101,10 @@ apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err)
         if ((r = sbx_config_setenv(cfg, kv, err)) < 0)
             goto fail;
     }
-    json_t *res = sbx_config_resources(cfg);
-    if (in->limits.memory > 0)
-        json_object_set_new(res, "memory",
-                            json_pack("{s:I}", "limit", (json_int_t)in->limits.memory));
-    if (in->limits.cpu_milli > 0)
-        json_object_set_new(res, "cpu",
-                            json_pack("{s:I, s:I}", "quota",
-                                      (json_int_t)(in->limits.cpu_milli * 100), "period",
-                                      (json_int_t)100000));
-    if (in->limits.pids > 0)
-        json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t)in->limits.pids));
+    struct sbx_limits lim;
+    apid_limits_to_sbx(&in->limits, &lim);
+    if ((r = sbx_config_set_limits(cfg, &lim, err)) < 0)
+        goto fail;
     /* Without it the writable layer gets libsbx's default size (SBX_DEFAULT_DISK_SIZE), and /tmp
      * its default tmpfs size, as with sbxrun. */
     if (in->limits.disk > 0) {

@@ -5,16 +5,17 @@
  *
  * Per-request parts applied at claim time:
  *  - metadata, timeout/expiry, image uri, resource limits: written with the store row;
- *  - cgroup limits below the pool's class: sbx_cgroup_update() on the member's cgroup (requests
- *    above the class do not match and are created cold);
+ *  - limits below the pool's class: sbx_container_update() on the member, which changes its
+ *    cgroup and its config.json together (requests above the class do not match and are created
+ *    cold);
  *  - entrypoint and env: members run the agent without an entrypoint; the claimant's is handed
  *    over with the agent's POST /entrypoint, after which the sandbox behaves exactly like a cold
  *    one (its state follows the entrypoint's exit, env is seen by later commands too). */
 #include "pool.h"
 #include "agent_client.h"
-#include "cgroup.h"
+#include "limits.h"
 #include "metrics.h"
-#include "state.h"
+#include "update.h"
 
 #define READY_TIMEOUT_MS 10000
 #define LIVENESS_EVERY_MS 2000
@@ -352,25 +353,17 @@ apply_limits(struct apid_sandbox *sb, const struct apid_limits *cls, const struc
 {
     if (want->cpu_milli == cls->cpu_milli && want->memory == cls->memory && want->pids == cls->pids)
         return 0;
-    if (!sb->cgroup)
-        return sbx_make_error(err, 0, "pooled sandbox %s has no cgroup", sb->id);
-    struct sbx_cgroup *cg = NULL;
-    int r = sbx_cgroup_open(sb->cgroup, &cg, err);
-    if (r < 0)
-        return r;
-    struct sbx_resources res = {
-        .memory_limit = want->memory > 0 ? want->memory : -1,
-        .memory_swap = -1,
-        .memory_reservation = -1,
-        .cpu_quota = want->cpu_milli > 0 ? want->cpu_milli * 100 : -1,
-        .cpu_period = want->cpu_milli > 0 ? 100000 : -1,
-        .cpu_shares = -1,
-        .cpu_weight = -1,
-        .pids_limit = want->pids > 0 ? want->pids : -1,
-        .io_weight = -1,
-    };
-    r = sbx_cgroup_update(cg, &res, err);
-    sbx_cgroup_free(cg);
+    /* The cgroup and the member's config.json change together: the record of a claimed sandbox
+     * says what its cgroup has. */
+    struct sbx_limits lim;
+    apid_limits_to_sbx(want, &lim);
+    json_t *res = sbx_limits_resources(&lim, err);
+    if (res == NULL)
+        return -1;
+    cleanup_free char *dir = apid_sandboxes_dir(ctx->cfg);
+    cleanup_free char *cfgp = xasprintf("%s/%s/config.json", dir, sb->id);
+    int r = sbx_container_update(ctx->cfg->run_dir, sb->id, cfgp, res, err);
+    json_decref(res);
     return r;
 }
 

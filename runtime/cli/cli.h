@@ -35,5 +35,6 @@ int cmd_start(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_spec(int argc, char **argv);
+int cmd_update(int argc, char **argv);
 
 #endif

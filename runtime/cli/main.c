@@ -123,6 +123,7 @@ static const struct command commands[] = {
     {"resume", cmd_resume_verb, "thaw a paused sandbox"},
     {"ps", cmd_ps_verb, "list the processes of a sandbox"},
     {"stats", cmd_stats_verb, "print a sandbox's resource usage as JSON"},
+    {"update", cmd_update, "change a sandbox's limits: its cgroup and its recorded config"},
     {"pull", cmd_image_exec, "pull an OCI image from a registry into the image store"},
     {"images", cmd_image_exec, "list the images in the store (--format json)"},
     {"rmi", cmd_image_exec, "remove images (refused while a sandbox uses them)"},

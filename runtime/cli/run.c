@@ -1,5 +1,6 @@
 #include "cli.h"
 #include "config.h"
+#include "limits.h"
 #include "utils.h"
 #include "volume.h"
 
@@ -230,367 +231,478 @@ add_volumes(json_t *cfg, char **specs, const char *dir_flag, char **cap_add, sbx
     return 0;
 }
 
+/* What `sbxrun run`'s command line asks for. */
+struct run_flags {
+    const char *rootfs, *image, *bundle, *user, *cwd, *hostname, *net, *id, *seccomp, *disk,
+        *entrypoint, *volumes_dir;
+    char **envs, **binds, **volumes, **tmpfs, **cap_add, **cap_drop, **rlimits;
+    bool rootfs_rw, as_pid1, read_only;
+    struct sbx_limits limits; /* the cgroup limits: --memory, --cpus, --pids... */
+    const char *memory_swap;  /* --memory-swap as given, for its message */
+    int64_t nofile;
+    char *const *cmd; /* CMD [ARGS...]; with --bundle, [ID] */
+    char gen_id[17];
+    struct sbx_run_opts ro;
+};
+
 /* libsbx names a limit it refuses by what it is ("memory limit": apid's users know it by another
  * name); here the user gave it as an option, so the report names the options given. */
 static void
-name_limit_options(sbx_error_t *err, int64_t memory, int64_t memory_swap, int64_t millicpus,
-                   int64_t cpu_weight, int64_t pids, int64_t io_weight)
+name_limit_options(sbx_error_t *err, const struct sbx_limits *l)
 {
     const struct {
         const char *opt;
         bool given;
-    } o[] = {{"--memory", memory > 0},  {"--memory-swap", memory_swap > 0},
-             {"--cpus", millicpus > 0}, {"--cpu-weight", cpu_weight > 0},
-             {"--pids", pids > 0},      {"--io-weight", io_weight > 0}};
+    } o[] = {{"--memory", l->memory > 0},  {"--memory-swap", l->memory_swap > 0},
+             {"--cpus", l->cpu_milli > 0}, {"--cpu-weight", l->cpu_weight > 0},
+             {"--pids", l->pids > 0},      {"--io-weight", l->io_weight > 0}};
     cleanup_free char *list = xstrdup("");
     for (size_t i = 0; i < ARRAY_SIZE(o); i++) {
         if (!o[i].given)
             continue;
-        char *l = xasprintf("%s%s%s", list, *list ? ", " : "", o[i].opt);
+        char *l2 = xasprintf("%s%s%s", list, *list ? ", " : "", o[i].opt);
         free(list);
-        list = l;
+        list = l2;
     }
     if (*list && sbx_error_is(*err, SBX_ERR_LIMIT))
         sbx_error_wrap(err, "%s", list);
 }
 
-int
-cmd_run(int argc, char **argv)
+static void
+run_flags_free(struct run_flags *f)
 {
-    static const struct option opts[] = {
-        {"rootfs", required_argument, NULL, OPT_ROOTFS},
-        {"image", required_argument, NULL, OPT_IMAGE},
-        {"bundle", required_argument, NULL, OPT_BUNDLE},
-        {"b", required_argument, NULL, OPT_BUNDLE},
-        {"user", required_argument, NULL, 'u'},
-        {"env", required_argument, NULL, 'e'},
-        {"cwd", required_argument, NULL, 'w'},
-        {"hostname", required_argument, NULL, OPT_HOSTNAME},
-        {"bind", required_argument, NULL, 'v'},
-        {"tmpfs", required_argument, NULL, OPT_TMPFS},
-        {"net", required_argument, NULL, OPT_NET},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"json-status-fd", required_argument, NULL, OPT_STATUS_FD},
-        {"id", required_argument, NULL, OPT_ID},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {"rootfs-rw", no_argument, NULL, OPT_ROOTFS_RW},
-        {"as-pid-1", no_argument, NULL, OPT_AS_PID1},
-        {"memory", required_argument, NULL, 'm'},
-        {"memory-swap", required_argument, NULL, OPT_MEMORY_SWAP},
-        {"cpus", required_argument, NULL, OPT_CPUS},
-        {"cpu-weight", required_argument, NULL, OPT_CPU_WEIGHT},
-        {"pids", required_argument, NULL, OPT_PIDS},
-        {"io-weight", required_argument, NULL, OPT_IO_WEIGHT},
-        {"disk", required_argument, NULL, OPT_DISK},
-        {"nofile", required_argument, NULL, OPT_NOFILE},
-        {"rlimit", required_argument, NULL, OPT_RLIMIT},
-        {"seccomp", required_argument, NULL, OPT_SECCOMP},
-        {"cap-add", required_argument, NULL, OPT_CAP_ADD},
-        {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
-        {"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
-        {"pid-file", required_argument, NULL, OPT_PID_FILE},
-        {"detach", no_argument, NULL, 'd'},
-        {"console-socket", required_argument, NULL, OPT_CONSOLE},
-        {"no-pivot", no_argument, NULL, OPT_NO_PIVOT},
-        {"keep", no_argument, NULL, OPT_KEEP},
-        {"read-only", no_argument, NULL, OPT_READ_ONLY},
-        {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
-        {"volume", required_argument, NULL, OPT_VOLUME},
-        {"volumes-dir", required_argument, NULL, OPT_VOLUMES_DIR},
-        {NULL, 0, NULL, 0},
-    };
-    const char *rootfs = NULL, *image = NULL, *bundle = NULL, *user = NULL, *cwd = NULL,
-               *hostname = NULL, *net = "none", *id = NULL, *seccomp = NULL, *disk = NULL,
-               *entrypoint = NULL, *volumes_dir = NULL;
-    cleanup_strv char **envs = NULL, **binds = NULL, **volumes = NULL, **tmpfs = NULL,
-                      **cap_add = NULL, **cap_drop = NULL, **rlimits = NULL;
-    struct sbx_run_opts ro = {.json_status_fd = -1, .state_root = sbx_global.root};
-    bool rootfs_rw = false, as_pid1 = false, read_only = false;
-    int64_t memory = -1, memory_swap = -1, millicpus = -1, cpu_weight = -1, pids = -1,
-            io_weight = -1, nofile = -1, v;
-    int c;
+    strv_free(f->envs);
+    strv_free(f->binds);
+    strv_free(f->volumes);
+    strv_free(f->tmpfs);
+    strv_free(f->cap_add);
+    strv_free(f->cap_drop);
+    strv_free(f->rlimits);
+}
 
-    while ((c = getopt_long(argc, argv, "+u:e:w:v:m:qhd", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_ROOTFS: rootfs = optarg; break;
-        case OPT_IMAGE: image = optarg; break;
-        case OPT_BUNDLE: bundle = optarg; break;
-        case 'u': user = optarg; break;
-        case 'e': strv_append(&envs, optarg); break;
-        case 'w': cwd = optarg; break;
-        case OPT_HOSTNAME: hostname = optarg; break;
-        case 'v': strv_append(&binds, optarg); break;
-        case OPT_TMPFS: strv_append(&tmpfs, optarg); break;
-        case OPT_NET:
-            if (strcmp(optarg, "none") && strcmp(optarg, "host"))
-                return bad("--net", optarg, "want none or host"), EXIT_RUNTIME;
-            net = optarg;
-            break;
-        case OPT_TIMEOUT:
-            if (parse_int64(optarg, 1, 100000000, &v) < 0)
-                return bad("--timeout", optarg, "want whole seconds >= 1"), EXIT_RUNTIME;
-            ro.timeout_sec = v;
-            break;
-        case OPT_STATUS_FD:
-            if (parse_int64(optarg, 0, 1 << 20, &v) < 0 || fcntl(v, F_GETFD) < 0)
-                return bad("--json-status-fd", optarg, "not an open file descriptor"), EXIT_RUNTIME;
-            ro.json_status_fd = v;
-            fcntl(v, F_SETFD, FD_CLOEXEC);
-            break;
-        case OPT_ID:
-            if (!id_is_valid(optarg))
-                return bad("--id", optarg, "letters, digits, '_', '.', '-', at most 64"),
-                       EXIT_RUNTIME;
-            id = optarg;
-            break;
-        case 'q': ro.quiet = true; break;
-        case 'h': run_usage(stdout); return 0;
-        case OPT_ROOTFS_RW: rootfs_rw = true; break;
-        case OPT_AS_PID1: as_pid1 = true; break;
-        case 'm':
-            if (parse_size(optarg, &memory) < 0 || memory < 1 << 20)
-                return bad("--memory", optarg, "want a size of at least 1M like 512M, 1.5G, 512Mi"),
-                       EXIT_RUNTIME;
-            break;
-        case OPT_MEMORY_SWAP:
-            if (parse_size(optarg, &memory_swap) < 0 || memory_swap < 1 << 20)
-                return bad("--memory-swap", optarg, "want a size like 1G"), EXIT_RUNTIME;
-            break;
-        case OPT_CPUS:
-            if (parse_cpus(optarg, &millicpus) < 0)
-                return bad("--cpus", optarg, "want a positive number like 0.5, 2 or 500m"),
-                       EXIT_RUNTIME;
-            break;
-        case OPT_CPU_WEIGHT:
-            if (parse_int64(optarg, 1, 10000, &cpu_weight) < 0)
-                return bad("--cpu-weight", optarg, "want 1-10000"), EXIT_RUNTIME;
-            break;
-        case OPT_PIDS:
-            if (parse_int64(optarg, 1, 4194304, &pids) < 0)
-                return bad("--pids", optarg, "want a positive integer"), EXIT_RUNTIME;
-            break;
-        case OPT_IO_WEIGHT:
-            if (parse_int64(optarg, 10, 1000, &io_weight) < 0)
-                return bad("--io-weight", optarg, "want 10-1000 (OCI blockIO weight)"),
-                       EXIT_RUNTIME;
-            break;
-        case OPT_DISK:
-            if (parse_size(optarg, &v) < 0 || v < 4096)
-                return bad("--disk", optarg, "want a size like 1G"), EXIT_RUNTIME;
-            disk = optarg;
-            break;
-        case OPT_NOFILE:
-            if (parse_int64(optarg, 1, 1 << 30, &nofile) < 0)
-                return bad("--nofile", optarg, "want a positive integer"), EXIT_RUNTIME;
-            break;
-        case OPT_RLIMIT: strv_append(&rlimits, optarg); break;
-        case OPT_SECCOMP: seccomp = optarg; break;
-        case OPT_CAP_ADD: strv_append(&cap_add, optarg); break;
-        case OPT_CAP_DROP: strv_append(&cap_drop, optarg); break;
-        case OPT_CGROUP_PARENT: ro.cgroup_parent = optarg; break;
-        case OPT_PID_FILE: ro.pid_file = optarg; break;
-        case 'd': ro.detach = true; break;
-        case OPT_CONSOLE: ro.console_socket = optarg; break;
-        case OPT_NO_PIVOT: ro.no_pivot = true; break;
-        case OPT_KEEP: ro.keep_state = true; break;
-        case OPT_READ_ONLY: read_only = true; break;
-        case OPT_ENTRYPOINT: entrypoint = optarg; break;
-        case OPT_VOLUME: strv_append(&volumes, optarg); break;
-        case OPT_VOLUMES_DIR: volumes_dir = optarg; break;
-        default: fprintf(stderr, "Try `sbxrun run --help`.\n"); return EXIT_RUNTIME;
-        }
+static const struct option run_opts[] = {
+    {"rootfs", required_argument, NULL, OPT_ROOTFS},
+    {"image", required_argument, NULL, OPT_IMAGE},
+    {"bundle", required_argument, NULL, OPT_BUNDLE},
+    {"b", required_argument, NULL, OPT_BUNDLE},
+    {"user", required_argument, NULL, 'u'},
+    {"env", required_argument, NULL, 'e'},
+    {"cwd", required_argument, NULL, 'w'},
+    {"hostname", required_argument, NULL, OPT_HOSTNAME},
+    {"bind", required_argument, NULL, 'v'},
+    {"tmpfs", required_argument, NULL, OPT_TMPFS},
+    {"net", required_argument, NULL, OPT_NET},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"json-status-fd", required_argument, NULL, OPT_STATUS_FD},
+    {"id", required_argument, NULL, OPT_ID},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"rootfs-rw", no_argument, NULL, OPT_ROOTFS_RW},
+    {"as-pid-1", no_argument, NULL, OPT_AS_PID1},
+    {"memory", required_argument, NULL, 'm'},
+    {"memory-swap", required_argument, NULL, OPT_MEMORY_SWAP},
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"cpu-weight", required_argument, NULL, OPT_CPU_WEIGHT},
+    {"pids", required_argument, NULL, OPT_PIDS},
+    {"io-weight", required_argument, NULL, OPT_IO_WEIGHT},
+    {"disk", required_argument, NULL, OPT_DISK},
+    {"nofile", required_argument, NULL, OPT_NOFILE},
+    {"rlimit", required_argument, NULL, OPT_RLIMIT},
+    {"seccomp", required_argument, NULL, OPT_SECCOMP},
+    {"cap-add", required_argument, NULL, OPT_CAP_ADD},
+    {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
+    {"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
+    {"pid-file", required_argument, NULL, OPT_PID_FILE},
+    {"detach", no_argument, NULL, 'd'},
+    {"console-socket", required_argument, NULL, OPT_CONSOLE},
+    {"no-pivot", no_argument, NULL, OPT_NO_PIVOT},
+    {"keep", no_argument, NULL, OPT_KEEP},
+    {"read-only", no_argument, NULL, OPT_READ_ONLY},
+    {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
+    {"volume", required_argument, NULL, OPT_VOLUME},
+    {"volumes-dir", required_argument, NULL, OPT_VOLUMES_DIR},
+    {NULL, 0, NULL, 0},
+};
+
+/* The cgroup limit flags. 1: not one of them; 0: taken; -1: bad value (said). */
+static int
+parse_limit_flag(int c, const char *arg, struct run_flags *f)
+{
+    struct sbx_limits *l = &f->limits;
+    switch (c) {
+    case 'm':
+        if (parse_size(arg, &l->memory) < 0 || l->memory < 1 << 20)
+            return bad("--memory", arg, "want a size of at least 1M like 512M, 1.5G, 512Mi");
+        return 0;
+    case OPT_MEMORY_SWAP:
+        if (parse_size(arg, &l->memory_swap) < 0 || l->memory_swap < 1 << 20)
+            return bad("--memory-swap", arg, "want a size like 1G");
+        f->memory_swap = arg;
+        return 0;
+    case OPT_CPUS:
+        if (parse_cpus(arg, &l->cpu_milli) < 0)
+            return bad("--cpus", arg, "want a positive number like 0.5, 2 or 500m");
+        return 0;
+    case OPT_CPU_WEIGHT:
+        if (parse_int64(arg, 1, 10000, &l->cpu_weight) < 0)
+            return bad("--cpu-weight", arg, "want 1-10000");
+        return 0;
+    case OPT_PIDS:
+        if (parse_int64(arg, 1, 4194304, &l->pids) < 0)
+            return bad("--pids", arg, "want a positive integer");
+        return 0;
+    case OPT_IO_WEIGHT:
+        if (parse_int64(arg, 10, 1000, &l->io_weight) < 0)
+            return bad("--io-weight", arg, "want 10-1000 (OCI blockIO weight)");
+        return 0;
     }
-    if (read_only && (rootfs_rw || disk)) {
+    return 1;
+}
+
+/* The supervision flags, which go to struct sbx_run_opts. 1: not one of them; 0: taken; -1: bad
+ * value (said). */
+static int
+parse_run_opt_flag(int c, const char *arg, struct sbx_run_opts *ro)
+{
+    int64_t v;
+    switch (c) {
+    case OPT_TIMEOUT:
+        if (parse_int64(arg, 1, 100000000, &v) < 0)
+            return bad("--timeout", arg, "want whole seconds >= 1");
+        ro->timeout_sec = v;
+        return 0;
+    case OPT_STATUS_FD:
+        if (parse_int64(arg, 0, 1 << 20, &v) < 0 || fcntl(v, F_GETFD) < 0)
+            return bad("--json-status-fd", arg, "not an open file descriptor");
+        ro->json_status_fd = v;
+        fcntl(v, F_SETFD, FD_CLOEXEC);
+        return 0;
+    case 'q': ro->quiet = true; return 0;
+    case OPT_CGROUP_PARENT: ro->cgroup_parent = arg; return 0;
+    case OPT_PID_FILE: ro->pid_file = arg; return 0;
+    case 'd': ro->detach = true; return 0;
+    case OPT_CONSOLE: ro->console_socket = arg; return 0;
+    case OPT_NO_PIVOT: ro->no_pivot = true; return 0;
+    case OPT_KEEP: ro->keep_state = true; return 0;
+    }
+    return 1;
+}
+
+/* Every other flag: the config's. 0: taken; -1: bad value or unknown flag (said). */
+static int
+parse_config_flag(int c, const char *arg, struct run_flags *f)
+{
+    int64_t v;
+    switch (c) {
+    case OPT_ROOTFS: f->rootfs = arg; break;
+    case OPT_IMAGE: f->image = arg; break;
+    case OPT_BUNDLE: f->bundle = arg; break;
+    case 'u': f->user = arg; break;
+    case 'e': strv_append(&f->envs, arg); break;
+    case 'w': f->cwd = arg; break;
+    case OPT_HOSTNAME: f->hostname = arg; break;
+    case 'v': strv_append(&f->binds, arg); break;
+    case OPT_TMPFS: strv_append(&f->tmpfs, arg); break;
+    case OPT_NET:
+        if (strcmp(arg, "none") && strcmp(arg, "host"))
+            return bad("--net", arg, "want none or host");
+        f->net = arg;
+        break;
+    case OPT_ID:
+        if (!id_is_valid(arg))
+            return bad("--id", arg, "letters, digits, '_', '.', '-', at most 64");
+        f->id = arg;
+        break;
+    case OPT_ROOTFS_RW: f->rootfs_rw = true; break;
+    case OPT_AS_PID1: f->as_pid1 = true; break;
+    case OPT_DISK:
+        if (parse_size(arg, &v) < 0 || v < 4096)
+            return bad("--disk", arg, "want a size like 1G");
+        f->disk = arg;
+        break;
+    case OPT_NOFILE:
+        if (parse_int64(arg, 1, 1 << 30, &f->nofile) < 0)
+            return bad("--nofile", arg, "want a positive integer");
+        break;
+    case OPT_RLIMIT: strv_append(&f->rlimits, arg); break;
+    case OPT_SECCOMP: f->seccomp = arg; break;
+    case OPT_CAP_ADD: strv_append(&f->cap_add, arg); break;
+    case OPT_CAP_DROP: strv_append(&f->cap_drop, arg); break;
+    case OPT_READ_ONLY: f->read_only = true; break;
+    case OPT_ENTRYPOINT: f->entrypoint = arg; break;
+    case OPT_VOLUME: strv_append(&f->volumes, arg); break;
+    case OPT_VOLUMES_DIR: f->volumes_dir = arg; break;
+    default: fprintf(stderr, "Try `sbxrun run --help`.\n"); return -1;
+    }
+    return 0;
+}
+
+/* The sandbox's id: --id, a bundle's ID argument, or a random one. */
+static int
+choose_id(struct run_flags *f)
+{
+    if (f->bundle && f->id == NULL && f->cmd[0]) {
+        f->id = f->cmd[0];
+        if (!id_is_valid(f->id))
+            return bad("sandbox id", f->id, "letters, digits, '_', '.', '-', at most 64");
+    }
+    if (f->id == NULL) {
+        random_hex(f->gen_id, 16);
+        f->id = f->gen_id;
+    }
+    f->ro.id = f->id;
+    return 0;
+}
+
+/* 0: parsed; 1: --help was printed; -1: a bad flag (said). */
+static int
+parse_run_flags(int argc, char **argv, struct run_flags *f)
+{
+    int c, r;
+    while ((c = getopt_long(argc, argv, "+u:e:w:v:m:qhd", run_opts, NULL)) != -1) {
+        if (c == 'h') {
+            run_usage(stdout);
+            return 1;
+        }
+        if ((r = parse_limit_flag(c, optarg, f)) == 1 &&
+            (r = parse_run_opt_flag(c, optarg, &f->ro)) == 1)
+            r = parse_config_flag(c, optarg, f);
+        if (r < 0)
+            return -1;
+    }
+    if (f->read_only && (f->rootfs_rw || f->disk)) {
         cli_errorf("--read-only cannot be combined with %s (a read-only root has no writable "
                    "layer)",
-                   rootfs_rw ? "--rootfs-rw" : "--disk");
-        return EXIT_RUNTIME;
+                   f->rootfs_rw ? "--rootfs-rw" : "--disk");
+        return -1;
     }
-    char *const *cmd = argv + optind;
-    sbx_error_t err = NULL;
-    json_t *cfg = NULL;
-    char gen_id[17];
-    if (bundle && id == NULL && cmd[0]) {
-        id = cmd[0];
-        if (!id_is_valid(id))
-            return bad("sandbox id", id, "letters, digits, '_', '.', '-', at most 64"),
-                   EXIT_RUNTIME;
-    }
-    if (id == NULL) {
-        random_hex(gen_id, 16);
-        id = gen_id;
-    }
-    ro.id = id;
+    f->cmd = argv + optind;
+    return choose_id(f);
+}
 
-    if (bundle) {
-        if (rootfs || image) {
-            cli_errorf("--bundle cannot be combined with --rootfs or --image");
-            return EXIT_RUNTIME;
-        }
-        cleanup_free char *path = xasprintf("%s/config.json", bundle);
-        json_error_t jerr;
-        cfg = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-        if (cfg == NULL) {
-            cli_errorf("bundle `%s`: %s", bundle, jerr.text);
-            return EXIT_RUNTIME;
-        }
-    } else {
-        if (cmd[0] == NULL && image == NULL) {
-            cli_errorf("no command given (usage: sbxrun run [OPTIONS] -- CMD [ARGS...])");
-            return EXIT_RUNTIME;
-        }
-        if (rootfs && image) {
-            cli_errorf("--rootfs and --image are mutually exclusive");
-            return EXIT_RUNTIME;
-        }
-        static char *const no_cmd[] = {(char *)"/bin/sh", NULL};
-        cfg = sbx_config_new_default(id, cmd[0] ? cmd : no_cmd, &err);
-        if (cfg == NULL)
-            goto fail;
-        const char *images = getenv("SBX_IMAGES");
-        json_t *icfg = NULL;
-        if (rootfs) {
-            if (sbx_config_set_rootfs(cfg, rootfs, &err) < 0)
-                goto fail;
-        } else if (sbx_config_use_image(cfg, images && *images ? images : NULL,
-                                        image ? image : "host", &icfg, &err) < 0) {
-            goto fail;
-        }
-        uid_t uid = SBX_DEFAULT_UID;
-        gid_t gid = SBX_DEFAULT_GID;
-        if (user && parse_user(user, &uid, &gid) < 0) {
-            bad("--user", user, "want UID[:GID] with ids 0-65535");
-            json_decref(icfg);
-            json_decref(cfg);
-            return EXIT_RUNTIME;
-        }
-        if (sbx_config_set_user(cfg, uid, gid, &err) < 0) {
-            json_decref(icfg);
-            goto fail;
-        }
-        /* A pulled image's config gives the defaults (Docker's rules); flags below override. */
-        if (icfg == NULL && cmd[0] == NULL) {
-            cli_errorf("no command given (usage: sbxrun run [OPTIONS] -- CMD [ARGS...])");
-            json_decref(cfg);
-            return EXIT_RUNTIME;
-        }
-        int ir = icfg
-                     ? sbx_config_apply_image_config(cfg, icfg, cmd, entrypoint, user != NULL, &err)
-                     : 0;
-        json_decref(icfg);
-        if (ir < 0)
-            goto fail;
-        if (as_pid1)
-            sbx_config_annotate(cfg, "run.sbx.init", NULL);
-        if (rootfs_rw)
-            sbx_config_annotate(cfg, "run.sbx.rootfs.overlay", NULL);
-        if (strcmp(net, "host") == 0)
-            sbx_config_set_net_host(cfg);
+static int
+load_bundle_config(const struct run_flags *f, json_t **out)
+{
+    if (f->rootfs || f->image) {
+        cli_errorf("--bundle cannot be combined with --rootfs or --image");
+        return -1;
     }
+    cleanup_free char *path = xasprintf("%s/config.json", f->bundle);
+    json_error_t jerr;
+    *out = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (*out == NULL) {
+        cli_errorf("bundle `%s`: %s", f->bundle, jerr.text);
+        return -1;
+    }
+    return 0;
+}
 
-    /* Flags that refine either a generated config or a bundle's. */
-    for (char **e = envs; e && *e; e++)
-        if (sbx_config_setenv(cfg, *e, &err) < 0)
-            goto fail;
-    if (cwd) {
-        if (cwd[0] != '/') {
-            bad("--cwd", cwd, "must be an absolute path");
-            json_decref(cfg);
-            return EXIT_RUNTIME;
-        }
-        json_object_set_new(json_object_get(cfg, "process"), "cwd", json_string(cwd));
+static int
+no_command(void)
+{
+    cli_errorf("no command given (usage: sbxrun run [OPTIONS] -- CMD [ARGS...])");
+    return -1;
+}
+
+/* The root filesystem (--rootfs or --image), the user and, for a pulled image, its config's
+ * defaults (Docker's rules: the flags that follow override them). */
+static int
+set_root_and_user(json_t *cfg, const struct run_flags *f, sbx_error_t *err)
+{
+    const char *images = getenv("SBX_IMAGES");
+    json_t *icfg = NULL;
+    if (f->rootfs) {
+        if (sbx_config_set_rootfs(cfg, f->rootfs, err) < 0)
+            return -1;
+    } else if (sbx_config_use_image(cfg, images && *images ? images : NULL,
+                                    f->image ? f->image : "host", &icfg, err) < 0) {
+        return -1;
     }
-    if (hostname)
-        json_object_set_new(cfg, "hostname", json_string(hostname));
-    for (char **b = binds; b && *b; b++)
-        if (sbx_config_add_bind(cfg, *b, &err) < 0)
-            goto fail;
-    for (char **t = tmpfs; t && *t; t++)
-        if (sbx_config_add_tmpfs(cfg, *t, &err) < 0)
-            goto fail;
-    if (volumes && add_volumes(cfg, volumes, volumes_dir, cap_add, &err) < 0) {
-        if (err == NULL) {
-            json_decref(cfg);
-            return EXIT_RUNTIME;
-        }
-        goto fail;
+    uid_t uid = SBX_DEFAULT_UID;
+    gid_t gid = SBX_DEFAULT_GID;
+    int r = 0;
+    if (f->user && parse_user(f->user, &uid, &gid) < 0)
+        r = bad("--user", f->user, "want UID[:GID] with ids 0-65535");
+    else if (sbx_config_set_user(cfg, uid, gid, err) < 0)
+        r = -1;
+    else if (icfg == NULL && f->cmd[0] == NULL)
+        r = no_command();
+    else if (icfg)
+        r = sbx_config_apply_image_config(cfg, icfg, f->cmd, f->entrypoint, f->user != NULL, err);
+    json_decref(icfg);
+    return r;
+}
+
+/* sbx's default config for CMD, with the flags that only a generated config takes. */
+static int
+generate_config(const struct run_flags *f, json_t **out, sbx_error_t *err)
+{
+    if (f->cmd[0] == NULL && f->image == NULL)
+        return no_command();
+    if (f->rootfs && f->image) {
+        cli_errorf("--rootfs and --image are mutually exclusive");
+        return -1;
     }
-    if (seccomp && sbx_config_set_seccomp(cfg, seccomp, &err) < 0)
-        goto fail;
-    if ((cap_add || cap_drop) && sbx_config_caps_adjust(cfg, cap_add, cap_drop, &err) < 0)
-        goto fail;
-    if (disk)
-        sbx_config_annotate(cfg, "run.sbx.rootfs.size", disk);
-    if (read_only) {
+    static char *const no_cmd[] = {(char *)"/bin/sh", NULL};
+    json_t *cfg = sbx_config_new_default(f->id, f->cmd[0] ? f->cmd : no_cmd, err);
+    if (cfg == NULL)
+        return -1;
+    if (set_root_and_user(cfg, f, err) < 0) {
+        json_decref(cfg);
+        return -1;
+    }
+    if (f->as_pid1)
+        sbx_config_annotate(cfg, "run.sbx.init", NULL);
+    if (f->rootfs_rw)
+        sbx_config_annotate(cfg, "run.sbx.rootfs.overlay", NULL);
+    if (strcmp(f->net, "host") == 0)
+        sbx_config_set_net_host(cfg);
+    *out = cfg;
+    return 0;
+}
+
+/* --env, --cwd and --hostname. */
+static int
+set_process(json_t *cfg, const struct run_flags *f, sbx_error_t *err)
+{
+    for (char **e = f->envs; e && *e; e++)
+        if (sbx_config_setenv(cfg, *e, err) < 0)
+            return -1;
+    if (f->cwd) {
+        if (f->cwd[0] != '/')
+            return bad("--cwd", f->cwd, "must be an absolute path");
+        json_object_set_new(json_object_get(cfg, "process"), "cwd", json_string(f->cwd));
+    }
+    if (f->hostname)
+        json_object_set_new(cfg, "hostname", json_string(f->hostname));
+    return 0;
+}
+
+/* --bind, --tmpfs and --volume. */
+static int
+add_mounts(json_t *cfg, const struct run_flags *f, sbx_error_t *err)
+{
+    for (char **b = f->binds; b && *b; b++)
+        if (sbx_config_add_bind(cfg, *b, err) < 0)
+            return -1;
+    for (char **t = f->tmpfs; t && *t; t++)
+        if (sbx_config_add_tmpfs(cfg, *t, err) < 0)
+            return -1;
+    if (f->volumes && add_volumes(cfg, f->volumes, f->volumes_dir, f->cap_add, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* --seccomp, --cap-add, --cap-drop, --disk and --read-only. */
+static int
+set_security_and_root(json_t *cfg, const struct run_flags *f, sbx_error_t *err)
+{
+    if (f->seccomp && sbx_config_set_seccomp(cfg, f->seccomp, err) < 0)
+        return -1;
+    if ((f->cap_add || f->cap_drop) &&
+        sbx_config_caps_adjust(cfg, f->cap_add, f->cap_drop, err) < 0)
+        return -1;
+    if (f->disk)
+        sbx_config_annotate(cfg, "run.sbx.rootfs.size", f->disk);
+    if (f->read_only) {
         json_t *root = json_object_get(cfg, "root");
         if (!json_is_object(root)) {
             cli_errorf("--read-only: the config has no root object");
-            json_decref(cfg);
-            return EXIT_RUNTIME;
+            return -1;
         }
         json_object_set_new(root, "readonly", json_true());
         sbx_config_annotate(cfg, "run.sbx.rootfs.overlay", NULL);
     }
-    if (nofile > 0)
-        sbx_config_set_rlimit(cfg, "RLIMIT_NOFILE", nofile, nofile);
-    for (char **r = rlimits; r && *r; r++) {
+    return 0;
+}
+
+/* --nofile and --rlimit. */
+static int
+set_rlimits(json_t *cfg, const struct run_flags *f)
+{
+    if (f->nofile > 0)
+        sbx_config_set_rlimit(cfg, "RLIMIT_NOFILE", f->nofile, f->nofile);
+    for (char **r = f->rlimits; r && *r; r++) {
         cleanup_free char *name = NULL;
         uint64_t soft, hard;
-        if (parse_rlimit_flag(*r, &name, &soft, &hard) < 0) {
-            bad("--rlimit", *r, "want NAME=SOFT[:HARD] with a known rlimit name");
-            json_decref(cfg);
-            return EXIT_RUNTIME;
-        }
+        if (parse_rlimit_flag(*r, &name, &soft, &hard) < 0)
+            return bad("--rlimit", *r, "want NAME=SOFT[:HARD] with a known rlimit name");
         sbx_config_set_rlimit(cfg, name, soft, hard);
     }
-    json_t *res = sbx_config_resources(cfg);
-    if (memory > 0 || memory_swap > 0) {
-        json_t *mem = json_object();
-        if (memory > 0)
-            json_object_set_new(mem, "limit", json_integer(memory));
-        /* Swap is off unless asked for: memory+swap equal to memory means no swap. */
-        json_object_set_new(mem, "swap", json_integer(memory_swap > 0 ? memory_swap : memory));
-        if (memory > 0 && memory_swap > 0 && memory_swap < memory) {
-            bad("--memory-swap", "value", "must be at least --memory");
-            json_decref(cfg);
-            return EXIT_RUNTIME;
-        }
-        json_object_set_new(res, "memory", mem);
-    }
-    if (millicpus > 0)
-        json_object_set_new(res, "cpu",
-                            json_pack("{s:I,s:I}", "quota", (json_int_t)(millicpus * 100), "period",
-                                      (json_int_t)100000));
-    if (cpu_weight > 0) {
-        char w[24];
-        snprintf(w, sizeof(w), "%lld", (long long)cpu_weight);
-        json_t *u = json_object_get(res, "unified");
-        if (u == NULL)
-            json_object_set_new(res, "unified", u = json_object());
-        json_object_set_new(u, "cpu.weight", json_string(w));
-    }
-    if (pids > 0)
-        json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t)pids));
-    if (io_weight > 0)
-        json_object_set_new(res, "blockIO", json_pack("{s:I}", "weight", (json_int_t)io_weight));
+    return 0;
+}
 
+/* The cgroup limits, through libsbx's one builder of linux.resources. */
+static int
+set_limits(json_t *cfg, const struct run_flags *f, sbx_error_t *err)
+{
+    const struct sbx_limits *l = &f->limits;
+    if (l->memory > 0 && l->memory_swap > 0 && l->memory_swap < l->memory)
+        return bad("--memory-swap", f->memory_swap, "must be at least --memory");
+    return sbx_config_set_limits(cfg, l, err);
+}
+
+/* The flags that refine either a generated config or a bundle's. */
+static int
+refine_config(json_t *cfg, const struct run_flags *f, sbx_error_t *err)
+{
+    if (set_process(cfg, f, err) < 0 || add_mounts(cfg, f, err) < 0 ||
+        set_security_and_root(cfg, f, err) < 0 || set_rlimits(cfg, f) < 0 ||
+        set_limits(cfg, f, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* The whole config the command line asks for; a failure is said (*err, or printed). */
+static int
+build_config(const struct run_flags *f, json_t **out, sbx_error_t *err)
+{
+    json_t *cfg = NULL;
+    int r = f->bundle ? load_bundle_config(f, &cfg) : generate_config(f, &cfg, err);
+    if (r < 0)
+        return r;
+    if (refine_config(cfg, f, err) < 0) {
+        json_decref(cfg);
+        return -1;
+    }
+    *out = cfg;
+    return 0;
+}
+
+/* Runs the sandbox and waits for it (or, with --detach, until it is created): the workload's
+ * exit status, or -1 with *err. Takes cfg. */
+static int
+run_sandbox(json_t *cfg, const struct run_flags *f, sbx_error_t *err)
+{
     sbx_spec_t *spec = NULL;
-    if (sbx_spec_parse(cfg, bundle, &spec, &err) < 0)
-        goto fail;
+    int r = sbx_spec_parse(cfg, f->bundle, &spec, err);
     json_decref(cfg);
+    if (r < 0)
+        return -1;
     struct sbx_exit ex;
-    int r = sbx_container_run(spec, &ro, &ex, &err);
+    r = sbx_container_run(spec, &f->ro, &ex, err);
     sbx_spec_free(spec);
-    if (r < 0) {
-        name_limit_options(&err, memory, memory_swap, millicpus, cpu_weight, pids, io_weight);
-        cli_error(&err);
+    return r < 0 ? -1 : ex.exit_code;
+}
+
+int
+cmd_run(int argc, char **argv)
+{
+    __attribute__((cleanup(run_flags_free))) struct run_flags f = {
+        .net = "none",
+        .limits = SBX_LIMITS_UNSET,
+        .nofile = -1,
+        .ro = {.json_status_fd = -1, .state_root = sbx_global.root},
+    };
+    int r = parse_run_flags(argc, argv, &f);
+    if (r != 0)
+        return r > 0 ? 0 : EXIT_RUNTIME;
+    sbx_error_t err = NULL;
+    json_t *cfg = NULL;
+    if (build_config(&f, &cfg, &err) < 0 || (r = run_sandbox(cfg, &f, &err)) < 0) {
+        name_limit_options(&err, &f.limits);
+        cli_error(&err); /* prints nothing when the message was printed already */
         return EXIT_RUNTIME;
     }
-    return ex.exit_code;
-
-fail:
-    json_decref(cfg);
-    cli_error(&err);
-    return EXIT_RUNTIME;
+    return r;
 }

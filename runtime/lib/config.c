@@ -646,18 +646,6 @@ sbx_config_set_rlimit(json_t *cfg, const char *name, uint64_t soft, uint64_t har
     return 0;
 }
 
-json_t *
-sbx_config_resources(json_t *cfg)
-{
-    json_t *lx = json_object_get(cfg, "linux");
-    json_t *res = json_object_get(lx, "resources");
-    if (res == NULL) {
-        res = json_object();
-        json_object_set_new(lx, "resources", res);
-    }
-    return res;
-}
-
 /* A file of the sandbox's image, read the way the sandbox would see it but without following
  * anything out of it: images are untrusted (a pulled image's /etc/passwd may be a symlink to
  * the host's /etc/shadow). A layered image is searched top layer first, each layer resolved with

@@ -417,10 +417,9 @@ parse_device_rules(sbx_spec_t *s, json_t *rules, sbx_error_t *err)
     return 0;
 }
 
-static int
-parse_resources(sbx_spec_t *s, json_t *res, sbx_error_t *err)
+int
+sbx_resources_parse(json_t *res, struct sbx_resources *r, sbx_error_t *err)
 {
-    struct sbx_resources *r = &s->resources;
     json_t *mem = json_object_get(res, "memory"), *cpu = json_object_get(res, "cpu"),
            *pids = json_object_get(res, "pids"), *blkio = json_object_get(res, "blockIO");
     r->memory_limit = jint(mem, "limit", -1);
@@ -448,6 +447,16 @@ parse_resources(sbx_spec_t *s, json_t *res, sbx_error_t *err)
     if (r->pids_limit == 0 || r->pids_limit < -1)
         return sbx_make_error(err, 0, "config: pids limit must be positive");
     return 0;
+}
+
+void
+sbx_resources_free(struct sbx_resources *r)
+{
+    free(r->cpuset_cpus);
+    free(r->cpuset_mems);
+    strv_free(r->devices);
+    r->cpuset_cpus = r->cpuset_mems = NULL;
+    r->devices = NULL;
 }
 
 static int
@@ -485,7 +494,7 @@ parse_linux(sbx_spec_t *s, json_t *l, sbx_error_t *err)
         (r = parse_strv(json_object_get(l, "readonlyPaths"), "linux.readonlyPaths",
                         &s->readonly_paths, err)) < 0)
         return r;
-    if ((r = parse_resources(s, json_object_get(l, "resources"), err)) < 0)
+    if ((r = sbx_resources_parse(json_object_get(l, "resources"), &s->resources, err)) < 0)
         return r;
     s->cgroups_path = xstrdup(json_string_value(json_object_get(l, "cgroupsPath")));
     s->seccomp = json_object_get(l, "seccomp");
@@ -753,9 +762,7 @@ sbx_spec_free(sbx_spec_t *s)
     free(s->gid_maps);
     strv_free(s->masked_paths);
     strv_free(s->readonly_paths);
-    free(s->resources.cpuset_cpus);
-    free(s->resources.cpuset_mems);
-    strv_free(s->resources.devices);
+    sbx_resources_free(&s->resources);
     free(s->cgroups_path);
     for (size_t i = 0; i < s->n_devices; i++)
         free(s->devices[i].path);

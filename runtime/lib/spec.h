@@ -174,6 +174,11 @@ struct sbx_spec {
 SBX_PUBLIC int sbx_spec_parse(json_t *root, const char *bundle, sbx_spec_t **out, sbx_error_t *err);
 SBX_PUBLIC int sbx_spec_load_bundle(const char *bundle, sbx_spec_t **out, sbx_error_t *err);
 SBX_PUBLIC void sbx_spec_free(sbx_spec_t *spec);
+/* linux.resources (NULL: none) into *r, devices left out (those need the whole config); the
+ * cpuset strings are r's own (sbx_resources_free(), also after a failure), unified is borrowed
+ * from res. */
+int sbx_resources_parse(json_t *res, struct sbx_resources *r, sbx_error_t *err);
+void sbx_resources_free(struct sbx_resources *r);
 
 int sbx_parse_mount_options(json_t *options, struct sbx_mount *m, sbx_error_t *err);
 int sbx_cap_from_name(const char *name);

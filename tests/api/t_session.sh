@@ -156,6 +156,11 @@ api POST /execute "{\"session_id\":\"$PID1\",\"command\":\"sleep 0.2; cat /tmp/f
 expect_eq "pooled: entrypoint ran with the request's env; commands see env" "bar bar " "$(jqb -j .output | tr '\n' ' ')"
 expect_eq "pooled: memory limit lowered within the class" "268435456" "$(sbx_limit "$PID1" memory)"
 expect_eq "pooled: pids limit lowered within the class" "64" "$(sbx_limit "$PID1" pids)"
+# The claim changes the member's cgroup and its config.json together (sbx_container_update): the
+# record says what the cgroup has, swap off (memory.swap = memory.limit) as in a cold create.
+expect_eq "pooled: the recorded config.json matches the cgroup (memory, swap, pids)" \
+	"$(sbx_limit "$PID1" memory) $(sbx_limit "$PID1" memory) $(sbx_limit "$PID1" pids)" \
+	"$(jq -r '.linux.resources | "\(.memory.limit) \(.memory.swap) \(.pids.limit)"' "$RUN/.sandboxes/$PID1/config.json" 2>&1)"
 api GET "/v1/sandboxes/$PID1"
 expect_eq "pooled sandbox is listed with the request's entrypoint" "sh local/busybox" "$(jqb '.entrypoint[0]') $(jqb .image.uri)"
 check "pool refills after a claim" wait_pool 2

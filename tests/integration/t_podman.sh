@@ -196,6 +196,15 @@ else
 fi
 expect_eq "--memory and --pids-limit applied (cgroup files of its process)" "67108864 50" "$mem $pids"
 expect_match "its cgroup lives below --cgroup-parent" "^$CGP/" "$(cg_of pids)"
+# podman update hands the runtime `update --resources FILE` (runc's verb): the cgroup changes.
+out=$(P update --memory 32m --cpu-quota 30000 --cpu-period 60000 "$cid" 2>&1); rc=$?
+if [ -d /sys/fs/cgroup/memory ]; then
+	now="$(cat "/sys/fs/cgroup/memory$(cg_of memory)/memory.limit_in_bytes" 2>&1) $(cat "/sys/fs/cgroup/cpu$(cg_of cpu)/cpu.cfs_quota_us" "/sys/fs/cgroup/cpu$(cg_of cpu)/cpu.cfs_period_us" 2>&1 | xargs)"
+else
+	now="$(cat "/sys/fs/cgroup$(cg_of memory)/memory.max" 2>&1) $(cat "/sys/fs/cgroup$(cg_of cpu)/cpu.max" 2>&1)"
+fi
+expect_eq "podman update --memory --cpu-quota --cpu-period reaches its cgroup" "0 33554432 30000 60000" "$rc $now"
+[ "$rc" = 0 ] || echo "    $out" | head -3
 check "pause" P pause "$cid"
 expect_match "ps -a shows it paused" "^${cid:0:12} +Paused" "$(P ps -a --format '{{.ID}} {{.Status}}' 2>&1)"
 if [ -d /sys/fs/cgroup/freezer ]; then

@@ -1,6 +1,7 @@
 #!/bin/bash
-# Runs the cgroup tests on a pure cgroup v2 kernel: a throwaway QEMU VM started by tests/vm/vm.sh
-# (QEMU and Debian's kernel from packages, the host's root read-only, this checkout shared).
+# Runs the cgroup tests (t_cgroup.sh, t_update.sh) on a pure cgroup v2 kernel: a throwaway QEMU
+# VM started by tests/vm/vm.sh (QEMU and Debian's kernel from packages, the host's root
+# read-only, this checkout shared).
 # Nothing is built inside; the binaries in build/ are used as they are. Prints TAP
 # lines ("ok - vm: ...", "not ok - vm: ...", "skip - vm: ...") for tests/run-tests.sh to count.
 #   tests/vm/run-in-vm.sh            host side: boots the VM and runs itself inside
@@ -42,6 +43,7 @@ inside() {
 		skip "unit cgroup" "build/bin/unit-tests not built"
 	fi
 	bash tests/integration/t_cgroup.sh 2>&1
+	bash tests/integration/t_update.sh 2>&1
 	if [ "${SBX_VM_ALL:-0}" = 1 ] && [ -e tests/integration/t_run.sh ]; then
 		bash tests/integration/t_run.sh 2>&1
 	fi
