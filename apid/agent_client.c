@@ -356,6 +356,26 @@ apid_agent_request(const struct apid_agent_target *t, const char *method, const 
     return c ? apid_agent_recv(c, timeout_ms, max_body, out, err) : -1;
 }
 
+char *
+apid_agent_message(const struct apid_http_resp *r)
+{
+    json_t *e = json_loadb(r->body, r->len, 0, NULL);
+    const char *m = json_string_value(json_object_get(e, "message"));
+    char *copy = m ? xstrdup(m) : NULL;
+    json_decref(e);
+    return copy;
+}
+
+void
+apid_agent_delete(const struct apid_agent_target *t, const char *path)
+{
+    struct apid_http_resp resp;
+    sbx_error_t err = NULL;
+    if (apid_agent_request(t, "DELETE", path, NULL, NULL, 0, 5000, 4096, &resp, &err) == 0)
+        apid_http_resp_free(&resp);
+    sbx_error_release(&err);
+}
+
 int
 apid_agent_upload(const struct apid_agent_target *t, const char *path, int mode, const void *data,
                   size_t len, int timeout_ms, sbx_error_t *err)
@@ -388,11 +408,9 @@ apid_agent_upload(const struct apid_agent_target *t, const char *path, int mode,
         return -1;
     int r = 0;
     if (resp.status != 200) {
-        json_t *e = json_loadb(resp.body, resp.len, 0, NULL);
-        const char *m = json_string_value(json_object_get(e, "message"));
+        cleanup_free char *m = apid_agent_message(&resp);
         r = apid_fail(err, resp.status < 500 ? E_INVALID_PARAMETER : E_UNAVAILABLE,
                       "upload to %s failed: %s", path, m ? m : "agent error");
-        json_decref(e);
     }
     apid_http_resp_free(&resp);
     return r;

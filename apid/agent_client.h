@@ -43,6 +43,11 @@ int apid_agent_recv(struct apid_agent_call *call, int timeout_ms, size_t max_bod
                     struct apid_http_resp *out, sbx_error_t *err);
 /* Ends a call without reading its answer (NULL: nothing). */
 void apid_agent_abandon(struct apid_agent_call *call);
+/* The "message" of the agent's JSON error answer, a copy to free; NULL without one. */
+char *apid_agent_message(const struct apid_http_resp *r);
+/* DELETE path, best effort (cleaning up after a command or a temporary file): the answer and
+ * any failure are ignored. */
+void apid_agent_delete(const struct apid_agent_target *t, const char *path);
 /* Writes one file through POST /files/upload (parents made, file truncated): mode 0 keeps the
  * agent's default, else the §B.9 decimal-digits-are-octal form (644). A non-200 answer is an
  * error carrying the agent's message: 4xx as E_INVALID_PARAMETER, else E_UNAVAILABLE. */
