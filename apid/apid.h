@@ -446,6 +446,8 @@ void apid_proxy_abort(const char *id);
 int apid_http_start(struct apid_ctx *ctx, sbx_error_t *err);
 /* Compares in time that depends only on the lengths, never on where the first difference is. */
 bool apid_key_equal(const char *want, const char *got);
+/* Whether `got` (NULL: no key sent) passes the configured --api-key; without one, anything does. */
+bool apid_api_key_ok(const char *got);
 /* The external base URL of apid without a trailing '/': --public-url, else
  * http://<public host or listen host>:<port>. Caller frees. */
 char *apid_http_base_url(void);

@@ -254,11 +254,7 @@ static bool
 authorized(struct MHD_Connection *c, json_t **reply, int *status)
 {
     const char *got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
-    pthread_mutex_lock(&ctx->cfg_lock);
-    const char *key = ctx->cfg->api_key;
-    bool ok = !key || !*key || (got && apid_key_equal(key, got));
-    pthread_mutex_unlock(&ctx->cfg_lock);
-    if (ok)
+    if (apid_api_key_ok(got))
         return true;
     *status = got ? detail(reply, 401, E_INVALID_KEY, "the X-API-Key is not valid")
                   : detail(reply, 401, E_MISSING_KEY, "the X-API-Key header is required");
