@@ -16,8 +16,9 @@ PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 APID_CFLAGS = $(shell pkg-config --cflags $(APID_PKGS) 2>/dev/null)
 APID_LIBS   = $(shell pkg-config --libs $(APID_PKGS) 2>/dev/null) -lpthread
-# Images (pull, load, unpack): only sbx-image, apid and the unit tests link these; sbxrun runs
-# images from the store with jansson alone, so its static, per-start binary stays as it was.
+# Images (pull, load, unpack): only sbx-image, apid and the unit tests link these (apid's client
+# to the agents is libcurl too); sbxrun runs images from the store with jansson alone, so its
+# static, per-start binary stays as it was.
 IMAGE_PKGS := libarchive libcrypto libcurl
 IMAGE_LIBS  = $(shell pkg-config --libs $(IMAGE_PKGS) 2>/dev/null)
 NL_LIBS     = $(shell pkg-config --libs libnl-3.0 libnl-route-3.0 2>/dev/null) -lpthread

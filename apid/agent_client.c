@@ -1,15 +1,17 @@
-/* Minimal HTTP/1.1 client for the in-sandbox agent. Every request uses its own connection with
- * Connection: close: agent requests are rare compared with their cost (command runs, uploads),
- * and a fresh connection per request needs no pool that could leak across sandboxes. */
+/* apid's HTTP/1.1 client for the in-sandbox agent, on libcurl (apid links it for image pulls
+ * anyway): libcurl reads the response head and de-chunks the body, so apid keeps no second copy
+ * of either next to the proxy's streaming one (apid/proxy.c). What stays here is what libcurl
+ * cannot know: the socket made inside the sandbox's network namespace (CURLOPT_OPENSOCKETFUNCTION),
+ * the body bound and the deadline. Every request uses its own connection, closed after it: agent
+ * requests are rare compared with their cost (command runs, uploads), and a fresh connection per
+ * request needs no pool that could leak across sandboxes. */
 #include "agent_client.h"
 #include "state.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
+#include <curl/curl.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
+#include <limits.h>
 #include <sched.h>
 #include <sys/socket.h>
 
@@ -77,136 +79,271 @@ socket_in_netns(pid_t pid, unsigned long long start, sbx_error_t *err)
     return n.fd;
 }
 
-static int
-wait_fd(int fd, short events, int64_t deadline)
+/* One request in flight. Its own multi handle lets apid_agent_send return once the request is
+ * out and apid_agent_recv drive the same transfer on later. */
+struct apid_agent_call {
+    CURLM *multi;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    pid_t pid; /* the sandbox's netns, when there is no bridge address */
+    unsigned long long pid_start;
+    bool via_netns;
+    sbx_error_t sock_err; /* why the netns socket could not be made (the sandbox is gone) */
+    size_t body_len;      /* request body bytes, to tell when the request is out */
+    char *buf;            /* response body, NUL-terminated */
+    size_t len, cap, max;
+    bool truncated;
+    bool done; /* the transfer ended, with result */
+    CURLcode result;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static curl_socket_t
+open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
-    for (;;) {
+    struct apid_agent_call *c = arg;
+    int fd = c->via_netns ? socket_in_netns(c->pid, c->pid_start, &c->sock_err)
+                          : socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd < 0 && !c->sock_err)
+        sbx_make_error(&c->sock_err, errno, "socket");
+    return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+/* Keeps at most max body bytes: past them the transfer stops (a short count ends it) and the
+ * response is marked truncated, as a sandbox chooses how much its agent sends. */
+static size_t
+on_body(char *p, size_t size, size_t nmemb, void *arg)
+{
+    struct apid_agent_call *c = arg;
+    size_t n = size * nmemb, room = c->len < c->max ? c->max - c->len : 0;
+    size_t take = n < room ? n : room;
+    size_t want = c->len + take + 1;
+    if (want > c->cap) {
+        while (c->cap < want)
+            c->cap *= 2;
+        if (c->cap > c->max + 1)
+            c->cap = c->max + 1; /* want is at most that */
+        c->buf = xrealloc(c->buf, c->cap);
+    }
+    memcpy(c->buf + c->len, p, take);
+    c->len += take;
+    c->buf[c->len] = '\0';
+    if (take < n) {
+        c->truncated = true;
+        return 0;
+    }
+    return n;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void
+curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void
+call_free(struct apid_agent_call *c)
+{
+    if (!c)
+        return;
+    if (c->multi && c->easy)
+        curl_multi_remove_handle(c->multi, c->easy);
+    if (c->easy)
+        curl_easy_cleanup(c->easy); /* closes the socket */
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
+    curl_slist_free_all(c->hdrs);
+    sbx_error_release(&c->sock_err);
+    free(c->buf);
+    free(c);
+}
+
+static struct apid_agent_call *
+call_new(const struct apid_agent_target *t, const char *method, const char *path, const char *ctype,
+         const void *body, size_t len, bool copy_body, sbx_error_t *err)
+{
+    pthread_once(&curl_once, curl_init_once);
+    struct apid_agent_call *c = xmalloc0(sizeof(*c));
+    c->pid = t->pid;
+    c->pid_start = t->pid_start;
+    c->cap = 16384;
+    c->buf = xmalloc0(c->cap);
+    c->max = MAX_BODY_DEFAULT;
+    c->body_len = len;
+    c->multi = curl_multi_init();
+    c->easy = curl_easy_init();
+    if (!c->multi || !c->easy) {
+        call_free(c);
+        apid_fail(err, E_UNAVAILABLE, "cannot start a request to the sandbox agent");
+        return NULL;
+    }
+    /* The bridge address when the sandbox has one (a plain connect, as the proxy does); without
+     * networking the socket is made inside the sandbox's netns and connects to its loopback. */
+    struct in_addr ia;
+    c->via_netns = !t->addr || inet_pton(AF_INET, t->addr, &ia) != 1;
+    cleanup_free char *url =
+        xasprintf("http://%s:%d%s", c->via_netns ? "127.0.0.1" : t->addr, APID_AGENT_PORT, path);
+    cleanup_free char *tok = xasprintf("X-EXECD-ACCESS-TOKEN: %s", t->token ? t->token : "");
+    cleanup_free char *ct = xasprintf("Content-Type:%s%s", ctype ? " " : "", ctype ? ctype : "");
+    c->hdrs = curl_slist_append(c->hdrs, tok);
+    c->hdrs = curl_slist_append(c->hdrs, ct); /* without one, none (not libcurl's form type) */
+    c->hdrs = curl_slist_append(c->hdrs, "Accept:");
+    c->hdrs = curl_slist_append(c->hdrs, "Expect:"); /* the agent answers no 100 Continue */
+    CURL *e = c->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(e, CURLOPT_PROXY, ""); /* never an http_proxy from apid's environment */
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    if (strcmp(method, "GET") != 0) {
+        if (strcmp(method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        if (len || !strcmp(method, "POST")) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+            /* A split request's caller may free its body once the request is under way. */
+            curl_easy_setopt(e, copy_body ? CURLOPT_COPYPOSTFIELDS : CURLOPT_POSTFIELDS,
+                             len ? body : "");
+        }
+    }
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+        call_free(c);
+        apid_fail(err, E_UNAVAILABLE, "cannot start a request to the sandbox agent");
+        return NULL;
+    }
+    return c;
+}
+
+/* Runs the transfer until it ends (1, *res its result) or, with until_sent, until its request
+ * body is out (0). -ETIMEDOUT once the deadline passes. libcurl reports the end once: a transfer
+ * that ended while apid_agent_send drove it keeps its result for apid_agent_recv. */
+static int
+drive(struct apid_agent_call *c, int64_t deadline, bool until_sent, CURLcode *res)
+{
+    while (!c->done) {
+        int running = 0;
+        if (curl_multi_perform(c->multi, &running) != CURLM_OK) {
+            c->result = CURLE_FAILED_INIT;
+            c->done = true;
+            break;
+        }
+        if (!running) {
+            CURLMsg *m;
+            int q;
+            c->result = CURLE_GOT_NOTHING;
+            while ((m = curl_multi_info_read(c->multi, &q)))
+                if (m->msg == CURLMSG_DONE)
+                    c->result = m->data.result;
+            c->done = true;
+            break;
+        }
+        long head = 0;
+        curl_off_t sent = 0;
+        if (until_sent && curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &head) == CURLE_OK &&
+            head > 0 && curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &sent) == CURLE_OK &&
+            sent >= (curl_off_t)c->body_len)
+            return 0;
         int64_t left = deadline - apid_now_ms();
         if (left <= 0)
             return -ETIMEDOUT;
-        struct pollfd p = {.fd = fd, .events = events};
-        int r = poll(&p, 1, (int)left);
-        if (r > 0)
-            return 0;
-        if (r < 0 && errno != EINTR)
-            return -errno;
+        curl_multi_poll(c->multi, NULL, 0, left > INT_MAX ? INT_MAX : (int)left, NULL);
     }
+    *res = c->result;
+    return 1;
 }
 
-int
-apid_agent_connect(const struct apid_agent_target *t, int timeout_ms, sbx_error_t *err)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(APID_AGENT_PORT)};
-    int fd;
-    if (t->addr && inet_pton(AF_INET, t->addr, &sa.sin_addr) == 1) {
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-            return sbx_make_error(err, errno, "socket");
-    } else {
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if ((fd = socket_in_netns(t->pid, t->pid_start, err)) < 0)
-            return fd;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int e = errno;
-        if (e == EINPROGRESS) {
-            socklen_t sl = sizeof(e);
-            int r = wait_fd(fd, POLLOUT, apid_now_ms() + timeout_ms);
-            if (r < 0)
-                e = -r;
-            else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl) < 0)
-                e = errno;
-        }
-        if (e) {
-            close(fd);
-            return apid_fail(err, E_UNAVAILABLE, "the sandbox agent is not reachable: %s",
-                             strerror(e));
-        }
-    }
-    return fd;
-}
-
-/* Decodes a chunked body in place. 1: complete, 0: more input needed, -1: malformed.
- * The sandbox writes these bytes, so the framing is checked, not trusted: a size line is hex
- * digits (at most 15: sizes stay far from wrapping around) and then nothing or an extension,
- * and each chunk's data ends with CRLF. strtoull() took "-1" (as 2^64-1), blanks and garbage
- * after the digits, and the size then wrapped `hdr + n + 2` around: a sandbox made apid
- * memmove 2^64 bytes. */
+/* The error for a transfer that did not end in a response (r: drive's result). */
 static int
-dechunk(char *b, size_t len, size_t *out_len)
+call_error(struct apid_agent_call *c, int r, CURLcode res, sbx_error_t *err)
 {
-    size_t in = 0, out = 0;
-    for (;;) {
-        char *eol = memmem(b + in, len - in, "\r\n", 2);
-        if (!eol)
-            return 0;
-        const char *p = b + in;
-        uint64_t n = 0;
-        int digits = 0;
-        for (; p < eol && isxdigit((unsigned char)*p); p++) {
-            if (++digits > 15)
-                return -1;
-            n = n * 16 + (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
-        }
-        if (digits == 0 || (p < eol && *p != ';' && *p != ' ' && *p != '\t'))
-            return -1;
-        size_t hdr = (size_t)(eol + 2 - (b + in));
-        if (n == 0) {
-            *out_len = out;
-            return 1; /* trailers are not used by the agent */
-        }
-        if (len - in < hdr + n + 2)
-            return 0;
-        if (memcmp(b + in + hdr + n, "\r\n", 2) != 0)
-            return -1;
-        memmove(b + out, b + in + hdr, n);
-        out += n;
-        in += hdr + n + 2;
+    if (c->sock_err) {
+        *err = c->sock_err;
+        c->sock_err = NULL;
+        return -1;
     }
+    if (r == -ETIMEDOUT || res == CURLE_OPERATION_TIMEDOUT)
+        return apid_fail(err, E_UNAVAILABLE, "the sandbox agent did not answer in time");
+    const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(res);
+    switch (res) {
+    case CURLE_COULDNT_CONNECT:
+        return apid_fail(err, E_UNAVAILABLE, "the sandbox agent is not reachable: %s", why);
+    case CURLE_SEND_ERROR:
+        return apid_fail(err, E_UNAVAILABLE, "sending to the sandbox agent: %s", why);
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR: {
+        long status = 0;
+        curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status) /* else the connection ended inside the head */
+            return apid_fail(err, E_UNAVAILABLE, "the sandbox agent sent a truncated response");
+        break;
+    }
+    default: break;
+    }
+    return apid_fail(err, E_UNAVAILABLE, "the sandbox agent sent no valid HTTP response: %s", why);
 }
 
-static int
-send_all(int fd, const char *p, size_t n, int64_t deadline, sbx_error_t *err)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno != EAGAIN && errno != EINTR)
-            return apid_fail(err, E_UNAVAILABLE, "sending to the sandbox agent: %s",
-                             strerror(errno));
-        if (wait_fd(fd, POLLOUT, deadline) < 0)
-            return apid_fail(err, E_UNAVAILABLE, "sending to the sandbox agent timed out");
-    }
-    return 0;
-}
-
-int
+struct apid_agent_call *
 apid_agent_send(const struct apid_agent_target *t, const char *method, const char *path,
                 const char *ctype, const void *body, size_t len, int timeout_ms, sbx_error_t *err)
 {
-    int64_t deadline = apid_now_ms() + timeout_ms;
-    int fd = apid_agent_connect(t, timeout_ms, err);
-    if (fd < 0)
-        return fd;
-    cleanup_free char *head =
-        xasprintf("%s %s HTTP/1.1\r\nHost: sandbox\r\nConnection: close\r\n"
-                  "X-EXECD-ACCESS-TOKEN: %s\r\n%s%s%sContent-Length: %zu\r\n\r\n",
-                  method, path, t->token ? t->token : "", ctype ? "Content-Type: " : "",
-                  ctype ? ctype : "", ctype ? "\r\n" : "", len);
-    int r = send_all(fd, head, strlen(head), deadline, err);
-    if (r == 0 && len)
-        r = send_all(fd, body, len, deadline, err);
-    if (r < 0) {
-        close(fd);
+    struct apid_agent_call *c = call_new(t, method, path, ctype, body, len, true, err);
+    if (!c)
+        return NULL;
+    CURLcode res = CURLE_OK;
+    int r = drive(c, apid_now_ms() + timeout_ms, true, &res);
+    /* Ended already (an answer before the body was out, or a failure): recv reports it, unless
+     * nothing came back at all. */
+    if (r < 0 || (r == 1 && res != CURLE_OK && res != CURLE_WRITE_ERROR)) {
+        call_error(c, r, res, err);
+        call_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int
+apid_agent_recv(struct apid_agent_call *c, int timeout_ms, size_t max_body,
+                struct apid_http_resp *out, sbx_error_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    c->max = max_body ? max_body : MAX_BODY_DEFAULT;
+    if (c->len > c->max) { /* read while the request was sent, under the default bound */
+        c->len = c->max;
+        c->buf[c->len] = '\0';
+        c->truncated = true;
+    }
+    CURLcode res = CURLE_OK;
+    int r = drive(c, apid_now_ms() + timeout_ms, false, &res);
+    long status = 0;
+    if (r == 1 && (res == CURLE_OK || (res == CURLE_WRITE_ERROR && c->truncated)))
+        curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 100 || status > 999) {
+        r = r == 1 && res == CURLE_OK
+                ? apid_fail(err, E_UNAVAILABLE, "the sandbox agent sent no valid HTTP response")
+                : call_error(c, r, res, err);
+        call_free(c);
         return r;
     }
-    return fd;
+    out->status = (int)status;
+    out->body = c->buf;
+    out->len = c->len;
+    out->truncated = c->truncated;
+    c->buf = NULL;
+    call_free(c);
+    return 0;
+}
+
+void
+apid_agent_abandon(struct apid_agent_call *c)
+{
+    call_free(c);
 }
 
 int
@@ -215,108 +352,28 @@ apid_agent_request(const struct apid_agent_target *t, const char *method, const 
                    struct apid_http_resp *out, sbx_error_t *err)
 {
     memset(out, 0, sizeof(*out));
-    int fd = apid_agent_send(t, method, path, ctype, body, len, timeout_ms, err);
-    if (fd < 0)
-        return fd;
-    return apid_agent_recv(fd, timeout_ms, max_body, out, err);
+    struct apid_agent_call *c = call_new(t, method, path, ctype, body, len, false, err);
+    return c ? apid_agent_recv(c, timeout_ms, max_body, out, err) : -1;
 }
 
-int
-apid_agent_recv(int fd_in, int timeout_ms, size_t max_body, struct apid_http_resp *out,
-                sbx_error_t *err)
+char *
+apid_agent_message(const struct apid_http_resp *r)
 {
-    cleanup_close int fd = fd_in;
-    memset(out, 0, sizeof(*out));
-    if (!max_body)
-        max_body = MAX_BODY_DEFAULT;
-    int64_t deadline = apid_now_ms() + timeout_ms;
-    size_t cap = 16384, n = 0, hlen = 0;
-    char *buf = xmalloc0(cap + 1);
-    bool chunked = false, eof = false;
-    long long clen = -1;
-    for (;;) {
-        if (hlen) {
-            size_t blen = n - hlen;
-            if (clen >= 0 && blen >= (size_t)clen)
-                break;
-            if (blen > max_body) {
-                out->truncated = true;
-                break;
-            }
-            if (chunked) {
-                /* Decode a copy: the raw bytes stay until the body is complete. */
-                size_t dl;
-                char *tmp = xmalloc0(blen + 1);
-                memcpy(tmp, buf + hlen, blen);
-                int d = dechunk(tmp, blen, &dl);
-                free(tmp);
-                if (d != 0)
-                    break;
-            }
-        }
-        if (eof)
-            break;
-        if (n == cap) {
-            cap *= 2;
-            buf = xrealloc(buf, cap + 1);
-        }
-        ssize_t got = recv(fd, buf + n, cap - n, 0);
-        if (got > 0) {
-            n += (size_t)got;
-            buf[n] = '\0';
-            if (!hlen) {
-                char *e = memmem(buf, n, "\r\n\r\n", 4);
-                if (e) {
-                    hlen = (size_t)(e + 4 - buf);
-                    *e = '\0';
-                    if (sscanf(buf, "HTTP/1.%*d %d", &out->status) != 1)
-                        break;
-                    for (char *l = strstr(buf, "\r\n"); l; l = strstr(l + 2, "\r\n")) {
-                        if (!strncasecmp(l + 2, "Content-Length:", 15))
-                            clen = atoll(l + 17);
-                        else if (!strncasecmp(l + 2, "Transfer-Encoding:", 18) &&
-                                 strcasestr(l + 20, "chunked"))
-                            chunked = true;
-                    }
-                    e[0] = '\r';
-                }
-            }
-            continue;
-        }
-        if (got == 0) {
-            eof = true;
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN || wait_fd(fd, POLLIN, deadline) < 0) {
-            free(buf);
-            return apid_fail(err, E_UNAVAILABLE, "the sandbox agent did not answer in time");
-        }
-    }
-    if (!hlen || !out->status) {
-        free(buf);
-        return apid_fail(err, E_UNAVAILABLE, "the sandbox agent sent no valid HTTP response");
-    }
-    size_t blen = n - hlen;
-    if (clen >= 0 && blen > (size_t)clen)
-        blen = (size_t)clen;
-    memmove(buf, buf + hlen, blen);
-    buf[blen] = '\0';
-    if (chunked) {
-        size_t dl = 0;
-        int d = dechunk(buf, blen, &dl);
-        if (d < 0 || (d == 0 && !out->truncated)) {
-            free(buf);
-            return apid_fail(err, E_UNAVAILABLE, "the sandbox agent sent a truncated response");
-        }
-        if (d == 1)
-            blen = dl;
-        buf[blen] = '\0';
-    }
-    out->body = buf;
-    out->len = blen;
-    return 0;
+    json_t *e = json_loadb(r->body, r->len, 0, NULL);
+    const char *m = json_string_value(json_object_get(e, "message"));
+    char *copy = m ? xstrdup(m) : NULL;
+    json_decref(e);
+    return copy;
+}
+
+void
+apid_agent_delete(const struct apid_agent_target *t, const char *path)
+{
+    struct apid_http_resp resp;
+    sbx_error_t err = NULL;
+    if (apid_agent_request(t, "DELETE", path, NULL, NULL, 0, 5000, 4096, &resp, &err) == 0)
+        apid_http_resp_free(&resp);
+    sbx_error_release(&err);
 }
 
 int
@@ -351,11 +408,9 @@ apid_agent_upload(const struct apid_agent_target *t, const char *path, int mode,
         return -1;
     int r = 0;
     if (resp.status != 200) {
-        json_t *e = json_loadb(resp.body, resp.len, 0, NULL);
-        const char *m = json_string_value(json_object_get(e, "message"));
+        cleanup_free char *m = apid_agent_message(&resp);
         r = apid_fail(err, resp.status < 500 ? E_INVALID_PARAMETER : E_UNAVAILABLE,
                       "upload to %s failed: %s", path, m ? m : "agent error");
-        json_decref(e);
     }
     apid_http_resp_free(&resp);
     return r;

@@ -357,7 +357,7 @@ struct apid_spec_in {
     json_t *volume_mounts; /* apid_create_req.volume_mounts, or NULL */
 };
 int apid_build_oci(const struct apid_spec_in *in, json_t **out, sbx_error_t *err);
-/* The limits of a request as libsbx's neutral ones (limits.h), the one mapping both the config
+/* The limits of a request as libsbx's neutral ones (resources.h), the one mapping both the config
  * of a new sandbox and a pool claim's sbx_container_update() use; disk is not among them (it is
  * a mount option, fixed at create). */
 struct sbx_limits;
@@ -452,6 +452,9 @@ void apid_proxy_abort(const char *id);
 /* ---------- HTTP (http.c) ---------- */
 
 int apid_http_start(struct apid_ctx *ctx, sbx_error_t *err);
+/* Whether `got` (NULL: no key sent) passes the configured --api-key (compared in constant time);
+ * without one, anything does. */
+bool apid_api_key_ok(const char *got);
 /* The external base URL of apid without a trailing '/': --public-url, else
  * http://<public host or listen host>:<port>. Caller frees. */
 char *apid_http_base_url(void);

@@ -278,8 +278,18 @@ apid_egress_learn(uint32_t src, const char *name, const uint8_t ip[4], uint32_t 
     }
 }
 
+static int
+by_ip(const void *a, const void *b)
+{
+    uint32_t x = ((const struct learned *)a)->ip, y = ((const struct learned *)b)->ip;
+    return x < y ? -1 : x > y;
+}
+
 /* The set's contents for a policy: every learned pair whose name it still allows, each address
- * with the latest expiry among its names. Called with the lock held. */
+ * with the latest expiry among its names. Sorted by address, the names of one address are
+ * neighbours, so one pass finds each address's latest expiry (a pass per pair over all pairs
+ * was 16 million steps at LEARN_MAX, under the lock). The order of e->l is free: learning
+ * searches it whole. Called with the lock held. */
 static char *
 refill_cmds(struct eg *e, json_t *policy)
 {
@@ -293,19 +303,16 @@ refill_cmds(struct eg *e, json_t *policy)
         if (e->l[i].exp_ms > now && apid_egress_name_allowed(policy, e->l[i].name))
             e->l[keep++] = e->l[i];
     e->nl = keep;
-    for (size_t i = 0; i < e->nl; i++) {
-        bool first = true;
+    if (e->nl)
+        qsort(e->l, e->nl, sizeof(*e->l), by_ip);
+    for (size_t i = 0; i < e->nl;) {
         int64_t longest = e->l[i].exp_ms;
-        for (size_t k = 0; k < e->nl; k++) {
-            if (e->l[k].ip != e->l[i].ip)
-                continue;
-            if (k < i)
-                first = false;
+        size_t k = i + 1;
+        for (; k < e->nl && e->l[k].ip == e->l[i].ip; k++)
             if (e->l[k].exp_ms > longest)
                 longest = e->l[k].exp_ms;
-        }
-        if (first)
-            cmds = element_cmd(cmds, set, e->l[i].ip, (longest - now + 999) / 1000);
+        cmds = element_cmd(cmds, set, e->l[i].ip, (longest - now + 999) / 1000);
+        i = k;
     }
     return cmds;
 }
@@ -415,6 +422,82 @@ apid_egress_get(const char *id, json_t **out, sbx_error_t *err)
     return e ? 0 : apid_fail(err, E_NOT_FOUND, "sandbox %s has no egress policy", id);
 }
 
+static bool
+names_target(json_t *rules, const char *t)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach (rules, i, x)
+        if (!strcmp(json_string_value(json_object_get(x, "target")), t))
+            return true;
+    return false;
+}
+
+/* Incoming rules first, then the old ones whose target they do not name. */
+static json_t *
+merge_rules(json_t *old, json_t *incoming, sbx_error_t *err)
+{
+    json_t *merged = json_deep_copy(incoming);
+    size_t i;
+    json_t *x;
+    json_array_foreach (old, i, x)
+        if (!names_target(incoming, json_string_value(json_object_get(x, "target"))))
+            json_array_append(merged, x);
+    if (json_array_size(merged) > APID_MAX_EGRESS_RULES) {
+        apid_fail(err, E_INVALID_PARAMETER,
+                  "the merged policy would have %zu rules; at most %d are allowed",
+                  json_array_size(merged), APID_MAX_EGRESS_RULES);
+        json_decref(merged);
+        return NULL;
+    }
+    return merged;
+}
+
+/* The old rules but those whose target `targets` names. Compared as normalized, so
+ * "Example.COM." removes "example.com". */
+static json_t *
+remove_rules(json_t *old, json_t *targets, sbx_error_t *err)
+{
+    json_t *kept = json_array();
+    size_t i, k;
+    json_t *o, *x;
+    json_array_foreach (old, i, o) {
+        const char *t = json_string_value(json_object_get(o, "target"));
+        bool gone = false;
+        json_array_foreach (targets, k, x) {
+            json_t *probe = json_pack("{s:s, s:O}", "action", "deny", "target", x);
+            json_t *norm = NULL;
+            if (apid_parse_net_rule(probe, "target", &norm, NULL) == 0)
+                gone |= !strcmp(json_string_value(json_object_get(norm, "target")), t);
+            gone |= !strcmp(json_string_value(x), t);
+            json_decref(norm);
+            json_decref(probe);
+        }
+        if (!gone)
+            json_array_append(kept, o);
+    }
+    return kept;
+}
+
+/* Replaces sandbox id's rules by edit(its rules, arg), under the lock. */
+static int
+edit_rules(const char *id, json_t *(*edit)(json_t *old, json_t *arg, sbx_error_t *err), json_t *arg,
+           json_t **out, sbx_error_t *err)
+{
+    pthread_mutex_lock(&lock);
+    struct eg *e = find_id(id);
+    int r = -1;
+    if (!e) {
+        r = apid_fail(err, E_NOT_FOUND, "sandbox %s has no egress policy", id);
+    } else {
+        json_t *rules = edit(json_object_get(e->policy, "egress"), arg, err);
+        if (rules)
+            r = replace_rules(e, rules, out, err);
+    }
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
 int
 apid_egress_patch(const char *id, json_t *body, json_t **out, sbx_error_t *err)
 {
@@ -425,7 +508,7 @@ apid_egress_patch(const char *id, json_t *body, json_t **out, sbx_error_t *err)
         return apid_fail(err, E_INVALID_PARAMETER, "body has %zu rules; at most %d are allowed",
                          json_array_size(body), APID_MAX_EGRESS_RULES);
     json_t *incoming = json_array();
-    size_t i, k;
+    size_t i;
     json_t *x;
     json_array_foreach (body, i, x) {
         char field[32];
@@ -436,42 +519,12 @@ apid_egress_patch(const char *id, json_t *body, json_t **out, sbx_error_t *err)
             return -1;
         }
         /* The first of several rules for one target wins (egress-api.yaml). */
-        const char *t = json_string_value(json_object_get(rule, "target"));
-        bool dup = false;
-        json_array_foreach (incoming, k, x)
-            dup |= !strcmp(json_string_value(json_object_get(x, "target")), t);
-        if (dup)
+        if (names_target(incoming, json_string_value(json_object_get(rule, "target"))))
             json_decref(rule);
         else
             json_array_append_new(incoming, rule);
     }
-    pthread_mutex_lock(&lock);
-    struct eg *e = find_id(id);
-    int r;
-    if (!e) {
-        r = apid_fail(err, E_NOT_FOUND, "sandbox %s has no egress policy", id);
-    } else {
-        /* Incoming rules first, then the old ones whose target they do not name. */
-        json_t *merged = json_deep_copy(incoming);
-        json_t *old;
-        json_array_foreach (json_object_get(e->policy, "egress"), i, old) {
-            const char *t = json_string_value(json_object_get(old, "target"));
-            bool named = false;
-            json_array_foreach (incoming, k, x)
-                named |= !strcmp(json_string_value(json_object_get(x, "target")), t);
-            if (!named)
-                json_array_append(merged, old);
-        }
-        if (json_array_size(merged) > APID_MAX_EGRESS_RULES) {
-            r = apid_fail(err, E_INVALID_PARAMETER,
-                          "the merged policy would have %zu rules; at most %d are allowed",
-                          json_array_size(merged), APID_MAX_EGRESS_RULES);
-            json_decref(merged);
-        } else {
-            r = replace_rules(e, merged, out, err);
-        }
-    }
-    pthread_mutex_unlock(&lock);
+    int r = edit_rules(id, merge_rules, incoming, out, err);
     json_decref(incoming);
     return r;
 }
@@ -482,38 +535,12 @@ apid_egress_delete(const char *id, json_t *body, json_t **out, sbx_error_t *err)
     if (!json_is_array(body) || json_array_size(body) == 0)
         return apid_fail(err, E_INVALID_PARAMETER,
                          "body must be a non-empty JSON array of target strings");
-    size_t i, k;
-    json_t *x, *old;
+    size_t i;
+    json_t *x;
     json_array_foreach (body, i, x)
         if (!json_is_string(x))
             return apid_fail(err, E_INVALID_PARAMETER, "body[%zu] must be a target string", i);
-    pthread_mutex_lock(&lock);
-    struct eg *e = find_id(id);
-    int r;
-    if (!e) {
-        r = apid_fail(err, E_NOT_FOUND, "sandbox %s has no egress policy", id);
-    } else {
-        json_t *kept = json_array();
-        json_array_foreach (json_object_get(e->policy, "egress"), i, old) {
-            const char *t = json_string_value(json_object_get(old, "target"));
-            bool gone = false;
-            json_array_foreach (body, k, x) {
-                /* Compared as normalized, so "Example.COM." removes "example.com". */
-                json_t *probe = json_pack("{s:s, s:O}", "action", "deny", "target", x);
-                json_t *norm = NULL;
-                if (apid_parse_net_rule(probe, "target", &norm, NULL) == 0)
-                    gone |= !strcmp(json_string_value(json_object_get(norm, "target")), t);
-                gone |= !strcmp(json_string_value(x), t);
-                json_decref(norm);
-                json_decref(probe);
-            }
-            if (!gone)
-                json_array_append(kept, old);
-        }
-        r = replace_rules(e, kept, out, err);
-    }
-    pthread_mutex_unlock(&lock);
-    return r;
+    return edit_rules(id, remove_rules, body, out, err);
 }
 
 /* Prometheus lines: DNS answers per sandbox (metrics.c). */

@@ -40,6 +40,7 @@ struct req {
     struct apid_proxy *px; /* a proxied request in flight */
     bool egress;           /* the sandbox's egress API (port 18080), answered by apid */
     char egress_id[65];
+    bool egress_policy; /* ... and the path under it is /policy, the one route it has */
 };
 
 static double
@@ -50,6 +51,17 @@ elapsed_ms(const struct timespec *a)
     return (double)(b.tv_sec - a->tv_sec) * 1e3 + (double)(b.tv_nsec - a->tv_nsec) / 1e6;
 }
 
+/* Queues resp (and drops our reference) with the request's id; every answer goes out here. */
+static enum MHD_Result
+send_response(struct MHD_Connection *c, struct req *r, int status, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "X-Request-ID", r->rid);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->status = status;
+    return ret;
+}
+
 static enum MHD_Result
 queue(struct MHD_Connection *c, struct req *r, int status, const char *ctype, const char *body)
 {
@@ -57,11 +69,7 @@ queue(struct MHD_Connection *c, struct req *r, int status, const char *ctype, co
         body ? strlen(body) : 0, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
     if (ctype)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    MHD_add_response_header(resp, "X-Request-ID", r->rid);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    r->status = status;
-    return ret;
+    return send_response(c, r, status, resp);
 }
 
 static enum MHD_Result
@@ -98,6 +106,16 @@ reply_err(struct MHD_Connection *c, struct req *r, sbx_error_t *err)
     return ret;
 }
 
+bool
+apid_api_key_ok(const char *got)
+{
+    pthread_mutex_lock(&ctx->cfg_lock);
+    const char *key = ctx->cfg->api_key;
+    bool ok = !key || !*key || (got && sbx_ct_equal(got, strlen(got), key, strlen(key)));
+    pthread_mutex_unlock(&ctx->cfg_lock);
+    return ok;
+}
+
 static bool
 authorized(struct MHD_Connection *c, struct req *r, enum MHD_Result *ret)
 {
@@ -107,11 +125,7 @@ authorized(struct MHD_Connection *c, struct req *r, enum MHD_Result *ret)
     const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     if (!got && authz && apid_mcp_is_route(r->path) && !strncasecmp(authz, "Bearer ", 7))
         got = authz + 7;
-    pthread_mutex_lock(&ctx->cfg_lock);
-    const char *key = ctx->cfg->api_key;
-    bool ok = !key || !*key || (got && sbx_ct_equal(got, strlen(got), key, strlen(key)));
-    pthread_mutex_unlock(&ctx->cfg_lock);
-    if (ok)
+    if (apid_api_key_ok(got))
         return true;
     *ret =
         got ? reply_code(c, r, 401, E_INVALID_KEY, "the API key is not valid")
@@ -302,11 +316,7 @@ h_logs(struct MHD_Connection *c, struct req *r, const char *id)
     snprintf(next, sizeof(next), "%lld", (long long)(off + got));
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
     MHD_add_response_header(resp, "X-Sbx-Log-Offset", next);
-    MHD_add_response_header(resp, "X-Request-ID", r->rid);
-    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-    MHD_destroy_response(resp);
-    r->status = 200;
-    return ret;
+    return send_response(c, r, 200, resp);
 }
 
 static enum MHD_Result
@@ -371,6 +381,11 @@ proxy_begin(struct MHD_Connection *c, struct req *r)
          * for any API call and route() answers it. */
         r->egress = true;
         snprintf(r->egress_id, sizeof(r->egress_id), "%s", id);
+        const char *p = rest;
+        while (p[0] == '/' && p[1] == '/')
+            p++;
+        size_t n = strcspn(p, "?");
+        r->egress_policy = (n == 7 || (n == 8 && p[7] == '/')) && !strncmp(p, "/policy", 7);
         return MHD_YES;
     }
     const char *code = NULL;
@@ -407,11 +422,7 @@ proxy_finish(struct MHD_Connection *c, struct req *r)
     struct MHD_Response *resp = apid_proxy_response(&r->px, &status, msg, sizeof(msg));
     if (!resp)
         return reply_code(c, r, status, "SANDBOX::UPSTREAM_UNAVAILABLE", msg);
-    MHD_add_response_header(resp, "X-Request-ID", r->rid);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    r->status = status;
-    return ret;
+    return send_response(c, r, status, resp);
 }
 
 /* Splits "/v1/sandboxes/ID/x/y" into at most 6 segments after the optional v1. */
@@ -467,15 +478,6 @@ h_images(struct MHD_Connection *c, struct req *r, const char *rest)
 static enum MHD_Result
 h_egress(struct MHD_Connection *c, struct req *r)
 {
-    const char *u = r->path;
-    if (!strncmp(u, "/v1/", 4))
-        u += 3;
-    const char *rest = strstr(u, "/proxy/");
-    rest = rest ? rest + 7 : "";
-    while (*rest && *rest != '/')
-        rest++;
-    while (rest[0] == '/' && rest[1] == '/')
-        rest++;
     cleanup_free char *token = apid_egress_token(r->egress_id);
     const char *got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "OPENSANDBOX-EGRESS-AUTH");
     if (!token || !got || !sbx_ct_equal(got, strlen(got), token, strlen(token)))
@@ -484,7 +486,7 @@ h_egress(struct MHD_Connection *c, struct req *r)
     if (!apid_egress_known(r->egress_id))
         return reply_code(c, r, 404, E_NOT_FOUND,
                           "sandbox not found, not running yet, or without networking");
-    if (strcmp(rest, "/policy") && strcmp(rest, "/policy/"))
+    if (!r->egress_policy)
         return reply_code(c, r, 404, E_ROUTE,
                           "no such egress route (sbx serves /policy; no credential vault)");
     if (r->too_large)
@@ -553,10 +555,7 @@ h_mcp(struct MHD_Connection *c, struct req *r)
         MHD_add_response_header(resp, APID_MCP_SESSION_HEADER, a.session);
     if (a.allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, a.allow);
-    MHD_add_response_header(resp, "X-Request-ID", r->rid);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)a.status, resp);
-    MHD_destroy_response(resp);
-    r->status = a.status;
+    enum MHD_Result ret = send_response(c, r, a.status, resp);
     apid_mcp_reply_free(&a);
     return ret;
 }

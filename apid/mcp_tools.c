@@ -473,11 +473,9 @@ agent_command(const struct apid_sandbox *sb, const char *command, const char *cw
     r->ms = apid_now_ms() - t0;
     int rc = 0;
     if (resp.status != 200) {
-        json_t *e = json_loadb(resp.body, resp.len, 0, NULL);
-        const char *m = json_string_value(json_object_get(e, "message"));
+        cleanup_free char *m = apid_agent_message(&resp);
         *msg = msgf("the sandbox could not run the command (agent answered %d): %s", resp.status,
                     m ? m : "no message");
-        json_decref(e);
         rc = -1;
     } else {
         parse_stream(resp.body, resp.len, r);
@@ -497,11 +495,7 @@ agent_command(const struct apid_sandbox *sb, const char *command, const char *cw
         }
         if (cmd_id && *cmd_id) {
             cleanup_free char *p = xasprintf("/command?id=%s", cmd_id);
-            struct apid_http_resp dr;
-            sbx_error_t e2 = NULL;
-            if (apid_agent_request(&t, "DELETE", p, NULL, NULL, 0, 5000, 4096, &dr, &e2) == 0)
-                apid_http_resp_free(&dr);
-            sbx_error_release(&e2);
+            apid_agent_delete(&t, p);
         }
     }
     apid_http_resp_free(&resp);
@@ -663,10 +657,7 @@ t_run_code(json_t *a, char **msg)
     cmd_out_free(&r);
     cleanup_free char *q = query_escape(path);
     cleanup_free char *del = xasprintf("/files?path=%s", q);
-    struct apid_http_resp dr;
-    if (apid_agent_request(&t, "DELETE", del, NULL, NULL, 0, 5000, 4096, &dr, &err) == 0)
-        apid_http_resp_free(&dr);
-    sbx_error_release(&err);
+    apid_agent_delete(&t, del);
     apid_sandbox_free(sb);
     return o;
 }
@@ -731,10 +722,8 @@ t_read_file(json_t *a, char **msg)
         if (apid_agent_request(&t, "GET", dp, NULL, NULL, 0, 60000, (size_t)max, &resp, &err) < 0) {
             *msg = err_msg(&err, what);
         } else if (resp.status != 200) {
-            json_t *e = json_loadb(resp.body, resp.len, 0, NULL);
-            const char *m = json_string_value(json_object_get(e, "message"));
+            cleanup_free char *m = apid_agent_message(&resp);
             *msg = msgf("%s: %s", what, m ? m : "the sandbox agent refused");
-            json_decref(e);
         } else {
             size_t n = resp.len;
             bool cut = resp.truncated || n > (size_t)max || (int64_t)n < size;

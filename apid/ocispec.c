@@ -3,7 +3,7 @@
  * sbxrun; apid only adds the agent, its token, the environment and the resource limits. */
 #include "apid.h"
 #include "config.h"
-#include "limits.h"
+#include "resources.h"
 
 #define AGENT_PORT "44772"
 

@@ -254,11 +254,7 @@ static bool
 authorized(struct MHD_Connection *c, json_t **reply, int *status)
 {
     const char *got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
-    pthread_mutex_lock(&ctx->cfg_lock);
-    const char *key = ctx->cfg->api_key;
-    bool ok = !key || !*key || (got && sbx_ct_equal(got, strlen(got), key, strlen(key)));
-    pthread_mutex_unlock(&ctx->cfg_lock);
-    if (ok)
+    if (apid_api_key_ok(got))
         return true;
     *status = got ? detail(reply, 401, E_INVALID_KEY, "the X-API-Key is not valid")
                   : detail(reply, 401, E_MISSING_KEY, "the X-API-Key header is required");
@@ -473,6 +469,18 @@ out:
     return st;
 }
 
+/* A /start that failed while holding start_lock with a live runtime's records. */
+static int
+start_failed(struct apid_create_req *cr, struct apid_oh_runtime *rt, struct apid_sandbox *sb,
+             sbx_error_t *err, json_t **reply)
+{
+    pthread_mutex_unlock(&start_lock);
+    apid_create_req_free(cr);
+    apid_oh_runtime_free(rt);
+    apid_sandbox_free(sb);
+    return fail_reply(err, reply);
+}
+
 static int
 h_start(const char *body, size_t len, json_t **reply)
 {
@@ -496,13 +504,8 @@ h_start(const char *body, size_t len, json_t **reply)
     if (apid_store_oh_find(ctx->store, NULL, sid, &rt, NULL) == 1) {
         if (load(&rt, &sb) && !apid_state_terminal(sb->state) && sb->state != ST_STOPPING) {
             /* One live runtime per session: a /start for it returns it, resumed if paused. */
-            if (sb->state == ST_PAUSED && apid_mgr_resume(sb->id, &err) < 0) {
-                pthread_mutex_unlock(&start_lock);
-                apid_create_req_free(&cr);
-                apid_oh_runtime_free(&rt);
-                apid_sandbox_free(sb);
-                return fail_reply(&err, reply);
-            }
+            if (sb->state == ST_PAUSED && apid_mgr_resume(sb->id, &err) < 0)
+                return start_failed(&cr, &rt, sb, &err, reply);
             apid_sandbox_free(sb);
             sb = NULL;
             load(&rt, &sb);
@@ -519,13 +522,8 @@ h_start(const char *body, size_t len, json_t **reply)
             return 200;
         }
         /* Stopped or failed: replaced by a new runtime under the same session id. */
-        if (sb && apid_mgr_delete(sb->id, "OPENHANDS_RESTART", &err) < 0) {
-            pthread_mutex_unlock(&start_lock);
-            apid_create_req_free(&cr);
-            apid_oh_runtime_free(&rt);
-            apid_sandbox_free(sb);
-            return fail_reply(&err, reply);
-        }
+        if (sb && apid_mgr_delete(sb->id, "OPENHANDS_RESTART", &err) < 0)
+            return start_failed(&cr, &rt, sb, &err, reply);
         apid_sandbox_free(sb);
         sb = NULL;
         apid_oh_runtime_free(&rt);

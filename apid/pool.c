@@ -13,7 +13,7 @@
  *    one (its state follows the entrypoint's exit, env is seen by later commands too). */
 #include "pool.h"
 #include "agent_client.h"
-#include "limits.h"
+#include "resources.h"
 #include "metrics.h"
 #include "update.h"
 
@@ -368,13 +368,13 @@ apply_limits(struct apid_sandbox *sb, const struct apid_limits *cls, const struc
 }
 
 /* The entrypoint hand-over is sent before the claim's store write and its answer read after, so
- * the agent forks the entrypoint while apid commits the row. *fd: the connection, -1 if the
- * request has no entrypoint. */
+ * the agent forks the entrypoint while apid commits the row. *call: the request in flight, NULL
+ * if the request has no entrypoint. */
 static int
-hand_over_send(struct apid_sandbox *sb, const struct apid_create_req *req, int *fd,
-               sbx_error_t *err)
+hand_over_send(struct apid_sandbox *sb, const struct apid_create_req *req,
+               struct apid_agent_call **call, sbx_error_t *err)
 {
-    *fd = -1;
+    *call = NULL;
     if (json_array_size(req->entrypoint) == 0)
         return 0;
     json_t *body = json_pack("{s:O, s:O}", "argv", req->entrypoint, "env",
@@ -383,18 +383,18 @@ hand_over_send(struct apid_sandbox *sb, const struct apid_create_req *req, int *
     json_decref(body);
     struct apid_agent_target t;
     apid_agent_target_of(sb, &t);
-    *fd =
+    *call =
         apid_agent_send(&t, "POST", "/entrypoint", "application/json", txt, strlen(txt), 5000, err);
-    return *fd < 0 ? -1 : 0;
+    return *call ? 0 : -1;
 }
 
 static int
-hand_over_finish(int fd, sbx_error_t *err)
+hand_over_finish(struct apid_agent_call *call, sbx_error_t *err)
 {
-    if (fd < 0)
+    if (!call)
         return 0;
     struct apid_http_resp resp;
-    int r = apid_agent_recv(fd, 5000, 65536, &resp, err);
+    int r = apid_agent_recv(call, 5000, 65536, &resp, err);
     if (r < 0)
         return r;
     if (resp.status != 200)
@@ -431,9 +431,9 @@ claim(struct pool *p, const struct apid_create_req *req, struct apid_sandbox **o
          * caller; here every member is usable unless it died or the hand-over fails. */
         sbx_error_t err = NULL;
         int64_t now = apid_now_ms();
-        int hfd = -1;
+        struct apid_agent_call *hand_over = NULL;
         if (!member_alive(sb) || apply_limits(sb, &p->cls, &req->limits, &err) < 0 ||
-            hand_over_send(sb, req, &hfd, &err) < 0) {
+            hand_over_send(sb, req, &hand_over, &err) < 0) {
             if (err)
                 log_warn("pool %s: member %s unusable: %s", p->key, sb->id, err->msg);
             sbx_error_release(&err);
@@ -457,13 +457,12 @@ claim(struct pool *p, const struct apid_create_req *req, struct apid_sandbox **o
         if (apid_mgr_adopt(sb, &err) < 0) {
             log_warn("pool %s: adopting %s: %s", p->key, sb->id, err->msg);
             sbx_error_release(&err);
-            if (hfd >= 0)
-                close(hfd);
+            apid_agent_abandon(hand_over);
             apid_mgr_discard(sb);
             apid_sandbox_free(sb);
             continue;
         }
-        if (hand_over_finish(hfd, &err) < 0) {
+        if (hand_over_finish(hand_over, &err) < 0) {
             /* Adopted already: removed like any sandbox, and the next member is tried. */
             log_warn("pool %s: member %s refused the entrypoint: %s", p->key, sb->id, err->msg);
             sbx_error_release(&err);

@@ -433,6 +433,27 @@ take(struct apid_proxy *px, char *buf, size_t max)
     return TEMP_FAILURE_RETRY(read(px->fd, buf, max));
 }
 
+/* A chunk-size line: hex digits (at most 15, far from wrapping around), then nothing or an
+ * extension. The sandbox writes it, so it is checked, not trusted: strtoull() took "-1" (as
+ * 2^64-1), blanks and garbage after the digits, and a size apid's earlier agent client then
+ * wrapped around made it memmove 2^64 bytes. */
+static int
+chunk_size(const char *line, uint64_t *out)
+{
+    uint64_t n = 0;
+    int digits = 0;
+    const char *p = line;
+    for (; isxdigit((unsigned char)*p); p++) {
+        if (++digits > 15)
+            return -1;
+        n = n * 16 + (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
+    }
+    if (digits == 0 || (*p && *p != ';' && *p != ' ' && *p != '\t'))
+        return -1;
+    *out = n;
+    return 0;
+}
+
 static ssize_t
 body_cb(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -457,11 +478,8 @@ body_cb(void *cls, uint64_t pos, char *buf, size_t max)
             return n;
         }
         case B_CHUNK_SIZE: {
-            if (ib_line(px, &line) < 0)
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            char *end;
-            unsigned long long sz = strtoull(line, &end, 16);
-            if (end == line)
+            uint64_t sz;
+            if (ib_line(px, &line) < 0 || chunk_size(line, &sz) < 0)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             px->left = sz;
             px->bs = sz ? B_CHUNK_DATA : B_TRAILER;
@@ -477,7 +495,7 @@ body_cb(void *cls, uint64_t pos, char *buf, size_t max)
             return n;
         }
         case B_CHUNK_CRLF:
-            if (ib_line(px, &line) < 0)
+            if (ib_line(px, &line) != 0) /* the chunk's data ends with CRLF, nothing before it */
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             px->bs = B_CHUNK_SIZE;
             continue;

@@ -847,42 +847,58 @@ apid_mgr_delete(const char *id, const char *reason, sbx_error_t *err)
     return r;
 }
 
-int
-apid_mgr_pause(const char *id, sbx_error_t *err)
+/* Pause and resume are one transition read in opposite directions: the state it starts from,
+ * the libsbx call, and the state (with its reason) it ends in. */
+struct pause_step {
+    int from, to; /* enum apid_state, as struct apid_sandbox keeps it */
+    const char *verb, *reason, *message;
+    const char *from_code; /* the error when the sandbox is not in `from` */
+    int (*call)(const char *run_dir, const char *id, sbx_error_t *err);
+};
+
+static const struct pause_step PAUSE = {.from = ST_RUNNING,
+                                        .to = ST_PAUSED,
+                                        .verb = "pause",
+                                        .reason = "CONTAINER_PAUSED",
+                                        .message = "sandbox is paused",
+                                        .from_code = E_NOT_RUNNING,
+                                        .call = sbx_container_pause};
+static const struct pause_step RESUME = {.from = ST_PAUSED,
+                                         .to = ST_RUNNING,
+                                         .verb = "resume",
+                                         .reason = "CONTAINER_RUNNING",
+                                         .message = "sandbox is running",
+                                         .from_code = E_NOT_PAUSED,
+                                         .call = sbx_container_resume};
+
+static int
+pause_transition(const char *id, const struct pause_step *s, sbx_error_t *err)
 {
     struct apid_sandbox *sb = NULL;
     sb_lock(id);
     int r = apid_mgr_get(id, &sb, err);
-    if (r == 0 && sb->state != ST_RUNNING)
-        r = apid_fail(err, E_NOT_RUNNING, "sandbox `%s` is %s, not Running", id,
-                      apid_state_name(sb->state));
-    if (r == 0 && (r = sbx_container_pause(ctx->cfg->run_dir, id, err)) < 0)
-        sbx_error_wrap(err, "pause");
+    if (r == 0 && sb->state != s->from)
+        r = apid_fail(err, s->from_code, "sandbox `%s` is %s, not %s", id,
+                      apid_state_name(sb->state), apid_state_name(s->from));
+    if (r == 0 && (r = s->call(ctx->cfg->run_dir, id, err)) < 0)
+        sbx_error_wrap(err, "%s", s->verb);
     if (r == 0)
-        r = apid_store_set_state(ctx->store, id, ST_PAUSED, "CONTAINER_PAUSED", "sandbox is paused",
-                                 err);
+        r = apid_store_set_state(ctx->store, id, s->to, s->reason, s->message, err);
     sb_unlock(id);
     apid_sandbox_free(sb);
     return r;
 }
 
 int
+apid_mgr_pause(const char *id, sbx_error_t *err)
+{
+    return pause_transition(id, &PAUSE, err);
+}
+
+int
 apid_mgr_resume(const char *id, sbx_error_t *err)
 {
-    struct apid_sandbox *sb = NULL;
-    sb_lock(id);
-    int r = apid_mgr_get(id, &sb, err);
-    if (r == 0 && sb->state != ST_PAUSED)
-        r = apid_fail(err, E_NOT_PAUSED, "sandbox `%s` is %s, not Paused", id,
-                      apid_state_name(sb->state));
-    if (r == 0 && (r = sbx_container_resume(ctx->cfg->run_dir, id, err)) < 0)
-        sbx_error_wrap(err, "resume");
-    if (r == 0)
-        r = apid_store_set_state(ctx->store, id, ST_RUNNING, "CONTAINER_RUNNING",
-                                 "sandbox is running", err);
-    sb_unlock(id);
-    apid_sandbox_free(sb);
-    return r;
+    return pause_transition(id, &RESUME, err);
 }
 
 int

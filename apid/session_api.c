@@ -213,25 +213,19 @@ run_command(const struct apid_sandbox *sb, const char *command, int64_t timeout_
     int64_t elapsed = apid_now_ms() - t0;
     json_t *o = NULL;
     if (resp.status != 200) {
-        json_t *e = json_loadb(resp.body, resp.len, 0, NULL);
-        const char *m = json_string_value(json_object_get(e, "message"));
+        cleanup_free char *m = apid_agent_message(&resp);
         if (resp.status == 400)
             apid_fail(err, E_INVALID_PARAMETER, "%s", m ? m : "the agent rejected the command");
         else
             apid_fail(err, E_UNAVAILABLE, "the sandbox agent answered %d: %s", resp.status,
                       m ? m : "");
-        json_decref(e);
     } else {
         cleanup_free char *cmd_id = NULL;
         o = parse_events(resp.body, resp.len, resp.truncated, timeout_s * 1000, elapsed, &cmd_id);
         if (resp.truncated && cmd_id) {
             /* We stopped reading: stop the command too rather than let it run on unseen. */
             cleanup_free char *p = xasprintf("/command?id=%s", cmd_id);
-            struct apid_http_resp dr;
-            sbx_error_t e2 = NULL;
-            if (apid_agent_request(&t, "DELETE", p, NULL, NULL, 0, 5000, 4096, &dr, &e2) == 0)
-                apid_http_resp_free(&dr);
-            sbx_error_release(&e2);
+            apid_agent_delete(&t, p);
         }
     }
     apid_http_resp_free(&resp);

@@ -1,6 +1,6 @@
 #include "cli.h"
 #include "config.h"
-#include "limits.h"
+#include "resources.h"
 #include "utils.h"
 #include "volume.h"
 

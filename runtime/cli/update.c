@@ -1,6 +1,6 @@
 /* `sbxrun update`: runc's verb, changing a live sandbox's limits with sbx_container_update(). */
 #include "cli.h"
-#include "limits.h"
+#include "resources.h"
 #include "update.h"
 #include "utils.h"
 

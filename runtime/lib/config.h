@@ -40,7 +40,7 @@ int sbx_config_add_tmpfs(json_t *cfg, const char *spec, sbx_error_t *err);
 int sbx_config_set_net_host(json_t *cfg);
 int sbx_config_set_seccomp(json_t *cfg, const char *name_or_path, sbx_error_t *err);
 int sbx_config_set_rlimit(json_t *cfg, const char *name, uint64_t soft, uint64_t hard);
-/* linux.resources: sbx_config_set_limits() (limits.h). */
+/* linux.resources: sbx_config_set_limits() (resources.h). */
 void sbx_config_annotate(json_t *cfg, const char *key, const char *value);
 /* Host id range for the sandbox's 0-65535: /etc/subuid entry of user `sbx`, else the default. */
 int sbx_host_id_base(bool gid, uint32_t *base, uint32_t *count);

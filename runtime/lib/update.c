@@ -2,7 +2,7 @@
  * config together (the order and what each failure leaves: update.h). */
 #include "update.h"
 #include "cgroup.h"
-#include "limits.h"
+#include "resources.h"
 #include "state.h"
 #include "utils.h"
 

@@ -183,6 +183,9 @@ expect_eq "GET /policy → 200" "200" "$CODE"
 expect_eq "… mode, enforcementMode and the policy as written" \
 	'deny_all dns+nft deny allow:allowed.test,allow:*.wild.test' \
 	"$(jqb '[.mode, .enforcementMode, .policy.defaultAction, ([.policy.egress[] | "\(.action):\(.target)"] | join(","))] | join(" ")')"
+egpath() { X curl -s -m 30 -o /dev/null -w '%{http_code}' -H "OPENSANDBOX-EGRESS-AUTH: $tok" "$(px $A 18080)$1"; }
+expect_eq "the egress API's one route: /policy/ and //policy?x=1 are it, /policyx and /credentials 404" \
+	"200 200 404 404" "$(egpath /policy/) $(egpath '//policy?x=1') $(egpath /policyx) $(egpath /credentials)"
 eg $A PATCH '[{"action":"allow","target":"denied.test"},{"action":"deny","target":"denied.test"}]'
 expect_eq "PATCH → 200" "200" "$CODE"
 expect_eq "… incoming first, the first of duplicates wins" 'allow:denied.test,allow:allowed.test,allow:*.wild.test' \
@@ -193,6 +196,7 @@ eg $A PATCH '[{"action":"deny","target":"allowed.test"}]'
 expect_eq "PATCH deny allowed.test → 200" "200" "$CODE"
 expect_eq "allowed.test → NXDOMAIN at once" "NXDOMAIN" "$(probe $A resolve allowed.test)"
 expect_eq "its learned address is closed at once, not at TTL" "BLOCKED" "$(probe $A connect 198.18.1.1 80)"
+expect_eq "… while a name still allowed keeps its learned address (the set is refilled)" "REACH" "$(probe $A connect 198.18.1.3 80)"
 eg $A DELETE '["denied.test","never.there"]'
 expect_eq "DELETE /policy → 200 (unknown targets ignored)" "200" "$CODE"
 expect_eq "denied.test's rule is gone" 'deny:allowed.test,allow:*.wild.test' "$(jqb '[.policy.egress[] | "\(.action):\(.target)"] | join(",")')"

@@ -12,14 +12,15 @@
  * the head apid read, interim answers included, is at most HEAD_MAX bytes (beyond, a sandbox
  * held apid's memory, a header at a time); a failure is 502 or 500 with a message; the body
  * delivered is never more than what followed the head, and for a Content-Length response never
- * more than that length. */
+ * more than that length; chunk framing is checked (a few fixed inputs, LLVMFuzzerInitialize). */
 #include "proxy.c"
 
 #include "fuzz.h"
 
 #include <sys/mman.h>
 
-static void
+/* The body bytes delivered. */
+static size_t
 one(const uint8_t *data, size_t size, bool head_req)
 {
     int fd = memfd_create("upstream", MFD_CLOEXEC);
@@ -38,7 +39,7 @@ one(const uint8_t *data, size_t size, bool head_req)
     if (resp == NULL) {
         FUZZ_CHECK(owner == px && (status == 502 || status == 500) && msg[0]);
         apid_proxy_free(px);
-        return;
+        return 0;
     }
     FUZZ_CHECK(owner == NULL);
     FUZZ_CHECK(status >= 100 && status <= 999);
@@ -49,7 +50,7 @@ one(const uint8_t *data, size_t size, bool head_req)
         /* The upgrade handler would own px; it never runs here. */
         MHD_destroy_response(resp);
         apid_proxy_free(px);
-        return;
+        return 0;
     }
     bool by_length = px->bs == B_LEN;
     uint64_t length = px->left;
@@ -68,6 +69,28 @@ one(const uint8_t *data, size_t size, bool head_req)
     if (head_req)
         FUZZ_CHECK(total == 0);
     MHD_destroy_response(resp); /* body_free() frees px */
+    return total;
+}
+
+/* Chunk framing is checked, not trusted: a size line that is not 1-15 hex digits (then nothing
+ * or an extension), or chunk data not ended by CRLF, ends the body there. */
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+#define CHUNKED "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    static const struct {
+        const char *in;
+        size_t body;
+    } cases[] = {
+        {CHUNKED "3;x=1\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n", 6},
+        {CHUNKED "-1\r\nabc\r\n0\r\n\r\n", 0},
+        {CHUNKED "3x\r\nabc\r\n0\r\n\r\n", 0},
+        {CHUNKED "1000000000000000\r\nabc\r\n0\r\n\r\n", 0},
+        {CHUNKED "3\r\nabcX\r\n3\r\ndef\r\n0\r\n\r\n", 3},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        FUZZ_CHECK(one((const uint8_t *)cases[i].in, strlen(cases[i].in), false) == cases[i].body);
+    return 0;
 }
 
 int

@@ -1,5 +1,5 @@
-/* One builder for linux.resources, and the checks and merge of an update (see limits.h). */
-#include "limits.h"
+/* One builder for linux.resources, and the checks and merge of an update (see resources.h). */
+#include "resources.h"
 #include "utils.h"
 
 #include <inttypes.h>

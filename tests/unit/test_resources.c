@@ -1,10 +1,10 @@
-/* The one builder of linux.resources (limits.h), the checks and merge of an update, and
+/* The one builder of linux.resources (resources.h), the checks and merge of an update, and
  * sbx_container_update()'s refusals, which change nothing. */
 #include "unit.h"
 
 #include "apid.h"
 #include "config.h"
-#include "limits.h"
+#include "resources.h"
 #include "update.h"
 #include "utils.h"
 

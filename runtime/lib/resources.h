@@ -6,8 +6,8 @@
  *
  * Error messages here name OCI fields (`memory.limit`), never a command-line flag: apid's users
  * see them too. */
-#ifndef SBX_LIMITS_H
-#define SBX_LIMITS_H
+#ifndef SBX_RESOURCES_H
+#define SBX_RESOURCES_H
 
 #include "spec.h"
 
