@@ -516,6 +516,10 @@ set_root_and_user(json_t *cfg, const struct run_flags *f, sbx_error_t *err)
             return -1;
     } else if (sbx_config_use_image(cfg, images && *images ? images : NULL,
                                     f->image ? f->image : "host", &icfg, err) < 0) {
+        /* libsbx says what is missing; the way to get it is the CLI's to name. */
+        if (sbx_error_is(*err, SBX_ERR_NOT_FOUND))
+            sbx_make_error_code(err, SBX_ERR_NOT_FOUND, 0, "%s (`sbxrun pull %s`)", (*err)->msg,
+                                f->image ? f->image : "host");
         return -1;
     }
     uid_t uid = SBX_DEFAULT_UID;

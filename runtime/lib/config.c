@@ -301,10 +301,10 @@ sbx_config_use_image(json_t *cfg, const char *images_dir, const char *name, json
     }
     struct sbx_store st;
     if (sbx_store_open(dir, false, &st, NULL) < 0)
-        return sbx_make_error(err, 0,
-                              "image `%s` not found: not built in %s and no image has "
-                              "been pulled (`sbxrun pull %s`)",
-                              name, dir, name);
+        return sbx_make_error_code(err, SBX_ERR_NOT_FOUND, 0,
+                                   "image `%s` not found: not built in %s and no image has "
+                                   "been pulled",
+                                   name, dir);
     cleanup_free char *digest = NULL;
     errno = 0;
     json_t *rec = sbx_store_resolve(&st, name, &digest, err);
@@ -312,10 +312,9 @@ sbx_config_use_image(json_t *cfg, const char *images_dir, const char *name, json
         int e = errno;
         sbx_store_close(&st);
         if (e == ENOENT) /* a well-formed reference that is neither built nor pulled */
-            return sbx_make_error(err, 0,
-                                  "image `%s` not found: not built in %s and not pulled "
-                                  "(`sbxrun pull %s`)",
-                                  name, dir, name);
+            return sbx_make_error_code(err, SBX_ERR_NOT_FOUND, 0,
+                                       "image `%s` not found: not built in %s and not pulled", name,
+                                       dir);
         return -1;
     }
     json_t *layers = json_object_get(rec, "layers");

@@ -267,9 +267,7 @@ sbx_store_resolve(struct sbx_store *st, const char *name, char **digest, sbx_err
         sbx_image_ref_free(&ref);
         int r = sbx_store_lookup(st, canon, &d, err);
         if (r == -ENOENT) {
-            sbx_make_error_code(err, SBX_ERR_NOT_FOUND, 0,
-                                "image `%s` is not in the store (pull it with `sbxrun pull %s`)",
-                                canon, name);
+            sbx_make_error_code(err, SBX_ERR_NOT_FOUND, 0, "image `%s` is not in the store", canon);
             errno = ENOENT;
         }
         if (r < 0)

@@ -310,6 +310,7 @@ out=$(A DELETE "/v1/images/$P/team/app:v1")
 expect_eq "apid: DELETE /v1/images/{ref} once unused: 200" "200" "$(echo "$out" | tail -1)"
 out=$(A DELETE "/v1/images/$P/team/app:v1")
 expect_eq "apid: ... and then 404" "404" "$(echo "$out" | tail -1)"
+expect_nomatch "apid: ... whose message names no sbxrun command (apid's users have none)" "sbxrun" "$(echo "$out" | head -n -1)"
 kill -TERM $apid_pid; wait $apid_pid 2>/dev/null; grep -iE "warn|error|fail" "$tmp/apid.log" | head -5 | sed "s/^/    apid: /"
 
 expect_eq "images: host left as it was (mounts, cgroups, links, state)" "$before" "$(host_snapshot | grep -F "$TAG")"

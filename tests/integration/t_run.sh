@@ -337,6 +337,7 @@ bad() { # NAME REGEX ARGS...
 bad "unknown flag" "unrecognized option.*--bogus" run --bogus -- true
 bad "missing rootfs" "rootfs .*/nonexistent.*No such file" run --rootfs /nonexistent -- true
 bad "unknown image" "image .nope. not found" run --image nope -- true
+bad "unknown image: the CLI says how to pull it" "image .nope. not found.*\(.sbxrun pull nope.\)" run --image nope -- true
 bad "bad size" "invalid --memory .12x." run --memory 12x -- true
 bad "bad cpus" "invalid --cpus .-1." run --cpus -1 -- true
 bad "bad user" "invalid --user .70000." run --user 70000 -- true
