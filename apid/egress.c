@@ -263,12 +263,14 @@ apid_egress_learn(uint32_t src, const char *name, const uint8_t ip[4], uint32_t 
     }
     snprintf(e->l[i].name, sizeof(e->l[i].name), "%s", name);
     e->l[i].ip = addr;
+    /* Before the walk below, which reads this entry too: a new slot's expiry was whatever
+     * realloc left there, and a garbage expiry made a timeout nftables refuses. */
+    e->l[i].exp_ms = exp;
     /* Another name may hold the same address longer: the set keeps the longest. */
     int64_t longest = exp;
     for (size_t k = 0; k < e->nl; k++)
         if (e->l[k].ip == addr && e->l[k].exp_ms > longest)
             longest = e->l[k].exp_ms;
-    e->l[i].exp_ms = exp;
     cmds = element_cmd(cmds, set, addr, (longest - now + 999) / 1000);
     pthread_mutex_unlock(&lock);
     sbx_error_t err = NULL;
