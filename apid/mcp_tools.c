@@ -355,27 +355,10 @@ utf8_cut(const char *s, size_t n)
 
 /* ---------- commands ---------- */
 
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static void
-buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->p = xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
 /* Keeps the start and the end of long output, so both the command's first lines and its final
  * error stay visible. */
 static json_t *
-bounded_output(const struct buf *b, size_t max, bool *cut)
+bounded_output(const struct sbx_buf *b, size_t max, bool *cut)
 {
     if (b->len <= max)
         return sbx_json_text(b->p ? b->p : "", b->len);
@@ -387,17 +370,17 @@ bounded_output(const struct buf *b, size_t max, bool *cut)
     cleanup_free char *note =
         xasprintf("\n[... %zu bytes cut by sbx: output longer than max_output_bytes ...]\n",
                   b->len - head - (b->len - ts));
-    struct buf o = {0};
-    buf_add(&o, b->p, head);
-    buf_add(&o, note, strlen(note));
-    buf_add(&o, b->p + ts, b->len - ts);
+    struct sbx_buf o = {0};
+    sbx_buf_add(&o, b->p, head);
+    sbx_buf_add(&o, note, strlen(note));
+    sbx_buf_add(&o, b->p + ts, b->len - ts);
     json_t *j = sbx_json_text(o.p, o.len);
     free(o.p);
     return j;
 }
 
 struct cmd_out {
-    struct buf out, err;
+    struct sbx_buf out, err;
     int exit_code;
     bool timed_out, stream_cut;
     char *spawn_error;
@@ -422,10 +405,10 @@ parse_stream(const char *body, size_t len, struct cmd_out *r)
         if (!type) {
         } else if ((!strcmp(type, "stdout") || !strcmp(type, "stderr")) && json_is_string(tv)) {
             /* One event per line without its newline; an empty line is "\n". */
-            struct buf *b = type[3] == 'o' ? &r->out : &r->err;
+            struct sbx_buf *b = type[3] == 'o' ? &r->out : &r->err;
             if (strcmp(json_string_value(tv), "\n"))
-                buf_add(b, json_string_value(tv), json_string_length(tv));
-            buf_add(b, "\n", 1);
+                sbx_buf_add(b, json_string_value(tv), json_string_length(tv));
+            sbx_buf_add(b, "\n", 1);
         } else if (!strcmp(type, "execution_complete")) {
             r->exit_code = 0;
         } else if (!strcmp(type, "error")) {
@@ -624,17 +607,17 @@ t_run_code(json_t *a, char **msg)
     }
     /* The interpreter is looked up in the sandbox, and its absence told apart from the program's
      * own exit status 127 by a marker line no program prints by accident. */
-    struct buf cmd = {0};
-    buf_add(&cmd, "for i in", 8);
+    struct sbx_buf cmd = {0};
+    sbx_buf_add(&cmd, "for i in", 8);
     for (int i = 0; lg->interp[i]; i++) {
-        buf_add(&cmd, " ", 1);
-        buf_add(&cmd, lg->interp[i], strlen(lg->interp[i]));
+        sbx_buf_add(&cmd, " ", 1);
+        sbx_buf_add(&cmd, lg->interp[i], strlen(lg->interp[i]));
     }
     cleanup_free char *tail =
         xasprintf("; do if command -v \"$i\" >/dev/null 2>&1; then exec \"$i\" %s; fi; done; "
                   "echo " NO_INTERP_MARK " >&2; exit 127",
                   path);
-    buf_add(&cmd, tail, strlen(tail));
+    sbx_buf_add(&cmd, tail, strlen(tail));
     struct cmd_out r = {0};
     if (agent_command(sb, cmd.p, cwd, env, tmo, &r, msg) == 0) {
         if (r.exit_code == 127 && r.err.p && strstr(r.err.p, NO_INTERP_MARK "\n") == r.err.p) {

@@ -54,24 +54,11 @@ struct apid_proxy {
     char *ib;
     size_t ib_start, ib_end, ib_cap;
     /* building the request head */
-    char *hdr;
-    size_t hdr_len, hdr_cap;
+    struct sbx_buf hdr;
     char conn_tokens[512]; /* lower-case, comma-separated names listed in Connection */
     bool has_token;
     unsigned flags;
 };
-
-static void
-hdr_add(struct apid_proxy *px, const char *s, size_t n)
-{
-    if (px->hdr_len + n + 1 > px->hdr_cap) {
-        px->hdr_cap = (px->hdr_len + n + 1) * 2;
-        px->hdr = xrealloc(px->hdr, px->hdr_cap);
-    }
-    memcpy(px->hdr + px->hdr_len, s, n);
-    px->hdr_len += n;
-    px->hdr[px->hdr_len] = '\0';
-}
 
 static void hdr_printf(struct apid_proxy *px, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -84,7 +71,7 @@ hdr_printf(struct apid_proxy *px, const char *fmt, ...)
     int n = vasprintf(&s, fmt, ap);
     va_end(ap);
     if (n > 0)
-        hdr_add(px, s, (size_t)n);
+        sbx_buf_add(&px->hdr, s, (size_t)n);
     free(s);
 }
 
@@ -131,7 +118,7 @@ apid_proxy_free(struct apid_proxy *px)
         close(px->fd);
     }
     free(px->ib);
-    free(px->hdr);
+    free(px->hdr.p);
     free(px);
 }
 
@@ -330,15 +317,14 @@ apid_proxy_open(struct MHD_Connection *c, const char *id, int port, const char *
         hdr_printf(px, "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
     else
         hdr_printf(px, "Connection: close\r\n\r\n");
-    if (safe_write(fd, px->hdr, px->hdr_len) < 0) {
+    if (safe_write(fd, px->hdr.p, px->hdr.len) < 0) {
         int e = errno;
         apid_proxy_free(px);
         return fail(msg, msglen, code, "SANDBOX::UPSTREAM_UNAVAILABLE", 502,
                     "sending to sandbox `%s` port %d: %s", id, port, strerror(e));
     }
-    free(px->hdr);
-    px->hdr = NULL;
-    px->hdr_len = px->hdr_cap = 0;
+    free(px->hdr.p);
+    px->hdr = (struct sbx_buf){0};
     *out = px;
     return 0;
 }

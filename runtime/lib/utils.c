@@ -231,6 +231,18 @@ xappendf(char **s, const char *fmt, ...)
 }
 
 void
+sbx_buf_add(struct sbx_buf *b, const void *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->p = xrealloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void
 strv_free(char **v)
 {
     if (v == NULL)

@@ -83,6 +83,12 @@ void *xrealloc(void *p, size_t size);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void xappendf(char **s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A growing byte buffer, NUL-terminated after len once anything was added ({0}: empty). */
+struct sbx_buf {
+    char *p;
+    size_t len, cap;
+};
+void sbx_buf_add(struct sbx_buf *b, const void *s, size_t n);
 void strv_free(char **v);
 size_t strv_len(char *const *v);
 /* Appends a copy of s to a NULL-terminated vector, reallocating it. */

@@ -11,6 +11,21 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
+UNIT_TEST(runtime, buf_add)
+{
+    struct sbx_buf b = {0};
+    sbx_buf_add(&b, "", 0);
+    CU_ASSERT_EQUAL(b.len, 0);
+    CU_ASSERT_STRING_EQUAL(b.p, "");
+    for (int i = 0; i < 1000; i++)
+        sbx_buf_add(&b, "ab\0c", 4); /* bytes, not strings: the NUL is kept */
+    CU_ASSERT_EQUAL(b.len, 4000);
+    CU_ASSERT(b.cap > b.len);
+    CU_ASSERT_EQUAL(b.p[4000], '\0');
+    CU_ASSERT_EQUAL(memcmp(b.p + 3996, "ab\0c", 4), 0);
+    free(b.p);
+}
+
 UNIT_TEST(runtime, parse_size)
 {
     int64_t v;
